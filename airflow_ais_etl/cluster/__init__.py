@@ -1,0 +1,3 @@
+"""Cluster backends: where transformation pods run (local processes or Kubernetes)."""
+
+from __future__ import annotations

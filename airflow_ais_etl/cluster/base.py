@@ -1,0 +1,152 @@
+"""The backend contract: the only things the service and the offline engine ask of a cluster.
+
+A backend knows targets, starts and stops the pods of an ETL on them, tells where each pod
+listens, reports health/metrics/logs, stores the MD, and reports membership changes. It knows
+nothing of the offline engine or of Airflow.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from airflow_ais_etl.etl.md import EtlMD
+    from airflow_ais_etl.etl.msg import InitMsg
+    from airflow_ais_etl.etl.podspec import Target
+
+
+@dataclass(frozen=True)
+class PodEndpoint:
+    """Where the transformation pod of one ETL on one target answers."""
+
+    target_id: str
+    pod_name: str
+    url: str
+    """Base URL of the pod, e.g. ``http://127.4.5.6:8080`` (no trailing slash)."""
+    io_command: tuple[str, ...] | None = None
+    """For ``io://``: the pod's original command, sent in the request query."""
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """Health of one ETL pod: ``status`` is ``Running`` when it serves, else a phase or reason."""
+
+    target_id: str
+    pod_name: str
+    status: str
+    detail: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "Running"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target_id": self.target_id,
+            "pod": self.pod_name,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class PodMetrics:
+    """CPU (cores) and memory (bytes) used by one ETL pod."""
+
+    target_id: str
+    pod_name: str
+    cpu: float
+    mem: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_id": self.target_id, "pod": self.pod_name, "cpu": self.cpu, "mem": self.mem}
+
+
+@dataclass(frozen=True)
+class PodLogs:
+    """The captured log of one ETL pod."""
+
+    target_id: str
+    pod_name: str
+    logs: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_id": self.target_id, "pod": self.pod_name, "logs": self.logs}
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """A bucket as the target gateway knows it: provider and name in ``uname`` form."""
+
+    provider: str
+    name: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class MembershipWatch(abc.ABC):
+    """A running watch; ``close`` stops it. Callbacks may arrive from another thread."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Backend(abc.ABC):
+    """What a cluster backend provides to the ETL service and the offline engine."""
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    def targets(self) -> list[Target]:
+        """Return the current targets (the membership)."""
+
+    @abc.abstractmethod
+    def read_md(self) -> EtlMD:
+        """Return the stored ETL metadata."""
+
+    @abc.abstractmethod
+    def update_md(self, change: Callable[[EtlMD], object]) -> EtlMD:
+        """Apply ``change`` to the stored MD atomically (read, change in place, write) and return it."""
+
+    @abc.abstractmethod
+    def start_pods(self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None) -> list[PodEndpoint]:
+        """Start one pod of ``msg`` per target and wait until all are ready.
+
+        All or nothing: on any failure every pod started by this call is removed and the error
+        (a :class:`~airflow_ais_etl.etl.errors.PodStartError` with context) is raised.
+        """
+
+    @abc.abstractmethod
+    def stop_pods(self, name: str) -> bool:
+        """Stop every pod of ETL ``name``; return whether any was running. Idempotent."""
+
+    @abc.abstractmethod
+    def endpoints(self, name: str) -> list[PodEndpoint]:
+        """Return the endpoints of the running pods of ``name`` (empty when not running)."""
+
+    @abc.abstractmethod
+    def health(self, name: str) -> list[HealthStatus]: ...
+
+    @abc.abstractmethod
+    def metrics(self, name: str) -> list[PodMetrics]: ...
+
+    @abc.abstractmethod
+    def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]: ...
+
+    @abc.abstractmethod
+    def watch_membership(self, name: str, on_change: Callable[[str], None]) -> MembershipWatch:
+        """Call ``on_change(cause)`` once when the targets or the pods of ``name`` change.
+
+        ``cause`` names what changed, e.g. ``target t2 left`` or ``pod of t1 exited with code -9``,
+        or ``etl <name> stopped``. The watch compares against the state seen when it started.
+        """
+
+    @abc.abstractmethod
+    def bucket_ref(self, url: str) -> BucketRef:
+        """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
+
+    def close(self) -> None:
+        """Release client resources (connections, threads)."""

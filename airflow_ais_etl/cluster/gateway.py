@@ -1,0 +1,340 @@
+"""The target gateway: serves source objects to pods that call back through ``AIS_TARGET_URL``.
+
+hpull/hrev pods (and ``url`` transforms) fetch ``AIS_TARGET_URL + <escaped uname>``, i.e.
+``GET /v1/etl/_object/<secret>/<escaped uname>``. The gateway checks the secret, decodes the uname
+(``ais/@#/<bucket>/<object>``), maps the bucket to a directory through a small JSON file
+(``{"<bucket_id>": {"url": "..."}}``) and streams the file.
+
+It runs as its own process (a sidecar next to the pods) and imports only the standard library;
+a bucket that is not a local directory is served through :mod:`airflow_ais_etl.storage`, imported
+on first use.
+
+Run: ``python -m airflow_ais_etl.cluster.gateway --host H --port P --secret S --buckets FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hmac
+import json
+import os
+import secrets
+import stat
+import string
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_ais_etl.cluster.base import BucketRef
+
+__all__ = [
+    "CALLBACK_PREFIX",
+    "GatewayServer",
+    "main",
+    "new_secret",
+    "read_buckets",
+    "register_bucket",
+    "serve_gateway",
+]
+
+CALLBACK_PREFIX = "/v1/etl/_object/"
+SECRET_ENV = "AIS_ETL_GATEWAY_SECRET"
+_CHUNK = 1 << 20
+_BODY_CAP = 1 << 16
+
+
+def new_secret() -> str:
+    """Return a fresh callback secret: 10 random letters, like the reference target's."""
+    return "".join(secrets.choice(string.ascii_letters) for _ in range(10))
+
+
+def read_buckets(buckets_file: str) -> dict[str, dict[str, str]]:
+    """Return the bucket map from ``buckets_file`` (empty when the file does not exist yet)."""
+    try:
+        with open(buckets_file, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"bucket map {buckets_file} is not a JSON object")
+    return data
+
+
+def register_bucket(buckets_file: str, url: str) -> BucketRef:
+    """Add the bucket at ``url`` to the gateway's map (atomically, under a file lock).
+
+    :param buckets_file: the JSON map the gateway reads
+    :param url: a directory, ``file://`` URL or object-store URL
+    :return: how pods name the bucket in callbacks
+    """
+    from airflow_ais_etl.cluster.base import BucketRef
+    from airflow_ais_etl.storage import bucket_id, normalize_url
+
+    norm = normalize_url(url)
+    name = bucket_id(norm)
+    directory = os.path.dirname(os.path.abspath(buckets_file))
+    os.makedirs(directory, exist_ok=True)
+    with open(buckets_file + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            buckets = read_buckets(buckets_file)
+            if buckets.get(name, {}).get("url") != norm:
+                buckets[name] = {"url": norm}
+                fd, tmp = tempfile.mkstemp(prefix=".buckets-", dir=directory)
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as f:
+                        json.dump(buckets, f, indent=1, sort_keys=True)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, buckets_file)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return BucketRef(provider="ais", name=name, extra={"url": norm})
+
+
+class _Refusal(Exception):
+    """An answer other than the object: status and a short text."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _split_uname(uname: str) -> tuple[str, str]:
+    """Split ``<provider>/<ns>/<bucket>/<object>`` into bucket and object; refuse unsafe names."""
+    parts = uname.split("/", 3)
+    if len(parts) < 3 or not parts[0] or not parts[1].startswith("@") or "#" not in parts[1]:
+        raise _Refusal(400, f"invalid object uname {uname!r}: expecting <provider>/@#/<bucket>/<object>")
+    bucket = parts[2]
+    obj = parts[3] if len(parts) == 4 else ""
+    if not bucket or bucket in (".", "..") or "\x00" in bucket:
+        raise _Refusal(400, f"invalid bucket name in uname {uname!r}")
+    if not obj:
+        raise _Refusal(400, f'object name is missing (bucket={bucket}, uname="{uname}")')
+    if "\x00" in obj or obj.startswith("/") or any(seg in ("", ".", "..") for seg in obj.split("/")):
+        raise _Refusal(400, f"invalid object name {obj!r}: no empty, '.' or '..' segments, not absolute")
+    return bucket, obj
+
+
+def _local_root(url: str) -> str | None:
+    """Return the directory of a local bucket URL, ``None`` for object-store URLs."""
+    if "://" not in url:
+        return os.path.abspath(url)
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file":
+        return None
+    return os.path.abspath(unquote(parts.path) or "/")
+
+
+class GatewayServer(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server holding the secret and the bucket map."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], secret: str, buckets_file: str) -> None:
+        if not secret:
+            raise ValueError("the gateway needs a non-empty secret")
+        super().__init__(address, _Handler)
+        self.secret = secret.encode()
+        self.buckets_file = buckets_file
+        self._buckets: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+        self._remote: dict[str, Any] = {}
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def callback_base(self) -> str:
+        """Return the ``AIS_TARGET_URL`` value pods get for this gateway."""
+        return f"{self.url}{CALLBACK_PREFIX}{self.secret.decode()}"
+
+    def bucket_url(self, bucket: str) -> str | None:
+        """Return the URL of ``bucket``, re-reading the map when the name is unknown."""
+        with self._lock:
+            entry = self._buckets.get(bucket)
+            if entry is None:
+                try:
+                    self._buckets = read_buckets(self.buckets_file)
+                except (OSError, ValueError):
+                    return None
+                entry = self._buckets.get(bucket)
+        return entry.get("url") if entry else None
+
+    def remote_bucket(self, url: str) -> Any:
+        """Open (once) a bucket that is not a local directory, through the storage module."""
+        with self._lock:
+            bucket = self._remote.get(url)
+            if bucket is None:
+                from airflow_ais_etl.storage import open_bucket
+
+                bucket = self._remote[url] = open_bucket(url)
+            return bucket
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serve ``GET``/``HEAD`` on the callback path; everything else is refused."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: GatewayServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet per request: pods call back once per object."""
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def _reply(self, status: int, text: str, *, head: bool = False) -> None:
+        body = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _serve(self, *, head: bool) -> None:
+        try:
+            bucket, obj = self._parse(self.path)
+            self._send_object(bucket, obj, head=head)
+        except _Refusal as refusal:
+            self._reply(refusal.status, refusal.text, head=head)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _parse(self, raw: str) -> tuple[str, str]:
+        """Check the secret on the raw path, then decode the uname after it."""
+        path = raw.split("?", 1)[0]
+        if not path.startswith(CALLBACK_PREFIX):
+            raise _Refusal(404, f"no such endpoint {path!r}")
+        secret, _, rest = path[len(CALLBACK_PREFIX) :].partition("/")
+        if not hmac.compare_digest(secret.encode(), self.server.secret):
+            raise _Refusal(403, "unrecognized request source")
+        if not rest:
+            raise _Refusal(400, "missing object uname after the secret")
+        try:
+            uname = unquote_to_bytes(rest).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refusal(400, "object uname is not valid UTF-8 once decoded") from None
+        return _split_uname(uname)
+
+    def _send_object(self, bucket: str, obj: str, *, head: bool) -> None:
+        url = self.server.bucket_url(bucket)
+        if url is None:
+            raise _Refusal(404, f"bucket {bucket!r} does not exist")
+        root = _local_root(url)
+        if root is None:
+            self._send_remote(url, obj, head=head)
+            return
+        path = os.path.join(root, obj)
+        real_root = os.path.realpath(root)
+        if not os.path.realpath(path).startswith(real_root.rstrip(os.sep) + os.sep):
+            raise _Refusal(400, f"object {obj!r} resolves outside its bucket")
+        try:
+            f = open(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
+        except OSError as err:
+            raise _Refusal(500, f"cannot read {bucket}/{obj}: {err.strerror}") from None
+        with f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise _Refusal(404, f"object {bucket}/{obj} does not exist")
+            self._send_head(st.st_size)
+            if head or st.st_size == 0:
+                return
+            self.wfile.flush()
+            sent = self.connection.sendfile(f, 0, st.st_size)
+            if sent != st.st_size:
+                # The file shrank while we sent it: the length we promised is a lie, so hang up.
+                self.close_connection = True
+
+    def _send_remote(self, url: str, obj: str, *, head: bool) -> None:
+        try:
+            bucket = self.server.remote_bucket(url)
+            info = bucket.stat(obj)
+        except Exception as err:
+            raise _Refusal(500, f"cannot open bucket {url}: {err}") from None
+        if info is None:
+            raise _Refusal(404, f"object {obj!r} does not exist in {url}")
+        self._send_head(info.size)
+        if head:
+            return
+        sent = 0
+        try:
+            for chunk in bucket.read_chunks(obj, _CHUNK):
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception:
+            self.close_connection = True
+            return
+        if sent != info.size:
+            self.close_connection = True
+
+    def _send_head(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+
+
+def serve_gateway(
+    host: str, port: int, secret: str, buckets_file: str
+) -> tuple[GatewayServer, threading.Thread]:
+    """Start a gateway in a daemon thread (for tests and in-process use).
+
+    Stop it with ``server.shutdown(); server.server_close()``.
+    """
+    server = GatewayServer((host, port), secret, buckets_file)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ais-etl-gateway", daemon=True
+    )
+    thread.start()
+    return server, thread
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the gateway in the foreground; print ``listening on http://H:P`` first."""
+    parser = argparse.ArgumentParser(prog="python -m airflow_ais_etl.cluster.gateway")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--secret", default=os.environ.get(SECRET_ENV, ""), help=f"default: ${SECRET_ENV}")
+    parser.add_argument("--buckets", required=True, help="JSON bucket map file")
+    args = parser.parse_args(argv)
+    if not args.secret:
+        parser.error(f"--secret (or ${SECRET_ENV}) is required")
+    server = GatewayServer((args.host, args.port), args.secret, args.buckets)
+    print(f"listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

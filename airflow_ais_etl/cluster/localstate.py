@@ -1,0 +1,108 @@
+"""The on-disk state of the embedded local cluster: a directory that any process can share.
+
+Layout under the home directory (``AIS_ETL_HOME``)::
+
+    cluster.json            {"version": N, "targets": {"t1": {"node": "local-t1"}, ...}}
+    md.json                 the ETL metadata (EtlMD JSON)
+    buckets.json            buckets known to the target gateways
+    state.lock              flock taken by every read-modify-write
+    targets/<tid>/gateway.json, gateway.log
+    etls/<name>/<tid>/      one pod: pod.yaml (materialised spec), pod.json (processes), logs/, volumes/
+    etls/<name>/aborted     why the ETL was aborted (read by running jobs' membership watches)
+    etls/<name>/stats.json  aggregated job statistics
+    deps/<sha>/             installed dependencies, shared by every pod with the same requirements
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+DEFAULT_TARGETS = 2
+
+
+def default_home() -> Path:
+    """Return ``$AIS_ETL_HOME`` or a per-user data directory."""
+    if env := os.environ.get("AIS_ETL_HOME"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "airflow-ais-etl"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` so that readers see the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class LocalState:
+    """Paths and atomic JSON documents of one local cluster home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def cluster_file(self) -> Path:
+        return self.home / "cluster.json"
+
+    @property
+    def md_file(self) -> Path:
+        return self.home / "md.json"
+
+    @property
+    def buckets_file(self) -> Path:
+        return self.home / "buckets.json"
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.home / "state.lock")
+
+    def target_dir(self, tid: str) -> Path:
+        return self.home / "targets" / tid
+
+    def etl_dir(self, name: str) -> Path:
+        return self.home / "etls" / name
+
+    def pod_dir(self, name: str, tid: str) -> Path:
+        return self.etl_dir(name) / tid
+
+    def deps_dir(self, key: str) -> Path:
+        return self.home / "deps" / key
+
+    def cluster(self) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.cluster_file, {"version": 0, "targets": {}})
+        return data
+
+    def etl_names(self) -> list[str]:
+        root = self.home / "etls"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []

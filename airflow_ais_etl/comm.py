@@ -1,0 +1,401 @@
+"""Communicators, client side: send one object to a transformation pod and stream back the result.
+
+One :class:`PodClient` owns one keep-alive ``aiohttp`` session for a whole job, so per-object cost
+is a request, not a connection. Requests are built exactly as the reference target builds them
+(ais-etl-semantics §4.2–§4.4); what changes is the handling of answers: a non-2xx status or a body
+that ends early fails the object instead of becoming its content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import aiohttp
+from yarl import URL
+
+from airflow_ais_etl.etl.errors import TransformError, ValidationError
+from airflow_ais_etl.etl.msg import ARG_BYTES, ARG_FQN, ARG_URL, HPULL, HPUSH, HREV, IO
+from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, uname
+from airflow_ais_etl.etl.podspec import io_query
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from types import TracebackType
+
+    from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
+
+__all__ = [
+    "Body",
+    "PodClient",
+    "PodResponse",
+    "RetryPolicy",
+    "build_request",
+]
+
+Body = bytes | Callable[[], AsyncIterable[bytes] | bytes] | None
+"""What to send: bytes (re-sendable as is), a factory that re-opens the source for every attempt, or nothing."""
+
+_ALLOWED_ARGS = {
+    HPUSH: (ARG_BYTES, ARG_FQN),
+    IO: (ARG_BYTES,),
+    HPULL: (ARG_BYTES, ARG_URL, ARG_FQN),
+    HREV: (ARG_BYTES,),
+}
+_MESSAGE_CAP = 2048
+_CHUNK = 1 << 20
+_OCTET = "application/octet-stream"
+_SOFT_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE})
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)  # distinct classes before Python 3.11
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to re-send a request that failed before any response byte (§4.6, as fixed in §9).
+
+    Soft failures are refused, reset or broken connections; hard ones are connections the server
+    closed without answering. Sleep ``first_sleep`` after the first failure, ``step`` more after each
+    next one; give up once soft failures exceed ``max_soft`` or hard ones exceed ``max_hard``.
+    Timeouts and HTTP statuses are never retried.
+    """
+
+    first_sleep: float = 0.05
+    step: float = 0.025
+    max_sleep: float = 1.0
+    max_soft: int = 5
+    max_hard: int = 2
+
+
+def _join(base: str, path: str) -> str:
+    """Join a base URL and a path with exactly one ``/`` (the reference's ``joinPath``)."""
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+@functools.lru_cache(maxsize=64)
+def _io_query_string(command: tuple[str, ...]) -> str:
+    return urlencode(io_query(list(command)))
+
+
+def build_request(
+    endpoint: PodEndpoint,
+    *,
+    comm_type: str,
+    arg_type: str,
+    bucket_ref: BucketRef | None,
+    obj: str,
+    fqn: str | None = None,
+) -> tuple[str, str]:
+    """Return the method and the (already escaped) URL the target sends for one object.
+
+    :raises ValidationError: for a comm/arg combination the reference refuses, or ``fqn`` missing
+    """
+    allowed = _ALLOWED_ARGS.get(comm_type)
+    if allowed is None:
+        raise ValidationError(f"unknown comm-type {comm_type!r}")
+    if arg_type not in allowed:
+        raise ValidationError(f"arg_type {arg_type!r} is not supported by comm-type {comm_type!r}")
+    if arg_type == ARG_FQN:
+        if not fqn:
+            raise ValidationError(f"arg_type 'fqn' needs the object's local file name ({obj!r} has none)")
+        path = fqn_path(fqn)
+        return ("PUT" if comm_type == HPUSH else "GET"), _join(endpoint.url, path)
+    if bucket_ref is None:
+        raise ValidationError(f"comm-type {comm_type} needs the source bucket's gateway name for {obj!r}")
+    if comm_type in (HPUSH, IO):
+        url = _join(endpoint.url, hpush_path(bucket_ref.name, obj))
+        if comm_type == IO and endpoint.io_command:
+            url += "?" + _io_query_string(tuple(endpoint.io_command))
+        return "PUT", url
+    return "GET", _join(endpoint.url, callback_path(uname(bucket_ref.provider, bucket_ref.name, obj)))
+
+
+class PodResponse:
+    """The pod's successful (2xx) answer; read it with :meth:`read` or :meth:`iter_chunks`.
+
+    Either method releases the connection when done; use the response as an async context manager
+    (or call :meth:`close`) when you may stop early.
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse, endpoint: PodEndpoint, obj: str, timeout: float | None):
+        self._resp = resp
+        self._endpoint = endpoint
+        self._obj = obj
+        self._timeout = timeout
+        self.status: int = resp.status
+        self.content_length: int | None = resp.content_length
+        self.headers = resp.headers
+
+    def _error(self, reason: str) -> TransformError:
+        return TransformError(
+            reason,
+            object_name=self._obj,
+            status=self.status,
+            target=self._endpoint.target_id,
+            pod_name=self._endpoint.pod_name,
+        )
+
+    def _body_error(self, err: BaseException) -> TransformError:
+        if isinstance(err, _TIMEOUTS):
+            return self._error(f"transform of {self._obj!r} timed out after {self._timeout}s while reading")
+        return self._error(f"response for {self._obj!r} ended early: {_describe(err)}")
+
+    async def read(self) -> bytes:
+        """Return the whole transformed object (for small objects)."""
+        try:
+            data = await self._resp.read()
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            self._resp.close()
+            raise self._body_error(err) from err
+        finally:
+            self._resp.release()
+        if self.content_length is not None and len(data) != self.content_length:
+            raise self._error(
+                f"response for {self._obj!r} ended early: {len(data)} of {self.content_length} bytes"
+            )
+        return data
+
+    async def iter_chunks(self, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
+        """Yield the transformed object in chunks of at most ``chunk_size`` bytes."""
+        got = 0
+        done = False
+        try:
+            async for chunk in self._resp.content.iter_chunked(chunk_size):
+                got += len(chunk)
+                yield chunk
+            done = True
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise self._body_error(err) from err
+        finally:
+            if done:
+                self._resp.release()
+            else:
+                self._resp.close()
+        if self.content_length is not None and got != self.content_length:
+            raise self._error(f"response for {self._obj!r} ended early: {got} of {self.content_length} bytes")
+
+    def close(self) -> None:
+        """Drop the response (and its connection, if unread)."""
+        self._resp.close()
+
+    async def __aenter__(self) -> PodResponse:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._resp.closed:
+            self._resp.close()
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _retry_kind(err: BaseException) -> str | None:
+    """Classify a failure before any response byte: ``soft``, ``hard`` (retryable) or ``None``.
+
+    aiohttp wraps the socket error (e.g. a write to a pooled connection the pod already closed),
+    so the whole cause chain is inspected.
+    """
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None or isinstance(seen, _TIMEOUTS):
+            return None
+        if isinstance(seen, aiohttp.ServerDisconnectedError):
+            return "hard"
+        if isinstance(seen, ConnectionResetError | BrokenPipeError | ConnectionRefusedError):
+            return "soft"
+        if isinstance(seen, OSError) and seen.errno in _SOFT_ERRNOS:
+            return "soft"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class PodClient:
+    """Talk to transformation pods over one keep-alive session; use as ``async with``.
+
+    :param request_timeout: seconds for one whole request, answer included (``None``: no limit)
+    :param limit_per_host: most connections kept to one pod
+    :param retry: retry policy for connection failures
+    """
+
+    def __init__(
+        self,
+        *,
+        request_timeout: float | None,
+        limit_per_host: int = 64,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.request_timeout = request_timeout
+        self.limit_per_host = limit_per_host
+        self.retry = retry or RetryPolicy()
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> PodClient:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.limit_per_host, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=1 << 18,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("PodClient is not open: use 'async with PodClient(...)'")
+        return self._session
+
+    async def transform(
+        self,
+        endpoint: PodEndpoint,
+        *,
+        comm_type: str,
+        arg_type: str,
+        bucket_ref: BucketRef | None,
+        obj: str,
+        body: Body = None,
+        size: int | None = None,
+        fqn: str | None = None,
+        body_factory: Callable[[], AsyncIterable[bytes] | bytes] | None = None,
+    ) -> PodResponse:
+        """Send object ``obj`` to the pod at ``endpoint`` and return its 2xx answer.
+
+        :param body: for hpush/io with the default arg type: the object as bytes, or a factory that
+            returns a fresh async iterable of chunks (or bytes) for every attempt
+        :param size: the object's size, sent as ``Content-Length`` when the body is streamed
+        :param fqn: the object's local file name (arg type ``fqn``)
+        :param body_factory: another name for a callable ``body``
+        :raises TransformError: non-2xx answer, timeout, or connection failure after retries
+        """
+        method, url = build_request(
+            endpoint, comm_type=comm_type, arg_type=arg_type, bucket_ref=bucket_ref, obj=obj, fqn=fqn
+        )
+        push = method == "PUT"
+        if body_factory is not None:
+            if body is not None:
+                raise TypeError("pass either body or body_factory, not both")
+            body = body_factory
+        if push and arg_type != ARG_FQN and body is None:
+            raise ValidationError(f"comm-type {comm_type} sends the object: a body is required for {obj!r}")
+        if body is not None and not (isinstance(body, bytes | bytearray | memoryview) or callable(body)):
+            raise TypeError("body must be bytes or a callable that re-opens the source for every attempt")
+        target = URL(url, encoded=True)
+        policy = self.retry
+        soft = hard = 0
+        delay = policy.first_sleep
+        while True:
+            headers: dict[str, str] | None = None
+            data: Any = None
+            if push:
+                headers = {"Content-Type": _OCTET}
+                if arg_type == ARG_FQN:
+                    data = b""
+                else:
+                    data = body() if callable(body) else body
+                    if not isinstance(data, bytes | bytearray | memoryview) and size is not None:
+                        headers["Content-Length"] = str(size)
+            try:
+                resp = await self.session.request(method, target, data=data, headers=headers)
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                if isinstance(err, _TIMEOUTS):
+                    raise self._error(
+                        endpoint, obj, f"transform of {obj!r} timed out after {self.request_timeout}s"
+                    ) from err
+                kind = _retry_kind(err)
+                if kind == "soft":
+                    soft += 1
+                elif kind == "hard":
+                    hard += 1
+                if kind is None or soft > policy.max_soft or hard > policy.max_hard:
+                    attempts = soft + hard + (0 if kind else 1)
+                    raise self._error(
+                        endpoint,
+                        obj,
+                        f"cannot reach pod at {endpoint.url} ({attempts} attempt(s)): {_describe(err)}",
+                    ) from err
+                log.debug(
+                    "retrying %s %s in %.3fs after %s (%d soft, %d hard failures)",
+                    method,
+                    url,
+                    delay,
+                    _describe(err),
+                    soft,
+                    hard,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay + policy.step, policy.max_sleep)
+                continue
+            if 200 <= resp.status < 300:
+                return PodResponse(resp, endpoint, obj, self.request_timeout)
+            raise await self._status_error(resp, endpoint, obj)
+
+    def _error(
+        self, endpoint: PodEndpoint, obj: str, reason: str, status: int | None = None
+    ) -> TransformError:
+        return TransformError(
+            reason, object_name=obj, status=status, target=endpoint.target_id, pod_name=endpoint.pod_name
+        )
+
+    async def _status_error(
+        self, resp: aiohttp.ClientResponse, endpoint: PodEndpoint, obj: str
+    ) -> TransformError:
+        """Build the error for a non-2xx answer, carrying the start of the pod's message."""
+        try:
+            raw = await resp.content.read(_MESSAGE_CAP)
+            complete = resp.content.at_eof()
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            raw, complete = b"", False
+        if complete:
+            resp.release()
+        else:
+            resp.close()
+        message = raw.decode("utf-8", errors="replace").strip()
+        reason = f"transform of {obj!r} failed: pod answered {resp.status} {resp.reason or ''}".rstrip()
+        if message:
+            reason += f": {message}"
+        return self._error(endpoint, obj, reason, status=resp.status)
+
+    async def health(self, endpoint: PodEndpoint, *, timeout: float = 5.0) -> tuple[bool, str]:
+        """Ask the pod's readiness path; return whether it is ready and what it said."""
+        try:
+            async with self.session.get(
+                _join(endpoint.url, "/health"), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                text = (await resp.content.read(_MESSAGE_CAP)).decode("utf-8", errors="replace").strip()
+                return 200 <= resp.status < 300, text or f"HTTP {resp.status}"
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            if isinstance(err, _TIMEOUTS):
+                return False, f"no answer from {endpoint.url} within {timeout}s"
+            return False, _describe(err)

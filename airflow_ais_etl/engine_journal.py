@@ -1,0 +1,62 @@
+"""The resume journal of offline jobs, stored in the destination bucket itself.
+
+Why there: an Airflow retry may run on another worker, so the record of what was done must travel
+with the data. After each object is written (atomically), the job notes ``source name → (source
+version, destination name)``; the notes are flushed as small immutable JSON objects under
+``.ais-etl/journal/<etl>/<fingerprint>/`` (the listing of a bucket never shows that prefix). The
+fingerprint identifies the ETL definition, so a changed transform redoes everything. A note lost to
+a crash only means that object is transformed again (writes are atomic and idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_ais_etl.storage import Bucket
+
+FLUSH_EVERY = 1000
+FLUSH_SECONDS = 2.0
+
+
+class Journal:
+    """Buffered, append-only notes of finished objects for one ETL definition in one bucket."""
+
+    def __init__(self, bucket: Bucket, etl_name: str, fingerprint: str) -> None:
+        self.bucket = bucket
+        self.prefix = f".ais-etl/journal/{etl_name}/{fingerprint}/"
+        self._run = f"{int(time.time())}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
+        self._seq = 0
+        self._pending: list[list[str]] = []
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[str, tuple[str, str]]:
+        """Return ``{source: (version, destination)}`` of every note flushed by earlier runs."""
+        done: dict[str, tuple[str, str]] = {}
+        for name in sorted(self.bucket.list_reserved(self.prefix)):
+            for src, version, dst in json.loads(self.bucket.read_bytes(name)):
+                done[src] = (version, dst)
+        return done
+
+    def record(self, src: str, version: str, dst: str) -> None:
+        with self._lock:
+            self._pending.append([src, version, dst])
+            due = len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+            if not batch:
+                return
+            self._seq += 1
+            name = f"{self.prefix}{self._run}-{self._seq:06d}.json"
+        self.bucket.write_bytes(name, json.dumps(batch).encode())

@@ -1,0 +1,42 @@
+"""Constants of the ETL model (re-exported by :mod:`airflow_ais_etl.etl.msg`)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ARG_BYTES",
+    "ARG_FQN",
+    "ARG_TYPES",
+    "ARG_URL",
+    "COMM_TYPES",
+    "DEFAULT_TIMEOUT",
+    "HPULL",
+    "HPUSH",
+    "HREV",
+    "IO",
+    "MAX_CHUNK_SIZE",
+    "MAX_ENV_STRING",
+    "MAX_NAME_LEN",
+    "MIN_NAME_LEN",
+]
+
+HPUSH = "hpush://"
+HPULL = "hpull://"
+HREV = "hrev://"
+IO = "io://"
+COMM_TYPES = (HPUSH, HPULL, HREV, IO)
+
+ARG_BYTES = ""
+ARG_URL = "url"
+ARG_FQN = "fqn"
+ARG_TYPES = (ARG_BYTES, ARG_URL, ARG_FQN)
+
+DEFAULT_TIMEOUT = 45.0
+"""Seconds each target waits for its pod to become Ready when the message says 0."""
+
+MAX_CHUNK_SIZE = 1 << 20
+
+MIN_NAME_LEN = 6
+MAX_NAME_LEN = 32
+
+MAX_ENV_STRING = 131_072
+"""Linux limit on one ``NAME=value`` environment string (including the terminating NUL)."""

@@ -1,0 +1,61 @@
+"""Runtimes for init-code ETLs: which image and pod template each runtime name maps to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "RUNTIMES",
+    "RUNTIME_IMAGE_REPO",
+    "RUNTIME_SERVER_COMMAND",
+    "Runtime",
+    "is_runtime_image",
+]
+
+RUNTIME_IMAGE_REPO = "airflow-ais-etl/runtime-python"
+"""Repository of the project's runtime images; the tag is ``<python X.Y>v2``."""
+
+RUNTIME_SERVER_COMMAND = ["python", "-m", "airflow_ais_etl.runtime"]
+"""Command that starts the transformer server inside the runtime image."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A supported init-code runtime.
+
+    :param name: the name users pass (``python3.11v2``)
+    :param python_version: the interpreter's ``X.Y`` version
+    :param image: container image with that interpreter and the runtime server
+    :param template: pod template file name under ``podspecs/``
+    """
+
+    name: str
+    python_version: str
+    image: str
+    template: str = "runtime.yaml"
+
+
+def _runtime(version: str) -> Runtime:
+    return Runtime(
+        name=f"python{version}v2",
+        python_version=version,
+        image=f"{RUNTIME_IMAGE_REPO}:{version}v2",
+        template="runtime.yaml",
+    )
+
+
+RUNTIMES: dict[str, Runtime] = {rt.name: rt for rt in map(_runtime, ("3.10", "3.11", "3.12", "3.13"))}
+
+
+def is_runtime_image(image: str) -> bool:
+    """Tell whether ``image`` is one of ours, whatever its registry host, tag or digest.
+
+    :param image: an image reference such as ``registry:5000/airflow-ais-etl/runtime-python:3.11v2``
+    :return: True when its repository path ends with :data:`RUNTIME_IMAGE_REPO`
+    """
+    ref = image.strip().split("@", 1)[0]
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        ref = ref[:colon]
+    return ref == RUNTIME_IMAGE_REPO or ref.endswith("/" + RUNTIME_IMAGE_REPO)

@@ -1,0 +1,3 @@
+"""Links of the AIS ETL provider."""
+
+from __future__ import annotations

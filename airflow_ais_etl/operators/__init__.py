@@ -1,0 +1,3 @@
+"""Operators of the AIS ETL provider."""
+
+from __future__ import annotations

@@ -1,0 +1,214 @@
+"""Operators that manage an ETL's lifecycle: init from code, init from a Pod spec, stop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_ais_etl.etl.errors import EtlNotFoundError
+from airflow_ais_etl.operators.args import as_bool
+from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, init_etl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from airflow.sdk import Context
+
+__all__ = ["AisEtlInitCodeOperator", "AisEtlInitSpecOperator", "AisEtlStopOperator"]
+
+
+class AisEtlInitCodeOperator(AisEtlBaseOperator):
+    """Initialise an ETL from Python code: one transformation pod per target, left running.
+
+    Re-running with the identical definition is a no-op (or a start when stopped), so retries are
+    safe; a different definition under the same name fails unless ``replace``.
+
+    :param etl_name: ETL name (templated)
+    :param code: module source defining the transform function (not templated: code may hold ``{{``)
+    :param code_file: path of that module (templated)
+    :param python_callable: a function defined in the DAG file; its source becomes the module and its
+        name the transform function (it must import what it uses inside its body)
+    :param transform: name of the transform function in ``code``/``code_file`` (templated)
+    :param dependencies: requirement strings or a requirements text (templated)
+    :param runtime: runtime name such as ``python3.11v2`` (templated; default: this interpreter's)
+    :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated)
+    :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
+    :param chunk_size: > 0 streams objects to ``transform(reader, writer)`` (templated)
+    :param timeout: how long the pods may take to become ready, e.g. ``"45s"`` (templated)
+    :param env: extra environment variables of the pods (templated)
+    :param replace: replace an existing ETL of that name with a different definition
+    :return: the ETL's info (name, state, pods, ...)
+    """
+
+    template_fields: Sequence[str] = (
+        "etl_name",
+        "code_file",
+        "transform",
+        "dependencies",
+        "runtime",
+        "comm_type",
+        "arg_type",
+        "chunk_size",
+        "timeout",
+        "env",
+        "ais_etl_conn_id",
+    )
+    template_fields_renderers = {"env": "json", "dependencies": "py"}
+
+    def __init__(
+        self,
+        *,
+        etl_name: str,
+        code: str | None = None,
+        code_file: str | None = None,
+        python_callable: Callable[..., Any] | None = None,
+        transform: str | None = None,
+        dependencies: str | Sequence[str] | None = None,
+        runtime: str | None = None,
+        comm_type: str = "hpush://",
+        arg_type: str = "",
+        chunk_size: int | str = 0,
+        timeout: str | float = "45s",
+        env: Mapping[str, str] | None = None,
+        replace: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.etl_name = etl_name
+        self.code = code
+        self.code_file = code_file
+        self.python_callable = python_callable
+        self.transform = transform
+        self.dependencies = dependencies
+        self.runtime = runtime
+        self.comm_type = comm_type
+        self.arg_type = arg_type
+        self.chunk_size = chunk_size
+        self.timeout = timeout
+        self.env = env or {}
+        self.replace = replace
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_without_retry():
+            self.persist_link(context, self.etl_name)
+            info = init_etl(
+                self.hook,
+                self.etl_name,
+                "code",
+                {
+                    "code": self.code,
+                    "code_file": self.code_file,
+                    "python_callable": self.python_callable,
+                    "transform": self.transform,
+                    "dependencies": self.dependencies,
+                    "runtime": self.runtime,
+                    "comm_type": self.comm_type,
+                    "arg_type": self.arg_type,
+                    "chunk_size": self.chunk_size,
+                    "timeout": self.timeout,
+                    "env": self.env,
+                    "replace": as_bool("replace", self.replace),
+                },
+            )
+        self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
+        return info.to_dict()
+
+
+class AisEtlInitSpecOperator(AisEtlBaseOperator):
+    """Initialise an ETL from a Pod spec whose container speaks the transformer protocol.
+
+    :param etl_name: ETL name (templated)
+    :param spec: the Pod spec as a dict, YAML/JSON text, or a ``.yaml``/``.json`` file path (templated)
+    :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated)
+    :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
+    :param timeout: how long the pods may take to become ready (templated)
+    :param env: extra environment variables of the pods (templated)
+    :param replace: replace an existing ETL of that name with a different definition
+    :return: the ETL's info
+    """
+
+    template_fields: Sequence[str] = (
+        "etl_name",
+        "spec",
+        "comm_type",
+        "arg_type",
+        "timeout",
+        "env",
+        "ais_etl_conn_id",
+    )
+    template_fields_renderers = {"spec": "yaml", "env": "json"}
+
+    def __init__(
+        self,
+        *,
+        etl_name: str,
+        spec: str | Mapping[str, Any],
+        comm_type: str = "hpush://",
+        arg_type: str = "",
+        timeout: str | float = "45s",
+        env: Mapping[str, str] | None = None,
+        replace: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.etl_name = etl_name
+        self.spec = spec
+        self.comm_type = comm_type
+        self.arg_type = arg_type
+        self.timeout = timeout
+        self.env = env or {}
+        self.replace = replace
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_without_retry():
+            self.persist_link(context, self.etl_name)
+            info = init_etl(
+                self.hook,
+                self.etl_name,
+                "spec",
+                {
+                    "spec": self.spec,
+                    "comm_type": self.comm_type,
+                    "arg_type": self.arg_type,
+                    "timeout": self.timeout,
+                    "env": self.env,
+                    "replace": as_bool("replace", self.replace),
+                },
+            )
+        self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
+        return info.to_dict()
+
+
+class AisEtlStopOperator(AisEtlBaseOperator):
+    """Stop an ETL's pods (its definition stays); idempotent, so it is safe as a teardown.
+
+    Stopping a stopped or never-initialised ETL succeeds.
+
+    :param etl_name: the ETL to stop (templated)
+    :param all_etls: stop every running ETL instead
+    :return: ``{"stopped": [names that were running]}``
+    """
+
+    template_fields: Sequence[str] = ("etl_name", "ais_etl_conn_id")
+
+    def __init__(self, *, etl_name: str | None = None, all_etls: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.etl_name = etl_name
+        self.all_etls = all_etls
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_without_retry():
+            all_etls = as_bool("all_etls", self.all_etls)
+            if all_etls == bool(self.etl_name):
+                raise ValueError("give either etl_name or all_etls=True")
+            if all_etls:
+                stopped = self.hook.stop_all()
+                self.log.info("stopped %s running etl(s): %s", len(stopped), ", ".join(stopped) or "none")
+                return {"stopped": stopped}
+            name = str(self.etl_name)
+            try:
+                was_running = self.hook.stop(name)
+            except EtlNotFoundError:
+                self.log.info("etl %s does not exist: nothing to stop", name)
+                return {"stopped": []}
+        self.log.info("etl %s %s", name, "stopped" if was_running else "was not running")
+        return {"stopped": [name] if was_running else []}

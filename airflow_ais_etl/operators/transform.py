@@ -1,0 +1,394 @@
+"""Operators that transform data through a running ETL: a whole bucket (offline) or one object (inline)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_ais_etl.engine import JobControl, OfflineOptions
+from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError
+from airflow_ais_etl.exceptions import AisEtlTaskKilledError
+from airflow_ais_etl.operators.args import as_bool, as_float, as_int, as_str_map
+from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, init_etl
+from airflow_ais_etl.progress import progress_line
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["AisEtlBucketTransformOperator", "AisEtlObjectTransformOperator"]
+
+KILL_CAUSE = "task killed"
+
+
+class AisEtlBucketTransformOperator(AisEtlBaseOperator):
+    """Stream every selected object of ``src`` through an ETL into ``dst`` (an offline transform).
+
+    Progress goes to the task log every ``progress_interval`` seconds; the stats dict is returned
+    (XCom). A membership change (a target joined or left) aborts the job: the task fails with the
+    model's ``AbortError`` and logs the cause and how much was done. A retry resumes with
+    ``skip_existing``; with ``etl_definition`` it also re-initialises or restarts an ETL that the
+    abort stopped, so a retry heals itself. Results are written atomically: no partial objects.
+
+    :param etl_name: the ETL (templated)
+    :param src: source bucket: a directory, ``file://`` URL or object-store URL (templated)
+    :param dst: destination bucket (templated)
+    :param prefix: select source objects by name prefix (templated)
+    :param objects: explicit source object names (templated)
+    :param template: names like ``shard-{0000..0099}.tar`` (templated)
+    :param ext: extension map for destination names, e.g. ``{"jpg": "txt"}`` (templated)
+    :param prepend: prefix added to destination names (templated)
+    :param dry_run: count what would be transformed, transform nothing
+    :param continue_on_error: record failed objects and go on instead of failing (templated)
+    :param request_timeout: per-object timeout in seconds (templated)
+    :param num_workers: requests in flight per target (templated)
+    :param skip_existing: skip objects already transformed by this ETL definition (templated; forced on
+        retries)
+    :param progress_interval: seconds between progress lines (templated)
+    :param etl_definition: ``{"kind": "code"|"spec", **init arguments}`` used to initialise or
+        start the ETL when it is missing or not running (templated: prefer ``python_callable`` over
+        a ``code`` string in it)
+    :param src_conn_id: Airflow connection of an object-store source (templated)
+    :param dst_conn_id: Airflow connection of an object-store destination (templated)
+    :return: the job's stats (objects, bytes in/out, skipped, errors, per-target counts, ...)
+    """
+
+    template_fields: Sequence[str] = (
+        "etl_name",
+        "src",
+        "dst",
+        "prefix",
+        "objects",
+        "template",
+        "ext",
+        "prepend",
+        "request_timeout",
+        "num_workers",
+        "progress_interval",
+        "skip_existing",
+        "continue_on_error",
+        "etl_definition",
+        "src_conn_id",
+        "dst_conn_id",
+        "ais_etl_conn_id",
+    )
+    template_fields_renderers = {"ext": "json", "objects": "json"}
+
+    def __init__(
+        self,
+        *,
+        etl_name: str,
+        src: str,
+        dst: str,
+        prefix: str = "",
+        objects: Sequence[str] | None = None,
+        template: str | None = None,
+        ext: Mapping[str, str] | None = None,
+        prepend: str = "",
+        dry_run: bool = False,
+        continue_on_error: bool = False,
+        request_timeout: float | None = None,
+        num_workers: int | str = 8,
+        skip_existing: bool = False,
+        progress_interval: float | str = 30.0,
+        etl_definition: Mapping[str, Any] | None = None,
+        src_conn_id: str | None = None,
+        dst_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.etl_name = etl_name
+        self.src = src
+        self.dst = dst
+        self.prefix = prefix
+        self.objects = objects
+        self.template = template
+        self.ext = ext
+        self.prepend = prepend
+        self.dry_run_only = dry_run
+        self.continue_on_error = continue_on_error
+        self.request_timeout = request_timeout
+        self.num_workers = num_workers
+        self.skip_existing = skip_existing
+        self.progress_interval = progress_interval
+        self.etl_definition = etl_definition
+        self.src_conn_id = src_conn_id
+        self.dst_conn_id = dst_conn_id
+        self._killed = False
+        self._control: JobControl | None = None
+
+    # ------------------------------------------------------------------ arguments
+    def build_options(self) -> OfflineOptions:
+        """Return the validated :class:`OfflineOptions` of the rendered fields (ValueError/TypeError)."""
+        for name in ("etl_name", "src", "dst"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        for name in ("prefix", "prepend"):
+            if not isinstance(getattr(self, name) or "", str):
+                raise TypeError(f"{name} must be a string")
+        if self.template is not None and not isinstance(self.template, str):
+            raise TypeError("template must be a string such as 'shard-{0000..0099}.tar'")
+        objects = self.objects
+        if isinstance(objects, str) or (
+            objects is not None
+            and (not isinstance(objects, Sequence) or not all(isinstance(o, str) for o in objects))
+        ):
+            raise TypeError("objects must be a list of object names")
+        options = OfflineOptions(
+            prefix=self.prefix or "",
+            objects=tuple(objects) if objects else None,
+            template=self.template or None,
+            ext=as_str_map("ext", self.ext) or None,
+            prepend=self.prepend or "",
+            dry_run=as_bool("dry_run", self.dry_run_only),
+            continue_on_error=as_bool("continue_on_error", self.continue_on_error),
+            request_timeout=None
+            if self.request_timeout in (None, "")
+            else as_float("request_timeout", self.request_timeout),
+            num_workers=as_int("num_workers", self.num_workers, minimum=1),
+            skip_existing=as_bool("skip_existing", self.skip_existing),
+            progress_interval=as_float("progress_interval", self.progress_interval),
+        )
+        options.validate()
+        return options
+
+    def _definition(self) -> tuple[str, dict[str, Any]] | None:
+        definition = self.etl_definition
+        if definition is None:
+            return None
+        if not isinstance(definition, Mapping):
+            raise TypeError(f"etl_definition must be a dict, got {type(definition).__name__}")
+        args = dict(definition)
+        kind = args.pop("kind", None)
+        if kind not in ("code", "spec"):
+            raise ValueError(f"etl_definition needs kind 'code' or 'spec', got {kind!r}")
+        return kind, args
+
+    # ------------------------------------------------------------------ running
+    def _ensure_running(self, definition: tuple[str, dict[str, Any]] | None) -> bool:
+        """Init or start the ETL when it is missing or not running; return whether it had to."""
+        if definition is None:
+            return False
+        try:
+            info = self.hook.info(self.etl_name)
+        except EtlNotFoundError:
+            self.log.warning("etl %s does not exist: initialising it from etl_definition", self.etl_name)
+            init_etl(self.hook, self.etl_name, definition[0], definition[1])
+            return True
+        if info.state == "running":
+            return False
+        reason = f" ({info.cause})" if info.cause else ""
+        self.log.warning("etl %s is %s%s: starting it again", self.etl_name, info.state, reason)
+        self.hook.start(self.etl_name)
+        return True
+
+    def _log_progress(self, stats: dict[str, Any]) -> None:
+        self.log.info("etl %s: %s", self.etl_name, progress_line(stats))
+
+    def _killed_error(
+        self, stats: dict[str, Any] | None, exc: BaseException | None = None
+    ) -> AisEtlTaskKilledError:
+        done = (
+            f"; {stats.get('objects', 0)} of {stats.get('planned_objects', 0)} object(s) done"
+            if stats
+            else ""
+        )
+        return AisEtlTaskKilledError(
+            f"etl job aborted: {KILL_CAUSE}{done}; the task was killed and fails (a rerun resumes)",
+            etl_name=self.etl_name,
+            stats=stats,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self._killed:
+            raise self._killed_error(None)
+        with fail_without_retry():
+            options = self.build_options()
+            definition = self._definition()
+        control = JobControl()
+        self._control = control
+        if self._killed:  # on_kill ran before the control existed
+            control.abort(KILL_CAUSE)
+        self.persist_link(context, self.etl_name)
+        try:
+            with fail_without_retry():
+                healed = self._ensure_running(definition)
+            ti = context.get("ti")
+            retry = int(getattr(ti, "try_number", 1) or 1) > 1
+            if (healed or retry) and not options.skip_existing:
+                self.log.info("resuming: objects this ETL already transformed into %s are skipped", self.dst)
+                options = replace(options, skip_existing=True)
+            stats = self._run(options, control)
+        finally:
+            self._control = None
+        if self._killed:
+            raise self._killed_error(stats)
+        self.log.info(
+            "etl %s: %s object(s) transformed, %s skipped, %s error(s); %s -> %s",
+            self.etl_name,
+            stats.get("objects"),
+            stats.get("skipped"),
+            stats.get("error_count"),
+            stats.get("src"),
+            stats.get("dst"),
+        )
+        return stats
+
+    def _run(self, options: OfflineOptions, control: JobControl) -> dict[str, Any]:
+        try:
+            with fail_without_retry():
+                return self.hook.transform_bucket(
+                    self.etl_name,
+                    self.src,
+                    self.dst,
+                    options,
+                    progress=self._log_progress,
+                    control=control,
+                    src_conn_id=self.src_conn_id or None,
+                    dst_conn_id=self.dst_conn_id or None,
+                )
+        except AbortError as exc:
+            stats = dict(getattr(exc, "stats", None) or {})
+            if self._killed or exc.cause == KILL_CAUSE:
+                raise self._killed_error(stats, exc) from exc
+            self.log.error(
+                "etl %s job aborted: %s; %s of %s object(s) done, %s skipped before the abort; "
+                "a retry resumes where it stopped",
+                self.etl_name,
+                exc.cause or exc,
+                stats.get("objects", "?"),
+                stats.get("planned_objects", "?"),
+                stats.get("skipped", "?"),
+            )
+            raise
+
+    def on_kill(self) -> None:
+        """Abort the running job (no partial objects are left); ``execute`` then raises."""
+        self._killed = True
+        control = self._control
+        if control is not None:
+            control.abort(KILL_CAUSE)
+
+
+class AisEtlObjectTransformOperator(AisEtlBaseOperator):
+    """Transform one object inline, into a destination bucket object or a local file.
+
+    :param etl_name: the ETL (templated)
+    :param src: source bucket (templated)
+    :param obj: source object name (templated)
+    :param dst: destination bucket (templated); give this or ``local_file``
+    :param dst_name: destination object name (templated; default: ``obj``)
+    :param local_file: local file path to write the result to (templated)
+    :param request_timeout: seconds for the pod's answer (templated)
+    :param src_conn_id: Airflow connection of an object-store source (templated)
+    :param dst_conn_id: Airflow connection of an object-store destination (templated)
+    :return: a summary: object, source, destination, bytes in/out
+    """
+
+    template_fields: Sequence[str] = (
+        "etl_name",
+        "src",
+        "obj",
+        "dst",
+        "dst_name",
+        "local_file",
+        "request_timeout",
+        "src_conn_id",
+        "dst_conn_id",
+        "ais_etl_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        etl_name: str,
+        src: str,
+        obj: str,
+        dst: str | None = None,
+        dst_name: str | None = None,
+        local_file: str | None = None,
+        request_timeout: float | None = None,
+        src_conn_id: str | None = None,
+        dst_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.etl_name = etl_name
+        self.src = src
+        self.obj = obj
+        self.dst = dst
+        self.dst_name = dst_name
+        self.local_file = local_file
+        self.request_timeout = request_timeout
+        self.src_conn_id = src_conn_id
+        self.dst_conn_id = dst_conn_id
+
+    def _validate(self) -> float | None:
+        for name in ("etl_name", "src", "obj"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        if bool(self.dst) == bool(self.local_file):
+            raise ValueError("give exactly one of dst (a bucket) or local_file (a path)")
+        if self.dst_name and not self.dst:
+            raise ValueError("dst_name needs dst (a local_file is named by its path)")
+        if self.request_timeout in (None, ""):
+            return None
+        return as_float("request_timeout", self.request_timeout)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_without_retry():
+            timeout = self._validate()
+        self.persist_link(context, self.etl_name)
+        with fail_without_retry():
+            if self.dst:
+                result = self.hook.transform_object(
+                    self.etl_name,
+                    self.src,
+                    self.obj,
+                    dst=self.dst,
+                    dst_name=self.dst_name or None,
+                    src_conn_id=self.src_conn_id or None,
+                    dst_conn_id=self.dst_conn_id or None,
+                    timeout=timeout,
+                )
+                if not isinstance(result, dict):
+                    raise TypeError("the service returned bytes for a bucket destination")
+                summary = dict(result)
+            else:
+                data = self.hook.transform_object(
+                    self.etl_name, self.src, self.obj, src_conn_id=self.src_conn_id or None, timeout=timeout
+                )
+                if not isinstance(data, bytes):
+                    raise TypeError("the service returned a summary instead of the object's bytes")
+                path = write_file_atomic(str(self.local_file), data)
+                summary = {"object": self.obj, "src": self.src, "local_file": path, "bytes_out": len(data)}
+        self.log.info(
+            "etl %s: %s/%s -> %s",
+            self.etl_name,
+            self.src,
+            self.obj,
+            summary.get("local_file") or summary.get("dst"),
+        )
+        return summary
+
+
+def write_file_atomic(path: str, data: bytes) -> str:
+    """Write ``data`` to ``path`` so that it is complete or absent; return the absolute path."""
+    path = os.path.abspath(os.path.expanduser(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ais-etl-tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path

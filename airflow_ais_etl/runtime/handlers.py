@@ -1,0 +1,229 @@
+"""Turn one parsed request into one answer: health, hpush/io PUT, hpull/hrev GET.
+
+Failure rules: an error before any byte of the answer went out becomes a status with a text body
+(500 for the transform, 502 for the callback, 404 for a missing FQN); after streaming began the
+connection is reset without the final chunk. A 200 never carries truncated content.
+"""
+
+from __future__ import annotations
+
+import http.client
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, unquote
+
+from airflow_ais_etl.runtime.config import ARG_FQN, ARG_URL, RuntimeConfig
+from airflow_ais_etl.runtime.http11 import ClientGone, Connection, HttpError, Request
+from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
+from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
+from airflow_ais_etl.runtime.upstream import CallbackClient, CallbackError
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+    from airflow_ais_etl.runtime.usercode import Transform
+
+__all__ = ["App", "StreamAborted"]
+
+
+class _Failure(Exception):
+    """An answer other than 200, decided before the response started."""
+
+    def __init__(self, status: int, message: str, *, log_traceback: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.log_traceback = log_traceback
+
+
+def fqn_from_path(path: str) -> str:
+    """Decode the escaped FQN carried in a request path (``/%2Fdisk%2Fobj`` -> ``/disk/obj``)."""
+    fqn = unquote(path[1:] if path.startswith("/") else path)
+    return fqn if fqn.startswith("/") else "/" + fqn
+
+
+class App:
+    """The request handler shared by every connection thread of a worker."""
+
+    def __init__(self, cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger) -> None:
+        self.cfg = cfg
+        self.transform = transform
+        self.log = log
+        self.callback = CallbackClient(cfg.target_url) if cfg.target_url else None
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, conn: Connection, req: Request) -> None:
+        """Answer ``req`` on ``conn``; raise :class:`StreamAborted` if the connection was reset."""
+        method = req.method
+        if req.path == "/health":
+            if method == "GET":
+                conn.send_response(200, b"Running")
+            else:
+                conn.send_text(405, f"method {method} not allowed on /health", [("Allow", "GET")])
+            return
+        try:
+            if self.cfg.is_io:
+                if method != "PUT":
+                    raise _Failure(405, f"method {method} not allowed: io:// accepts PUT")
+                self._io(conn, req)
+            elif method == "PUT":
+                self._push(conn, req)
+            elif method == "GET":
+                self._pull(conn, req)
+            else:
+                raise _Failure(405, f"method {method} not allowed")
+        except _Failure as fail:
+            self._fail(conn, req, fail)
+
+    def _fail(self, conn: Connection, req: Request, fail: _Failure) -> None:
+        obj = unquote(req.path)
+        if fail.log_traceback:
+            self.log.error(
+                "%s %s -> %d: %s", req.method, obj, fail.status, fail.message, exc_info=fail.__cause__
+            )
+        else:
+            self.log.error("%s %s -> %d: %s", req.method, obj, fail.status, fail.message)
+        extra = [("Allow", "PUT" if self.cfg.is_io else "GET, PUT")] if fail.status == 405 else None
+        conn.send_text(fail.status, fail.message + "\n", extra)
+
+    # ------------------------------------------------------------------ io://
+
+    def _io(self, conn: Connection, req: Request) -> None:
+        commands = parse_qs(req.query, keep_blank_values=True).get("command")
+        if not commands:
+            raise _Failure(400, "missing command to execute")
+        expected = self.cfg.expected_io_query
+        if commands != expected:
+            raise _Failure(403, f"command {commands!r} is not the ETL's command {expected!r}")
+        run_io_command(commands, req.body, conn, self.log, unquote(req.path))
+
+    # ------------------------------------------------------------------ hpush
+
+    def _push(self, conn: Connection, req: Request) -> None:
+        if self.cfg.arg_type == ARG_FQN:
+            req.body.drain()
+            self._from_file(conn, req)
+            return
+        body = req.body
+        self._run(conn, req, body.read_all, body.read)
+
+    # ------------------------------------------------------------------ hpull / hrev
+
+    def _pull(self, conn: Connection, req: Request) -> None:
+        req.body.drain()
+        if self.cfg.arg_type == ARG_FQN:
+            self._from_file(conn, req)
+            return
+        callback = self.callback
+        if callback is None:
+            raise _Failure(400, "GET needs AIS_TARGET_URL (not set)")
+        if self.cfg.arg_type == ARG_URL:
+            url = callback.url_for(req.path, req.query)
+            self._run_url(conn, req, url)
+            return
+        try:
+            resp = callback.open(req.path, req.query)
+        except CallbackError as exc:
+            raise _Failure(502, exc.message) from exc
+        try:
+            self._run(conn, req, lambda: _read_callback(resp, -1), lambda n: _read_callback(resp, n))
+        finally:
+            callback.release(resp)
+
+    # ------------------------------------------------------------------ sources
+
+    def _from_file(self, conn: Connection, req: Request) -> None:
+        fqn = fqn_from_path(req.path)
+        try:
+            f = open(fqn, "rb")
+        except FileNotFoundError as exc:
+            raise _Failure(404, f"fqn {fqn!r} not found") from exc
+        except OSError as exc:
+            raise _Failure(500, f"cannot open fqn {fqn!r}: {exc}") from exc
+        with f:
+            self._run(conn, req, f.read, f.read)
+
+    # ------------------------------------------------------------------ transform
+
+    def _run(self, conn: Connection, req: Request, read_all: Callable[[], bytes], read: ReadFn) -> None:
+        transform = self.transform
+        assert transform is not None
+        chunk_size = self.cfg.chunk_size
+        if chunk_size == 0:
+            try:
+                data = read_all()
+            except CallbackError as exc:
+                raise _Failure(502, exc.message) from exc
+            try:
+                result = transform(data)
+            except Exception as exc:
+                raise self._transform_failure(req, exc) from exc
+            self._send_result(conn, req, result)
+            return
+        reader = ChunkReader(read, chunk_size)
+        self._stream(conn, req, lambda writer: transform(reader, writer))
+
+    def _run_url(self, conn: Connection, req: Request, url: str) -> None:
+        transform = self.transform
+        assert transform is not None
+        if self.cfg.chunk_size == 0:
+            try:
+                result = transform(url)
+            except Exception as exc:
+                raise self._transform_failure(req, exc) from exc
+            self._send_result(conn, req, result)
+            return
+        self._stream(conn, req, lambda writer: transform(url, writer))
+
+    def _send_result(self, conn: Connection, req: Request, result: object) -> None:
+        if not isinstance(result, (bytes, bytearray, memoryview)):
+            raise _Failure(
+                500,
+                f"transform for {unquote(req.path)!r} returned {type(result).__name__}, expected bytes",
+            )
+        conn.send_response(200, result)
+
+    def _stream(self, conn: Connection, req: Request, call: Callable[[StreamWriter], object]) -> None:
+        writer = StreamWriter(conn)
+        try:
+            call(writer)
+        except (ClientGone, HttpError):
+            raise
+        except CallbackError as exc:
+            if writer.started:
+                self._abort(conn, req, exc)
+            raise _Failure(502, exc.message) from exc
+        except Exception as exc:
+            if writer.started:
+                self._abort(conn, req, exc)
+            raise self._transform_failure(req, exc) from exc
+        writer.finish()
+
+    def _abort(self, conn: Connection, req: Request, exc: BaseException) -> None:
+        self.log.error(
+            "%s %s -> aborted after streaming began: %s: %s",
+            req.method,
+            unquote(req.path),
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        conn.abort()
+        raise StreamAborted(str(exc)) from exc
+
+    @staticmethod
+    def _transform_failure(req: Request, exc: Exception) -> _Failure:
+        return _Failure(
+            500,
+            f"transform failed for {unquote(req.path)!r}: {type(exc).__name__}: {exc}",
+            log_traceback=True,
+        )
+
+
+def _read_callback(resp: http.client.HTTPResponse, n: int) -> bytes:
+    """Read the callback body, turning transport failures into :class:`CallbackError`."""
+    try:
+        return resp.read() if n < 0 else resp.read(n)
+    except (OSError, http.client.HTTPException) as exc:
+        raise CallbackError(502, f"reading the callback body failed: {exc!r}") from exc

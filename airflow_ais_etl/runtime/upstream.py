@@ -1,0 +1,123 @@
+"""Fetch objects from the target's callback endpoint (``AIS_TARGET_URL``) for hpull and hrev.
+
+Each server thread keeps one keep-alive ``http.client`` connection, so a stream of GETs costs no
+TCP handshakes. A non-2xx answer is an error, never data to transform.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from urllib.parse import quote, unquote, urlsplit
+
+CALLBACK_TIMEOUT = 600.0
+_ERROR_TEXT_LIMIT = 4096
+# Characters a request target may carry as they are; everything else is percent-encoded.
+_SAFE_TARGET_CHARS = "!$&'()*+,-./:;=@_~%"
+
+
+class CallbackError(Exception):
+    """The callback failed: ``status`` is the target's answer, or 502 when there was none."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def strip_etl_name(query: str) -> str:
+    """Drop ``etl_name`` parameters from a raw query string, keeping the rest byte for byte."""
+    if not query:
+        return ""
+    kept = [item for item in query.split("&") if item and unquote(item.partition("=")[0]) != "etl_name"]
+    return "&".join(kept)
+
+
+def requote_path(path: str) -> str:
+    """Return ``path`` (decoded from the request line as latin-1) safe for a request line.
+
+    Percent-escapes stay as received; only characters a request line cannot carry (space,
+    controls, non-ASCII bytes) are encoded, so the target still sees the client's escaping.
+    """
+    if path.isascii() and path.isprintable() and " " not in path:
+        return path
+    return quote(path.encode("latin-1", "replace"), safe=_SAFE_TARGET_CHARS)
+
+
+class CallbackClient:
+    """GETs ``AIS_TARGET_URL + <escaped path>`` with a keep-alive connection per thread."""
+
+    def __init__(self, base_url: str, timeout: float = CALLBACK_TIMEOUT) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"callback URL {base_url!r} is not an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base_path = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def url_for(self, path: str, query: str) -> str:
+        """Return the full callback URL for a request path (what ``ARG_TYPE=url`` hands to the user)."""
+        query = strip_etl_name(query)
+        return self.base_url + requote_path(path) + ("?" + query if query else "")
+
+    def _target(self, path: str, query: str) -> str:
+        query = strip_etl_name(query)
+        return self._base_path + requote_path(path) + ("?" + query if query else "")
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn, True
+        if self._https:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._local.conn = conn
+        return conn, False
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def open(self, path: str, query: str) -> http.client.HTTPResponse:
+        """Send the GET and return the response, positioned at the start of a 2xx body.
+
+        :raises CallbackError: the target answered non-2xx (its status and text) or could not be reached.
+        """
+        target = self._target(path, query)
+        while True:
+            conn, reused = self._connection()
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                    sock: socket.socket = conn.sock  # type: ignore[assignment]  # set by connect()
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.request("GET", target)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                if reused:
+                    continue  # the target closed an idle keep-alive connection: retry once, fresh
+                raise CallbackError(502, f"callback GET {self.base_url}/... failed: {exc}") from exc
+            break
+        if 200 <= resp.status < 300:
+            return resp
+        try:
+            text = resp.read(_ERROR_TEXT_LIMIT).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            text = ""
+        self._drop()
+        raise CallbackError(resp.status, f"callback answered {resp.status} {resp.reason}: {text}")
+
+    def release(self, resp: http.client.HTTPResponse) -> None:
+        """Give the connection back for reuse if the body was read to the end; otherwise close it."""
+        if not resp.isclosed() or resp.will_close:
+            resp.close()
+            self._drop()

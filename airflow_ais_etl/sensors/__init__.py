@@ -1,0 +1,3 @@
+"""Sensors of the AIS ETL provider."""
+
+from __future__ import annotations

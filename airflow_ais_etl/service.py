@@ -1,0 +1,333 @@
+"""The ETL service: the one Python API behind the CLI, the Airflow hook and the benchmarks.
+
+It validates messages, keeps the MD, asks the backend to start/stop pods, and runs inline and
+offline transforms. State lives in the backend (the cluster), never in this object, so init,
+transform and stop may run in different processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_ais_etl.etl.duration import parse_duration
+from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
+from airflow_ais_etl.etl.msg import (
+    HPUSH,
+    InitCodeMsg,
+    InitMsg,
+    InitSpecMsg,
+    normalize_comm_type,
+    to_wire,
+    validate,
+    validate_name,
+)
+from airflow_ais_etl.etl.runtimes import RUNTIMES
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Callable, Mapping
+
+    from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
+    from airflow_ais_etl.engine import JobControl, OfflineOptions
+
+
+def default_runtime() -> str:
+    """Return the runtime matching this interpreter (pickled or version-specific code then works)."""
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}v2"
+    return name if name in RUNTIMES else "python3.11v2"
+
+
+@dataclass(frozen=True)
+class EtlInfo:
+    """One ETL as ``list``/``init`` report it."""
+
+    name: str
+    kind: str
+    comm_type: str
+    arg_type: str
+    runtime: str
+    state: str
+    """``running``, ``stopped``, ``aborted`` (with ``cause``) or ``degraded`` (some pods gone)."""
+    pods: int
+    cause: str = ""
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "comm_type": self.comm_type,
+            "arg_type": self.arg_type,
+            "runtime": self.runtime,
+            "state": self.state,
+            "pods": self.pods,
+            "cause": self.cause,
+            "stats": dict(self.stats),
+        }
+
+
+class AisEtl:
+    """The ETL API over one backend (``local`` by default)."""
+
+    def __init__(self, backend: Backend | None = None) -> None:
+        if backend is None:
+            from airflow_ais_etl.cluster.local import LocalBackend
+
+            backend = LocalBackend()
+        self.backend = backend
+
+    @classmethod
+    def local(cls, home: str | None = None) -> AisEtl:
+        """Return the API over the embedded local cluster at ``home`` (default ``$AIS_ETL_HOME``)."""
+        from airflow_ais_etl.cluster.local import LocalBackend
+
+        return cls(LocalBackend(home))
+
+    # ------------------------------------------------------------------ lifecycle
+    def init(
+        self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None, replace: bool = False
+    ) -> EtlInfo:
+        """Initialise ``msg`` on every target.
+
+        Re-initialising the identical message is a no-op that reports the running ETL (safe for
+        task retries) or starts it when stopped; a different message is refused unless ``replace``.
+        """
+        msg = validate(msg)
+        existing = self.backend.read_md().get(msg.name)
+        if existing is not None:
+            if to_wire(existing) != to_wire(msg) and not replace:
+                raise EtlExistsError(
+                    "etl already exists with a different definition; pass replace=True (CLI: --replace) "
+                    "to replace it, or choose another name",
+                    etl_name=msg.name,
+                )
+            if to_wire(existing) == to_wire(msg) and self._running(msg.name):
+                return self.info(msg.name)
+            self.backend.stop_pods(msg.name)
+        self.backend.start_pods(msg, extra_env=extra_env)
+        self.backend.update_md(lambda md: md.add(msg))
+        return self.info(msg.name)
+
+    def init_code(
+        self,
+        name: str,
+        code: str,
+        *,
+        dependencies: str | list[str] | None = None,
+        runtime: str | None = None,
+        comm_type: str = HPUSH,
+        arg_type: str = "",
+        transform: str = "transform",
+        chunk_size: int = 0,
+        timeout: str | float = "45s",
+        extra_env: Mapping[str, str] | None = None,
+        replace: bool = False,
+    ) -> EtlInfo:
+        """Initialise an ETL from Python code defining ``transform`` (see :meth:`init`)."""
+        if isinstance(dependencies, list):
+            dependencies = "\n".join(dependencies) + ("\n" if dependencies else "")
+        msg = InitCodeMsg(
+            name=name,
+            comm_type=normalize_comm_type(comm_type),
+            arg_type=arg_type,
+            timeout=parse_duration(timeout),
+            code=code,
+            dependencies=dependencies,
+            runtime=runtime or default_runtime(),
+            transform=transform,
+            chunk_size=chunk_size,
+        )
+        return self.init(msg, extra_env=extra_env, replace=replace)
+
+    def init_spec(
+        self,
+        name: str,
+        spec: str,
+        *,
+        comm_type: str = HPUSH,
+        arg_type: str = "",
+        timeout: str | float = "45s",
+        extra_env: Mapping[str, str] | None = None,
+        replace: bool = False,
+    ) -> EtlInfo:
+        """Initialise an ETL from a Pod spec (YAML or JSON text; see :meth:`init`)."""
+        msg = InitSpecMsg(
+            name=name,
+            comm_type=normalize_comm_type(comm_type),
+            arg_type=arg_type,
+            timeout=parse_duration(timeout),
+            spec=spec,
+        )
+        return self.init(msg, extra_env=extra_env, replace=replace)
+
+    def start(self, name: str) -> EtlInfo:
+        """Start a stopped ETL from its MD entry (a running one is left as is)."""
+        msg = self.view(name)
+        if not self._running(name):
+            self.backend.stop_pods(name)
+            self.backend.start_pods(msg)
+        return self.info(name)
+
+    def stop(self, name: str) -> bool:
+        """Stop the pods of ``name``, keeping its definition; stopping a stopped ETL succeeds.
+
+        Returns whether pods were running. An unknown name is an error.
+        """
+        validate_name(name)
+        if self.backend.read_md().get(name) is None and not self.backend.endpoints(name):
+            raise EtlNotFoundError(f"etl job {name} does not exist", etl_name=name)
+        return self.backend.stop_pods(name)
+
+    def stop_all(self) -> list[str]:
+        """Stop every running ETL; return the names that were running."""
+        return [name for name in self.backend.read_md().names() if self.backend.stop_pods(name)]
+
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """Remove the definition of ``name``; refused while it runs unless ``force`` (which stops it)."""
+        self.view(name)
+        if self._running(name):
+            if not force:
+                raise ValidationError(
+                    "etl is running: stop it first (ais-etl stop NAME) or delete with force", etl_name=name
+                )
+            self.backend.stop_pods(name)
+        self.backend.update_md(lambda md: md.delete(name))
+
+    # ------------------------------------------------------------------ inspection
+    def view(self, name: str) -> InitMsg:
+        """Return the stored init message of ``name``."""
+        validate_name(name)
+        msg = self.backend.read_md().get(name)
+        if msg is None:
+            raise EtlNotFoundError(f"etl job {name} does not exist", etl_name=name)
+        return msg
+
+    def info(self, name: str) -> EtlInfo:
+        msg = self.view(name)
+        endpoints = self.backend.endpoints(name)
+        cause = self._aborted_cause(name) if not endpoints else ""
+        if endpoints:
+            state = "running" if len(endpoints) == len(self.backend.targets()) else "degraded"
+        else:
+            state = "aborted" if cause else "stopped"
+        return EtlInfo(
+            name=name,
+            kind=msg.kind,
+            comm_type=msg.comm_type,
+            arg_type=msg.arg_type,
+            runtime=getattr(msg, "runtime", ""),
+            state=state,
+            pods=len(endpoints),
+            cause=cause,
+            stats=self._stats(name),
+        )
+
+    def list(self) -> list[EtlInfo]:
+        """Return every defined ETL with its state and aggregated stats (all targets)."""
+        return [self.info(name) for name in self.backend.read_md().names()]
+
+    def health(self, name: str) -> builtins.list[HealthStatus]:
+        self.view(name)
+        return self.backend.health(name)
+
+    def metrics(self, name: str) -> builtins.list[PodMetrics]:
+        self.view(name)
+        return self.backend.metrics(name)
+
+    def logs(self, name: str, target_id: str | None = None) -> builtins.list[PodLogs]:
+        self.view(name)
+        return self.backend.logs(name, target_id)
+
+    def _running(self, name: str) -> bool:
+        return bool(self.backend.endpoints(name))
+
+    def _aborted_cause(self, name: str) -> str:
+        fn = getattr(self.backend, "aborted_cause", None)
+        return (fn(name) or "") if fn else ""
+
+    def _stats(self, name: str) -> dict[str, int]:
+        fn = getattr(self.backend, "stats", None)
+        return dict(fn(name)) if fn else {}
+
+    def _add_stats(self, name: str, delta: Mapping[str, int]) -> None:
+        fn = getattr(self.backend, "add_stats", None)
+        if fn:
+            fn(name, delta)
+
+    # ------------------------------------------------------------------ transforms
+    def transform_object(
+        self,
+        name: str,
+        src: str,
+        obj: str,
+        *,
+        dst: str | None = None,
+        dst_name: str | None = None,
+        src_conn_id: str | None = None,
+        dst_conn_id: str | None = None,
+        timeout: float | None = None,
+    ) -> bytes | dict[str, Any]:
+        """Transform one object inline; return its bytes, or write it to ``dst`` and return a summary."""
+        from airflow_ais_etl.inline import transform_object
+
+        msg = self.view(name)
+        endpoints = self.backend.endpoints(name)
+        if not endpoints:
+            raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
+        result = asyncio.run(
+            transform_object(
+                self.backend,
+                msg,
+                endpoints,
+                src,
+                obj,
+                dst=dst,
+                dst_name=dst_name,
+                src_conn_id=src_conn_id,
+                dst_conn_id=dst_conn_id,
+                timeout=timeout,
+            )
+        )
+        self._add_stats(name, {"inline_objects": 1, "inline_bytes_in": int(result["bytes_in"])})
+        out: bytes | dict[str, Any] = result["data"] if dst is None else result["summary"]
+        return out
+
+    def transform_bucket(
+        self,
+        name: str,
+        src: str,
+        dst: str,
+        options: OfflineOptions | None = None,
+        *,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        control: JobControl | None = None,
+        src_conn_id: str | None = None,
+        dst_conn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Stream every selected object of ``src`` through the ETL into ``dst``; return the stats."""
+        from airflow_ais_etl.engine import OfflineOptions, run_offline
+
+        msg = self.view(name)
+        stats = run_offline(
+            self.backend,
+            msg,
+            src,
+            dst,
+            options or OfflineOptions(),
+            progress=progress,
+            control=control,
+            src_conn_id=src_conn_id,
+            dst_conn_id=dst_conn_id,
+        )
+        self._add_stats(
+            name,
+            {
+                "offline_objects": int(stats.get("objects", 0)),
+                "offline_bytes_in": int(stats.get("bytes_in", 0)),
+                "offline_bytes_out": int(stats.get("bytes_out", 0)),
+            },
+        )
+        return stats

@@ -1,0 +1,3 @@
+"""Triggers of the AIS ETL provider."""
+
+from __future__ import annotations

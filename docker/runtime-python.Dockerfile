@@ -1,0 +1,25 @@
+# Transformer runtime image for init-code ETLs: Python + airflow_ais_etl.runtime, nothing else.
+# Build all tags with docker/build-runtime-images.sh; the pod specs use
+# image airflow-ais-etl/runtime-python:<X.Y>v2 and command `python -m airflow_ais_etl.runtime`.
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    AIS_ETL_CODE_DIR=/code \
+    AIS_ETL_LISTEN_PORT=8080
+
+# The runtime lives outside PYTHONPATH (pods set PYTHONPATH=/runtime for user dependencies):
+# a .pth file in site-packages makes it importable whatever PYTHONPATH says.
+COPY airflow_ais_etl/__init__.py /opt/airflow-ais-etl/airflow_ais_etl/__init__.py
+COPY airflow_ais_etl/runtime/ /opt/airflow-ais-etl/airflow_ais_etl/runtime/
+RUN python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'airflow-ais-etl-runtime.pth').write_text('/opt/airflow-ais-etl\n')" \
+ && python -m compileall -q /opt/airflow-ais-etl \
+ && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin etl \
+ && mkdir -p /code /runtime \
+ && chown etl:etl /code /runtime
+
+USER 10001
+WORKDIR /
+EXPOSE 8080
+CMD ["python", "-m", "airflow_ais_etl.runtime"]

@@ -1,0 +1,76 @@
+"""Dynamic task mapping: one bucket-transform task per shard (prefix) of one source bucket.
+
+Each mapped task transforms its own prefix, so shards run (and retry) independently; all write to
+the same destination bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_ais_etl.operators.etl import AisEtlInitCodeOperator, AisEtlStopOperator
+from airflow_ais_etl.operators.transform import AisEtlBucketTransformOperator
+from airflow_ais_etl.sensors.etl import AisEtlHealthSensor
+
+ETL_NAME = "example-mapped"
+DATA_DIR = os.path.join(tempfile.gettempdir(), "airflow-ais-etl-examples", "mapped")
+
+
+def reverse_lines(data: bytes) -> bytes:
+    """Reverse the order of the lines of one object (runs inside the transformation pods)."""
+    lines = data.splitlines(keepends=True)
+    return b"".join(reversed(lines))
+
+
+with DAG(
+    dag_id="example_ais_etl_mapped",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    tags=["example", "ais-etl"],
+    params={
+        "src": Param(os.path.join(DATA_DIR, "src"), type="string"),
+        "dst": Param(os.path.join(DATA_DIR, "dst"), type="string"),
+        "shards": Param(3, type="integer", minimum=1),
+    },
+) as dag:
+
+    @task
+    def make_sharded_bucket(src: str, shards: int) -> list[str]:
+        """Write ``shards`` shards of sample objects if the source is empty; return one prefix per shard."""
+        os.makedirs(src, exist_ok=True)
+        if not os.listdir(src):
+            for s in range(int(shards)):
+                shard = os.path.join(src, f"shard-{s:02d}")
+                os.makedirs(shard)
+                for i in range(4):
+                    with open(os.path.join(shard, f"obj-{i}.txt"), "w") as f:
+                        f.write("".join(f"shard {s} object {i} line {n}\n" for n in range(3)))
+        return sorted(f"{d}/" for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
+
+    prefixes = make_sharded_bucket("{{ params.src }}", "{{ params.shards }}")
+
+    init = AisEtlInitCodeOperator(task_id="init_etl", etl_name=ETL_NAME, python_callable=reverse_lines)
+    healthy = AisEtlHealthSensor(task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120)
+
+    # [START howto_operator_ais_etl_mapped_transform]
+    transforms = AisEtlBucketTransformOperator.partial(
+        task_id="transform_shard",
+        etl_name=ETL_NAME,
+        src="{{ params.src }}",
+        dst="{{ params.dst }}",
+        progress_interval=5,
+    ).expand(prefix=prefixes)
+    # [END howto_operator_ais_etl_mapped_transform]
+
+    stop = AisEtlStopOperator(task_id="stop_etl", etl_name=ETL_NAME)
+
+    prefixes >> init >> healthy >> transforms >> stop.as_teardown(setups=init)
+
+
+if __name__ == "__main__":
+    dag.test()

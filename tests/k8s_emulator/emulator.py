@@ -1,0 +1,248 @@
+"""The Kubernetes API emulator: object store, HTTP API server and process kubelet in one object."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.k8s_emulator.api import Api
+from tests.k8s_emulator.events import EventRecorder
+from tests.k8s_emulator.kubelet import MARK_ENV, NODE_IP, Kubelet
+from tests.k8s_emulator.metrics import UsageSampler
+from tests.k8s_emulator.objects import ApiError, default_namespace, node_conditions, node_object
+from tests.k8s_emulator.server import ApiServer
+from tests.k8s_emulator.store import Store
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class K8sEmulator:
+    """A Kubernetes API server on 127.0.0.1 whose pods run as local processes.
+
+    :param workdir: where pod directories go (a temporary directory when None)
+    :param history: watch history kept before compaction (410 Gone beyond it)
+    :param backoff: ``(base, cap)`` seconds for container restarts and image pull retries
+    :param probe_period_max: cap on readiness ``periodSeconds`` (None honours it)
+    :param bookmark_interval: seconds between BOOKMARK events on watches that allow them
+    """
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        history: int = 5000,
+        backoff: tuple[float, float] = (10.0, 300.0),
+        probe_period_max: float | None = None,
+        bookmark_interval: float = 1.0,
+    ) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix="k8s-emulator-")) if workdir is None else workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.mark = uuid.uuid4().hex
+        self.bookmark_interval = bookmark_interval
+        self.store = Store(history)
+        self.events = EventRecorder(self.store)
+        self.kubelet = Kubelet(
+            self.store,
+            self.events,
+            self.workdir / "pods",
+            mark=self.mark,
+            backoff=backoff,
+            probe_period_max=probe_period_max,
+        )
+        self.sampler = UsageSampler()
+        self.api = Api(self)
+        self.kubelet.on_pod_removed = self.api.finalize_namespace
+        for name in DEFAULT_NAMESPACES:
+            ns: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            default_namespace(ns)
+            self.store.create("namespaces", "", ns)
+        self.port = 0
+        self._server = ApiServer(self.api)
+        self.port = self._server.port
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API server."""
+        return self._server.url
+
+    # -- kubeconfig -------------------------------------------------------------------------
+    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+        """Return a kubeconfig (as a dict) that points at this emulator."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "emulator", "user": {"token": "emulator-token"}}],
+            "contexts": [
+                {
+                    "name": "emulator",
+                    "context": {"cluster": "emulator", "user": "emulator", "namespace": namespace},
+                }
+            ],
+            "current-context": "emulator",
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+        """Write :meth:`kubeconfig` to ``path`` (JSON is valid YAML) and return it."""
+        path.write_text(json.dumps(self.kubeconfig(namespace), indent=2))
+        return path
+
+    # -- nodes ------------------------------------------------------------------------------
+    def complete_node(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Fill a Node created through the API with what its kubelet would report."""
+        meta = obj.get("metadata") or {}
+        full = node_object(
+            str(meta.get("name")),
+            dict(meta.get("labels") or {}),
+            ready=True,
+            ip=NODE_IP,
+            boot_id=str(uuid.uuid4()),
+            now=time.time(),
+        )
+        full["metadata"].update({k: v for k, v in meta.items() if k != "labels"})
+        full["spec"].update(obj.get("spec") or {})
+        given = obj.get("status") or {}
+        if given.get("conditions"):
+            full["status"]["conditions"] = given["conditions"]
+        full["kind"], full["apiVersion"] = "Node", "v1"
+        return full
+
+    def add_node(self, name: str, labels: dict[str, str] | None = None, ready: bool = True) -> dict[str, Any]:
+        """Register a node (as its kubelet would) and return it."""
+        node = node_object(
+            name, dict(labels or {}), ready=ready, ip=NODE_IP, boot_id=str(uuid.uuid4()), now=time.time()
+        )
+        node["kind"], node["apiVersion"] = "Node", "v1"
+        created = self.store.create("nodes", "", node)
+        self._wake_workers()
+        return created
+
+    def remove_node(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Delete a node: its pods' processes are killed and the pods deleted (waits for both)."""
+        removed = self.store.remove("nodes", "", name)
+        workers = self.kubelet.workers_on(name)
+        for w in workers:
+            w.request_stop(0, remove=True)
+        deadline = time.monotonic() + timeout
+        for w in workers:
+            w.join(max(deadline - time.monotonic(), 0.1))
+        return removed
+
+    def set_node_ready(self, name: str, ready: bool) -> dict[str, Any]:
+        """Flip a node's Ready condition (NotReady: no new pods there, its pods turn unready)."""
+
+        def change(node: dict[str, Any]) -> None:
+            node["status"]["conditions"] = node_conditions(ready, time.time())
+
+        updated = self.store.modify("nodes", "", name, change)
+        self._wake_workers()
+        return updated
+
+    def _wake_workers(self) -> None:
+        with self.kubelet.lock:
+            workers = list(self.kubelet.workers.values())
+        for w in workers:
+            w.wake.set()
+
+    # -- fault hooks ------------------------------------------------------------------------
+    def kill_container(
+        self, namespace: str, pod: str, signal: int = signal.SIGKILL, container: str | None = None
+    ) -> int:
+        """Send ``signal`` to a container's program; return the pid signalled."""
+        return self.kubelet.kill_container(namespace, pod, signal, container)
+
+    def fail_image(self, image: str, failing: bool = True) -> None:
+        """Make pulls of ``image`` fail (``ErrImagePull``) from now on, or stop doing so."""
+        if failing:
+            self.kubelet.failing_images.add(image)
+        else:
+            self.kubelet.failing_images.discard(image)
+
+    def fail_probe(self, namespace: str, pod: str, failing: bool = True) -> None:
+        """Make the pod's readiness probes fail (or pass through to the real probe again)."""
+        w = self.kubelet.worker(namespace, pod)
+        w.probe_failing = failing
+        w.wake.set()
+
+    def compact(self) -> None:
+        """Drop the watch history: watches from older resourceVersions now get 410 Gone."""
+        self.store.compact()
+
+    def received_objects(self, resource: str | None = None, verb: str | None = None) -> list[dict[str, Any]]:
+        """Return copies of every body the server received on create/replace (oldest first).
+
+        :param resource: only this resource (``"pods"``, ``"services"``, ...)
+        :param verb: only ``"create"`` or ``"replace"``
+        """
+        with self.api._received_lock:
+            return [
+                copy.deepcopy(body)
+                for v, r, body in self.api.received
+                if (resource in (None, r)) and (verb in (None, v))
+            ]
+
+    def pod_pids(self, namespace: str, pod: str) -> list[int]:
+        """Return the pids of a pod's shims and programs (for tests that check clean-up)."""
+        w = self.kubelet.worker(namespace, pod)
+        out = []
+        for c in w.mains:
+            if c.proc is not None:
+                out.append(c.proc.shim_pid)
+                if (pid := c.proc.pid()) is not None:
+                    out.append(pid)
+        return out
+
+    def stray_processes(self) -> list[int]:
+        """Return live descendant processes started for this emulator's pods."""
+        out = []
+        with contextlib.suppress(psutil.Error):
+            for proc in psutil.Process().children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get(MARK_ENV, "").startswith(
+                        self.mark + "/"
+                    ):
+                        out.append(proc.pid)
+        return out
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+        """Poll ``predicate()`` until it returns something truthy; raise TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(ApiError):
+                value = predicate()
+                if value:
+                    return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            time.sleep(interval)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Kill every pod process, stop the server and free its port. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.store.close()
+        self._server.close()
+        self.kubelet.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> K8sEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
