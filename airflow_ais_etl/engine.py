@@ -28,14 +28,13 @@ from airflow_ais_etl.etl.errors import (
 )
 from airflow_ais_etl.etl.msg import ARG_FQN, HPULL, HREV, to_wire
 from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
-from airflow_ais_etl.storage import ObjInfo, open_bucket
+from airflow_ais_etl.storage import Bucket, ObjInfo, normalize_url, open_bucket
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
     from airflow_ais_etl.cluster.base import Backend, BucketRef, PodEndpoint
     from airflow_ais_etl.etl.msg import InitMsg
-    from airflow_ais_etl.storage import Bucket
 
 SMALL_OBJECT = 1 << 20
 """Objects up to this size are read and written whole; larger ones are streamed in chunks."""
@@ -295,6 +294,7 @@ class _Job:
         self.control = control
         self.stats = _Stats(msg.name, src.url, dst.url, options.dry_run)
         self.failure: BaseException | None = None
+        self._flushing: asyncio.Future[None] | None = None
 
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -313,7 +313,7 @@ class _Job:
         watch = self.backend.watch_membership(
             self.msg.name, lambda cause: self.control.abort(cause, stop_pods=True)
         )
-        journal = Journal(self.dst, self.msg.name, job_fingerprint(self.msg))
+        journal = Journal(self.dst, self.msg.name, job_fingerprint(self.msg), auto_flush=False)
         try:
             await asyncio.to_thread(self.dst.check_writable)
             await asyncio.to_thread(self.dst.clean_partials)
@@ -326,6 +326,9 @@ class _Job:
                 await self._dispatch(items, endpoints, transformer, journal, done, aborted)
         finally:
             watch.close()
+            if self._flushing is not None:
+                with contextlib.suppress(Exception):
+                    await self._flushing
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(journal.flush)
         return self._conclude()
@@ -415,6 +418,8 @@ class _Job:
         self.stats.bytes_in += info.size
         self.stats.bytes_out += written
         journal.record(info.name, info.version, target_name)
+        if journal.due() and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.ensure_future(asyncio.to_thread(journal.flush))
 
     def _record_error(self, name: str, target: str, error: str) -> None:
         self.stats.errors.append({"object": name, "target": target, "error": error})
@@ -492,7 +497,14 @@ def run_offline(
     """
     options.validate()
     src_bucket = open_bucket(src, conn_id=src_conn_id)
-    dst_bucket = open_bucket(dst, conn_id=dst_conn_id, create=not options.dry_run)
+    dst_bucket: Bucket
+    if options.dry_run:
+        # A dry run writes nothing, so the destination need not exist (nor be created).
+        dst_bucket = _DryRunDestination(normalize_url(dst))
+    else:
+        # Objects are not fsynced one by one: the journal syncs the file system once per batch
+        # before it records the batch as done (see engine_journal), which keeps resume exact.
+        dst_bucket = open_bucket(dst, conn_id=dst_conn_id, create=True, fsync=False)
     if _same(src_bucket.url, dst_bucket.url) and not options.prepend and not options.ext:
         raise ValidationError(
             f"source and destination are the same bucket ({src_bucket.url}) and no --prepend/--ext is "
@@ -500,6 +512,18 @@ def run_offline(
         )
     job = _Job(backend, msg, src_bucket, dst_bucket, options, progress, control or JobControl())
     return asyncio.run(job.run())
+
+
+class _DryRunDestination(Bucket):
+    """The destination of a dry run: it has a name and refuses every access."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise AssertionError(f"a dry run must not touch the destination {self.url}")
+
+    _list = stat = read_chunks = read_bytes = writer = delete = check_writable = _refuse
 
 
 def _same(a: str, b: str) -> bool:

@@ -27,8 +27,10 @@ FLUSH_SECONDS = 2.0
 class Journal:
     """Buffered, append-only notes of finished objects for one ETL definition in one bucket."""
 
-    def __init__(self, bucket: Bucket, etl_name: str, fingerprint: str) -> None:
+    def __init__(self, bucket: Bucket, etl_name: str, fingerprint: str, *, auto_flush: bool = True) -> None:
+        """:param auto_flush: flush from :meth:`record` when due; ``False``: the caller polls :meth:`due`."""
         self.bucket = bucket
+        self.auto_flush = auto_flush
         self.prefix = f".ais-etl/journal/{etl_name}/{fingerprint}/"
         self._run = f"{int(time.time())}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
         self._seq = 0
@@ -48,10 +50,21 @@ class Journal:
         with self._lock:
             self._pending.append([src, version, dst])
             due = len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS
-        if due:
+        if due and self.auto_flush:
             self.flush()
 
+    def due(self) -> bool:
+        """Tell whether enough notes are pending (or enough time passed) to flush them."""
+        with self._lock:
+            return bool(self._pending) and (
+                len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS
+            )
+
     def flush(self) -> None:
+        """Write pending notes, after making the objects they name durable (one sync per batch).
+
+        The batch is taken before the sync, so every note written names an object the sync covered.
+        """
         with self._lock:
             batch, self._pending = self._pending, []
             self._last_flush = time.monotonic()
@@ -59,4 +72,5 @@ class Journal:
                 return
             self._seq += 1
             name = f"{self.prefix}{self._run}-{self._seq:06d}.json"
+        self.bucket.sync()
         self.bucket.write_bytes(name, json.dumps(batch).encode())

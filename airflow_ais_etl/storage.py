@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import secrets
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -191,6 +193,9 @@ class Bucket(abc.ABC):
         """Remove in-progress writes left by killed processes; return how many were removed."""
         return 0
 
+    def sync(self) -> None:
+        """Make every object written so far durable (a no-op where each write already is)."""
+
     def write_bytes(self, name: str, data: bytes) -> None:
         """Store ``data`` as object ``name`` atomically."""
         with self.writer(name) as w:
@@ -242,8 +247,11 @@ class _FileWriter(AtomicWriter):
         self._tmp = os.path.join(directory, _temp_name(base))
         self._fsync = fsync
         try:
-            os.makedirs(directory, exist_ok=True)
-            self._file: IO[bytes] = open(self._tmp, "xb")
+            try:
+                self._file: IO[bytes] = open(self._tmp, "xb")
+            except FileNotFoundError:
+                os.makedirs(directory, exist_ok=True)
+                self._file = open(self._tmp, "xb")
         except OSError as err:
             raise StorageError(f"bucket {bucket_url}: cannot create {name!r}: {err}") from err
 
@@ -275,7 +283,8 @@ class LocalBucket(Bucket):
     """A directory on this machine; object names map to relative file paths.
 
     :param path: the directory
-    :param fsync: fsync each object before it becomes visible (durability over speed)
+    :param fsync: fsync each object before it becomes visible; without it a writer that needs
+        durability calls :meth:`sync` once per batch (atomicity against process kills holds either way)
     """
 
     def __init__(self, path: str, *, fsync: bool = True) -> None:
@@ -283,18 +292,35 @@ class LocalBucket(Bucket):
         self.url = "file://" + self.root
         self._fsync = fsync
         self._real_root = os.path.realpath(self.root)
+        self._dirs_inside: set[str] = set()
+        """Directories (relative, ``""`` = root) already resolved to a place inside the bucket."""
 
     def _inside(self, real: str) -> bool:
         root = self._real_root
         return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
 
     def _path(self, name: str) -> str:
-        """Validate ``name`` and return its path; refuse anything that resolves outside the bucket."""
+        """Validate ``name`` and return its path; refuse anything that resolves outside the bucket.
+
+        Directories already seen inside the bucket are remembered, so the common case costs one
+        ``lstat`` of the object itself instead of resolving every component of the path.
+        """
         validate_object_name(name)
         path = os.path.join(self.root, name)
+        parent = name.rpartition("/")[0]
+        if parent in self._dirs_inside or not parent:
+            try:
+                if not os.path.islink(path):
+                    return path
+            except OSError:
+                pass
         real = os.path.realpath(path)
         if not self._inside(real):
             raise StorageError(f"bucket {self.url}: object {name!r} resolves outside the bucket")
+        if parent:
+            real_dir = os.path.realpath(os.path.join(self.root, parent))
+            if os.path.isdir(real_dir) and self._inside(real_dir):
+                self._dirs_inside.add(parent)
         return path
 
     def _info(self, name: str, st: os.stat_result) -> ObjInfo:
@@ -408,6 +434,12 @@ class LocalBucket(Bucket):
             raise StorageError(f"bucket {self.url}: cannot delete {name!r}: {err}") from err
         return True
 
+    def sync(self) -> None:
+        """Flush the bucket's file system to disk: one ``syncfs`` covers a whole batch of writes."""
+        if self._fsync:
+            return
+        _syncfs(self.root)
+
     def check_writable(self) -> None:
         if not os.path.isdir(self.root):
             raise StorageError(f"bucket {self.url}: directory {self.root} does not exist")
@@ -433,6 +465,33 @@ class LocalBucket(Bucket):
                 except FileNotFoundError:
                     continue
         return removed
+
+
+def _syncfs(directory: str) -> None:
+    """Call ``syncfs(2)`` on the file system holding ``directory`` (``sync(2)`` where it is missing)."""
+    libc = _libc()
+    if libc is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc if hasattr(libc, "syncfs") else None
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -645,12 +704,15 @@ def bucket_id(url: str) -> str:
     return "b-" + digest[:16]
 
 
-def open_bucket(url_or_path: str, *, conn_id: str | None = None, create: bool = False) -> Bucket:
+def open_bucket(
+    url_or_path: str, *, conn_id: str | None = None, create: bool = False, fsync: bool = True
+) -> Bucket:
     """Open the bucket at a path or URL.
 
     :param url_or_path: a directory, a ``file://`` URL, or any URL Airflow object storage serves
     :param conn_id: Airflow connection for object-store URLs
     :param create: create a missing local directory instead of failing
+    :param fsync: for local directories, fsync every object (``False``: call :meth:`Bucket.sync`)
     :raises StorageError: when a local directory is missing and ``create`` is false
     """
     if not url_or_path:
@@ -660,7 +722,7 @@ def open_bucket(url_or_path: str, *, conn_id: str | None = None, create: bool = 
         return ObjectStorageBucket(url_or_path, conn_id=conn_id)
     path = os.path.abspath(os.path.expanduser(local))
     if os.path.isdir(path):
-        return LocalBucket(path)
+        return LocalBucket(path, fsync=fsync)
     if os.path.exists(path):
         raise StorageError(f"bucket path {path} is not a directory")
     if not create:
@@ -672,4 +734,4 @@ def open_bucket(url_or_path: str, *, conn_id: str | None = None, create: bool = 
         os.makedirs(path, exist_ok=True)
     except OSError as err:
         raise StorageError(f"cannot create bucket directory {path}: {err}") from err
-    return LocalBucket(path)
+    return LocalBucket(path, fsync=fsync)

@@ -46,7 +46,7 @@ with DAG(
         "src": Param(os.path.join(DATA_DIR, "src"), type="string", description="source bucket (a directory)"),
         "dst": Param(os.path.join(DATA_DIR, "dst"), type="string", description="destination bucket"),
         "comm_type": Param("hpush://", enum=["hpush://", "hpull://", "hrev://"]),
-        "num_objects": Param(20, type="integer", minimum=1, description="size of the sample bucket"),
+        "num_objects": Param(2000, type="integer", minimum=1, description="size of the sample bucket"),
         "num_workers": Param(4, type="integer", minimum=1, description="requests in flight per target"),
         "resume": Param(True, type="boolean", description="skip objects this ETL already transformed"),
         "delay_ms": Param(0, type="integer", minimum=0, description="extra time per object (demo only)"),
@@ -55,12 +55,19 @@ with DAG(
 
     @task
     def make_sample_bucket(src: str, num_objects: int) -> str:
-        """Write a small sample source bucket when the source directory is empty or missing."""
+        """Write a sample source bucket of mixed sizes when the source directory is empty or missing."""
+        import random
+
         os.makedirs(src, exist_ok=True)
         if not os.listdir(src):
+            rng = random.Random(num_objects)  # the same bucket for the same size, every run
             for i in range(num_objects):
-                with open(os.path.join(src, f"obj-{i:04d}.txt"), "w") as f:
-                    f.write(f"sample object number {i}\n" * 8)
+                size = rng.choice((64, 512, 4096, 16384, 65536, 262144, 2 << 20 if i % 500 == 7 else 1024))
+                line = f"sample object number {i} of the example bucket\n".encode()
+                path = os.path.join(src, f"shard-{i // 500:02d}", f"obj-{i:05d}.txt")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write((line * (size // len(line) + 1))[:size])
         return src
 
     sample = make_sample_bucket("{{ params.src }}", "{{ params.num_objects }}")
@@ -101,7 +108,30 @@ with DAG(
     stop = AisEtlStopOperator(task_id="stop_etl", etl_name=ETL_NAME)
     # [END howto_operator_ais_etl_stop]
 
-    sample >> init >> healthy >> transform >> stop.as_teardown(setups=init)
+    # [START howto_ais_etl_verify_result]
+    @task
+    def verify(src: str, dst: str, stats: dict) -> dict:
+        """Check every destination object against the transform applied locally; report where it is."""
+        checked = 0
+        for root, _dirs, files in os.walk(src):
+            for name in files:
+                rel = os.path.relpath(os.path.join(root, name), src)
+                with open(os.path.join(src, rel), "rb") as f_src, open(os.path.join(dst, rel), "rb") as f_dst:
+                    if f_dst.read() != to_upper(f_src.read()):
+                        raise ValueError(f"destination object {rel} differs from the transformed source")
+                checked += 1
+        print(f"RESULT: {checked} objects verified in {dst}")
+        print(
+            f"STATS: {stats['objects']} transformed, {stats['skipped']} skipped, {stats['error_count']} errors, "
+            f"{stats['bytes_in']} bytes in, {stats['bytes_out']} bytes out, {stats['elapsed']} s, "
+            f"per target: {stats['targets']}"
+        )
+        return {"verified": checked, "dst": dst}
+
+    # [END howto_ais_etl_verify_result]
+
+    checked = verify("{{ params.src }}", "{{ params.dst }}", transform.output)
+    sample >> init >> healthy >> transform >> checked >> stop.as_teardown(setups=init)
 
 
 if __name__ == "__main__":

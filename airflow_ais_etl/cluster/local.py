@@ -221,8 +221,14 @@ class LocalBackend(Backend):
         gdir = self.state.target_dir(tid)
         info = read_json(gdir / "gateway.json", {})
         if info:
+            pid = int(info["pid"])
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(info["pid"]), signal.SIGTERM)
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while podrunner._pid_alive(pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)  # our own child: collect it
+                time.sleep(0.02)
         shutil.rmtree(gdir, ignore_errors=True)
 
     def target_url(self, tid: str) -> str:
@@ -273,13 +279,15 @@ class LocalBackend(Backend):
         self._clear_pod_dirs(msg.name)
         started: list[tuple[Target, podrunner.LocalPod]] = []
         try:
-            for target in self.targets():
-                started.append((target, self._start_one(msg, template, target, env, volume_dirs)))
+            with self.state.pods_lock(shared=True):  # gateways stay up until our pods are recorded
+                for target in self.targets():
+                    started.append((target, self._start_one(msg, template, target, env, volume_dirs)))
             self._wait_ready(msg, started)
         except BaseException:
             for _target, pod in started:
                 podrunner.stop_pod(pod, grace=2)
             self._clear_pod_dirs(msg.name)
+            self._stop_idle_gateways()
             raise
         write_json_atomic(etl_dir / "membership.json", self._membership())
         return self.endpoints(msg.name)
@@ -384,7 +392,15 @@ class LocalBackend(Backend):
             podrunner.stop_pod(pod, grace=STOP_GRACE)
         for tid in pods:
             (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
+        self._stop_idle_gateways()
         return bool(pods)
+
+    def _stop_idle_gateways(self) -> None:
+        """Stop the target gateways once no pod runs, so no process outlives the last ETL."""
+        with self.state.pods_lock(shared=False):
+            if not self.state.any_pods():
+                for tid in [t.id for t in self.targets()]:
+                    self._stop_gateway(tid)
 
     def endpoints(self, name: str) -> list[PodEndpoint]:
         out = []

@@ -54,11 +54,11 @@ def read_json(path: Path, default: Any) -> Any:
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if needed) for the duration of the block."""
+def locked(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on ``path`` (created if needed) for the block: exclusive, or ``shared``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -86,6 +86,13 @@ class LocalState:
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.home / "state.lock")
+
+    def pods_lock(self, *, shared: bool) -> contextlib.AbstractContextManager[None]:
+        """Starting pods holds it shared; stopping idle gateways holds it exclusively."""
+        return locked(self.home / "pods.lock", shared=shared)
+
+    def any_pods(self) -> bool:
+        return any((self.home / "etls").glob("*/*/pod.json"))
 
     def target_dir(self, tid: str) -> Path:
         return self.home / "targets" / tid

@@ -526,6 +526,11 @@ def prepare_pod(
             _set_env(each, key, value)
     if io_command is not None:
         _set_env(container, "AIS_ETL_IO_COMMAND", json.dumps(io_command))
+    # The message's comm and arg types, unless the spec sets them: a runtime-image container in an
+    # init-spec pod then serves the right protocol without repeating it in its env.
+    for key, value in (("COMM_TYPE", msg.comm_type), ("ARG_TYPE", msg.arg_type)):
+        if not any(isinstance(e, Mapping) and e.get("name") == key for e in container.get("env") or []):
+            _set_env(container, key, value)
     for each in spec.get("initContainers") or []:
         for key, value in extra.items():
             _set_env(each, key, value)

@@ -118,7 +118,7 @@ class AisEtlBaseOperator(BaseOperator):
     :param ais_etl_conn_id: the ``ais_etl`` connection (templated)
     """
 
-    operator_extra_links = (AisEtlLink(),)
+    operator_extra_links: tuple[AisEtlLink, ...] = (AisEtlLink(),)
 
     def __init__(self, *, ais_etl_conn_id: str = AisEtlHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -189,6 +189,7 @@ class AisEtlStopOperator(AisEtlBaseOperator):
     """
 
     template_fields: Sequence[str] = ("etl_name", "ais_etl_conn_id")
+    operator_extra_links = ()  # nothing to inspect once stopped
 
     def __init__(self, *, etl_name: str | None = None, all_etls: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)

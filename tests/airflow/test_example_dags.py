@@ -54,7 +54,7 @@ def test_offline_example(ais_home: Path, tmp_path: Path) -> None:
     dr = _dag("example_ais_etl_offline").test(run_conf={"src": str(src), "dst": str(dst), "num_objects": 12})
     assert str(dr.state) == "success"
     assert set(_states(dr).values()) == {"success"}
-    assert len(_states(dr)) == 5
+    assert len(_states(dr)) == 6
     sources, results = _objects(src), _objects(dst)
     assert sorted(results) == sorted(sources)
     assert len(results) == 12

@@ -219,8 +219,23 @@ def test_env_order_and_shadowing() -> None:
     _, prep = prepared(extra_env={"AISTORE_CODE": "c", "AISTORE_DEPS": "d", "KEEP": "2"})
     main = prep.pod["spec"]["containers"][0]
     # the user's AIS_TARGET_URL and KEEP are replaced (not shadowed); ours come last, in order
-    assert env_names(main) == ["AIS_TARGET_URL", "AISTORE_CODE", "AISTORE_DEPS", "KEEP"]
-    assert env_map(main) == {"AIS_TARGET_URL": URL, "AISTORE_CODE": "c", "AISTORE_DEPS": "d", "KEEP": "2"}
+    # then the message's comm/arg types, which the user spec did not set
+    assert env_names(main) == [
+        "AIS_TARGET_URL",
+        "AISTORE_CODE",
+        "AISTORE_DEPS",
+        "KEEP",
+        "COMM_TYPE",
+        "ARG_TYPE",
+    ]
+    assert env_map(main) == {
+        "AIS_TARGET_URL": URL,
+        "AISTORE_CODE": "c",
+        "AISTORE_DEPS": "d",
+        "KEEP": "2",
+        "COMM_TYPE": "hpush://",
+        "ARG_TYPE": "",
+    }
     init = prep.pod["spec"]["initContainers"][0]
     assert env_map(init) == {"AISTORE_CODE": "c", "AISTORE_DEPS": "d", "KEEP": "2"}  # no AIS_TARGET_URL
 
@@ -276,3 +291,12 @@ def test_io_query_vector() -> None:
     assert (
         urlencode(io_query(["python", "/app/x.py"])) == "command=bash&command=-c&command=python+%2Fapp%2Fx.py"
     )
+
+
+def test_comm_and_arg_type_env_set_by_the_spec_are_kept() -> None:
+    pod = parse_pod_spec(SPEC)
+    pod["spec"]["containers"][0]["env"] = [{"name": "COMM_TYPE", "value": "custom"}]
+    prep = prepare_pod(pod, spec_msg(HPUSH), TARGET, target_url=URL)
+    env = env_map(prep.pod["spec"]["containers"][0])
+    assert env["COMM_TYPE"] == "custom"
+    assert env["ARG_TYPE"] == ""

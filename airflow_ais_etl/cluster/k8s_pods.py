@@ -1,0 +1,371 @@
+"""The one module that talks to Kubernetes: the provider's ``KubernetesHook``/``PodManager`` plus the client.
+
+Everything here takes and returns plain dicts (the JSON form of Kubernetes objects), so the backend
+never handles client models and a change in cncf-kubernetes or the client touches only this file.
+Reads use ``_preload_content=False`` and decode the JSON (or log text) themselves: that keeps every
+field the server sent and avoids the 36.x client's log-decoding bug.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from airflow_ais_etl.etl.errors import EtlError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+__all__ = ["KubeApiError", "KubeClient", "KubeConflict", "KubeGone", "WatchStream"]
+
+METRICS_GROUP = "metrics.k8s.io"
+METRICS_VERSION = "v1beta1"
+REQUEST_TIMEOUT = 30.0
+
+
+class KubeApiError(EtlError):
+    """Report a Kubernetes API failure with its status code and the server's message.
+
+    :param status: HTTP status (0 when the server was not reached)
+    """
+
+    def __init__(self, reason: str, *, status: int = 0) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class KubeConflict(KubeApiError):
+    """409: the object already exists, or its resourceVersion is stale."""
+
+
+class KubeGone(KubeApiError):
+    """410: the watch's resourceVersion is older than the server's history."""
+
+
+def _api_error(exc: ApiException, what: str) -> KubeApiError:
+    message = ""
+    try:
+        body = json.loads(exc.body or "{}")
+        message = str(body.get("message") or "")
+    except (TypeError, ValueError):
+        message = str(exc.body or "")
+    text = f"kubernetes API: {what} failed with {exc.status} {exc.reason}" + (
+        f": {message}" if message else ""
+    )
+    status = int(exc.status or 0)
+    if status == 409:
+        return KubeConflict(text, status=status)
+    if status == 410:
+        return KubeGone(text, status=status)
+    return KubeApiError(text, status=status)
+
+
+def _decode(resp: Any) -> Any:
+    try:
+        return json.loads(resp.data)
+    finally:
+        resp.release_conn()
+
+
+class WatchStream:
+    """One watch request: iterate ``(type, object)`` pairs; ``close`` (from any thread) ends it."""
+
+    def __init__(self, open_response: Callable[[], Any]) -> None:
+        self._open = open_response
+        self._resp: Any = None
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        if self._closed.is_set():
+            return
+        try:
+            self._resp = self._open()
+        except ApiException as exc:
+            raise _api_error(exc, "watch") from None
+        try:
+            for line in iter_resp_lines(self._resp):
+                if self._closed.is_set():
+                    return
+                if not line:
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    code = int(obj.get("code") or 0)
+                    cls = KubeGone if code == 410 else KubeApiError
+                    raise cls(f"kubernetes API: watch failed: {obj.get('message', '')}", status=code)
+                yield str(event.get("type")), obj
+        except Exception:
+            if self._closed.is_set():
+                return
+            raise
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            try:
+                resp.close()
+                resp.release_conn()
+            except (
+                Exception
+            ):  # closing a half-read stream from another thread may fail; it is gone either way
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        self._release()
+
+
+class KubeClient:
+    """Kubernetes access for one namespace through an Airflow ``kubernetes`` connection.
+
+    :param kubernetes_conn_id: the cncf-kubernetes connection (default ``kubernetes_default``)
+    :param namespace: where ETL objects live (default: the connection's namespace, else ``default``)
+    """
+
+    def __init__(self, kubernetes_conn_id: str | None = None, namespace: str | None = None) -> None:
+        self.hook = KubernetesHook(conn_id=kubernetes_conn_id or KubernetesHook.default_conn_name)
+        self.namespace = namespace or self.hook.get_namespace() or "default"
+        self.core = self.hook.core_v1_client
+        self.custom = self.hook.custom_object_client
+        self.pod_manager = PodManager(self.core)
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            raise _api_error(exc, what) from None
+
+    def _read(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """Return the decoded object, or None on 404."""
+        try:
+            data: dict[str, Any] = _decode(self._call(what, fn, *args, _preload_content=False, **kwargs))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return data
+
+    # -- nodes -------------------------------------------------------------------------------
+    def list_nodes(self, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
+        data = self._read("list nodes", self.core.list_node, label_selector=label_selector) or {}
+        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
+
+    # -- pods --------------------------------------------------------------------------------
+    def create_pod(self, body: dict[str, Any]) -> None:
+        """Create a Pod through the provider's PodManager (it retries transient API errors)."""
+        model = self.core.api_client.deserialize(SimpleNamespace(data=json.dumps(body)), "V1Pod")
+        model.metadata.namespace = self.namespace
+        try:
+            self.pod_manager.create_pod(model)
+        except ApiException as exc:
+            raise _api_error(exc, f"create pod {body['metadata']['name']}") from None
+
+    def read_pod(self, name: str) -> dict[str, Any] | None:
+        return self._read(f"read pod {name}", self.core.read_namespaced_pod, name, self.namespace)
+
+    def list_pods(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        data = (
+            self._read(
+                "list pods", self.core.list_namespaced_pod, self.namespace, label_selector=label_selector
+            )
+            or {}
+        )
+        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
+
+    def delete_pod(self, name: str, grace_seconds: int) -> bool:
+        """Delete a pod with a grace period; return False when it was already gone."""
+        try:
+            self._call(
+                f"delete pod {name}",
+                self.core.delete_namespaced_pod,
+                name,
+                self.namespace,
+                grace_period_seconds=grace_seconds,
+                _preload_content=False,
+            ).release_conn()
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def pod_events(self, name: str) -> list[dict[str, Any]]:
+        """Return the events about pod ``name``, oldest first."""
+        data = self._read(
+            f"list events of {name}",
+            self.core.list_namespaced_event,
+            self.namespace,
+            field_selector=f"involvedObject.name={name}",
+        )
+        items = list((data or {}).get("items") or [])
+        return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+    def pod_log(
+        self, name: str, container: str, *, tail_lines: int | None = None, previous: bool = False
+    ) -> str:
+        """Return a container's log as text (decoded here: the 36.x client mangles it otherwise)."""
+        kwargs: dict[str, Any] = {"container": container, "_preload_content": False}
+        if tail_lines:
+            kwargs["tail_lines"] = tail_lines
+        if previous:
+            kwargs["previous"] = True
+        resp = self._call(
+            f"read log of {name}/{container}",
+            self.core.read_namespaced_pod_log,
+            name,
+            self.namespace,
+            **kwargs,
+        )
+        try:
+            return bytes(resp.data).decode("utf-8", errors="replace")
+        finally:
+            resp.release_conn()
+
+    # -- services ----------------------------------------------------------------------------
+    def create_service(self, body: dict[str, Any]) -> None:
+        self._call(
+            f"create service {body['metadata']['name']}",
+            self.core.create_namespaced_service,
+            self.namespace,
+            body,
+            _preload_content=False,
+        ).release_conn()
+
+    def list_services(self, label_selector: str) -> list[dict[str, Any]]:
+        data = self._read(
+            "list services", self.core.list_namespaced_service, self.namespace, label_selector=label_selector
+        )
+        return list((data or {}).get("items") or [])
+
+    def delete_service(self, name: str) -> bool:
+        try:
+            self._call(
+                f"delete service {name}",
+                self.core.delete_namespaced_service,
+                name,
+                self.namespace,
+                _preload_content=False,
+            ).release_conn()
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # -- config maps -------------------------------------------------------------------------
+    def read_config_map(self, name: str) -> dict[str, Any] | None:
+        return self._read(
+            f"read configmap {name}", self.core.read_namespaced_config_map, name, self.namespace
+        )
+
+    def create_config_map(self, body: dict[str, Any]) -> None:
+        """Create a ConfigMap; raise :class:`KubeConflict` when it exists already."""
+        self._call(
+            f"create configmap {body['metadata']['name']}",
+            self.core.create_namespaced_config_map,
+            self.namespace,
+            body,
+            _preload_content=False,
+        ).release_conn()
+
+    def replace_config_map(self, body: dict[str, Any]) -> None:
+        """Replace a ConfigMap; raise :class:`KubeConflict` when its resourceVersion is stale."""
+        name = body["metadata"]["name"]
+        self._call(
+            f"replace configmap {name}",
+            self.core.replace_namespaced_config_map,
+            name,
+            self.namespace,
+            body,
+            _preload_content=False,
+        ).release_conn()
+
+    def delete_config_map(self, name: str) -> bool:
+        try:
+            self._call(
+                f"delete configmap {name}",
+                self.core.delete_namespaced_config_map,
+                name,
+                self.namespace,
+                _preload_content=False,
+            ).release_conn()
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # -- metrics -----------------------------------------------------------------------------
+    def pod_metrics(self, name: str) -> dict[str, Any] | None:
+        """Return the PodMetrics of ``name`` in this namespace, or None when it has none (yet)."""
+        try:
+            data: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                METRICS_GROUP, METRICS_VERSION, self.namespace, "pods", name, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(exc, f"read metrics of pod {name}") from None
+        return data
+
+    def metrics_api_available(self) -> bool:
+        """Tell whether the cluster serves ``metrics.k8s.io/v1beta1`` (metrics-server installed)."""
+        try:
+            self.custom.api_client.call_api(
+                f"/apis/{METRICS_GROUP}/{METRICS_VERSION}",
+                "GET",
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )[0].release_conn()
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _api_error(exc, "discover the metrics API") from None
+        return True
+
+    # -- watches -----------------------------------------------------------------------------
+    def watch_nodes(self, label_selector: str, resource_version: str, timeout_seconds: int) -> WatchStream:
+        return WatchStream(
+            lambda: self.core.list_node(
+                label_selector=label_selector,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                allow_watch_bookmarks=True,
+                watch=True,
+                _preload_content=False,
+                _request_timeout=timeout_seconds + REQUEST_TIMEOUT,
+            )
+        )
+
+    def watch_pods(self, label_selector: str, resource_version: str, timeout_seconds: int) -> WatchStream:
+        return WatchStream(
+            lambda: self.core.list_namespaced_pod(
+                self.namespace,
+                label_selector=label_selector,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                allow_watch_bookmarks=True,
+                watch=True,
+                _preload_content=False,
+                _request_timeout=timeout_seconds + REQUEST_TIMEOUT,
+            )
+        )
+
+    def close(self) -> None:
+        """Release the connection pool of the hook's API client."""
+        try:
+            self.hook.api_client.close()
+        except Exception:  # closing twice or a pool already torn down is harmless
+            return
