@@ -74,6 +74,14 @@ def _decode(resp: Any) -> Any:
         resp.release_conn()
 
 
+def _drain(resp: Any) -> None:
+    """Read the whole body before returning the connection (else the next request on it breaks)."""
+    try:
+        _ = resp.data
+    finally:
+        resp.release_conn()
+
+
 class WatchStream:
     """One watch request: iterate ``(type, object)`` pairs; ``close`` (from any thread) ends it."""
 
@@ -146,6 +154,10 @@ class KubeClient:
         except ApiException as exc:
             raise _api_error(exc, what) from None
 
+    def _send(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call a writing API method and discard the answer (read fully, connection returned)."""
+        _drain(self._call(what, fn, *args, _preload_content=False, **kwargs))
+
     def _read(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         """Return the decoded object, or None on 404."""
         try:
@@ -163,13 +175,11 @@ class KubeClient:
 
     # -- pods --------------------------------------------------------------------------------
     def create_pod(self, body: dict[str, Any]) -> None:
-        """Create a Pod through the provider's PodManager (it retries transient API errors)."""
-        model = self.core.api_client.deserialize(SimpleNamespace(data=json.dumps(body)), "V1Pod")
-        model.metadata.namespace = self.namespace
-        try:
-            self.pod_manager.create_pod(model)
-        except ApiException as exc:
-            raise _api_error(exc, f"create pod {body['metadata']['name']}") from None
+        """Create a Pod (not through ``PodManager.create_pod``: it logs the whole spec, env and secret
+        included, and retries 409s)."""
+        self._send(
+            f"create pod {body['metadata']['name']}", self.core.create_namespaced_pod, self.namespace, body
+        )
 
     def read_pod(self, name: str) -> dict[str, Any] | None:
         return self._read(f"read pod {name}", self.core.read_namespaced_pod, name, self.namespace)
@@ -186,14 +196,13 @@ class KubeClient:
     def delete_pod(self, name: str, grace_seconds: int) -> bool:
         """Delete a pod with a grace period; return False when it was already gone."""
         try:
-            self._call(
+            self._send(
                 f"delete pod {name}",
                 self.core.delete_namespaced_pod,
                 name,
                 self.namespace,
                 grace_period_seconds=grace_seconds,
-                _preload_content=False,
-            ).release_conn()
+            )
         except KubeApiError as exc:
             if exc.status == 404:
                 return False
@@ -201,14 +210,13 @@ class KubeClient:
         return True
 
     def pod_events(self, name: str) -> list[dict[str, Any]]:
-        """Return the events about pod ``name``, oldest first."""
-        data = self._read(
-            f"list events of {name}",
-            self.core.list_namespaced_event,
-            self.namespace,
-            field_selector=f"involvedObject.name={name}",
-        )
-        items = list((data or {}).get("items") or [])
+        """Return the events about pod ``name``, oldest first (read through the provider's PodManager)."""
+        ref = SimpleNamespace(metadata=SimpleNamespace(name=name, namespace=self.namespace))
+        try:
+            events = self.pod_manager.read_pod_events(ref)
+        except ApiException as exc:
+            raise _api_error(exc, f"list events of {name}") from None
+        items = self.core.api_client.sanitize_for_serialization(events.items or [])
         return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
     def pod_log(
@@ -234,13 +242,12 @@ class KubeClient:
 
     # -- services ----------------------------------------------------------------------------
     def create_service(self, body: dict[str, Any]) -> None:
-        self._call(
+        self._send(
             f"create service {body['metadata']['name']}",
             self.core.create_namespaced_service,
             self.namespace,
             body,
-            _preload_content=False,
-        ).release_conn()
+        )
 
     def list_services(self, label_selector: str) -> list[dict[str, Any]]:
         data = self._read(
@@ -250,13 +257,12 @@ class KubeClient:
 
     def delete_service(self, name: str) -> bool:
         try:
-            self._call(
+            self._send(
                 f"delete service {name}",
                 self.core.delete_namespaced_service,
                 name,
                 self.namespace,
-                _preload_content=False,
-            ).release_conn()
+            )
         except KubeApiError as exc:
             if exc.status == 404:
                 return False
@@ -271,35 +277,32 @@ class KubeClient:
 
     def create_config_map(self, body: dict[str, Any]) -> None:
         """Create a ConfigMap; raise :class:`KubeConflict` when it exists already."""
-        self._call(
+        self._send(
             f"create configmap {body['metadata']['name']}",
             self.core.create_namespaced_config_map,
             self.namespace,
             body,
-            _preload_content=False,
-        ).release_conn()
+        )
 
     def replace_config_map(self, body: dict[str, Any]) -> None:
         """Replace a ConfigMap; raise :class:`KubeConflict` when its resourceVersion is stale."""
         name = body["metadata"]["name"]
-        self._call(
+        self._send(
             f"replace configmap {name}",
             self.core.replace_namespaced_config_map,
             name,
             self.namespace,
             body,
-            _preload_content=False,
-        ).release_conn()
+        )
 
     def delete_config_map(self, name: str) -> bool:
         try:
-            self._call(
+            self._send(
                 f"delete configmap {name}",
                 self.core.delete_namespaced_config_map,
                 name,
                 self.namespace,
-                _preload_content=False,
-            ).release_conn()
+            )
         except KubeApiError as exc:
             if exc.status == 404:
                 return False
@@ -322,13 +325,14 @@ class KubeClient:
     def metrics_api_available(self) -> bool:
         """Tell whether the cluster serves ``metrics.k8s.io/v1beta1`` (metrics-server installed)."""
         try:
-            self.custom.api_client.call_api(
+            resp = self.custom.api_client.call_api(
                 f"/apis/{METRICS_GROUP}/{METRICS_VERSION}",
                 "GET",
                 auth_settings=["BearerToken"],
                 _preload_content=False,
                 _request_timeout=REQUEST_TIMEOUT,
-            )[0].release_conn()
+            )
+            _drain(resp[0])
         except ApiException as exc:
             if exc.status == 404:
                 return False

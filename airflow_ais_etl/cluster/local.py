@@ -182,11 +182,11 @@ class LocalBackend(Backend):
         """Return the running gateway of ``tid`` (started if needed): host, port, secret, pid."""
         gdir = self.state.target_dir(tid)
         info: dict[str, Any] = read_json(gdir / "gateway.json", {})
-        if info and podrunner._pid_alive(int(info["pid"])):
+        if info and podrunner.pid_alive(int(info["pid"])):
             return info
         with podrunner_lock(gdir):
             info = read_json(gdir / "gateway.json", {})
-            if info and podrunner._pid_alive(int(info["pid"])):
+            if info and podrunner.pid_alive(int(info["pid"])):
                 return info
             return self._start_gateway(tid, gdir)
 
@@ -225,7 +225,7 @@ class LocalBackend(Backend):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while podrunner._pid_alive(pid) and time.monotonic() < deadline:
+            while podrunner.pid_alive(pid) and time.monotonic() < deadline:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)  # our own child: collect it
                 time.sleep(0.02)
@@ -311,7 +311,7 @@ class LocalBackend(Backend):
         pod_dir = self.state.pod_dir(msg.name, target.id)
         pod_dir.mkdir(parents=True, exist_ok=True)
         (pod_dir / "pod.yaml").write_text(yaml.safe_dump(_redact(prepared.pod), sort_keys=False))
-        port = podrunner._container_port(prepared.pod["spec"])
+        port = podrunner.container_port(prepared.pod["spec"])
         ip = podrunner.free_loopback_ip(port)
         ctx = {"etl_name": msg.name, "target": target.id, "pod_name": prepared.pod_name}
         try:

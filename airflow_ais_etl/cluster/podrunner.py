@@ -56,7 +56,7 @@ class ContainerProcess:
         try:
             return int((self.state_dir / "exit_code").read_text())
         except (OSError, ValueError):
-            if self.shim_pid and not _pid_alive(self.shim_pid):
+            if self.shim_pid and not pid_alive(self.shim_pid):
                 return -signal.SIGKILL  # the shim itself was killed: the container is gone
             return None
 
@@ -125,7 +125,7 @@ class LocalPod:
         )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -372,7 +372,7 @@ def start_pod(
                 log_tail=tail,
                 pod_name=name,
             )
-    local = LocalPod(name, ip, _container_port(spec), workdir)
+    local = LocalPod(name, ip, container_port(spec), workdir)
     for main in mains:
         state_dir = workdir / "state" / main.name
         if state_dir.exists():
@@ -393,7 +393,7 @@ def start_pod(
     return local
 
 
-def _container_port(spec: Mapping[str, Any]) -> int:
+def container_port(spec: Mapping[str, Any]) -> int:
     for c in spec.get("containers") or []:
         for p in c.get("ports") or []:
             return int(p["containerPort"])
@@ -426,7 +426,7 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return any(_pid_alive(p) for p in _group_members(pgid))
+    return any(pid_alive(p) for p in _group_members(pgid))
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -15,7 +15,7 @@ from airflow_ais_etl.hooks.settings import AisEtlSettings, format_link, parse_ex
 from airflow_ais_etl.version_compat import BaseHook
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
     from airflow_ais_etl.engine import JobControl, OfflineOptions
@@ -26,12 +26,20 @@ if TYPE_CHECKING:
 __all__ = ["AisEtlAsyncHook", "AisEtlHook"]
 
 
-def make_backend(settings: AisEtlSettings) -> Backend:
-    """Build the cluster backend the settings name (only ``local`` exists so far)."""
+def make_backend(settings: AisEtlSettings, extras: Mapping[str, Any] | None = None) -> Backend:
+    """Build the cluster backend the settings name.
+
+    :param settings: the parsed connection
+    :param extras: the raw connection extras (the kubernetes backend reads its own options there)
+    """
     if settings.backend == "kubernetes":
-        raise ValueError(
-            "the kubernetes backend of the ais_etl connection is not available yet in this version of "
-            "airflow-ais-etl; set the connection extra backend to 'local' (or remove it)"
+        from airflow_ais_etl.cluster.kubernetes import KubernetesBackend, backend_kwargs_from_extras
+
+        return KubernetesBackend(
+            settings.kubernetes_conn_id,
+            settings.namespace,
+            settings.node_selector,
+            **backend_kwargs_from_extras(extras),
         )
     from airflow_ais_etl.cluster.local import LocalBackend
 
@@ -54,11 +62,16 @@ class AisEtlHook(BaseHook):
     hook_name = "AIS ETL"
 
     def __init__(
-        self, ais_etl_conn_id: str = default_conn_name, *, settings: AisEtlSettings | None = None
+        self,
+        ais_etl_conn_id: str = default_conn_name,
+        *,
+        settings: AisEtlSettings | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.ais_etl_conn_id = ais_etl_conn_id
         self._settings = settings
+        self._extras: Mapping[str, Any] | None = extras
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -77,6 +90,7 @@ class AisEtlHook(BaseHook):
                 raise
             self.log.debug("connection %s is not defined: using the local backend", self.ais_etl_conn_id)
             return AisEtlSettings()
+        self._extras = conn.extra_dejson
         return parse_extras(conn.extra_dejson)
 
     @cached_property
@@ -84,7 +98,8 @@ class AisEtlHook(BaseHook):
         """Return the ETL service over the configured backend."""
         from airflow_ais_etl.service import AisEtl
 
-        return AisEtl(make_backend(self.settings))
+        settings = self.settings
+        return AisEtl(make_backend(settings, self._extras))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the backend answers; for ``local`` list its targets."""
@@ -202,6 +217,7 @@ class AisEtlAsyncHook(BaseHook):
         super().__init__()
         self.ais_etl_conn_id = ais_etl_conn_id
         self._hook: AisEtlHook | None = None
+        self._extras: Mapping[str, Any] | None = None
 
     async def get_settings(self) -> AisEtlSettings:
         """Read the connection without blocking the event loop (defaults when the default one is missing)."""
@@ -211,13 +227,14 @@ class AisEtlAsyncHook(BaseHook):
             if self.ais_etl_conn_id != self.default_conn_name:
                 raise
             return AisEtlSettings()
+        self._extras = conn.extra_dejson
         return parse_extras(conn.extra_dejson)
 
     async def get_sync_hook(self) -> AisEtlHook:
         """Return the (cached) sync hook built from the asynchronously read settings."""
         if self._hook is None:
             settings = await self.get_settings()
-            self._hook = AisEtlHook(self.ais_etl_conn_id, settings=settings)
+            self._hook = AisEtlHook(self.ais_etl_conn_id, settings=settings, extras=self._extras)
         return self._hook
 
     async def check_health(self, name: str) -> HealthReport:

@@ -87,14 +87,31 @@ def test_connection_extras_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert AisEtlHook("with_link").etl_url("etl-one") == "https://g/d?var-etl=etl-one"
 
 
-def test_kubernetes_backend_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    _set_conn(monkeypatch, "k8s_ais", {"backend": "kubernetes"})
-    hook = AisEtlHook("k8s_ais")
-    with pytest.raises(ValueError, match="not available yet"):
-        _ = hook.api
-    ok, message = hook.test_connection()
+def test_kubernetes_backend_connection_is_tested_through_the_emulator(
+    monkeypatch: pytest.MonkeyPatch, kubernetes_conn_env: str
+) -> None:
+    _set_conn(
+        monkeypatch,
+        "k8s_ais",
+        {
+            "backend": "kubernetes",
+            "kubernetes_conn_id": kubernetes_conn_env,
+            "node_selector": "airflow-ais-etl/target=true",
+        },
+    )
+    ok, message = AisEtlHook("k8s_ais").test_connection()
+    assert ok, message
+    assert "kubernetes cluster" in message
+    assert "2 target(s): node-a, node-b" in message
+
+
+def test_kubernetes_backend_without_its_kubernetes_connection_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _set_conn(monkeypatch, "k8s_ais", {"backend": "kubernetes", "kubernetes_conn_id": "no_such_k8s_conn"})
+    ok, message = AisEtlHook("k8s_ais").test_connection()
     assert not ok
-    assert "not available yet" in message
+    assert "no_such_k8s_conn" in message
 
 
 def test_check_health_of_missing_etl_fails(tmp_path: Path) -> None:

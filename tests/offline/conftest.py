@@ -1,0 +1,136 @@
+"""Fixtures and helpers for end-to-end offline transforms on the local backend (real processes)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from airflow_ais_etl.storage import RESERVED_PREFIX, TEMP_PREFIX
+from tests.local.conftest import api, home  # noqa: F401  (fixtures reused here)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+AWKWARD = [
+    "with space.bin",
+    "ünïcödé.bin",
+    "per%cent.bin",
+    "hash#tag.bin",
+    "what?mark.bin",
+    "nested/dir/deep name.bin",
+    "nested/x/y/z.bin",
+]
+REVERSE = "def transform(data):\n    return data[::-1] + b'!'\n"
+REVERSE_URL = (
+    "import urllib.request\n\n"
+    "def transform(url):\n"
+    "    with urllib.request.urlopen(url) as resp:\n"
+    "        return resp.read()[::-1] + b'!'\n"
+)
+REVERSE_IO = "import sys\nsys.stdout.buffer.write(sys.stdin.buffer.read()[::-1] + b'!')\n"
+UPPER_CHUNKED = (
+    "def transform(reader, writer):\n    for chunk in reader:\n        writer.write(chunk.upper())\n"
+)
+SLOW = "import time\n\ndef transform(data):\n    time.sleep(0.05)\n    return data.upper()\n"
+
+
+def reverse(data: bytes) -> bytes:
+    return data[::-1] + b"!"
+
+
+def make_tree(root: Path, count: int, *, big: int = 2, seed: int = 0) -> dict[str, bytes]:
+    """Write ``count`` objects of mixed sizes (0 bytes, small, ``big`` over 1 MiB) plus awkward names."""
+    out: dict[str, bytes] = {}
+    names = [f"obj-{i:04d}.dat" if i % 5 else f"p{i % 3}/obj-{i:04d}.dat" for i in range(count)]
+    names += AWKWARD
+    for i, name in enumerate(names):
+        if i == 0:
+            payload = b""
+        elif i <= big:
+            payload = hashlib.sha256(f"{seed}-{i}".encode()).digest() * ((3 << 20) // 64 + i)
+        else:
+            payload = f"object {seed} {i} {name} ".encode() * (1 + i % 37)
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload)
+        out[name] = payload
+    return out
+
+
+def tree_hashes(root: Path) -> dict[str, tuple[str, int]]:
+    """Return ``name -> (sha256, mode)`` of every file under ``root`` (all of them, reserved too)."""
+    out = {}
+    for directory, _dirs, files in os.walk(root):
+        for fname in files:
+            path = os.path.join(directory, fname)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(path, root)] = (digest, os.stat(path).st_mode)
+    return out
+
+
+def objects(root: Path) -> dict[str, bytes]:
+    """Return the visible objects of a destination directory (no reserved, no temp files)."""
+    out = {}
+    if not root.exists():
+        return out
+    for directory, _dirs, files in os.walk(root):
+        for fname in files:
+            path = os.path.join(directory, fname)
+            rel = os.path.relpath(path, root)
+            if rel.startswith(RESERVED_PREFIX) or fname.startswith(TEMP_PREFIX):
+                continue
+            with open(path, "rb") as f:
+                out[rel] = f.read()
+    return out
+
+
+def temp_files(root: Path) -> list[str]:
+    return [f for _d, _s, files in os.walk(root) for f in files if f.startswith(TEMP_PREFIX)]
+
+
+def stamps(root: Path, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Return ``name -> (inode, mtime_ns)``: a redone object gets a new inode (temp file + rename)."""
+    return {n: ((st := os.stat(root / n)).st_ino, st.st_mtime_ns) for n in names}
+
+
+def when(
+    condition: Callable[[], bool], action: Callable[[], object], timeout: float = 60.0
+) -> threading.Thread:
+    """Run ``action`` from a thread once ``condition`` holds (fault injection mid-run)."""
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                action()
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def count_files(root: Path, minimum: int) -> Callable[[], bool]:
+    def check() -> bool:
+        if not root.exists():
+            return False
+        return sum(1 for n in os.listdir(root) if n.endswith(".dat")) >= minimum
+
+    return check
+
+
+def simple_tree_upper(root: Path, count: int) -> dict[str, bytes]:
+    """Write ``count`` small lower-case objects named ``o-NNNN.dat`` (transformed by upper-casing)."""
+    out = {}
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        payload = f"payload {i} ".encode() * (1 + i % 7)
+        (root / f"o-{i:04d}.dat").write_bytes(payload)
+        out[f"o-{i:04d}.dat"] = payload
+    return out
