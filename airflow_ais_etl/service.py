@@ -90,25 +90,28 @@ class AisEtl:
     def init(
         self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None, replace: bool = False
     ) -> EtlInfo:
-        """Initialise ``msg`` on every target.
+        """Initialise ``msg`` on every target; ``extra_env`` is stored with it, so ``start`` restores it.
 
         Re-initialising the identical message is a no-op that reports the running ETL (safe for
         task retries) or starts it when stopped; a different message is refused unless ``replace``.
         """
         msg = validate(msg)
-        existing = self.backend.read_md().get(msg.name)
+        env = dict(extra_env or {})
+        md = self.backend.read_md()
+        existing = md.get(msg.name)
         if existing is not None:
-            if to_wire(existing) != to_wire(msg) and not replace:
+            same = to_wire(existing) == to_wire(msg) and md.env_of(msg.name) == env
+            if not same and not replace:
                 raise EtlExistsError(
                     "etl already exists with a different definition; pass replace=True (CLI: --replace) "
                     "to replace it, or choose another name",
                     etl_name=msg.name,
                 )
-            if to_wire(existing) == to_wire(msg) and self._running(msg.name):
+            if same and self._running(msg.name):
                 return self.info(msg.name)
             self.backend.stop_pods(msg.name)
-        self.backend.start_pods(msg, extra_env=extra_env)
-        self.backend.update_md(lambda md: md.add(msg))
+        self.backend.start_pods(msg, extra_env=env)
+        self.backend.update_md(lambda md: md.add(msg, env))
         return self.info(msg.name)
 
     def init_code(
@@ -168,7 +171,7 @@ class AisEtl:
         msg = self.view(name)
         if not self._running(name):
             self.backend.stop_pods(name)
-            self.backend.start_pods(msg)
+            self.backend.start_pods(msg, extra_env=self.backend.read_md().env_of(name))
         return self.info(name)
 
     def stop(self, name: str) -> bool:

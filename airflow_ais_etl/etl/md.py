@@ -21,15 +21,24 @@ class EtlMD:
 
     :param version: increases with every add or delete; receivers ignore older versions
     :param etls: messages by ETL name
+    :param env: the extra pod env each ETL was initialised with (so that ``start`` restores it)
     """
 
     version: int = 0
     etls: dict[str, InitMsg] = field(default_factory=dict)
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def add(self, msg: InitMsg) -> None:
-        """Insert or replace a message by its name and bump the version."""
+    def add(self, msg: InitMsg, env: Mapping[str, str] | None = None) -> None:
+        """Insert or replace a message (and its extra pod env) by its name and bump the version."""
         self.etls[msg.name] = msg
+        self.env.pop(msg.name, None)
+        if env:
+            self.env[msg.name] = dict(env)
         self.version += 1
+
+    def env_of(self, name: str) -> dict[str, str]:
+        """Return the extra pod env ``name`` was initialised with (empty when none)."""
+        return dict(self.env.get(name, {}))
 
     def get(self, name: str) -> InitMsg | None:
         """Return the message of ``name``, or None."""
@@ -42,6 +51,7 @@ class EtlMD:
         """
         if self.etls.pop(name, None) is None:
             return False
+        self.env.pop(name, None)
         self.version += 1
         return True
 
@@ -54,12 +64,15 @@ class EtlMD:
         return json.dumps(
             {
                 "version": self.version,
-                "etls": {
-                    name: {"type": json.dumps(msg.kind), "msg": to_wire(msg)}
-                    for name, msg in self.etls.items()
-                },
+                "etls": {name: self._entry(name, msg) for name, msg in self.etls.items()},
             }
         )
+
+    def _entry(self, name: str, msg: InitMsg) -> dict[str, Any]:
+        entry: dict[str, Any] = {"type": json.dumps(msg.kind), "msg": to_wire(msg)}
+        if self.env.get(name):
+            entry["env"] = self.env[name]  # our addition; the reference's readers ignore it
+        return entry
 
     @classmethod
     def from_json(cls, text: str | bytes) -> EtlMD:
@@ -82,6 +95,7 @@ class EtlMD:
         if not isinstance(entries, Mapping):
             raise ValidationError("invalid ETL metadata: etls must be an object")
         etls: dict[str, InitMsg] = {}
+        envs: dict[str, dict[str, str]] = {}
         for name, entry in entries.items():
             if not isinstance(entry, Mapping) or not isinstance(entry.get("msg"), Mapping):
                 raise ValidationError(
@@ -91,7 +105,14 @@ class EtlMD:
             if kind not in _KINDS:
                 raise ValidationError(f"invalid InitMsg type {go_quote(kind)}")
             etls[name] = decode_msg(entry["msg"], kind)
-        return cls(version=version, etls=etls)
+            env = entry.get("env") or {}
+            if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+                raise ValidationError(
+                    f"invalid ETL metadata entry {go_quote(str(name))}: env must map names to strings"
+                )
+            if env:
+                envs[str(name)] = {str(k): v for k, v in env.items()}
+        return cls(version=version, etls=etls, env=envs)
 
     def __str__(self) -> str:
         return f"EtlMD v{self.version}({len(self.etls)})"

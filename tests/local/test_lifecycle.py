@@ -216,3 +216,22 @@ def test_default_home_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert default_home() == tmp_path / "airflow-ais-etl"
     monkeypatch.setenv("AIS_ETL_HOME", "~/x")
     assert default_home() == __import__("pathlib").Path(os.path.expanduser("~/x"))
+
+
+ENV_ECHO = "import os\n\ndef transform(data):\n    return os.environ['GREETING'].encode() + data\n"
+
+
+@pytest.mark.integration
+def test_extra_env_reaches_the_pods_and_survives_stop_and_start(api: AisEtl, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_bucket(src, ["a.txt"])
+    payload = (src / "a.txt").read_bytes()
+    api.init_code("env-etl", ENV_ECHO, extra_env={"GREETING": "hi:"})
+    assert api.transform_object("env-etl", str(src), "a.txt") == b"hi:" + payload
+    api.init_code("env-etl", ENV_ECHO, extra_env={"GREETING": "hi:"})  # identical: a no-op
+    with pytest.raises(EtlExistsError):
+        api.init_code("env-etl", ENV_ECHO, extra_env={"GREETING": "other"})
+    api.stop("env-etl")
+    api.start("env-etl")
+    assert api.transform_object("env-etl", str(src), "a.txt") == b"hi:" + payload
+    api.stop("env-etl")

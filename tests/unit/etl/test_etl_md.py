@@ -88,3 +88,30 @@ def test_malformed(text: str) -> None:
 def test_empty_and_missing_fields() -> None:
     assert EtlMD.from_json("{}") == EtlMD()
     assert EtlMD.from_json(b'{"version": 2, "etls": {}, "ext": {"x": 1}}') == EtlMD(version=2)
+
+
+def test_extra_env_is_kept_per_etl_and_round_trips() -> None:
+    md = EtlMD()
+    md.add(InitSpecMsg(name="spec-etl", spec="x"), {"GREETING": "hi"})
+    md.add(InitSpecMsg(name="other-etl", spec="y"))
+    assert md.env_of("spec-etl") == {"GREETING": "hi"}
+    assert md.env_of("other-etl") == {}
+    back = EtlMD.from_json(md.to_json())
+    assert back.env_of("spec-etl") == {"GREETING": "hi"}
+    assert "env" not in json.loads(md.to_json())["etls"]["other-etl"]
+    md.add(InitSpecMsg(name="spec-etl", spec="x"))  # re-added without env: forgotten
+    assert md.env_of("spec-etl") == {}
+    md.add(InitSpecMsg(name="spec-etl", spec="x"), {"A": "1"})
+    assert md.delete("spec-etl")
+    assert md.env_of("spec-etl") == {}
+
+
+def test_bad_env_in_metadata_is_rejected() -> None:
+    text = json.dumps(
+        {
+            "version": 1,
+            "etls": {"spec-etl": {"type": "spec", "msg": {"id": "spec-etl", "spec": ""}, "env": {"A": 1}}},
+        }
+    )
+    with pytest.raises(ValidationError, match="env must map names to strings"):
+        EtlMD.from_json(text)
