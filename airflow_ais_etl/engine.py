@@ -325,7 +325,10 @@ class _Job:
             bucket_ref = await asyncio.to_thread(self.backend.bucket_ref, self.src.url)
             for ep in endpoints:
                 self.stats.targets[ep.target_id] = _TargetStats()
-            async with PodClient(request_timeout=self.options.request_timeout) as client:
+            limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
+            async with PodClient(
+                request_timeout=self.options.request_timeout, limit_per_host=limit
+            ) as client:
                 transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
                 await self._dispatch(items, endpoints, transformer, journal, done, aborted)
         finally:

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 from kubernetes.watch.watch import iter_resp_lines
 
 from airflow_ais_etl.etl.errors import EtlError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
-__all__ = ["KubeApiError", "KubeClient", "KubeConflict", "KubeGone", "WatchStream"]
+__all__ = ["KubeApiError", "KubeClient", "KubeConflict", "KubeGone", "WatchStream", "pod_usage"]
 
 METRICS_GROUP = "metrics.k8s.io"
 METRICS_VERSION = "v1beta1"
@@ -82,6 +83,16 @@ def _drain(resp: Any) -> None:
         resp.release_conn()
 
 
+def pod_usage(metrics: Mapping[str, Any]) -> tuple[float, int]:
+    """Return the CPU (cores) and memory (bytes) a PodMetrics object reports, summed over containers."""
+    cpu, mem = 0.0, 0
+    for c in metrics.get("containers") or []:
+        usage = c.get("usage") or {}
+        cpu += float(parse_quantity(usage.get("cpu", "0")))
+        mem += int(parse_quantity(usage.get("memory", "0")))
+    return cpu, mem
+
+
 class WatchStream:
     """One watch request: iterate ``(type, object)`` pairs; ``close`` (from any thread) ends it."""
 
@@ -123,9 +134,8 @@ class WatchStream:
             try:
                 resp.close()
                 resp.release_conn()
-            except (
-                Exception
-            ):  # closing a half-read stream from another thread may fail; it is gone either way
+            except Exception:
+                # closing a half-read stream from another thread may fail; it is gone either way
                 return
 
     def close(self) -> None:
@@ -168,10 +178,26 @@ class KubeClient:
             raise
         return data
 
+    def _list(
+        self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Return a list call's items and its resourceVersion (the start of a watch)."""
+        data = self._read(what, fn, *args, **kwargs) or {}
+        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
+
+    def _delete(self, what: str, fn: Callable[..., Any], name: str, **kwargs: Any) -> bool:
+        """Delete object ``name``; return False when it was already gone (404)."""
+        try:
+            self._send(f"{what} {name}", fn, name, self.namespace, **kwargs)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     # -- nodes -------------------------------------------------------------------------------
     def list_nodes(self, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
-        data = self._read("list nodes", self.core.list_node, label_selector=label_selector) or {}
-        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
+        return self._list("list nodes", self.core.list_node, label_selector=label_selector)
 
     # -- pods --------------------------------------------------------------------------------
     def create_pod(self, body: dict[str, Any]) -> None:
@@ -185,29 +211,15 @@ class KubeClient:
         return self._read(f"read pod {name}", self.core.read_namespaced_pod, name, self.namespace)
 
     def list_pods(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
-        data = (
-            self._read(
-                "list pods", self.core.list_namespaced_pod, self.namespace, label_selector=label_selector
-            )
-            or {}
+        return self._list(
+            "list pods", self.core.list_namespaced_pod, self.namespace, label_selector=label_selector
         )
-        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
 
     def delete_pod(self, name: str, grace_seconds: int) -> bool:
         """Delete a pod with a grace period; return False when it was already gone."""
-        try:
-            self._send(
-                f"delete pod {name}",
-                self.core.delete_namespaced_pod,
-                name,
-                self.namespace,
-                grace_period_seconds=grace_seconds,
-            )
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self._delete(
+            "delete pod", self.core.delete_namespaced_pod, name, grace_period_seconds=grace_seconds
+        )
 
     def pod_events(self, name: str) -> list[dict[str, Any]]:
         """Return the events about pod ``name``, oldest first (read through the provider's PodManager)."""
@@ -250,24 +262,13 @@ class KubeClient:
         )
 
     def list_services(self, label_selector: str) -> list[dict[str, Any]]:
-        data = self._read(
+        items, _ = self._list(
             "list services", self.core.list_namespaced_service, self.namespace, label_selector=label_selector
         )
-        return list((data or {}).get("items") or [])
+        return items
 
     def delete_service(self, name: str) -> bool:
-        try:
-            self._send(
-                f"delete service {name}",
-                self.core.delete_namespaced_service,
-                name,
-                self.namespace,
-            )
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self._delete("delete service", self.core.delete_namespaced_service, name)
 
     # -- config maps -------------------------------------------------------------------------
     def read_config_map(self, name: str) -> dict[str, Any] | None:
@@ -296,18 +297,7 @@ class KubeClient:
         )
 
     def delete_config_map(self, name: str) -> bool:
-        try:
-            self._send(
-                f"delete configmap {name}",
-                self.core.delete_namespaced_config_map,
-                name,
-                self.namespace,
-            )
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self._delete("delete configmap", self.core.delete_namespaced_config_map, name)
 
     # -- metrics -----------------------------------------------------------------------------
     def pod_metrics(self, name: str) -> dict[str, Any] | None:

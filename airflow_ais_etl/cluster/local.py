@@ -388,10 +388,16 @@ class LocalBackend(Backend):
 
     def stop_pods(self, name: str) -> bool:
         pods = self._pods(name)
-        for pod in pods.values():
-            podrunner.stop_pod(pod, grace=STOP_GRACE)
-        for tid in pods:
-            (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
+        stopping = self.state.etl_dir(name) / "stopping"
+        if pods:  # running jobs' watches then name the stop, not the pods' exits it causes
+            stopping.write_text(f"etl {name} stopped")
+        try:
+            for pod in pods.values():
+                podrunner.stop_pod(pod, grace=STOP_GRACE)
+            for tid in pods:
+                (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
+        finally:
+            stopping.unlink(missing_ok=True)
         self._stop_idle_gateways()
         return bool(pods)
 
@@ -469,9 +475,10 @@ class LocalBackend(Backend):
 
     def membership_cause(self, name: str, baseline: Mapping[str, Any]) -> str | None:
         """Return what changed since ``baseline`` for ETL ``name`` (None when nothing did)."""
-        aborted = self.state.etl_dir(name) / "aborted"
-        if aborted.exists():
-            return aborted.read_text()
+        for marker in ("aborted", "stopping"):
+            path = self.state.etl_dir(name) / marker
+            with contextlib.suppress(FileNotFoundError):
+                return path.read_text()
         now = self._membership()
         left = sorted(set(baseline["targets"]) - set(now["targets"]))
         joined = sorted(set(now["targets"]) - set(baseline["targets"]))

@@ -131,7 +131,7 @@ def test_stop_during_a_run_aborts_only_that_etl(api: AisEtl, tmp_path: Path) -> 
     assert "etl fault-etl stopped" in str(err)
     done = check_nothing_lost(src, dst, data, before)
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while not other and time.monotonic() < deadline:
         time.sleep(0.05)
     assert other["state"] == "done"

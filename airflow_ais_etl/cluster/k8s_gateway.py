@@ -1,0 +1,137 @@
+"""Build the pod an ETL runs in on Kubernetes: the model's prepared pod plus the gateway sidecar.
+
+The sidecar (:mod:`airflow_ais_etl.cluster.gateway`) serves ``AIS_TARGET_URL`` on the pod's IP, so
+hpull/hrev/url reach objects as they would on an AIStore target. Host paths may be mounted at the
+same path in every container (local buckets, ``fqn``, the bucket map). The io command of an
+``io://`` pod travels as an annotation, so any worker can read it back from the running pod.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
+from airflow_ais_etl.cluster.k8s_objects import main_port
+from airflow_ais_etl.etl.podspec import prepare_pod
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from airflow_ais_etl.etl.msg import InitMsg
+    from airflow_ais_etl.etl.podspec import PreparedPod, Target
+
+__all__ = [
+    "ANNOTATION_IO_COMMAND",
+    "GATEWAY_CONTAINER",
+    "POD_IP_ENV",
+    "GatewayConfig",
+    "build_pod",
+    "gateway_container",
+    "io_command",
+    "mount_host_paths",
+    "pod_ip_env",
+]
+
+ANNOTATION_IO_COMMAND = "airflow-ais-etl/io-command"
+GATEWAY_CONTAINER = "ais-etl-gateway"
+POD_IP_ENV = "AIS_ETL_POD_IP"
+_DEFAULT_MAIN_PORT = 8080
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """How the backend equips every ETL pod.
+
+    :param port: the sidecar's port (moved up by one if the transformer uses it)
+    :param buckets_file: the gateway's bucket map, as a path inside the pods
+    :param secret_name: a Secret whose keys become the sidecar's env (object-store credentials)
+    :param host_paths: host directories to mount at the same path in every container
+    """
+
+    port: int
+    buckets_file: str
+    secret_name: str | None = None
+    host_paths: tuple[str, ...] = ()
+
+
+def pod_ip_env(name: str = POD_IP_ENV) -> dict[str, Any]:
+    """Return an env entry that the kubelet fills with the pod's IP."""
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
+def gateway_container(config: GatewayConfig, port: int, secret: str, image: str) -> dict[str, Any]:
+    """Return the gateway as a native sidecar (an init container with ``restartPolicy: Always``)."""
+    container: dict[str, Any] = {
+        "name": GATEWAY_CONTAINER,
+        "image": image,
+        "restartPolicy": "Always",
+        "command": ["python", "-m", "airflow_ais_etl.cluster.gateway"],
+        "args": ["--host", f"$({POD_IP_ENV})", "--port", str(port), "--buckets", config.buckets_file],
+        "env": [pod_ip_env(), {"name": SECRET_ENV, "value": secret}],
+        "ports": [{"name": "ais-gateway", "containerPort": port, "protocol": "TCP"}],
+    }
+    if config.secret_name:
+        container["envFrom"] = [{"secretRef": {"name": config.secret_name}}]
+    return container
+
+
+def mount_host_paths(spec: dict[str, Any], paths: Iterable[str]) -> None:
+    """Mount each host path at the same path in every container of ``spec`` (in place)."""
+    volumes = list(spec.get("volumes") or [])
+    mounts = []
+    for i, path in enumerate(paths):
+        vol = f"ais-etl-shared-{i}"
+        volumes.append({"name": vol, "hostPath": {"path": path, "type": "DirectoryOrCreate"}})
+        mounts.append({"name": vol, "mountPath": path})
+    spec["volumes"] = volumes
+    for c in list(spec.get("containers") or []) + list(spec.get("initContainers") or []):
+        c["volumeMounts"] = list(c.get("volumeMounts") or []) + [dict(m) for m in mounts]
+
+
+def build_pod(
+    config: GatewayConfig,
+    msg: InitMsg,
+    template: Mapping[str, Any],
+    target: Target,
+    *,
+    env: Mapping[str, str],
+    image: str,
+    namespace: str,
+) -> PreparedPod:
+    """Return the pod (and Service) of ``msg`` on ``target``, gateway sidecar included.
+
+    :param template: the ETL's pod spec (from the runtime template or the user's spec)
+    :param env: extra env of the transformer
+    :param image: the sidecar's image
+    """
+    port = main_port(template) or _DEFAULT_MAIN_PORT
+    gw_port = config.port + 1 if port == config.port else config.port
+    secret = new_secret()
+    target_url = f"http://$({POD_IP_ENV}):{gw_port}{CALLBACK_PREFIX}{secret}"
+    prepared = prepare_pod(template, msg, target, target_url=target_url, extra_env=env, namespace=namespace)
+    pod = prepared.pod
+    spec = pod["spec"]
+    for container in spec["containers"]:
+        env_list = [e for e in container.get("env") or [] if e.get("name") != POD_IP_ENV]
+        front = [pod_ip_env()]
+        if not any(e.get("name") == "POD_IP" for e in env_list):
+            front.append(pod_ip_env("POD_IP"))  # our runtime (and the io server) bind it
+        container["env"] = front + env_list
+    spec["initContainers"] = [gateway_container(config, gw_port, secret, image)] + list(
+        spec.get("initContainers") or []
+    )
+    if config.host_paths:
+        mount_host_paths(spec, config.host_paths)
+    if prepared.io_command is not None:
+        annotations = dict(pod["metadata"].get("annotations") or {})
+        annotations[ANNOTATION_IO_COMMAND] = json.dumps(prepared.io_command)
+        pod["metadata"]["annotations"] = annotations
+    return prepared
+
+
+def io_command(pod: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """Return the io command a running pod was built with (None unless it is an ``io://`` pod)."""
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_IO_COMMAND)
+    return tuple(json.loads(raw)) if raw else None

@@ -1,0 +1,227 @@
+"""Wait for an ETL's pods to become Ready, failing fast (with a diagnosis) when one never will.
+
+The decisions are pure functions of the pod as the API returns it (:func:`start_problem`,
+:func:`pod_ready`, :func:`describe_pod`, :func:`failed_container`); :func:`wait_ready` and
+:func:`start_error` only poll and gather events and logs around them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_ais_etl.cluster.k8s_objects import conditions, container_statuses, name_of, sidecar_names
+from airflow_ais_etl.etl.duration import format_duration, probing_interval
+from airflow_ais_etl.etl.errors import PodStartError
+from airflow_ais_etl.etl.msg import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_ais_etl.cluster.k8s_pods import KubeClient
+    from airflow_ais_etl.etl.msg import InitMsg
+    from airflow_ais_etl.etl.podspec import PreparedPod, Target
+
+__all__ = [
+    "FAIL_FAST_REASONS",
+    "describe_pod",
+    "failed_container",
+    "failed_log_tail",
+    "pod_ready",
+    "start_error",
+    "start_problem",
+    "wait_ready",
+]
+
+FAIL_FAST_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+    }
+)
+_EVENTS = 5
+_LOG_LINES = 20
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """Tell whether the pod's ``Ready`` condition is ``True``."""
+    return str(conditions(pod).get("Ready", {}).get("status")) == "True"
+
+
+def start_problem(pod: Mapping[str, Any], *, elapsed: float, scheduling_timeout: float) -> str | None:
+    """Return why a starting pod can never become Ready (fail fast), or None while it still may.
+
+    :param pod: the pod as the API returns it
+    :param elapsed: seconds since the pod was created
+    :param scheduling_timeout: how long ``Unschedulable`` is tolerated
+    """
+    status = pod.get("status") or {}
+    phase = str(status.get("phase") or "")
+    if phase in ("Failed", "Succeeded"):
+        message = status.get("message") or status.get("reason") or ""
+        return f'pod ran to completion (phase: {phase}), state message: "{message}"'
+    sidecars = sidecar_names(pod)
+    inits = [(c, True) for c in status.get("initContainerStatuses") or []]
+    mains = [(c, False) for c in status.get("containerStatuses") or []]
+    for cs, is_init in inits + mains:
+        name = str(cs.get("name"))
+        kind = "init container" if is_init and name not in sidecars else "container"
+        state = cs.get("state") or {}
+        waiting = state.get("waiting") or {}
+        reason = str(waiting.get("reason") or "")
+        if reason in FAIL_FAST_REASONS:
+            detail = f": {waiting['message']}" if waiting.get("message") else ""
+            return f"{kind} {name!r} is waiting with reason {reason}{detail}"
+        terminated = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+        if not terminated:
+            continue
+        code = int(terminated.get("exitCode") or 0)
+        if is_init and name not in sidecars:
+            if code != 0:
+                return f"{kind} {name!r} failed with exit code {code} ({terminated.get('reason') or 'Error'})"
+            continue
+        return f"{kind} {name!r} exited with code {code} ({terminated.get('reason') or 'Error'}) before the pod became ready"
+    scheduled = conditions(pod).get("PodScheduled", {})
+    if str(scheduled.get("status")) == "False" and scheduled.get("reason") == "Unschedulable":
+        if elapsed > scheduling_timeout:
+            return (
+                f"pod is Unschedulable after {format_duration(elapsed)} (scheduling timeout "
+                f"{format_duration(scheduling_timeout)}): {scheduled.get('message') or 'no node fits'}"
+            )
+    return None
+
+
+def describe_pod(pod: Mapping[str, Any]) -> str:
+    """Render phase, conditions and each container's state in one line (for errors and health)."""
+    status = pod.get("status") or {}
+    conds = []
+    for c in status.get("conditions") or []:
+        text = f'{{type: "{c.get("type")}", status: "{c.get("status")}"'
+        if c.get("reason"):
+            text += f', reason: "{c["reason"]}"'
+        if c.get("message"):
+            text += f', msg: "{c["message"]}"'
+        conds.append(text + "}")
+    states = []
+    for cs in container_statuses(pod):
+        state = cs.get("state") or {}
+        kind = next(iter(state), "unknown")
+        inner = state.get(kind) or {}
+        extra = inner.get("reason") or ""
+        if kind == "terminated":
+            extra = f"exit code {inner.get('exitCode')}" + (f", {extra}" if extra else "")
+        restarts = int(cs.get("restartCount") or 0)
+        text = f"{cs.get('name')}: {kind}" + (f" ({extra})" if extra else "")
+        states.append(text + (f", {restarts} restart(s)" if restarts else ""))
+    return (
+        f'phase "{status.get("phase") or ""}", conditions [{", ".join(conds)}], '
+        f"containers [{'; '.join(states) or 'none started'}]"
+    )
+
+
+def failed_container(pod: Mapping[str, Any]) -> tuple[str, bool, int] | None:
+    """Return the first container that failed (name, whether its log is the previous run's, exit code).
+
+    An init container that exited 0 did its job; a sidecar or main container that exited at all
+    during startup failed.
+    """
+    sidecars = sidecar_names(pod)
+    for cs in container_statuses(pod):
+        state = cs.get("state") or {}
+        term = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
+        if not term:
+            continue
+        code = int(term.get("exitCode") or 0)
+        if code == 0 and cs.get("name") not in sidecars:
+            continue
+        return str(cs.get("name")), not state.get("terminated"), code
+    return None
+
+
+def failed_log_tail(kube: KubeClient, pod: Mapping[str, Any]) -> tuple[str, int | None]:
+    """Return the log tail and exit code of the first container that failed, if any."""
+    failed = failed_container(pod)
+    if failed is None:
+        return "", None
+    container, previous, code = failed
+    text = ""
+    for prev in (previous, False) if previous else (False,):
+        with contextlib.suppress(Exception):
+            text = kube.pod_log(name_of(pod), container, tail_lines=_LOG_LINES, previous=prev)
+        if text.strip():
+            break
+    return text.rstrip("\n"), code
+
+
+def start_error(
+    kube: KubeClient, msg: InitMsg, target: Target, pod: Mapping[str, Any], problem: str
+) -> PodStartError:
+    """Return the error of a pod that will not start: ``problem`` plus its state, events and log tail."""
+    name = name_of(pod)
+    events = []
+    with contextlib.suppress(Exception):
+        for e in kube.pod_events(name)[-_EVENTS:]:
+            events.append(f"{e.get('type')} {e.get('reason')}: {e.get('message')}")
+    tail, code = failed_log_tail(kube, pod)
+    text = (
+        f"{problem}; pod {kube.namespace}/{name}: {describe_pod(pod)}; "
+        f"last events: [{' | '.join(events) or 'none'}]"
+    )
+    if tail:
+        text += f"; last log lines:\n{tail}"
+    return PodStartError(
+        text,
+        exit_code=code,
+        log_tail=tail,
+        etl_name=msg.name,
+        target=target.id,
+        pod_name=name,
+        svc_name=name,
+    )
+
+
+def wait_ready(
+    kube: KubeClient,
+    msg: InitMsg,
+    prepared: list[tuple[Target, PreparedPod]],
+    *,
+    scheduling_timeout: float,
+    poll_interval: float | None = None,
+) -> None:
+    """Poll the created pods until every one is Ready; raise :class:`PodStartError` when one will not be.
+
+    :param poll_interval: seconds between polls (default: the reference's ``probing_interval``)
+    """
+    timeout = msg.timeout or DEFAULT_TIMEOUT
+    interval = poll_interval or probing_interval(timeout)
+    start = time.monotonic()
+    pending = {t.id: (t, p) for t, p in prepared}
+    while pending:
+        time.sleep(interval)
+        elapsed = time.monotonic() - start
+        for tid, (target, prep) in list(pending.items()):
+            pod = kube.read_pod(prep.pod_name)
+            if pod is None:
+                raise PodStartError(
+                    f"pod {kube.namespace}/{prep.pod_name} disappeared while starting (deleted or evicted)",
+                    etl_name=msg.name,
+                    target=tid,
+                    pod_name=prep.pod_name,
+                )
+            problem = start_problem(pod, elapsed=elapsed, scheduling_timeout=scheduling_timeout)
+            if problem:
+                raise start_error(kube, msg, target, pod, problem)
+            if pod_ready(pod):
+                del pending[tid]
+        if pending and time.monotonic() - start > timeout:
+            target, prep = next(iter(pending.values()))
+            pod = kube.read_pod(prep.pod_name) or {}
+            reason = f"pod did not become ready within the startup timeout of {format_duration(timeout)}"
+            raise start_error(kube, msg, target, pod, reason)
