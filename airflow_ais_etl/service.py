@@ -198,6 +198,7 @@ class AisEtl:
                 )
             self.backend.stop_pods(name)
         self.backend.update_md(lambda md: md.delete(name))
+        self.backend.forget(name)
 
     # ------------------------------------------------------------------ inspection
     def view(self, name: str) -> InitMsg:
@@ -211,7 +212,7 @@ class AisEtl:
     def info(self, name: str) -> EtlInfo:
         msg = self.view(name)
         endpoints = self.backend.endpoints(name)
-        cause = self._aborted_cause(name) if not endpoints else ""
+        cause = (self.backend.aborted_cause(name) or "") if not endpoints else ""
         if endpoints:
             state = "running" if len(endpoints) == len(self.backend.targets()) else "degraded"
         else:
@@ -225,7 +226,7 @@ class AisEtl:
             state=state,
             pods=len(endpoints),
             cause=cause,
-            stats=self._stats(name),
+            stats=self.backend.stats(name),
         )
 
     def list(self) -> list[EtlInfo]:
@@ -246,19 +247,6 @@ class AisEtl:
 
     def _running(self, name: str) -> bool:
         return bool(self.backend.endpoints(name))
-
-    def _aborted_cause(self, name: str) -> str:
-        fn = getattr(self.backend, "aborted_cause", None)
-        return (fn(name) or "") if fn else ""
-
-    def _stats(self, name: str) -> dict[str, int]:
-        fn = getattr(self.backend, "stats", None)
-        return dict(fn(name)) if fn else {}
-
-    def _add_stats(self, name: str, delta: Mapping[str, int]) -> None:
-        fn = getattr(self.backend, "add_stats", None)
-        if fn:
-            fn(name, delta)
 
     # ------------------------------------------------------------------ transforms
     def transform_object(
@@ -294,7 +282,7 @@ class AisEtl:
                 timeout=timeout,
             )
         )
-        self._add_stats(name, {"inline_objects": 1, "inline_bytes_in": int(result["bytes_in"])})
+        self.backend.add_stats(name, {"inline_objects": 1, "inline_bytes_in": int(result["bytes_in"])})
         out: bytes | dict[str, Any] = result["data"] if dst is None else result["summary"]
         return out
 
@@ -325,7 +313,7 @@ class AisEtl:
             src_conn_id=src_conn_id,
             dst_conn_id=dst_conn_id,
         )
-        self._add_stats(
+        self.backend.add_stats(
             name,
             {
                 "offline_objects": int(stats.get("objects", 0)),

@@ -145,6 +145,26 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def abort(self, name: str, cause: str) -> None:
+        """Record why ``name`` is aborted (running jobs' watches read it) and stop its pods."""
+
+    @abc.abstractmethod
+    def aborted_cause(self, name: str) -> str | None:
+        """Return why ``name`` was last aborted, None when it was not (or was started since)."""
+
+    @abc.abstractmethod
+    def add_stats(self, name: str, delta: Mapping[str, int]) -> None:
+        """Add ``delta`` to the aggregated statistics of ``name`` (kept in the cluster)."""
+
+    @abc.abstractmethod
+    def stats(self, name: str) -> dict[str, int]:
+        """Return the aggregated statistics of ``name`` (objects and bytes, inline and offline)."""
+
+    @abc.abstractmethod
+    def forget(self, name: str) -> None:
+        """Drop what the cluster keeps of ``name`` besides its MD entry (stats, abort cause)."""
+
+    @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
         """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
 

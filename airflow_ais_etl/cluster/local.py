@@ -11,13 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import secrets
 import shutil
-import signal
-import string
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +30,7 @@ from airflow_ais_etl.cluster.base import (
     PodLogs,
     PodMetrics,
 )
+from airflow_ais_etl.cluster.local_gateways import LocalGateways
 from airflow_ais_etl.cluster.localstate import (
     DEFAULT_TARGETS,
     LocalState,
@@ -43,6 +38,7 @@ from airflow_ais_etl.cluster.localstate import (
     locked,
     read_json,
     write_json_atomic,
+    write_text_atomic,
 )
 from airflow_ais_etl.etl.duration import format_duration, probing_interval
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, PodStartError, ValidationError
@@ -62,7 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GATEWAY_PATH = "/v1/etl/_object/"
 STOP_GRACE = 10.0
 WATCH_INTERVAL = 0.25
 
@@ -108,6 +103,7 @@ class LocalBackend(Backend):
 
     def __init__(self, home: str | Path | None = None, *, default_targets: int = DEFAULT_TARGETS) -> None:
         self.state = LocalState(Path(home) if home else default_home())
+        self.gateways = LocalGateways(self.state)
         self._default_targets = default_targets
 
     # ---------------------------------------------------------------- targets and gateways
@@ -163,7 +159,7 @@ class LocalBackend(Backend):
             cluster["version"] += 1
             write_json_atomic(self.state.cluster_file, cluster)
         self._abort_all(f"target {tid} left")
-        self._stop_gateway(tid)
+        self.gateways.stop([tid])
 
     def _abort_all(self, cause: str) -> None:
         for name in self.state.etl_names():
@@ -178,62 +174,9 @@ class LocalBackend(Backend):
         log.warning("etl %s: %s, aborting...", name, cause)
         self.stop_pods(name)
 
-    def gateway(self, tid: str) -> dict[str, Any]:
-        """Return the running gateway of ``tid`` (started if needed): host, port, secret, pid."""
-        gdir = self.state.target_dir(tid)
-        info: dict[str, Any] = read_json(gdir / "gateway.json", {})
-        if info and podrunner.pid_alive(int(info["pid"])):
-            return info
-        with podrunner_lock(gdir):
-            info = read_json(gdir / "gateway.json", {})
-            if info and podrunner.pid_alive(int(info["pid"])):
-                return info
-            return self._start_gateway(tid, gdir)
-
-    def _start_gateway(self, tid: str, gdir: Path) -> dict[str, Any]:
-        secret = "".join(secrets.choice(string.ascii_letters) for _ in range(10))
-        gdir.mkdir(parents=True, exist_ok=True)
-        out = gdir / "gateway.out"
-        out.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "airflow_ais_etl.cluster.gateway", "--host", "127.0.0.1", "--port", "0"]
-        argv += ["--secret", secret, "--buckets", str(self.state.buckets_file)]
-        with open(out, "wb") as stdout, open(gdir / "gateway.log", "ab") as stderr:
-            proc = subprocess.Popen(
-                argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = out.read_text().splitlines()[:1] if out.exists() else []
-            if line and line[0].startswith("listening on http://"):
-                port = int(line[0].rsplit(":", 1)[1])
-                info = {"pid": proc.pid, "host": "127.0.0.1", "port": port, "secret": secret}
-                write_json_atomic(gdir / "gateway.json", info)
-                return info
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        tail = podrunner.log_tail(gdir / "gateway.log")
-        raise EtlError(f"target gateway did not start:\n{tail}", target=tid)
-
-    def _stop_gateway(self, tid: str) -> None:
-        gdir = self.state.target_dir(tid)
-        info = read_json(gdir / "gateway.json", {})
-        if info:
-            pid = int(info["pid"])
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while podrunner.pid_alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)  # our own child: collect it
-                time.sleep(0.02)
-        shutil.rmtree(gdir, ignore_errors=True)
-
     def target_url(self, tid: str) -> str:
-        g = self.gateway(tid)
-        return f"http://{g['host']}:{g['port']}{GATEWAY_PATH}{g['secret']}"
+        """Return ``AIS_TARGET_URL`` of target ``tid`` (its gateway is started if needed)."""
+        return self.gateways.url(tid)
 
     # ---------------------------------------------------------------- metadata and buckets
     def read_md(self) -> EtlMD:
@@ -244,7 +187,7 @@ class LocalBackend(Backend):
         with self.state.lock():
             md = self.read_md()
             change(md)
-            _write_text_atomic(self.state.md_file, md.to_json())
+            write_text_atomic(self.state.md_file, md.to_json())
             return md
 
     def bucket_ref(self, url: str) -> BucketRef:
@@ -405,8 +348,7 @@ class LocalBackend(Backend):
         """Stop the target gateways once no pod runs, so no process outlives the last ETL."""
         with self.state.pods_lock(shared=False):
             if not self.state.any_pods():
-                for tid in [t.id for t in self.targets()]:
-                    self._stop_gateway(tid)
+                self.gateways.stop(t.id for t in self.targets())
 
     def endpoints(self, name: str) -> list[PodEndpoint]:
         out = []
@@ -517,8 +459,7 @@ class LocalBackend(Backend):
         """Stop every pod and every gateway of this home (tests and ``cluster destroy``)."""
         for name in self.state.etl_names():
             self.stop_pods(name)
-        for tid in [t.id for t in self.targets()]:
-            self._stop_gateway(tid)
+        self.gateways.stop(t.id for t in self.targets())
 
 
 def _tid_order(item: tuple[str, Any]) -> tuple[int, str]:
@@ -530,12 +471,6 @@ def _tid_order(item: tuple[str, Any]) -> tuple[int, str]:
 def _validate_target_id(tid: str) -> None:
     if not tid or len(tid) > 20 or not all(c.isalnum() or c in "-_" for c in tid):
         raise ValidationError(f"invalid target id {tid!r}: use up to 20 letters, digits, '-' or '_'")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _redact(pod: dict[str, Any]) -> dict[str, Any]:
@@ -561,7 +496,3 @@ def _process_tree(pod: podrunner.LocalPod) -> list[psutil.Process]:
 def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[None]:
     """Serialise pods that share a dependency directory while their init containers run."""
     return locked(path.with_name(path.name + ".lock")) if path else contextlib.nullcontext()
-
-
-def podrunner_lock(gdir: Path) -> contextlib.AbstractContextManager[None]:
-    return locked(gdir.with_name(gdir.name + ".gateway.lock"))

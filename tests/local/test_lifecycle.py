@@ -144,9 +144,11 @@ def test_reinit_start_and_delete_rules(api: AisEtl) -> None:
     api.stop("rules-etl")
     started = api.start("rules-etl")
     assert started.state == "running"
+    api.backend.add_stats("rules-etl", {"inline_objects": 3})
     api.delete("rules-etl", force=True)
     with pytest.raises(EtlNotFoundError):
         api.view("rules-etl")
+    assert api.backend.stats("rules-etl") == {}  # a later ETL of that name starts afresh
     assert api.backend.endpoints("rules-etl") == []
 
 

@@ -210,7 +210,7 @@ def test_killed_job_process_leaves_complete_objects_and_resumes(
     for pod in api.backend._pods("kill-etl").values():  # type: ignore[attr-defined]
         allowed |= {c.shim_pid for c in pod.containers} | {p.pid for p in _process_tree(pod)}
     for t in api.backend.targets():
-        gw = psutil.Process(int(api.backend.gateway(t.id)["pid"]))  # type: ignore[attr-defined]
+        gw = psutil.Process(int(api.backend.gateways.ensure(t.id)["pid"]))  # type: ignore[attr-defined]
         allowed |= {gw.pid} | {c.pid for c in gw.children(recursive=True)}
     alive = {p.pid for p in processes_under(home) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
     assert proc.pid not in alive
