@@ -1,9 +1,10 @@
 """Communicators, client side: send one object to a transformation pod and stream back the result.
 
-One :class:`PodClient` owns one keep-alive ``aiohttp`` session for a whole job, so per-object cost
-is a request, not a connection. Requests are built exactly as the reference target builds them
-(ais-etl-semantics §4.2–§4.4); what changes is the handling of answers: a non-2xx status or a body
-that ends early fails the object instead of becoming its content.
+One :class:`PodClient` owns one pool of keep-alive connections (:mod:`airflow_ais_etl.http1`) for
+a whole job, so per-object cost is a request, not a connection. Requests are built exactly as the
+reference target builds them (ais-etl-semantics §4.2–§4.4); what changes is the handling of
+answers: a non-2xx status or a body that ends early fails the object instead of becoming its
+content.
 """
 
 from __future__ import annotations
@@ -14,22 +15,21 @@ import functools
 import logging
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
-
-import aiohttp
-from yarl import URL
 
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 from airflow_ais_etl.etl.msg import ARG_BYTES, ARG_FQN, ARG_URL, HPULL, HPUSH, HREV, IO
 from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, uname
 from airflow_ais_etl.etl.podspec import io_query
+from airflow_ais_etl.http1 import ConnectionFailed, HTTPClient, HTTPClientError, RequestBodyError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
     from types import TracebackType
 
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
+    from airflow_ais_etl.http1 import Response
 
 __all__ = [
     "Body",
@@ -50,7 +50,7 @@ _ALLOWED_ARGS = {
 }
 _MESSAGE_CAP = 2048
 _CHUNK = 1 << 20
-_OCTET = "application/octet-stream"
+_PUSH_HEADERS = "Content-Type: application/octet-stream\r\n"
 _SOFT_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE})
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError)  # distinct classes before Python 3.11
 
@@ -120,18 +120,20 @@ def build_request(
 class PodResponse:
     """The pod's successful (2xx) answer; read it with :meth:`read` or :meth:`iter_chunks`.
 
-    Either method releases the connection when done; use the response as an async context manager
-    (or call :meth:`close`) when you may stop early.
+    The connection goes back to the pool once the whole body has arrived; use the response as an
+    async context manager (or call :meth:`close`) when you may stop early.
     """
 
-    def __init__(self, resp: aiohttp.ClientResponse, endpoint: PodEndpoint, obj: str, timeout: float | None):
+    __slots__ = ("_endpoint", "_obj", "_resp", "_timeout", "content_length", "headers", "status")
+
+    def __init__(self, resp: Response, endpoint: PodEndpoint, obj: str, timeout: float | None):
         self._resp = resp
         self._endpoint = endpoint
         self._obj = obj
         self._timeout = timeout
         self.status: int = resp.status
         self.content_length: int | None = resp.content_length
-        self.headers = resp.headers
+        self.headers: Mapping[str, str] = resp.headers
 
     def _error(self, reason: str) -> TransformError:
         return TransformError(
@@ -150,36 +152,17 @@ class PodResponse:
     async def read(self) -> bytes:
         """Return the whole transformed object (for small objects)."""
         try:
-            data = await self._resp.read()
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-            self._resp.close()
+            return await self._resp.read()
+        except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
             raise self._body_error(err) from err
-        finally:
-            self._resp.release()
-        if self.content_length is not None and len(data) != self.content_length:
-            raise self._error(
-                f"response for {self._obj!r} ended early: {len(data)} of {self.content_length} bytes"
-            )
-        return data
 
     async def iter_chunks(self, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
         """Yield the transformed object in chunks of at most ``chunk_size`` bytes."""
-        got = 0
-        done = False
         try:
-            async for chunk in self._resp.content.iter_chunked(chunk_size):
-                got += len(chunk)
+            async for chunk in self._resp.iter_chunks(chunk_size):
                 yield chunk
-            done = True
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+        except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
             raise self._body_error(err) from err
-        finally:
-            if done:
-                self._resp.release()
-            else:
-                self._resp.close()
-        if self.content_length is not None and got != self.content_length:
-            raise self._error(f"response for {self._obj!r} ended early: {got} of {self.content_length} bytes")
 
     def close(self) -> None:
         """Drop the response (and its connection, if unread)."""
@@ -194,7 +177,7 @@ class PodResponse:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._resp.closed:
+        if not self._resp.complete:
             self._resp.close()
 
 
@@ -206,25 +189,23 @@ def _describe(err: BaseException) -> str:
 def _retry_kind(err: BaseException) -> str | None:
     """Classify a failure before any response byte: ``soft``, ``hard`` (retryable) or ``None``.
 
-    aiohttp wraps the socket error (e.g. a write to a pooled connection the pod already closed),
-    so the whole cause chain is inspected.
+    Soft: refused, reset or broken connections; hard: the pod closed the connection without
+    answering. Anything else (timeouts, unreachable hosts, bad answers) is not retried.
     """
-    seen: BaseException | None = err
-    for _ in range(8):
-        if seen is None or isinstance(seen, _TIMEOUTS):
-            return None
-        if isinstance(seen, aiohttp.ServerDisconnectedError):
-            return "hard"
-        if isinstance(seen, ConnectionResetError | BrokenPipeError | ConnectionRefusedError):
-            return "soft"
-        if isinstance(seen, OSError) and seen.errno in _SOFT_ERRNOS:
-            return "soft"
-        seen = seen.__cause__ or seen.__context__
+    if not isinstance(err, ConnectionFailed):
+        return None
+    cause = err.cause
+    if cause is None:
+        return "hard"
+    if isinstance(cause, ConnectionResetError | BrokenPipeError | ConnectionRefusedError):
+        return "soft"
+    if isinstance(cause, OSError) and cause.errno in _SOFT_ERRNOS:
+        return "soft"
     return None
 
 
 class PodClient:
-    """Talk to transformation pods over one keep-alive session; use as ``async with``.
+    """Talk to transformation pods over pooled keep-alive connections; use as ``async with``.
 
     :param request_timeout: seconds for one whole request, answer included (``None``: no limit)
     :param limit_per_host: most connections kept to one pod
@@ -241,18 +222,10 @@ class PodClient:
         self.request_timeout = request_timeout
         self.limit_per_host = limit_per_host
         self.retry = retry or RetryPolicy()
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._http: HTTPClient | None = None
 
     async def __aenter__(self) -> PodClient:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.limit_per_host, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            read_bufsize=1 << 18,
-        )
+        self._http = HTTPClient(limit_per_host=self.limit_per_host, keepalive=30.0)
         return self
 
     async def __aexit__(
@@ -264,16 +237,16 @@ class PodClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the pool and its connections."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def http(self) -> HTTPClient:
+        if self._http is None:
             raise RuntimeError("PodClient is not open: use 'async with PodClient(...)'")
-        return self._session
+        return self._http
 
     async def transform(
         self,
@@ -309,30 +282,38 @@ class PodClient:
             raise ValidationError(f"comm-type {comm_type} sends the object: a body is required for {obj!r}")
         if body is not None and not (isinstance(body, bytes | bytearray | memoryview) or callable(body)):
             raise TypeError("body must be bytes or a callable that re-opens the source for every attempt")
-        target = URL(url, encoded=True)
+        http = self.http
+        headers = _PUSH_HEADERS if push else ""
         policy = self.retry
         soft = hard = 0
         delay = policy.first_sleep
+        fresh = False
         while True:
-            headers: dict[str, str] | None = None
-            data: Any = None
-            if push:
-                headers = {"Content-Type": _OCTET}
-                if arg_type == ARG_FQN:
-                    data = b""
-                else:
-                    data = body() if callable(body) else body
-                    if not isinstance(data, bytes | bytearray | memoryview) and size is not None:
-                        headers["Content-Length"] = str(size)
+            data: bytes | bytearray | memoryview | AsyncIterable[bytes] | None = None
+            if push and arg_type != ARG_FQN:
+                data = body() if callable(body) else body
             try:
-                resp = await self.session.request(method, target, data=data, headers=headers)
-            except asyncio.CancelledError:
-                raise
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                resp = await http.request(
+                    method,
+                    url,
+                    body=data,
+                    size=size,
+                    headers=headers,
+                    timeout=self.request_timeout,
+                    fresh=fresh,
+                )
+            except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
                 if isinstance(err, _TIMEOUTS):
                     raise self._error(
                         endpoint, obj, f"transform of {obj!r} timed out after {self.request_timeout}s"
                     ) from err
+                if isinstance(err, RequestBodyError):
+                    raise self._error(endpoint, obj, f"cannot send {obj!r}: {err}") from err
+                if isinstance(err, ConnectionFailed) and err.reused and not fresh:
+                    # The pod may close a pooled connection while it idles: re-send at once on a new one.
+                    log.debug("re-sending %s %s on a new connection after %s", method, url, _describe(err))
+                    fresh = True
+                    continue
                 kind = _retry_kind(err)
                 if kind == "soft":
                     soft += 1
@@ -356,6 +337,7 @@ class PodClient:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay + policy.step, policy.max_sleep)
+                fresh = False
                 continue
             if 200 <= resp.status < 300:
                 return PodResponse(resp, endpoint, obj, self.request_timeout)
@@ -368,19 +350,9 @@ class PodClient:
             reason, object_name=obj, status=status, target=endpoint.target_id, pod_name=endpoint.pod_name
         )
 
-    async def _status_error(
-        self, resp: aiohttp.ClientResponse, endpoint: PodEndpoint, obj: str
-    ) -> TransformError:
+    async def _status_error(self, resp: Response, endpoint: PodEndpoint, obj: str) -> TransformError:
         """Build the error for a non-2xx answer, carrying the start of the pod's message."""
-        try:
-            raw = await resp.content.read(_MESSAGE_CAP)
-            complete = resp.content.at_eof()
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
-            raw, complete = b"", False
-        if complete:
-            resp.release()
-        else:
-            resp.close()
+        raw, _ = await resp.read_some(_MESSAGE_CAP)
         message = raw.decode("utf-8", errors="replace").strip()
         reason = f"transform of {obj!r} failed: pod answered {resp.status} {resp.reason or ''}".rstrip()
         if message:
@@ -390,12 +362,11 @@ class PodClient:
     async def health(self, endpoint: PodEndpoint, *, timeout: float = 5.0) -> tuple[bool, str]:
         """Ask the pod's readiness path; return whether it is ready and what it said."""
         try:
-            async with self.session.get(
-                _join(endpoint.url, "/health"), timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                text = (await resp.content.read(_MESSAGE_CAP)).decode("utf-8", errors="replace").strip()
-                return 200 <= resp.status < 300, text or f"HTTP {resp.status}"
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            resp = await self.http.request("GET", _join(endpoint.url, "/health"), timeout=timeout)
+            raw, _ = await resp.read_some(_MESSAGE_CAP)
+        except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
             if isinstance(err, _TIMEOUTS):
                 return False, f"no answer from {endpoint.url} within {timeout}s"
             return False, _describe(err)
+        text = raw.decode("utf-8", errors="replace").strip()
+        return 200 <= resp.status < 300, text or f"HTTP {resp.status}"

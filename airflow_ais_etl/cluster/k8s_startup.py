@@ -76,12 +76,12 @@ def start_problem(pod: Mapping[str, Any], *, elapsed: float, scheduling_timeout:
         state = cs.get("state") or {}
         waiting = state.get("waiting") or {}
         reason = str(waiting.get("reason") or "")
-        if reason in FAIL_FAST_REASONS:
+        terminated = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+        if reason in FAIL_FAST_REASONS and not terminated:
             detail = f": {waiting['message']}" if waiting.get("message") else ""
             return f"{kind} {name!r} is waiting with reason {reason}{detail}"
-        terminated = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
         if not terminated:
-            continue
+            continue  # a crash-looping container reports how it last ended, below
         code = int(terminated.get("exitCode") or 0)
         if is_init and name not in sidecars:
             if code != 0:
