@@ -284,7 +284,8 @@ class _Job:
         backend: Backend,
         msg: InitMsg,
         src: Bucket,
-        dst: Bucket,
+        dst_url: str,
+        open_dst: Callable[[], Bucket],
         options: OfflineOptions,
         progress: Callable[[dict[str, Any]], None] | None,
         control: JobControl,
@@ -292,11 +293,12 @@ class _Job:
         self.backend = backend
         self.msg = msg
         self.src = src
-        self.dst = dst
+        self.open_dst = open_dst
+        """Opens (creates) the destination; a dry run never calls it, so it writes nothing anywhere."""
         self.options = options
         self.progress = progress
         self.control = control
-        self.stats = _Stats(msg.name, src.url, dst.url, options.dry_run)
+        self.stats = _Stats(msg.name, src.url, dst_url, options.dry_run)
         self.failure: BaseException | None = None
         self._flushing: asyncio.Future[None] | None = None
 
@@ -314,13 +316,14 @@ class _Job:
             raise EtlNotFoundError(
                 f"etl job {self.msg.name} is not running (start it first)", etl_name=self.msg.name
             )
+        dst = await asyncio.to_thread(self.open_dst)
+        journal = Journal(dst, self.msg.name, job_fingerprint(self.msg), auto_flush=False)
         watch = self.backend.watch_membership(
             self.msg.name, lambda cause: self.control.abort(cause, stop_pods=True)
         )
-        journal = Journal(self.dst, self.msg.name, job_fingerprint(self.msg), auto_flush=False)
         try:
-            await asyncio.to_thread(self.dst.check_writable)
-            await asyncio.to_thread(self.dst.clean_partials)
+            await asyncio.to_thread(dst.check_writable)
+            await asyncio.to_thread(dst.clean_partials)
             done = await asyncio.to_thread(journal.load) if self.options.skip_existing else {}
             bucket_ref = await asyncio.to_thread(self.backend.bucket_ref, self.src.url)
             for ep in endpoints:
@@ -330,7 +333,7 @@ class _Job:
                 request_timeout=self.options.request_timeout, limit_per_host=limit
             ) as client:
                 transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
-                await self._dispatch(items, endpoints, transformer, journal, done, aborted)
+                await self._dispatch(items, endpoints, transformer, dst, journal, done, aborted)
         finally:
             watch.close()
             if self._flushing is not None:
@@ -358,6 +361,7 @@ class _Job:
         items: list[ObjInfo],
         endpoints: list[PodEndpoint],
         transformer: ObjectTransformer,
+        dst: Bucket,
         journal: Journal,
         done: Mapping[str, tuple[str, str]],
         aborted: asyncio.Event,
@@ -370,7 +374,7 @@ class _Job:
             for info in queue:
                 if stop.is_set():
                     return
-                await self._one(info, endpoints, transformer, journal, done, stop)
+                await self._one(info, endpoints, transformer, dst, journal, done, stop)
 
         workers = [asyncio.create_task(worker()) for _ in range(width)]
         reporter = asyncio.create_task(self._report())
@@ -398,6 +402,7 @@ class _Job:
         info: ObjInfo,
         endpoints: list[PodEndpoint],
         transformer: ObjectTransformer,
+        dst: Bucket,
         journal: Journal,
         done: Mapping[str, tuple[str, str]],
         stop: asyncio.Event,
@@ -407,14 +412,14 @@ class _Job:
             self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", stop)
             return
         prior = done.get(info.name)
-        if prior and prior == (info.version, target_name) and self.dst.exists(target_name):
+        if prior and prior == (info.version, target_name) and dst.exists(target_name):
             self.stats.skipped += 1
             return
         endpoint = min(endpoints, key=lambda e: self.stats.targets[e.target_id].in_flight)
         tstats = self.stats.targets[endpoint.target_id]
         tstats.in_flight += 1
         try:
-            written = await transformer.to_bucket(endpoint, info, self.dst, target_name)
+            written = await transformer.to_bucket(endpoint, info, dst, target_name)
         except (AisEtlError, OSError) as exc:
             tstats.errors += 1
             self._fail(info.name, endpoint.target_id, str(exc), stop, exc)
@@ -507,33 +512,20 @@ def run_offline(
     """
     options.validate()
     src_bucket = open_bucket(src, conn_id=src_conn_id)
-    dst_bucket: Bucket
-    if options.dry_run:
-        # A dry run writes nothing, so the destination need not exist (nor be created).
-        dst_bucket = _DryRunDestination(normalize_url(dst))
-    else:
-        # Objects are not fsynced one by one: the journal syncs the file system once per batch
-        # before it records the batch as done (see engine_journal), which keeps resume exact.
-        dst_bucket = open_bucket(dst, conn_id=dst_conn_id, create=True, fsync=False)
-    if _same(src_bucket.url, dst_bucket.url) and not options.prepend and not options.ext:
+    dst_url = normalize_url(dst)
+    if _same(src_bucket.url, dst_url) and not options.prepend and not options.ext:
         raise ValidationError(
             f"source and destination are the same bucket ({src_bucket.url}) and no --prepend/--ext is "
             "given: results would overwrite their sources; choose another destination"
         )
-    job = _Job(backend, msg, src_bucket, dst_bucket, options, progress, control or JobControl())
+
+    def open_dst() -> Bucket:
+        # Objects are not fsynced one by one: the journal syncs the file system once per batch
+        # before it records the batch as done (see engine_journal), which keeps resume exact.
+        return open_bucket(dst, conn_id=dst_conn_id, create=True, fsync=False)
+
+    job = _Job(backend, msg, src_bucket, dst_url, open_dst, options, progress, control or JobControl())
     return asyncio.run(job.run())
-
-
-class _DryRunDestination(Bucket):
-    """The destination of a dry run: it has a name and refuses every access."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def _refuse(self, *args: object, **kwargs: object) -> Any:
-        raise AssertionError(f"a dry run must not touch the destination {self.url}")
-
-    _list = stat = read_chunks = read_bytes = writer = delete = check_writable = _refuse
 
 
 def _same(a: str, b: str) -> bool:
