@@ -99,6 +99,8 @@ class Connection:
         self.close_after = False
         self.head_only = False  # answering HEAD: never send a body
         self.announce_keep_alive = False  # HTTP/1.0 client that asked for keep-alive
+        # While not None, answers are collected here instead of sent (the event loop flushes them).
+        self.out: list[bytes | bytearray | memoryview] | None = None
 
     # ---------------------------------------------------------------- reading
 
@@ -204,6 +206,9 @@ class Connection:
 
     def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send every byte or raise :class:`ClientGone`."""
+        if self.out is not None:
+            self.out.append(data)
+            return
         try:
             self.sock.sendall(data)
         except OSError as exc:
@@ -211,6 +216,9 @@ class Connection:
 
     def send_parts(self, parts: list[memoryview]) -> None:
         """Send several buffers with as few system calls as possible (scatter/gather)."""
+        if self.out is not None:
+            self.out.extend(parts)
+            return
         views = [p for p in parts if len(p)]
         try:
             while views:

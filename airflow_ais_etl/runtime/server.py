@@ -1,12 +1,17 @@
-"""One worker process: accept connections on the shared socket, one thread per connection.
+"""One worker process: an event loop for small whole-object requests, a thread for everything else.
 
-Threads keep the per-request path short (blocking ``recv``/``send``, no event-loop hops) and let a
-slow or blocking transform hold up only its own connection. Several workers share the listening
+The loop owns every idle keep-alive connection. It reads request heads and small ``Content-Length``
+bodies itself and answers a whole-object transform (or a health probe) inline: no thread hand-off,
+no GIL contention, no context switch per request. Any other request (streamed transforms, large or
+chunked bodies, callbacks, io commands, ``Expect: 100-continue``) moves with its buffered bytes to a
+thread that uses blocking sockets, so a slow transfer holds up only its own connection; the thread
+gives the connection back to the loop once it is idle again. Several workers share the listening
 socket, so CPU-bound transforms use every core.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import selectors
@@ -17,8 +22,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from airflow_ais_etl.runtime.config import ARG_BYTES, ARG_FQN
 from airflow_ais_etl.runtime.handlers import App, StreamAborted
-from airflow_ais_etl.runtime.http11 import ClientGone, Connection, HttpError
+from airflow_ais_etl.runtime.http11 import MAX_HEAD_BYTES, RECV_SIZE, ClientGone, Connection, HttpError
 
 if TYPE_CHECKING:
     import logging
@@ -26,73 +32,78 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from airflow_ais_etl.runtime.balance import LoadBoard
+    from airflow_ais_etl.runtime.http11 import Request
 
 DEFER_LIMIT = 5
 DEFER_SECONDS = 0.002
 IDLE_TIMEOUT_SECONDS = 120
 SEND_TIMEOUT_SECONDS = 300
+INLINE_BODY_LIMIT = 256 * 1024  # larger bodies are read by a connection thread
+IDLE_SWEEP_SECONDS = 10.0
+SLOW_INLINE_SECONDS = 0.005  # an inline answer this slow sends PUTs to threads for a while
+THREADED_SPELL_SECONDS = 1.0
+_NO_WAIT = socket.MSG_DONTWAIT
 
 
 class ConnectionRegistry:
-    """Track a worker's connections so a graceful stop can close the idle ones and wait for the rest."""
+    """Track a worker's connections and which of them a thread serves, for counts and graceful stops."""
 
     def __init__(self, on_count: Callable[[int], None] | None = None) -> None:
         self._on_count = on_count
         self._lock = threading.Lock()
-        self._idle: dict[Connection, bool] = {}
+        self._threaded: dict[Connection, bool] = {}
         self._empty = threading.Condition(self._lock)
         self.stopping = False
 
-    def add(self, conn: Connection) -> bool:
-        """Register a new connection; False once stopping began."""
+    def add(self, conn: Connection) -> None:
+        """Register a new connection (served by the event loop)."""
         with self._lock:
-            if self.stopping:
-                return False
-            self._idle[conn] = True
+            self._threaded[conn] = False
             if self._on_count is not None:
-                self._on_count(len(self._idle))
-            return True
+                self._on_count(len(self._threaded))
 
-    def mark_busy(self, conn: Connection) -> None:
-        """Record that a request arrived; during a stop the answer will say ``Connection: close``."""
+    def to_thread(self, conn: Connection) -> None:
+        """Record that a thread serves ``conn`` now; during a stop its answer says ``Connection: close``."""
         with self._lock:
-            self._idle[conn] = False
+            self._threaded[conn] = True
             if self.stopping:
                 conn.close_after = True
 
-    def mark_idle(self, conn: Connection) -> bool:
-        """Record that the connection waits for its next request; False if it should close instead."""
+    def mark_busy(self, conn: Connection) -> None:
+        """Record that a thread starts another request on ``conn``."""
+        if self.stopping:
+            conn.close_after = True
+
+    def to_loop(self, conn: Connection) -> bool:
+        """Record that the event loop serves ``conn`` again; False if it should close instead."""
         with self._lock:
             if self.stopping:
                 return False
-            self._idle[conn] = True
+            self._threaded[conn] = False
             return True
 
     def remove(self, conn: Connection) -> None:
         """Forget a closed connection."""
         with self._lock:
-            self._idle.pop(conn, None)
+            self._threaded.pop(conn, None)
             if self._on_count is not None:
-                self._on_count(len(self._idle))
-            if not self._idle:
+                self._on_count(len(self._threaded))
+            if not self._threaded:
                 self._empty.notify_all()
 
     def stop(self) -> None:
-        """Stop: wake idle connections (read side shut, so they close) and mark busy ones to close."""
+        """Stop: connections busy in a thread answer with ``Connection: close``."""
         with self._lock:
             self.stopping = True
-            for conn, idle in self._idle.items():
-                if idle:
-                    with contextlib.suppress(OSError):
-                        conn.sock.shutdown(socket.SHUT_RD)
-                else:
+            for conn, threaded in self._threaded.items():
+                if threaded:
                     conn.close_after = True
 
     def wait_empty(self, timeout: float) -> bool:
         """Wait until every connection closed; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._idle:
+            while self._threaded:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -100,56 +111,80 @@ class ConnectionRegistry:
             return True
 
 
-def serve_connection(
-    app: App, sock: socket.socket, registry: ConnectionRegistry, log: logging.Logger
-) -> None:
-    """Serve requests on one connection until it closes."""
-    conn = Connection(sock)
-    if not registry.add(conn):
-        conn.close()
-        return
+def answer(app: App, conn: Connection, req: Request, log: logging.Logger) -> bool:
+    """Answer one parsed request; True if the connection can carry the next one."""
+    if not req.keep_alive:
+        conn.close_after = True
+    conn.head_only = req.method == "HEAD"
+    conn.announce_keep_alive = req.keep_alive and req.version == "HTTP/1.0"
     try:
-        while conn.wait_head():
-            registry.mark_busy(conn)
-            try:
-                req = conn.read_request()
-            except HttpError as exc:
-                log.error("bad request from %s: %d %s", _peer(sock), exc.status, exc.message)
-                conn.close_after = True
-                _send_error(conn, exc.status, exc.message)
+        app.handle(conn, req)
+    except (ClientGone, StreamAborted):
+        return False
+    except HttpError as exc:  # malformed body discovered while transforming
+        log.error("%s %s: bad request body: %s", req.method, req.path, exc.message)
+        if conn.response_started:
+            conn.abort()
+        else:
+            conn.close_after = True
+            _send_error(conn, exc.status, exc.message)
+        return False
+    except Exception as exc:
+        log.error("%s %s: internal error: %r", req.method, req.path, exc, exc_info=exc)
+        if conn.response_started:
+            conn.abort()
+        else:
+            conn.close_after = True
+            _send_error(conn, 500, f"internal error: {exc!r}")
+        return False
+    if conn.close_after or not req.body.drain():
+        return False
+    conn.response_started = False
+    return True
+
+
+def read_head(conn: Connection, log: logging.Logger) -> Request | None:
+    """Parse the buffered request head; on a malformed one answer it, mark the connection to close, return None."""
+    try:
+        return conn.read_request()
+    except HttpError as exc:
+        log.error("bad request from %s: %d %s", _peer(conn.sock), exc.status, exc.message)
+        conn.close_after = True
+        _send_error(conn, exc.status, exc.message)
+        return None
+
+
+def serve_in_thread(
+    app: App,
+    conn: Connection,
+    req: Request | None,
+    registry: ConnectionRegistry,
+    log: logging.Logger,
+    give_back: Callable[[Connection], None],
+) -> None:
+    """Serve ``req`` and any requests already buffered behind it, then give the idle connection back."""
+    keep = False
+    try:
+        while True:
+            if req is None:
+                while conn.buf[:2] == b"\r\n":
+                    del conn.buf[:2]
+                if not conn.buf:
+                    keep = registry.to_loop(conn)
+                    return
+                registry.mark_busy(conn)
+                req = read_head(conn, log)
+                if req is None:
+                    return
+            if not answer(app, conn, req, log):
                 return
-            if not req.keep_alive:
-                conn.close_after = True
-            conn.head_only = req.method == "HEAD"
-            conn.announce_keep_alive = req.keep_alive and req.version == "HTTP/1.0"
-            try:
-                app.handle(conn, req)
-            except (ClientGone, StreamAborted):
-                return
-            except HttpError as exc:  # malformed body discovered while transforming
-                log.error("%s %s: bad request body: %s", req.method, req.path, exc.message)
-                if conn.response_started:
-                    conn.abort()
-                else:
-                    conn.close_after = True
-                    _send_error(conn, exc.status, exc.message)
-                return
-            except Exception as exc:
-                log.error("%s %s: internal error: %r", req.method, req.path, exc, exc_info=exc)
-                if conn.response_started:
-                    conn.abort()
-                else:
-                    conn.close_after = True
-                    _send_error(conn, 500, f"internal error: {exc!r}")
-                return
-            if conn.close_after or not req.body.drain():
-                return
-            conn.response_started = False
-            if not registry.mark_idle(conn):
-                return
+            req = None
     finally:
-        conn.close()
-        registry.remove(conn)
+        if keep:
+            give_back(conn)
+        else:
+            conn.close()
+            registry.remove(conn)
 
 
 def _send_error(conn: Connection, status: int, message: str) -> None:
@@ -166,7 +201,10 @@ def _peer(sock: socket.socket) -> str:
 
 
 def tune_accepted(sock: socket.socket) -> None:
-    """Blocking mode, no Nagle delay, and kernel-side timeouts for idle or stuck peers."""
+    """Blocking mode, no Nagle delay, and kernel-side timeouts for idle or stuck peers.
+
+    The socket stays blocking for connection threads; the event loop passes ``MSG_DONTWAIT``.
+    """
     sock.setblocking(True)
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -176,6 +214,324 @@ def tune_accepted(sock: socket.socket) -> None:
     ):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, opt, struct.pack("ll", seconds, 0))
+
+
+def inline_capable(app: App) -> bool:
+    """Tell whether PUT requests run a whole-object transform on bytes or a local file (no I/O wait)."""
+    cfg = app.cfg
+    return not cfg.is_io and cfg.chunk_size == 0 and cfg.arg_type in (ARG_BYTES, ARG_FQN)
+
+
+class _Slot:
+    """Event-loop state of one connection: a parsed head waiting for its body, unsent output."""
+
+    __slots__ = ("conn", "last_read", "pending", "req")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.last_read = time.monotonic()
+        self.req: Request | None = None
+        self.pending: list[memoryview] = []
+
+
+class Worker:
+    """The per-process event loop: accept, read, answer small requests inline, hand the rest to threads."""
+
+    def __init__(
+        self,
+        lsock: socket.socket,
+        app: App,
+        grace_seconds: float,
+        log: logging.Logger,
+        board: LoadBoard | None,
+        slot: int,
+    ) -> None:
+        self.lsock = lsock
+        self.app = app
+        self.grace_seconds = grace_seconds
+        self.log = log
+        self.board = board
+        self.board_slot = slot
+        self.inline_put = inline_capable(app)
+        self.threaded_until = 0.0  # PUTs go to threads until then (the transform proved slow)
+        on_count = (lambda n: board.set(slot, n)) if board is not None else None
+        self.registry = ConnectionRegistry(on_count)
+        self.stop = threading.Event()
+        self.sel = selectors.DefaultSelector()
+        self.slots: dict[Connection, _Slot] = {}
+        self.returned: collections.deque[Connection] = collections.deque()
+        self.current: Connection | None = None  # answered inline right now
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    # ------------------------------------------------------------------ main loop
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        self.registry.stopping = True
+        current = self.current
+        if current is not None:
+            current.close_after = True
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, then finish in-flight requests; return the exit code."""
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        lsock = self.lsock
+        sel = self.sel
+        lsock.setblocking(False)
+        sel.register(lsock, selectors.EVENT_READ)
+        sel.register(self.wake_r, selectors.EVENT_READ)
+        deferred = 0
+        board = self.board
+        next_sweep = time.monotonic() + IDLE_SWEEP_SECONDS
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + IDLE_SWEEP_SECONDS
+                for key, events in sel.select(next_sweep - now):
+                    data = key.data
+                    if data is not None:
+                        self._on_ready(data, events)
+                    elif key.fileobj is lsock:
+                        if (
+                            board is not None
+                            and deferred < DEFER_LIMIT
+                            and board.should_defer(self.board_slot)
+                        ):
+                            deferred += 1
+                            time.sleep(DEFER_SECONDS)
+                            continue
+                        deferred = 0
+                        self._accept()
+                    else:
+                        self._on_wake()
+            sel.unregister(lsock)
+            lsock.close()
+            return self._drain()
+        finally:
+            sel.close()
+
+    def _drain(self) -> int:
+        """Graceful stop: close idle connections, finish the busy ones within the grace period."""
+        deadline = time.monotonic() + self.grace_seconds
+        self.registry.stop()
+        for slot in list(self.slots.values()):
+            if slot.req is None and not slot.pending and not slot.conn.buf:
+                self._close(slot)
+            else:
+                slot.conn.close_after = True
+        while self.slots and time.monotonic() < deadline:
+            for key, events in self.sel.select(min(0.1, max(0.0, deadline - time.monotonic()))):
+                if key.data is not None:
+                    self._on_ready(key.data, events)
+                else:
+                    self._on_wake()
+        for slot in list(self.slots.values()):
+            self._close(slot)
+        if not self.registry.wait_empty(max(0.0, deadline - time.monotonic())):
+            self.log.warning(
+                "grace period of %.1fs over with requests still in flight; exiting", self.grace_seconds
+            )
+        return 0
+
+    def _sweep(self, now: float) -> None:
+        """Close connections that sent nothing for ``IDLE_TIMEOUT_SECONDS`` (idle or stuck peers)."""
+        for slot in list(self.slots.values()):
+            if now - slot.last_read > IDLE_TIMEOUT_SECONDS:
+                self._close(slot)
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.lsock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it
+        except OSError as exc:  # e.g. out of file descriptors: back off briefly
+            self.log.error("accept failed: %s", exc)
+            time.sleep(0.05)
+            return
+        tune_accepted(sock)
+        conn = Connection(sock)
+        self.registry.add(conn)
+        self._adopt(conn)
+
+    def _adopt(self, conn: Connection) -> None:
+        slot = _Slot(conn)
+        self.slots[conn] = slot
+        self.sel.register(conn.sock, selectors.EVENT_READ, slot)
+        if conn.buf:
+            self._process(slot)
+
+    def give_back(self, conn: Connection) -> None:
+        """Return an idle connection from a thread to the loop (thread-safe)."""
+        self.returned.append(conn)
+        with contextlib.suppress(OSError):
+            os.write(self.wake_w, b"\0")
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.read(self.wake_r, 512)
+        returned = self.returned
+        while returned:
+            conn = returned.popleft()
+            if self.stop.is_set():
+                conn.close()
+                self.registry.remove(conn)
+            else:
+                self._adopt(conn)
+
+    # ------------------------------------------------------------------ per connection
+
+    def _close(self, slot: _Slot) -> None:
+        conn = slot.conn
+        if self.slots.pop(conn, None) is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(conn.sock)
+        conn.close()
+        self.registry.remove(conn)
+
+    def _on_ready(self, slot: _Slot, events: int) -> None:
+        if slot.pending:
+            if events & selectors.EVENT_WRITE:
+                self._flush(slot)
+            return
+        conn = slot.conn
+        try:
+            data = conn.sock.recv(RECV_SIZE, _NO_WAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(slot)
+            return
+        if not data:
+            self._close(slot)  # peer closed: idle, or gone in the middle of a request
+            return
+        conn.buf += data
+        slot.last_read = time.monotonic()
+        self._process(slot)
+
+    def _process(self, slot: _Slot) -> None:
+        """Answer every complete request buffered on the connection, or hand it to a thread."""
+        conn = slot.conn
+        buf = conn.buf
+        while not slot.pending:
+            req = slot.req
+            if req is None:
+                while buf[:2] == b"\r\n":
+                    del buf[:2]
+                if not buf:
+                    return
+                if buf.find(b"\r\n\r\n") < 0 and len(buf) <= MAX_HEAD_BYTES:
+                    return  # wait for the rest of the head
+                if self.stop.is_set():
+                    conn.close_after = True
+                conn.out = []
+                req = read_head(conn, self.log)
+                out, conn.out = conn.out, None
+                if req is None:
+                    slot.pending = [memoryview(b) for b in out if len(b)]
+                    self._finish(slot)
+                    return
+                length = req.body.length
+                inline = (
+                    length is not None
+                    and length <= INLINE_BODY_LIMIT
+                    and "expect" not in req.headers
+                    and (
+                        req.path == "/health"
+                        or (self.inline_put and req.method == "PUT" and self._put_inline())
+                    )
+                )
+                if not inline:
+                    self._to_thread(slot, req)
+                    return
+                slot.req = req
+            length = req.body.length
+            if length is not None and len(buf) < length:
+                return  # wait for the rest of the body
+            slot.req = None
+            conn.out = []
+            self.current = conn
+            started = time.monotonic()
+            try:
+                keep = answer(self.app, conn, req, self.log)
+            finally:
+                self.current = None
+                out, conn.out = conn.out, None
+            took = time.monotonic() - started
+            if took > SLOW_INLINE_SECONDS:
+                # A slow transform would hold up every other connection of this worker.
+                self.threaded_until = started + took + THREADED_SPELL_SECONDS
+            slot.pending = [memoryview(b) for b in out if len(b)]
+            if not keep:
+                conn.close_after = True
+            if not self._finish(slot):
+                return
+
+    def _put_inline(self) -> bool:
+        until = self.threaded_until
+        return not until or time.monotonic() >= until
+
+    def _finish(self, slot: _Slot) -> bool:
+        """Send the collected answer; True if the connection stays open and has nothing pending."""
+        conn = slot.conn
+        if conn.sock.fileno() < 0:  # aborted
+            self._close(slot)
+            return False
+        if slot.pending:
+            self._flush(slot)
+            if slot.pending:
+                return False
+        if conn.close_after:
+            self._close(slot)
+            return False
+        return conn in self.slots
+
+    def _flush(self, slot: _Slot) -> None:
+        pending = slot.pending
+        conn = slot.conn
+        was_blocked = self.sel.get_key(conn.sock).events & selectors.EVENT_WRITE
+        try:
+            while pending:
+                sent = conn.sock.sendmsg(pending, (), _NO_WAIT)
+                while sent:
+                    first = len(pending[0])
+                    if sent >= first:
+                        sent -= first
+                        pending.pop(0)
+                    else:
+                        pending[0] = pending[0][sent:]
+                        sent = 0
+        except (BlockingIOError, InterruptedError):
+            if not was_blocked:
+                self.sel.modify(conn.sock, selectors.EVENT_WRITE, slot)
+            return
+        except OSError:
+            pending.clear()
+            self._close(slot)
+            return
+        if was_blocked:
+            self.sel.modify(conn.sock, selectors.EVENT_READ, slot)
+            if conn.close_after:
+                self._close(slot)
+            else:
+                self._process(slot)
+
+    def _to_thread(self, slot: _Slot, req: Request) -> None:
+        conn = slot.conn
+        del self.slots[conn]
+        self.sel.unregister(conn.sock)
+        self.registry.to_thread(conn)
+        threading.Thread(
+            target=serve_in_thread,
+            args=(self.app, conn, req, self.registry, self.log, self.give_back),
+            daemon=True,
+        ).start()
 
 
 def run_worker(
@@ -191,55 +547,4 @@ def run_worker(
     With a ``board``, a worker that holds more connections than another one waits up to
     ``DEFER_LIMIT`` polls before accepting, so a less loaded worker gets the connection first.
     """
-    stop = threading.Event()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    on_count = (lambda n: board.set(slot, n)) if board is not None else None
-    registry = ConnectionRegistry(on_count)
-    deferred = 0
-    lsock.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(lsock, selectors.EVENT_READ)
-    sel.register(wake_r, selectors.EVENT_READ)
-    try:
-        while not stop.is_set():
-            for key, _ in sel.select():
-                if key.fileobj is lsock:
-                    if board is not None and deferred < DEFER_LIMIT and board.should_defer(slot):
-                        deferred += 1
-                        time.sleep(DEFER_SECONDS)
-                        continue
-                    deferred = 0
-                    _accept(lsock, app, registry, log)
-                else:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(wake_r, 512)
-    finally:
-        sel.close()
-        lsock.close()
-    registry.stop()
-    if not registry.wait_empty(grace_seconds):
-        log.warning("grace period of %.1fs over with requests still in flight; exiting", grace_seconds)
-    return 0
-
-
-def _accept(lsock: socket.socket, app: App, registry: ConnectionRegistry, log: logging.Logger) -> None:
-    try:
-        sock, _ = lsock.accept()
-    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-        return  # another worker took it
-    except OSError as exc:  # e.g. out of file descriptors: back off briefly
-        log.error("accept failed: %s", exc)
-        time.sleep(0.05)
-        return
-    tune_accepted(sock)
-    threading.Thread(target=serve_connection, args=(app, sock, registry, log), daemon=True).start()
+    return Worker(lsock, app, grace_seconds, log, board, slot).run()
