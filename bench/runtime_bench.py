@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -222,6 +223,28 @@ async def stream_big(port: int, total: int, piece: int = MIB) -> int:
     return got
 
 
+def _load_in_process(args: tuple[int, int, int, float, bytes | None]) -> tuple[float, float]:
+    return asyncio.run(load(*args))
+
+
+CLIENT_POOL: concurrent.futures.ProcessPoolExecutor | None = None
+"""Client processes: one aiohttp process tops out near one core (~8k small req/s here), which
+would measure the client instead of the servers; N processes share the in-flight requests."""
+
+
+def load_parallel(
+    port: int, size: int, concurrency: int, seconds: float, body: bytes | None
+) -> tuple[float, float]:
+    """Run :func:`load` in every client process at once (``concurrency`` split) and sum the rates."""
+    if CLIENT_POOL is None:
+        return asyncio.run(load(port, size, concurrency, seconds, body))
+    procs = CLIENT_POOL._max_workers
+    shares = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+    jobs = [(port, size, share, seconds, body) for share in shares if share]
+    results = list(CLIENT_POOL.map(_load_in_process, jobs))
+    return sum(r for r, _ in results), sum(m for _, m in results)
+
+
 def interleaved(
     ports: dict[str, int], size: int, concurrency: int, rounds: int, seconds: float, body: bytes | None = None
 ) -> dict[str, tuple[float, float]]:
@@ -232,7 +255,7 @@ def interleaved(
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in ports}
     for _ in range(rounds):
         for name, port in ports.items():
-            samples[name].append(asyncio.run(load(port, size, concurrency, seconds, body)))
+            samples[name].append(load_parallel(port, size, concurrency, seconds, body))
     return {
         name: (statistics.median(r for r, _ in s), statistics.median(m for _, m in s))
         for name, s in samples.items()
@@ -246,14 +269,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per comparison (median)")
     parser.add_argument("--workers", type=int, default=0, help="server workers for 1-2 (default: CPUs)")
+    parser.add_argument("--client-procs", type=int, default=2, help="client processes sharing the load")
     args = parser.parse_args()
+    global CLIENT_POOL
+    if args.client_procs > 1:
+        CLIENT_POOL = concurrent.futures.ProcessPoolExecutor(args.client_procs)
+        list(CLIENT_POOL.map(abs, range(args.client_procs)))  # start them before any measurement
     from airflow_ais_etl.runtime.config import available_cpus
 
     workers = args.workers or available_cpus()
     rounds, seconds = args.rounds, args.seconds
     print(
         f"CPUs available: {available_cpus()}; workers for both servers: {workers}; "
-        f"{rounds} alternating rounds x {seconds:.0f}s, medians"
+        f"{rounds} alternating rounds x {seconds:.0f}s, medians; {args.client_procs} client process(es)"
     )
     results: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp_name, contextlib.ExitStack() as stack:
