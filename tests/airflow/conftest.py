@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+from tests.dag_runs import EXAMPLE_DAGS
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DAGS = REPO / "example_dags"
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ais-etl-airflow-home-"))
 AIRFLOW_ENV = {
     "AIRFLOW_HOME": str(_AIRFLOW_HOME),

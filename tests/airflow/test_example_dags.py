@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import pytest
@@ -14,48 +13,24 @@ import pytest
 from airflow_ais_etl.cluster.local import LocalBackend
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
 from airflow_ais_etl.operators.transform import AisEtlBucketTransformOperator
-from tests.airflow.conftest import EXAMPLE_DAGS
+from tests.dag_runs import example_dag, task_states, visible_objects
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from airflow.sdk import DAG
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
 
-def _dag(name: str) -> DAG:
-    spec = importlib.util.spec_from_file_location(f"ais_etl_example_{name}", EXAMPLE_DAGS / f"{name}.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
-
-
-def _states(dr: Any) -> dict[tuple[str, int], str]:
-    return {
-        (ti.task_id, ti.map_index): str(getattr(ti.state, "value", ti.state))
-        for ti in dr.get_task_instances()
-    }
-
-
-def _objects(bucket: Path) -> dict[str, Path]:
-    """Return the visible objects of a local bucket (the engine's journal lives under a dot dir)."""
-    return {
-        str(p.relative_to(bucket)): p
-        for p in sorted(bucket.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(bucket).parts)
-    }
-
-
 def test_offline_example(ais_home: Path, tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    dr = _dag("example_ais_etl_offline").test(run_conf={"src": str(src), "dst": str(dst), "num_objects": 12})
+    dr = example_dag("example_ais_etl_offline").test(
+        run_conf={"src": str(src), "dst": str(dst), "num_objects": 12}
+    )
     assert str(dr.state) == "success"
-    assert set(_states(dr).values()) == {"success"}
-    assert len(_states(dr)) == 6
-    sources, results = _objects(src), _objects(dst)
+    assert set(task_states(dr).values()) == {"success"}
+    assert len(task_states(dr)) == 6
+    sources, results = visible_objects(src), visible_objects(dst)
     assert sorted(results) == sorted(sources)
     assert len(results) == 12
     for name, path in results.items():
@@ -65,12 +40,12 @@ def test_offline_example(ais_home: Path, tmp_path: Path) -> None:
 
 def test_spec_example(ais_home: Path, tmp_path: Path) -> None:
     src, dst, one = tmp_path / "src", tmp_path / "dst", tmp_path / "one.txt"
-    dr = _dag("example_ais_etl_spec").test(
+    dr = example_dag("example_ais_etl_spec").test(
         run_conf={"src": str(src), "dst": str(dst), "local_file": str(one)}
     )
-    assert str(dr.state) == "success", _states(dr)
-    assert set(_states(dr).values()) == {"success"}
-    sources, results = _objects(src), _objects(dst)
+    assert str(dr.state) == "success", task_states(dr)
+    assert set(task_states(dr).values()) == {"success"}
+    sources, results = visible_objects(src), visible_objects(dst)
     assert sorted(results) == sorted(sources)
     assert len(results) == 5
     for name, path in results.items():
@@ -81,14 +56,14 @@ def test_spec_example(ais_home: Path, tmp_path: Path) -> None:
 
 def test_mapped_example(ais_home: Path, tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    dr = _dag("example_ais_etl_mapped").test(run_conf={"src": str(src), "dst": str(dst), "shards": 3})
-    states = _states(dr)
+    dr = example_dag("example_ais_etl_mapped").test(run_conf={"src": str(src), "dst": str(dst), "shards": 3})
+    states = task_states(dr)
     assert str(dr.state) == "success", states
     assert set(states.values()) == {"success"}
     assert sorted(k for k in states if k[0] == "transform_shard") == [
         ("transform_shard", i) for i in range(3)
     ]
-    sources, results = _objects(src), _objects(dst)
+    sources, results = visible_objects(src), visible_objects(dst)
     assert sorted(results) == sorted(sources)
     assert len(results) == 12
     for name, path in results.items():
@@ -99,7 +74,7 @@ def test_mapped_example(ais_home: Path, tmp_path: Path) -> None:
 def _remove_target_when(dst: Path, home: Path, count: int, done: threading.Event) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not done.is_set():
-        if dst.is_dir() and len(_objects(dst)) >= count:
+        if dst.is_dir() and len(visible_objects(dst)) >= count:
             LocalBackend(home).remove_target("t2")
             return
         time.sleep(0.01)
@@ -110,7 +85,7 @@ def test_target_leaving_fails_the_transform_and_a_rerun_resumes(
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     conf = {"src": str(src), "dst": str(dst), "num_objects": 60, "delay_ms": 100, "num_workers": 1}
-    dag = _dag("example_ais_etl_offline")
+    dag = example_dag("example_ais_etl_offline")
     done = threading.Event()
     remover = threading.Thread(target=_remove_target_when, args=(dst, ais_home, 8, done))
     remover.start()
@@ -120,7 +95,7 @@ def test_target_leaving_fails_the_transform_and_a_rerun_resumes(
         done.set()
         remover.join()
     out = capfd.readouterr().out
-    states = _states(dr)
+    states = task_states(dr)
     assert str(dr.state) == "failed"
     assert states[("transform_bucket", -1)] == "failed"
     assert states[("stop_etl", -1)] == "success"  # the teardown ran
@@ -128,14 +103,14 @@ def test_target_leaving_fails_the_transform_and_a_rerun_resumes(
     assert "target t2 left" in out
     assert "AbortError" in out
     assert LocalBackend(ais_home).endpoints("example-offline") == []
-    first = {name: (p.stat().st_ino, p.stat().st_mtime_ns) for name, p in _objects(dst).items()}
+    first = {name: (p.stat().st_ino, p.stat().st_mtime_ns) for name, p in visible_objects(dst).items()}
     assert 8 <= len(first) < 60
 
     dr = dag.test(run_conf=conf)
     out = capfd.readouterr().out
-    assert str(dr.state) == "success", _states(dr)
-    assert set(_states(dr).values()) == {"success"}
-    results = _objects(dst)
+    assert str(dr.state) == "success", task_states(dr)
+    assert set(task_states(dr).values()) == {"success"}
+    results = visible_objects(dst)
     assert len(results) == 60
     for name, (ino, mtime) in first.items():
         stat = results[name].stat()
