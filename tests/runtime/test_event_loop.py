@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from tests.runtime.conftest import wait_for
+
 if TYPE_CHECKING:
     from tests.runtime.conftest import RuntimeFactory
 
@@ -122,6 +124,7 @@ def test_request_split_across_many_segments(runtime: RuntimeFactory) -> None:
 
 def test_client_gone_mid_body_leaves_the_worker_serving(runtime: RuntimeFactory) -> None:
     server = runtime.spawn(REVERSE)
+    assert wait_for(lambda: len(workers_of(server.proc.pid)) == 2)  # both workers forked
     pids = workers_of(server.proc.pid)
     for _ in range(6):  # reach both workers
         with connect(server.port) as sock:
