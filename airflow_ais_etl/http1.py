@@ -345,16 +345,7 @@ class _Conn(asyncio.Protocol):
             err = BodyError(self._cut_reason(exc))
         if exc is not None and err is not exc:
             err.__cause__ = exc
-        waiter = self._head_waiter
-        if waiter is not None:
-            self._head_waiter = None
-            if not waiter.done():
-                waiter.set_exception(err)
-        resp = self._resp
-        if resp is not None:
-            self._resp = None
-            resp._finish(err)
-        self._state = _IDLE
+        self._report(err)
         drain = self._drain
         if drain is not None:
             self._drain = None
@@ -582,6 +573,11 @@ class _Conn(asyncio.Protocol):
 
     def _fail(self, err: BaseException) -> None:
         """Break the connection, reporting ``err`` to whoever waits for the answer."""
+        self._report(err)
+        self.abort()
+
+    def _report(self, err: BaseException) -> None:
+        """Hand ``err`` to whoever waits for the answer's head or body, and forget the exchange."""
         waiter = self._head_waiter
         if waiter is not None:
             self._head_waiter = None
@@ -592,7 +588,6 @@ class _Conn(asyncio.Protocol):
             self._resp = None
             resp._finish(err)
         self._state = _IDLE
-        self.abort()
 
     # ------------------------------------------------------------------ driving a request
     def begin(self, deadline: float | None, timeout: float, head_only: bool) -> asyncio.Future[Response]:
