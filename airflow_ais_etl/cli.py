@@ -210,9 +210,9 @@ def _split_object(src: str, bucket: str | None) -> tuple[str, str]:
 
 
 def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
-    from airflow_ais_etl.engine import JobControl, OfflineOptions
+    from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
+    from airflow_ais_etl.dataplane.progress import ProgressPrinter
     from airflow_ais_etl.etl.naming import parse_ext
-    from airflow_ais_etl.progress import ProgressPrinter
 
     options = OfflineOptions(
         prefix=args.prefix or "",
@@ -268,7 +268,7 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
 
 
 def cmd_cluster(api: AisEtl, args: argparse.Namespace) -> None:
-    from airflow_ais_etl.cluster.local import LocalBackend
+    from airflow_ais_etl.cluster.local.backend import LocalBackend
 
     backend = api.backend
     if not isinstance(backend, LocalBackend):

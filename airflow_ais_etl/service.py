@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
-    from airflow_ais_etl.engine import JobControl, OfflineOptions
+    from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
 
 
 def default_runtime() -> str:
@@ -74,7 +74,7 @@ class AisEtl:
 
     def __init__(self, backend: Backend | None = None) -> None:
         if backend is None:
-            from airflow_ais_etl.cluster.local import LocalBackend
+            from airflow_ais_etl.cluster.local.backend import LocalBackend
 
             backend = LocalBackend()
         self.backend = backend
@@ -82,7 +82,7 @@ class AisEtl:
     @classmethod
     def local(cls, home: str | None = None) -> AisEtl:
         """Return the API over the embedded local cluster at ``home`` (default ``$AIS_ETL_HOME``)."""
-        from airflow_ais_etl.cluster.local import LocalBackend
+        from airflow_ais_etl.cluster.local.backend import LocalBackend
 
         return cls(LocalBackend(home))
 
@@ -262,7 +262,7 @@ class AisEtl:
         timeout: float | None = None,
     ) -> bytes | dict[str, Any]:
         """Transform one object inline; return its bytes, or write it to ``dst`` and return a summary."""
-        from airflow_ais_etl.inline import transform_object
+        from airflow_ais_etl.dataplane.inline import transform_object
 
         msg = self.view(name)
         endpoints = self.backend.endpoints(name)
@@ -299,7 +299,7 @@ class AisEtl:
         dst_conn_id: str | None = None,
     ) -> dict[str, Any]:
         """Stream every selected object of ``src`` through the ETL into ``dst``; return the stats."""
-        from airflow_ais_etl.engine import OfflineOptions, run_offline
+        from airflow_ais_etl.dataplane.engine import OfflineOptions, run_offline
 
         msg = self.view(name)
         stats = run_offline(

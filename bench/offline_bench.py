@@ -77,7 +77,7 @@ def atomic_write(path: str, chunks: Any) -> int:
 
 
 def syncfs_of(directory: str) -> None:
-    from airflow_ais_etl.storage import _syncfs
+    from airflow_ais_etl.dataplane.storage import _syncfs
 
     _syncfs(directory)
 
@@ -173,7 +173,7 @@ def naive_http(src: Path, dst: Path, threads: int) -> float:
 # ---------------------------------------------------------------------------------------------- engine
 def engine_child(home: str, etl: str, src: str, dst: str, workers: int) -> None:
     """Run one offline job in this process and print its seconds, stats and peak RSS as JSON."""
-    from airflow_ais_etl.engine import OfflineOptions
+    from airflow_ais_etl.dataplane.engine import OfflineOptions
     from airflow_ais_etl.service import AisEtl
 
     api = AisEtl.local(home)
@@ -224,7 +224,7 @@ def run_engine(
 
 
 def pod_processes(api: Any, etl: str) -> list[psutil.Process]:
-    from airflow_ais_etl.cluster.local import _process_tree
+    from airflow_ais_etl.cluster.local.backend import _process_tree
 
     return [p for pod in api.backend._pods(etl).values() for p in _process_tree(pod)]
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
-    from airflow_ais_etl.engine import JobControl, OfflineOptions
+    from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.podspec import Target
     from airflow_ais_etl.service import AisEtl, EtlInfo
@@ -33,7 +33,7 @@ def make_backend(settings: AisEtlSettings, extras: Mapping[str, Any] | None = No
     :param extras: the raw connection extras (the kubernetes backend reads its own options there)
     """
     if settings.backend == "kubernetes":
-        from airflow_ais_etl.cluster.kubernetes import KubernetesBackend, backend_kwargs_from_extras
+        from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend, backend_kwargs_from_extras
 
         return KubernetesBackend(
             settings.kubernetes_conn_id,
@@ -41,7 +41,7 @@ def make_backend(settings: AisEtlSettings, extras: Mapping[str, Any] | None = No
             settings.node_selector,
             **backend_kwargs_from_extras(extras),
         )
-    from airflow_ais_etl.cluster.local import LocalBackend
+    from airflow_ais_etl.cluster.local.backend import LocalBackend
 
     return LocalBackend(settings.home)
 

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.engine import JobControl, OfflineOptions
+from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
+from airflow_ais_etl.dataplane.progress import progress_line
 from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
 from airflow_ais_etl.operators.args import as_bool, as_float, as_int, as_str_map
 from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, init_etl
-from airflow_ais_etl.progress import progress_line
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from airflow_ais_etl.runtime.config import ARG_FQN, ARG_URL, RuntimeConfig
-from airflow_ais_etl.runtime.http11 import ClientGone, Connection, HttpError, Request
+from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
 from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
 from airflow_ais_etl.runtime.upstream import CallbackClient, CallbackError

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from typing import IO, TYPE_CHECKING
 
-from airflow_ais_etl.runtime.http11 import BodyReader, ClientGone, Connection, HttpError
+from airflow_ais_etl.runtime.httpserver import BodyReader, ClientGone, Connection, HttpError
 from airflow_ais_etl.runtime.procutil import kill_with_parent_preexec
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from airflow_ais_etl.runtime.config import ARG_BYTES, ARG_FQN
 from airflow_ais_etl.runtime.handlers import App, StreamAborted
-from airflow_ais_etl.runtime.http11 import MAX_HEAD_BYTES, RECV_SIZE, ClientGone, Connection, HttpError
+from airflow_ais_etl.runtime.httpserver import MAX_HEAD_BYTES, RECV_SIZE, ClientGone, Connection, HttpError
 
 if TYPE_CHECKING:
     import logging
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from airflow_ais_etl.runtime.balance import LoadBoard
-    from airflow_ais_etl.runtime.http11 import Request
+    from airflow_ais_etl.runtime.httpserver import Request
 
 DEFER_LIMIT = 5
 DEFER_SECONDS = 0.002

@@ -84,7 +84,7 @@ def _leaked(home: Path, before: set[int]) -> list[str]:
 @pytest.fixture
 def ais_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Give the test its own local cluster (AIS_ETL_HOME); stop everything and check nothing leaked."""
-    from airflow_ais_etl.cluster.local import LocalBackend
+    from airflow_ais_etl.cluster.local.backend import LocalBackend
 
     home = tmp_path / "ais-home"
     monkeypatch.setenv("AIS_ETL_HOME", str(home))

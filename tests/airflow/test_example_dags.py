@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from airflow_ais_etl.cluster.local import LocalBackend
+from airflow_ais_etl.cluster.local.backend import LocalBackend
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
 from airflow_ais_etl.operators.transform import AisEtlBucketTransformOperator
 from tests.dag_runs import example_dag, task_states, visible_objects

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ais_etl.engine import JobControl, OfflineOptions
+from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError, EtlExistsError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook

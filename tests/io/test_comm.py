@@ -12,10 +12,10 @@ import pytest
 
 from airflow_ais_etl.cluster.base import PodEndpoint
 from airflow_ais_etl.cluster.gateway import register_bucket
-from airflow_ais_etl.comm import PodClient, RetryPolicy, build_request
+from airflow_ais_etl.dataplane.comm import PodClient, RetryPolicy, build_request
+from airflow_ais_etl.dataplane.storage import open_bucket
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 from airflow_ais_etl.etl.msg import HPULL, HPUSH, HREV, IO
-from airflow_ais_etl.storage import open_bucket
 
 OBJECTS = {
     "plain.bin": b"hello transformer",
@@ -388,7 +388,7 @@ class _OpenOnRetry(logging.Handler):
 
 @pytest.fixture
 def comm_log():
-    logger = logging.getLogger("airflow_ais_etl.comm")
+    logger = logging.getLogger("airflow_ais_etl.dataplane.comm")
     old = logger.level
     logger.setLevel(logging.DEBUG)
     handlers = []

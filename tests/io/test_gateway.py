@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from airflow_ais_etl.cluster.gateway import new_secret, read_buckets, register_bucket, serve_gateway
+from airflow_ais_etl.dataplane.storage import bucket_id, open_bucket
 from airflow_ais_etl.etl.naming import callback_path, uname
-from airflow_ais_etl.storage import bucket_id, open_bucket
 
 SECRET = "AbCdEfGhIj"
 PREFIX = "/v1/etl/_object/"

@@ -11,8 +11,7 @@ import textwrap
 
 import pytest
 
-from airflow_ais_etl.etl.errors import StorageError, ValidationError
-from airflow_ais_etl.storage import (
+from airflow_ais_etl.dataplane.storage import (
     RESERVED_PREFIX,
     TEMP_PREFIX,
     LocalBucket,
@@ -21,6 +20,7 @@ from airflow_ais_etl.storage import (
     bucket_id,
     open_bucket,
 )
+from airflow_ais_etl.etl.errors import StorageError, ValidationError
 
 AWKWARD = [
     "a b.txt",
@@ -211,7 +211,7 @@ def test_local_partials_of_a_killed_writer_are_cleaned(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, sys
-        from airflow_ais_etl.storage import LocalBucket
+        from airflow_ais_etl.dataplane.storage import LocalBucket
         w = LocalBucket({str(root)!r}).writer("sub/victim")
         w.write(b"x" * 1000)
         w._file.flush()

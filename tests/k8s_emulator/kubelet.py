@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from airflow_ais_etl.cluster.podrunner import free_loopback_ip, probe_http, readiness_url, start_pod, stop_pod
+from airflow_ais_etl.cluster.local.podrunner import (
+    free_loopback_ip,
+    probe_http,
+    readiness_url,
+    start_pod,
+    stop_pod,
+)
 from airflow_ais_etl.etl.errors import PodStartError, ValidationError
 from tests.k8s_emulator.logbuffer import LogBuffer, file_size
 from tests.k8s_emulator.objects import ApiError, bad_request, node_is_ready, not_found, rfc3339
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from airflow_ais_etl.cluster.podrunner import ContainerProcess, LocalPod
+    from airflow_ais_etl.cluster.local.podrunner import ContainerProcess, LocalPod
     from tests.k8s_emulator.events import EventRecorder
     from tests.k8s_emulator.store import Store
 

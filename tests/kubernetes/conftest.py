@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import kubernetes_validate
 import pytest
 
-from airflow_ais_etl.cluster.kubernetes import MD_CONFIGMAP, KubernetesBackend
+from airflow_ais_etl.cluster.kubernetes.backend import MD_CONFIGMAP, KubernetesBackend
 from airflow_ais_etl.service import AisEtl
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from tests.dag_runs import example_dag, task_states, visible_objects
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-    from airflow_ais_etl.cluster.kubernetes import KubernetesBackend
+    from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
     from tests.kubernetes.conftest import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes, pytest.mark.usefixtures("airflow_db")]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_ais_etl.engine import OfflineOptions
+from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError, PodStartError
 from tests.kubernetes.conftest import make_bucket
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from airflow_ais_etl.cluster.kubernetes import KubernetesBackend
+    from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
     from airflow_ais_etl.service import AisEtl
     from tests.k8s_emulator.emulator import K8sEmulator
     from tests.kubernetes.conftest import Cluster

@@ -7,8 +7,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.cluster.kubernetes import GATEWAY_CONTAINER, MD_CONFIGMAP, backend_kwargs_from_extras
-from airflow_ais_etl.engine import OfflineOptions
+from airflow_ais_etl.cluster.kubernetes.backend import (
+    GATEWAY_CONTAINER,
+    MD_CONFIGMAP,
+    backend_kwargs_from_extras,
+)
+from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import EtlNotFoundError, ValidationError
 from airflow_ais_etl.service import AisEtl
 from tests.kubernetes.conftest import IO_UPPER, UPPER, make_bucket
@@ -16,7 +20,7 @@ from tests.kubernetes.conftest import IO_UPPER, UPPER, make_bucket
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from airflow_ais_etl.cluster.kubernetes import KubernetesBackend
+    from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
     from tests.kubernetes.conftest import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ais_etl.cluster.k8s_startup import start_problem
+from airflow_ais_etl.cluster.kubernetes.startup import start_problem
 
 
 def pod(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from airflow_ais_etl.cluster.local import LocalBackend
+from airflow_ais_etl.cluster.local.backend import LocalBackend
 from airflow_ais_etl.service import AisEtl
 
 if TYPE_CHECKING:

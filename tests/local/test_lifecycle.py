@@ -211,7 +211,7 @@ def test_init_spec_with_an_image_that_cannot_run_locally_says_so(api: AisEtl) ->
 
 
 def test_default_home_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from airflow_ais_etl.cluster.localstate import default_home
+    from airflow_ais_etl.cluster.local.state import default_home
 
     monkeypatch.delenv("AIS_ETL_HOME", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.engine import OfflineOptions
+from airflow_ais_etl.dataplane.engine import OfflineOptions
 from tests.offline.conftest import (
     REVERSE,
     REVERSE_IO,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_ais_etl.engine import OfflineOptions
+from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import AisEtlError
 from tests.offline.conftest import REVERSE, make_tree, objects, reverse, stamps, temp_files
 

@@ -1,6 +1,6 @@
 """Communicators, client side: send one object to a transformation pod and stream back the result.
 
-One :class:`PodClient` owns one pool of keep-alive connections (:mod:`airflow_ais_etl.http1`) for
+One :class:`PodClient` owns one pool of keep-alive connections (:mod:`airflow_ais_etl.dataplane.httpclient`) for
 a whole job, so per-object cost is a request, not a connection. Requests are built exactly as the
 reference target builds them (ais-etl-semantics §4.2–§4.4); what changes is the handling of
 answers: a non-2xx status or a body that ends early fails the object instead of becoming its
@@ -18,18 +18,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from airflow_ais_etl.dataplane.httpclient import (
+    ConnectionFailed,
+    HTTPClient,
+    HTTPClientError,
+    RequestBodyError,
+)
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 from airflow_ais_etl.etl.msg import ARG_BYTES, ARG_FQN, ARG_URL, HPULL, HPUSH, HREV, IO
 from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, uname
 from airflow_ais_etl.etl.podspec import io_query
-from airflow_ais_etl.http1 import ConnectionFailed, HTTPClient, HTTPClientError, RequestBodyError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
     from types import TracebackType
 
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
-    from airflow_ais_etl.http1 import Response
+    from airflow_ais_etl.dataplane.httpclient import Response
 
 __all__ = [
     "Body",

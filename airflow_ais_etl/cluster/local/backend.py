@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import yaml
 
-from airflow_ais_etl.cluster import podrunner
 from airflow_ais_etl.cluster.base import (
     Backend,
     BucketRef,
@@ -30,8 +29,9 @@ from airflow_ais_etl.cluster.base import (
     PodLogs,
     PodMetrics,
 )
-from airflow_ais_etl.cluster.local_gateways import LocalGateways
-from airflow_ais_etl.cluster.localstate import (
+from airflow_ais_etl.cluster.local import podrunner
+from airflow_ais_etl.cluster.local.gateways import LocalGateways
+from airflow_ais_etl.cluster.local.state import (
     DEFAULT_TARGETS,
     LocalState,
     default_home,

@@ -3,7 +3,7 @@
 Like a container shim: the pod runner starts this detached; it starts the program, writes the
 program's pid, forwards SIGTERM/SIGINT to it, and writes its exit code (negative = signal) when
 it ends, so that any process can later learn that ``pod of t1 exited with code -9``.
-Usage: ``python -m airflow_ais_etl.cluster.podshim STATE_DIR -- PROGRAM [ARGS...]``.
+Usage: ``python -m airflow_ais_etl.cluster.local.podshim STATE_DIR -- PROGRAM [ARGS...]``.
 """
 
 from __future__ import annotations

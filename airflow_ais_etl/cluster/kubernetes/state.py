@@ -12,15 +12,15 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.k8s_objects import LABEL_MANAGED_BY, MANAGED_BY
-from airflow_ais_etl.cluster.k8s_pods import KubeConflict
+from airflow_ais_etl.cluster.kubernetes.objects import LABEL_MANAGED_BY, MANAGED_BY
+from airflow_ais_etl.cluster.kubernetes.pods import KubeConflict
 from airflow_ais_etl.etl.errors import EtlError
 from airflow_ais_etl.etl.md import EtlMD
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from airflow_ais_etl.cluster.k8s_pods import KubeClient
+    from airflow_ais_etl.cluster.kubernetes.pods import KubeClient
 
 __all__ = [
     "MD_CONFIGMAP",

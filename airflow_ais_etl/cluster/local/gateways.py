@@ -16,15 +16,15 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster import podrunner
 from airflow_ais_etl.cluster.gateway import SECRET_ENV, new_secret
-from airflow_ais_etl.cluster.localstate import locked, read_json, write_json_atomic
+from airflow_ais_etl.cluster.local import podrunner
+from airflow_ais_etl.cluster.local.state import locked, read_json, write_json_atomic
 from airflow_ais_etl.etl.errors import EtlError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from airflow_ais_etl.cluster.localstate import LocalState
+    from airflow_ais_etl.cluster.local.state import LocalState
 
 GATEWAY_PATH = "/v1/etl/_object/"
 START_TIMEOUT = 20.0

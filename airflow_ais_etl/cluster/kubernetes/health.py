@@ -11,8 +11,8 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.base import HealthStatus
-from airflow_ais_etl.cluster.k8s_objects import label_of, main_container, main_port, name_of, restarts
-from airflow_ais_etl.cluster.k8s_startup import describe_pod, pod_ready
+from airflow_ais_etl.cluster.kubernetes.objects import label_of, main_container, main_port, name_of, restarts
+from airflow_ais_etl.cluster.kubernetes.startup import describe_pod, pod_ready
 from airflow_ais_etl.etl.podspec import POD_LABEL_TARGET
 
 if TYPE_CHECKING:

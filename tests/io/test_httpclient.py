@@ -9,10 +9,8 @@ import logging
 import pytest
 
 from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
-from airflow_ais_etl.comm import PodClient, RetryPolicy
-from airflow_ais_etl.etl.errors import TransformError
-from airflow_ais_etl.etl.msg import HPUSH
-from airflow_ais_etl.http1 import (
+from airflow_ais_etl.dataplane.comm import PodClient, RetryPolicy
+from airflow_ais_etl.dataplane.httpclient import (
     BodyError,
     ConnectionFailed,
     HTTPClient,
@@ -20,6 +18,8 @@ from airflow_ais_etl.http1 import (
     RequestBodyError,
     split_url,
 )
+from airflow_ais_etl.etl.errors import TransformError
+from airflow_ais_etl.etl.msg import HPUSH
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
@@ -318,7 +318,7 @@ async def test_pod_closing_a_pooled_connection_is_retried_at_once(caplog) -> Non
 
     # max_hard=0: a counted retry would give up, so success proves the re-send was not counted
     policy = RetryPolicy(first_sleep=5.0, max_hard=0, max_soft=0)
-    caplog.set_level(logging.DEBUG, logger="airflow_ais_etl.comm")
+    caplog.set_level(logging.DEBUG, logger="airflow_ais_etl.dataplane.comm")
     async with Scripted(answer_once_then_drop) as srv:
         async with PodClient(request_timeout=10, retry=policy) as client:
             for body, size in [(b"one", None), (b"two", None), (factory, 8), (factory, None)]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
-from airflow_ais_etl.cluster.k8s_objects import main_port
+from airflow_ais_etl.cluster.kubernetes.objects import main_port
 from airflow_ais_etl.etl.podspec import prepare_pod
 
 if TYPE_CHECKING:

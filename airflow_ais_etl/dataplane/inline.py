@@ -5,10 +5,10 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.comm import PodClient
-from airflow_ais_etl.engine import ObjectTransformer
+from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.engine import ObjectTransformer
+from airflow_ais_etl.dataplane.storage import ObjInfo, open_bucket
 from airflow_ais_etl.etl.errors import StorageError
-from airflow_ais_etl.storage import ObjInfo, open_bucket
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

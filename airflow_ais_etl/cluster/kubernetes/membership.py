@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ais_etl.cluster.base import MembershipWatch
-from airflow_ais_etl.cluster.k8s_objects import is_deleting, label_of, name_of, restarts, sidecar_names
-from airflow_ais_etl.cluster.k8s_pods import KubeGone
+from airflow_ais_etl.cluster.kubernetes.objects import is_deleting, label_of, name_of, restarts, sidecar_names
+from airflow_ais_etl.cluster.kubernetes.pods import KubeGone
 from airflow_ais_etl.etl.podspec import POD_LABEL_TARGET, label_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from airflow_ais_etl.cluster.k8s_pods import WatchStream
+    from airflow_ais_etl.cluster.kubernetes.pods import WatchStream
 
 __all__ = [
     "WATCH_KINDS",

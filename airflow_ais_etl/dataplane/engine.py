@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.comm import PodClient
-from airflow_ais_etl.engine_journal import Journal
+from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.journal import Journal
+from airflow_ais_etl.dataplane.storage import Bucket, ObjInfo, normalize_url, open_bucket
 from airflow_ais_etl.etl.errors import (
     AbortError,
     AisEtlError,
@@ -28,7 +29,6 @@ from airflow_ais_etl.etl.errors import (
 )
 from airflow_ais_etl.etl.msg import ARG_FQN, HPULL, HREV, to_wire
 from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
-from airflow_ais_etl.storage import Bucket, ObjInfo, normalize_url, open_bucket
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -521,7 +521,7 @@ def run_offline(
 
     def open_dst() -> Bucket:
         # Objects are not fsynced one by one: the journal syncs the file system once per batch
-        # before it records the batch as done (see engine_journal), which keeps resume exact.
+        # before it records the batch as done (see dataplane.journal), which keeps resume exact.
         return open_bucket(dst, conn_id=dst_conn_id, create=True, fsync=False)
 
     job = _Job(backend, msg, src_bucket, dst_url, open_dst, options, progress, control or JobControl())

@@ -3,16 +3,16 @@
 Pods come from the model's pod specs (:func:`~airflow_ais_etl.etl.podspec.prepare_pod`) plus a native
 gateway sidecar that serves ``AIS_TARGET_URL`` (hpull/hrev/url). The ETL metadata lives in the
 ConfigMap ``ais-etl-md``; running ETLs are found by pod labels, so any worker can stop or use an
-ETL another worker started. Every API call goes through :mod:`airflow_ais_etl.cluster.k8s_pods`.
+ETL another worker started. Every API call goes through :mod:`airflow_ais_etl.cluster.kubernetes.pods`.
 
 Code and dependencies of init-code ETLs travel as env (``AISTORE_CODE``/``AISTORE_DEPS``), as the
 model's ``prepare_pod`` does: one object to create and no volume kinds beyond ``emptyDir``.
 
-The backend wires together modules with one job each: :mod:`~airflow_ais_etl.cluster.k8s_gateway`
-(building the pods), :mod:`~airflow_ais_etl.cluster.k8s_startup` (waiting for Ready, fail-fast
-diagnosis), :mod:`~airflow_ais_etl.cluster.k8s_state` (the shared ConfigMap),
-:mod:`~airflow_ais_etl.cluster.k8s_membership` (membership watches) and
-:mod:`~airflow_ais_etl.cluster.k8s_health` (pod health).
+The backend wires together modules with one job each: :mod:`~airflow_ais_etl.cluster.kubernetes.gateway`
+(building the pods), :mod:`~airflow_ais_etl.cluster.kubernetes.startup` (waiting for Ready, fail-fast
+diagnosis), :mod:`~airflow_ais_etl.cluster.kubernetes.state` (the shared ConfigMap),
+:mod:`~airflow_ais_etl.cluster.kubernetes.membership` (membership watches) and
+:mod:`~airflow_ais_etl.cluster.kubernetes.health` (pod health).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from airflow_ais_etl.cluster.base import (
     PodMetrics,
 )
 from airflow_ais_etl.cluster.gateway import register_bucket
-from airflow_ais_etl.cluster.k8s_gateway import (
+from airflow_ais_etl.cluster.kubernetes.gateway import (
     ANNOTATION_IO_COMMAND,
     GATEWAY_CONTAINER,
     POD_IP_ENV,
@@ -41,8 +41,8 @@ from airflow_ais_etl.cluster.k8s_gateway import (
     build_pod,
     io_command,
 )
-from airflow_ais_etl.cluster.k8s_health import health_of
-from airflow_ais_etl.cluster.k8s_membership import (
+from airflow_ais_etl.cluster.kubernetes.health import health_of
+from airflow_ais_etl.cluster.kubernetes.membership import (
     Baseline,
     MembershipWatcher,
     node_ready,
@@ -51,7 +51,7 @@ from airflow_ais_etl.cluster.k8s_membership import (
     target_changes,
     target_id,
 )
-from airflow_ais_etl.cluster.k8s_objects import (
+from airflow_ais_etl.cluster.kubernetes.objects import (
     LABEL_INSTANCE,
     LABEL_MANAGED_BY,
     MANAGED_BY,
@@ -63,16 +63,16 @@ from airflow_ais_etl.cluster.k8s_objects import (
     name_of,
     selector,
 )
-from airflow_ais_etl.cluster.k8s_pods import KubeApiError, KubeClient, WatchStream, pod_usage
-from airflow_ais_etl.cluster.k8s_startup import (
+from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream, pod_usage
+from airflow_ais_etl.cluster.kubernetes.startup import (
     FAIL_FAST_REASONS,
     describe_pod,
     pod_ready,
     start_problem,
     wait_ready,
 )
-from airflow_ais_etl.cluster.k8s_state import MD_CONFIGMAP, ConfigMapState
-from airflow_ais_etl.cluster.localstate import default_home
+from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP, ConfigMapState
+from airflow_ais_etl.cluster.local.state import default_home
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, PodStartError, ValidationError
 from airflow_ais_etl.etl.msg import ARG_FQN, InitCodeMsg, InitSpecMsg

@@ -11,7 +11,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.k8s_objects import conditions, container_statuses, name_of, sidecar_names
+from airflow_ais_etl.cluster.kubernetes.objects import conditions, container_statuses, name_of, sidecar_names
 from airflow_ais_etl.etl.duration import format_duration, probing_interval
 from airflow_ais_etl.etl.errors import PodStartError
 from airflow_ais_etl.etl.msg import DEFAULT_TIMEOUT
@@ -19,7 +19,7 @@ from airflow_ais_etl.etl.msg import DEFAULT_TIMEOUT
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_ais_etl.cluster.k8s_pods import KubeClient
+    from airflow_ais_etl.cluster.kubernetes.pods import KubeClient
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.podspec import PreparedPod, Target
 

@@ -3,7 +3,7 @@
 One mechanism for every pod: emptyDir volumes become directories, mount paths in env values,
 commands and args are translated to those directories, ``$(VAR)`` references and ``fieldRef``
 env are resolved as Kubernetes does, init containers run to completion, then each container's
-program runs detached under a :mod:`~airflow_ais_etl.cluster.podshim` that records its exit code.
+program runs detached under a :mod:`~airflow_ais_etl.cluster.local.podshim` that records its exit code.
 A container runs locally when its ``command`` names a program that exists on this machine, or
 when its image is one whose program is known (``image_command``); anything else is refused.
 """
@@ -380,7 +380,14 @@ def start_pod(
         log_path = workdir / "logs" / f"{main.name}.log"
         with open(log_path, "ab") as log:
             shim = subprocess.Popen(
-                [sys.executable, "-m", "airflow_ais_etl.cluster.podshim", str(state_dir), "--", *main.argv],
+                [
+                    sys.executable,
+                    "-m",
+                    "airflow_ais_etl.cluster.local.podshim",
+                    str(state_dir),
+                    "--",
+                    *main.argv,
+                ],
                 env=main.env,
                 cwd=main.cwd,
                 stdin=subprocess.DEVNULL,
