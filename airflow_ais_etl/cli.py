@@ -10,11 +10,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import AisEtlError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_ais_etl.etl.definition import EtlDefinition
     from airflow_ais_etl.service import AisEtl
 
 
@@ -62,33 +64,31 @@ def _human_bytes(n: float) -> str:
 
 
 # ---------------------------------------------------------------------- commands
-def cmd_init_code(api: AisEtl, args: argparse.Namespace) -> None:
-    info = api.init_code(
-        args.name,
-        _read_text(args.from_file),
-        dependencies=_read_text(args.deps_file) if args.deps_file else None,
-        runtime=args.runtime,
-        comm_type=args.comm_type,
-        arg_type=args.arg_type,
-        transform=args.transform,
-        chunk_size=args.chunk_size,
-        timeout=args.wait_timeout,
-        extra_env=_env_pairs(args.env),
-        replace=args.replace,
-    )
-    _print(args, info.to_dict(), f"ETL {info.name} is {info.state} on {info.pods} target(s)")
+def definition_from_flags(args: argparse.Namespace) -> EtlDefinition:
+    """Build the ETL definition from ``ais-etl init code|spec`` flags (files read, ``-`` is stdin)."""
+    from airflow_ais_etl.etl.definition import EtlDefinition
+
+    flags: dict[str, Any] = {
+        "comm_type": args.comm_type,
+        "arg_type": args.arg_type,
+        "timeout": args.wait_timeout,
+        "env": _env_pairs(args.env),
+        "replace": args.replace,
+    }
+    if args.init_cmd == "spec":
+        return EtlDefinition.from_mapping({**flags, "spec": _read_text(args.from_file)}, kind="spec")
+    code = {
+        "code": _read_text(args.from_file),
+        "dependencies": _read_text(args.deps_file) if args.deps_file else None,
+        "runtime": args.runtime,
+        "transform": args.transform,
+        "chunk_size": args.chunk_size,
+    }
+    return EtlDefinition.from_mapping({**flags, **code}, kind="code")
 
 
-def cmd_init_spec(api: AisEtl, args: argparse.Namespace) -> None:
-    info = api.init_spec(
-        args.name,
-        _read_text(args.from_file),
-        comm_type=args.comm_type,
-        arg_type=args.arg_type,
-        timeout=args.wait_timeout,
-        extra_env=_env_pairs(args.env),
-        replace=args.replace,
-    )
+def cmd_init(api: AisEtl, args: argparse.Namespace) -> None:
+    info = api.init(args.name, definition_from_flags(args))
     _print(args, info.to_dict(), f"ETL {info.name} is {info.state} on {info.pods} target(s)")
 
 
@@ -99,7 +99,7 @@ def cmd_show(api: AisEtl, args: argparse.Namespace) -> None:
             i.name,
             i.kind,
             i.comm_type,
-            i.state + (f" ({i.cause})" if i.cause else ""),
+            i.state.value + (f" ({i.cause})" if i.cause else ""),
             str(i.pods),
             str(i.stats.get("offline_objects", 0) + i.stats.get("inline_objects", 0) or "-"),
         ]
@@ -116,7 +116,7 @@ def cmd_view(api: AisEtl, args: argparse.Namespace) -> None:
     wire = to_wire(msg)
     readable = {k: v for k, v in wire.items() if k not in ("code", "dependencies", "spec")}
     for key in ("code", "dependencies", "spec"):
-        if hasattr(msg, key if key != "code" else "code"):
+        if hasattr(msg, key):
             readable[key] = getattr(msg, key)
     if args.json:
         _print(args, wire, "")
@@ -318,13 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     spec = init.add_parser("spec", help="from a Pod spec (YAML or JSON)")
     spec.add_argument("--name", required=True)
     spec.add_argument("--from-file", required=True, help="file with the Pod spec ('-' for stdin)")
-    for sp, fn in ((code, cmd_init_code), (spec, cmd_init_spec)):
-        sp.add_argument("--comm-type", default="hpush://", help="hpush, hpull, hrev or io (default hpush)")
+    for sp in (code, spec):
+        sp.add_argument("--comm-type", default=HPUSH, help="hpush, hpull, hrev or io (default hpush)")
         sp.add_argument("--arg-type", default="", help="'' (bytes), url or fqn")
         sp.add_argument("--wait-timeout", default="45s", help="how long to wait for the pods (e.g. 45s, 5m)")
         sp.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra env for the pods")
         sp.add_argument("--replace", action="store_true", help="replace an existing ETL of that name")
-        sp.set_defaults(func=fn)
+        sp.set_defaults(func=cmd_init)
 
     sub.add_parser("show", help="list ETLs with state and stats").set_defaults(func=cmd_show)
     for name, fn, helptext in (

@@ -15,6 +15,9 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-ais-etl",
         "name": "AIS ETL",
         "description": "AIStore-style ETL for Apache Airflow: transformation pods, offline and inline transforms.",
+        # The same value as [project.urls] Documentation in pyproject.toml, which Airflow shows (it
+        # overrides this key from the package metadata); without it the UI links to airflow.apache.org.
+        "documentation-url": "docs/index.md",
         "versions": ["0.1.0"],
         "integrations": [
             {

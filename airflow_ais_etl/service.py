@@ -8,36 +8,22 @@ transform and stop may run in different processes.
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.etl.duration import parse_duration
+from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
-from airflow_ais_etl.etl.msg import (
-    HPUSH,
-    InitCodeMsg,
-    InitMsg,
-    InitSpecMsg,
-    normalize_comm_type,
-    to_wire,
-    validate,
-    validate_name,
-)
-from airflow_ais_etl.etl.runtimes import RUNTIMES
+from airflow_ais_etl.etl.msg import CODE, SPEC, to_wire
+from airflow_ais_etl.etl.state import EtlState, etl_state
+from airflow_ais_etl.etl.validation import validate, validate_name
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
     from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
-
-
-def default_runtime() -> str:
-    """Return the runtime matching this interpreter (pickled or version-specific code then works)."""
-    name = f"python{sys.version_info.major}.{sys.version_info.minor}v2"
-    return name if name in RUNTIMES else "python3.11v2"
+    from airflow_ais_etl.etl.msg import InitMsg
 
 
 @dataclass(frozen=True)
@@ -49,20 +35,21 @@ class EtlInfo:
     comm_type: str
     arg_type: str
     runtime: str
-    state: str
-    """``running``, ``stopped``, ``aborted`` (with ``cause``) or ``degraded`` (some pods gone)."""
+    state: EtlState
+    """Running, degraded (some pods gone), stopped, or aborted (with ``cause``)."""
     pods: int
     cause: str = ""
     stats: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-safe form (the state as its plain string) that the CLI and XCom carry."""
         return {
             "name": self.name,
             "kind": self.kind,
             "comm_type": self.comm_type,
             "arg_type": self.arg_type,
             "runtime": self.runtime,
-            "state": self.state,
+            "state": EtlState(self.state).value,
             "pods": self.pods,
             "cause": self.cause,
             "stats": dict(self.stats),
@@ -87,21 +74,20 @@ class AisEtl:
         return cls(LocalBackend(home))
 
     # ------------------------------------------------------------------ lifecycle
-    def init(
-        self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None, replace: bool = False
-    ) -> EtlInfo:
-        """Initialise ``msg`` on every target; ``extra_env`` is stored with it, so ``start`` restores it.
+    def init(self, name: str, definition: EtlDefinition) -> EtlInfo:
+        """Initialise ETL ``name`` from ``definition`` on every target; its env is stored with it.
 
-        Re-initialising the identical message is a no-op that reports the running ETL (safe for
-        task retries) or starts it when stopped; a different message is refused unless ``replace``.
+        Re-initialising the identical definition is a no-op that reports the running ETL (safe for
+        task retries) or starts it when stopped; a different one is refused unless
+        ``definition.replace``.
         """
-        msg = validate(msg)
-        env = dict(extra_env or {})
+        msg = validate(definition.to_msg(name))
+        env = dict(definition.env)
         md = self.backend.read_md()
         existing = md.get(msg.name)
         if existing is not None:
             same = to_wire(existing) == to_wire(msg) and md.env_of(msg.name) == env
-            if not same and not replace:
+            if not same and not definition.replace:
                 raise EtlExistsError(
                     "etl already exists with a different definition; pass replace=True (CLI: --replace) "
                     "to replace it, or choose another name",
@@ -114,57 +100,17 @@ class AisEtl:
         self.backend.update_md(lambda md: md.add(msg, env))
         return self.info(msg.name)
 
-    def init_code(
-        self,
-        name: str,
-        code: str,
-        *,
-        dependencies: str | list[str] | None = None,
-        runtime: str | None = None,
-        comm_type: str = HPUSH,
-        arg_type: str = "",
-        transform: str = "transform",
-        chunk_size: int = 0,
-        timeout: str | float = "45s",
-        extra_env: Mapping[str, str] | None = None,
-        replace: bool = False,
-    ) -> EtlInfo:
-        """Initialise an ETL from Python code defining ``transform`` (see :meth:`init`)."""
-        if isinstance(dependencies, list):
-            dependencies = "\n".join(dependencies) + ("\n" if dependencies else "")
-        msg = InitCodeMsg(
-            name=name,
-            comm_type=normalize_comm_type(comm_type),
-            arg_type=arg_type,
-            timeout=parse_duration(timeout),
-            code=code,
-            dependencies=dependencies,
-            runtime=runtime or default_runtime(),
-            transform=transform,
-            chunk_size=chunk_size,
-        )
-        return self.init(msg, extra_env=extra_env, replace=replace)
+    def init_code(self, name: str, code: str, **options: Any) -> EtlInfo:
+        """Initialise ``name`` from Python code: ``init`` of the code definition built from ``options``.
 
-    def init_spec(
-        self,
-        name: str,
-        spec: str,
-        *,
-        comm_type: str = HPUSH,
-        arg_type: str = "",
-        timeout: str | float = "45s",
-        extra_env: Mapping[str, str] | None = None,
-        replace: bool = False,
-    ) -> EtlInfo:
-        """Initialise an ETL from a Pod spec (YAML or JSON text; see :meth:`init`)."""
-        msg = InitSpecMsg(
-            name=name,
-            comm_type=normalize_comm_type(comm_type),
-            arg_type=arg_type,
-            timeout=parse_duration(timeout),
-            spec=spec,
-        )
-        return self.init(msg, extra_env=extra_env, replace=replace)
+        ``options`` are those of :meth:`EtlDefinition.from_mapping` (``comm_type``, ``dependencies``,
+        ``env``, ...); an unknown one is a :class:`ValidationError` listing the allowed ones.
+        """
+        return self.init(name, EtlDefinition.from_mapping({**options, "code": code}, kind=CODE))
+
+    def init_spec(self, name: str, spec: str, **options: Any) -> EtlInfo:
+        """Initialise ``name`` from a Pod spec (YAML/JSON text, a dict or a file path); see :meth:`init_code`."""
+        return self.init(name, EtlDefinition.from_mapping({**options, "spec": spec}, kind=SPEC))
 
     def start(self, name: str) -> EtlInfo:
         """Start a stopped ETL from its MD entry (a running one is left as is)."""
@@ -210,20 +156,18 @@ class AisEtl:
         return msg
 
     def info(self, name: str) -> EtlInfo:
+        """Return the definition summary, state and stats of ``name``."""
         msg = self.view(name)
         endpoints = self.backend.endpoints(name)
         cause = (self.backend.aborted_cause(name) or "") if not endpoints else ""
-        if endpoints:
-            state = "running" if len(endpoints) == len(self.backend.targets()) else "degraded"
-        else:
-            state = "aborted" if cause else "stopped"
+        targets = len(self.backend.targets()) if endpoints else 0
         return EtlInfo(
             name=name,
             kind=msg.kind,
             comm_type=msg.comm_type,
             arg_type=msg.arg_type,
             runtime=getattr(msg, "runtime", ""),
-            state=state,
+            state=etl_state(len(endpoints), targets, cause),
             pods=len(endpoints),
             cause=cause,
             stats=self.backend.stats(name),

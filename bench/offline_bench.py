@@ -77,9 +77,9 @@ def atomic_write(path: str, chunks: Any) -> int:
 
 
 def syncfs_of(directory: str) -> None:
-    from airflow_ais_etl.dataplane.storage import _syncfs
+    from airflow_ais_etl.dataplane.storage.local import syncfs
 
-    _syncfs(directory)
+    syncfs(directory)
 
 
 # ---------------------------------------------------------------------------------------------- baselines

@@ -11,7 +11,9 @@ ENV PYTHONUNBUFFERED=1 \
 
 # The runtime lives outside PYTHONPATH (pods set PYTHONPATH=/runtime for user dependencies):
 # a .pth file in site-packages makes it importable whatever PYTHONPATH says.
+# The runtime shares the protocol constants of the model (etl/constants.py imports nothing).
 COPY airflow_ais_etl/__init__.py /opt/airflow-ais-etl/airflow_ais_etl/__init__.py
+COPY airflow_ais_etl/etl/__init__.py airflow_ais_etl/etl/constants.py /opt/airflow-ais-etl/airflow_ais_etl/etl/
 COPY airflow_ais_etl/runtime/ /opt/airflow-ais-etl/airflow_ais_etl/runtime/
 RUN python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'airflow-ais-etl-runtime.pth').write_text('/opt/airflow-ais-etl\n')" \
  && python -m compileall -q /opt/airflow-ais-etl \

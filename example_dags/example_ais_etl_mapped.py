@@ -38,7 +38,7 @@ with DAG(
         "shards": Param(3, type="integer", minimum=1),
     },
 ) as dag:
-
+    # [START howto_operator_ais_etl_mapped_prefixes]
     @task
     def make_sharded_bucket(src: str, shards: int) -> list[str]:
         """Write ``shards`` shards of sample objects if the source is empty; return one prefix per shard."""
@@ -53,6 +53,7 @@ with DAG(
         return sorted(f"{d}/" for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
 
     prefixes = make_sharded_bucket("{{ params.src }}", "{{ params.shards }}")
+    # [END howto_operator_ais_etl_mapped_prefixes]
 
     init = AisEtlInitCodeOperator(task_id="init_etl", etl_name=ETL_NAME, python_callable=reverse_lines)
     healthy = AisEtlHealthSensor(task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120)
@@ -69,7 +70,9 @@ with DAG(
 
     stop = AisEtlStopOperator(task_id="stop_etl", etl_name=ETL_NAME)
 
+    # [START howto_operator_ais_etl_mapped_dependencies]
     prefixes >> init >> healthy >> transforms >> stop.as_teardown(setups=init)
+    # [END howto_operator_ais_etl_mapped_dependencies]
 
 
 if __name__ == "__main__":

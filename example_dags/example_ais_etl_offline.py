@@ -131,7 +131,9 @@ with DAG(
     # [END howto_ais_etl_verify_result]
 
     checked = verify("{{ params.src }}", "{{ params.dst }}", transform.output)
+    # [START howto_operator_ais_etl_stop_teardown]
     sample >> init >> healthy >> transform >> checked >> stop.as_teardown(setups=init)
+    # [END howto_operator_ais_etl_stop_teardown]
 
 
 if __name__ == "__main__":

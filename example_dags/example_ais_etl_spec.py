@@ -71,9 +71,11 @@ with DAG(
 
     healthy = AisEtlHealthSensor(task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120)
 
+    # [START howto_operator_ais_etl_bucket_transform_minimal]
     transform = AisEtlBucketTransformOperator(
         task_id="transform_bucket", etl_name=ETL_NAME, src="{{ params.src }}", dst="{{ params.dst }}"
     )
+    # [END howto_operator_ais_etl_bucket_transform_minimal]
 
     # [START howto_operator_ais_etl_object_transform]
     one_object = AisEtlObjectTransformOperator(

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The whole check: lint, format, types, then every test. Run inside the project env (uv run).
+# pytest runs in parallel (pyproject addopts: -n auto, see tests/conftest.py). Extra arguments go to
+# pytest: -m "not integration" for the quick tier, -n 0 to run serially.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,24 +32,41 @@ class PodEndpoint:
     """For ``io://``: the pod's original command, sent in the request query."""
 
 
+class PodStatus(str, Enum):
+    """What one ETL pod is doing, in Kubernetes' words: a pod phase, or ``NotReady`` while it runs."""
+
+    RUNNING = "Running"
+    """It serves: running and ready."""
+    NOT_READY = "NotReady"
+    """It runs but its readiness probe fails (or has not passed yet)."""
+    PENDING = "Pending"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    """It, or one of its containers, exited."""
+    UNKNOWN = "Unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class HealthStatus:
     """Health of one ETL pod: ``status`` is ``Running`` when it serves, else a phase or reason."""
 
     target_id: str
     pod_name: str
-    status: str
+    status: PodStatus
     detail: str = ""
 
     @property
     def healthy(self) -> bool:
-        return self.status == "Running"
+        return self.status == PodStatus.RUNNING
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target_id": self.target_id,
             "pod": self.pod_name,
-            "status": self.status,
+            "status": str(self.status),
             "detail": self.detail,
         }
 

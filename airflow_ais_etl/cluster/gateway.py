@@ -6,8 +6,8 @@ hpull/hrev pods (and ``url`` transforms) fetch ``AIS_TARGET_URL + <escaped uname
 (``{"<bucket_id>": {"url": "..."}}``) and streams the file.
 
 It runs as its own process (a sidecar next to the pods) and imports only the standard library;
-a bucket that is not a local directory is served through :mod:`airflow_ais_etl.dataplane.storage`, imported
-on first use.
+a bucket that is not a local directory is served through :mod:`airflow_ais_etl.dataplane.storage`,
+imported on first use.
 
 Run: ``python -m airflow_ais_etl.cluster.gateway --host H --port P --secret S --buckets FILE``.
 """
@@ -48,7 +48,6 @@ __all__ = [
 CALLBACK_PREFIX = "/v1/etl/_object/"
 SECRET_ENV = "AIS_ETL_GATEWAY_SECRET"
 _CHUNK = 1 << 20
-_BODY_CAP = 1 << 16
 
 
 def new_secret() -> str:
@@ -76,7 +75,7 @@ def register_bucket(buckets_file: str, url: str) -> BucketRef:
     :return: how pods name the bucket in callbacks
     """
     from airflow_ais_etl.cluster.base import BucketRef
-    from airflow_ais_etl.dataplane.storage import bucket_id, normalize_url
+    from airflow_ais_etl.dataplane.storage.urls import bucket_id, normalize_url
 
     norm = normalize_url(url)
     name = bucket_id(norm)
@@ -182,7 +181,7 @@ class GatewayServer(ThreadingHTTPServer):
         with self._lock:
             bucket = self._remote.get(url)
             if bucket is None:
-                from airflow_ais_etl.dataplane.storage import open_bucket
+                from airflow_ais_etl.dataplane.storage.opener import open_bucket
 
                 bucket = self._remote[url] = open_bucket(url)
             return bucket

@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -24,8 +25,8 @@ from airflow_ais_etl.dataplane.httpclient import (
     HTTPClientError,
     RequestBodyError,
 )
+from airflow_ais_etl.etl.constants import ALLOWED_ARGS, ARG_FQN, HPUSH, IO
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
-from airflow_ais_etl.etl.msg import ARG_BYTES, ARG_FQN, ARG_URL, HPULL, HPUSH, HREV, IO
 from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, uname
 from airflow_ais_etl.etl.podspec import io_query
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Body",
+    "FailureKind",
     "PodClient",
     "PodResponse",
     "RetryPolicy",
@@ -47,12 +49,6 @@ __all__ = [
 Body = bytes | Callable[[], AsyncIterable[bytes] | bytes] | None
 """What to send: bytes (re-sendable as is), a factory that re-opens the source for every attempt, or nothing."""
 
-_ALLOWED_ARGS = {
-    HPUSH: (ARG_BYTES, ARG_FQN),
-    IO: (ARG_BYTES,),
-    HPULL: (ARG_BYTES, ARG_URL, ARG_FQN),
-    HREV: (ARG_BYTES,),
-}
 _MESSAGE_CAP = 2048
 _CHUNK = 1 << 20
 _PUSH_HEADERS = "Content-Type: application/octet-stream\r\n"
@@ -102,7 +98,7 @@ def build_request(
 
     :raises ValidationError: for a comm/arg combination the reference refuses, or ``fqn`` missing
     """
-    allowed = _ALLOWED_ARGS.get(comm_type)
+    allowed = ALLOWED_ARGS.get(comm_type)
     if allowed is None:
         raise ValidationError(f"unknown comm-type {comm_type!r}")
     if arg_type not in allowed:
@@ -191,22 +187,91 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _retry_kind(err: BaseException) -> str | None:
-    """Classify a failure before any response byte: ``soft``, ``hard`` (retryable) or ``None``.
+class FailureKind(str, Enum):
+    """A connection failure before any response byte that the retry policy may retry."""
 
-    Soft: refused, reset or broken connections; hard: the pod closed the connection without
-    answering. Anything else (timeouts, unreachable hosts, bad answers) is not retried.
+    SOFT = "soft"
+    """Refused, reset or broken connections."""
+    HARD = "hard"
+    """The pod closed the connection without answering."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _retry_kind(err: BaseException) -> FailureKind | None:
+    """Classify a failure before any response byte; ``None``: not retryable.
+
+    Anything but a failed connection (timeouts, unreachable hosts, bad answers) is not retried.
     """
     if not isinstance(err, ConnectionFailed):
         return None
     cause = err.cause
     if cause is None:
-        return "hard"
+        return FailureKind.HARD
     if isinstance(cause, ConnectionResetError | BrokenPipeError | ConnectionRefusedError):
-        return "soft"
+        return FailureKind.SOFT
     if isinstance(cause, OSError) and cause.errno in _SOFT_ERRNOS:
-        return "soft"
+        return FailureKind.SOFT
     return None
+
+
+class _Attempts:
+    """The connection failures of one request so far, and when to send it again."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.soft = 0
+        self.hard = 0
+        self.delay = policy.first_sleep
+        self.fresh = False
+        """Send the next attempt on a new connection, not a pooled one."""
+
+    def stale_connection(self, err: BaseException) -> bool:
+        """Tell whether a pooled connection died while it idled: re-send at once, on a new one."""
+        if isinstance(err, ConnectionFailed) and err.reused and not self.fresh:
+            self.fresh = True
+            return True
+        return False
+
+    def exhausted(self, kind: FailureKind | None) -> bool:
+        """Count a failure of ``kind``; tell whether the request must give up."""
+        if kind is FailureKind.SOFT:
+            self.soft += 1
+        elif kind is FailureKind.HARD:
+            self.hard += 1
+        return kind is None or self.soft > self.policy.max_soft or self.hard > self.policy.max_hard
+
+    def count(self, kind: FailureKind | None) -> int:
+        """Return how many attempts were made, the last one (of ``kind``) included."""
+        return self.soft + self.hard + (0 if kind else 1)
+
+    async def back_off(self) -> None:
+        """Sleep before the next attempt, a step longer each time."""
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay + self.policy.step, self.policy.max_sleep)
+        self.fresh = False
+
+
+def _request_body(
+    method: str,
+    comm_type: str,
+    arg_type: str,
+    obj: str,
+    body: Body,
+    body_factory: Callable[[], AsyncIterable[bytes] | bytes] | None,
+) -> Body:
+    """Return what the request carries (``None`` unless it pushes the object); refuse unusable bodies."""
+    if body_factory is not None:
+        if body is not None:
+            raise TypeError("pass either body or body_factory, not both")
+        body = body_factory
+    sends_object = method == "PUT" and arg_type != ARG_FQN
+    if sends_object and body is None:
+        raise ValidationError(f"comm-type {comm_type} sends the object: a body is required for {obj!r}")
+    if body is not None and not (isinstance(body, bytes | bytearray | memoryview) or callable(body)):
+        raise TypeError("body must be bytes or a callable that re-opens the source for every attempt")
+    return body if sends_object else None
 
 
 class PodClient:
@@ -278,75 +343,69 @@ class PodClient:
         method, url = build_request(
             endpoint, comm_type=comm_type, arg_type=arg_type, bucket_ref=bucket_ref, obj=obj, fqn=fqn
         )
-        push = method == "PUT"
-        if body_factory is not None:
-            if body is not None:
-                raise TypeError("pass either body or body_factory, not both")
-            body = body_factory
-        if push and arg_type != ARG_FQN and body is None:
-            raise ValidationError(f"comm-type {comm_type} sends the object: a body is required for {obj!r}")
-        if body is not None and not (isinstance(body, bytes | bytearray | memoryview) or callable(body)):
-            raise TypeError("body must be bytes or a callable that re-opens the source for every attempt")
-        http = self.http
-        headers = _PUSH_HEADERS if push else ""
-        policy = self.retry
-        soft = hard = 0
-        delay = policy.first_sleep
-        fresh = False
+        body = _request_body(method, comm_type, arg_type, obj, body, body_factory)
+        resp = await self._send(endpoint, obj, method, url, body, size)
+        if 200 <= resp.status < 300:
+            return PodResponse(resp, endpoint, obj, self.request_timeout)
+        raise await self._status_error(resp, endpoint, obj)
+
+    async def _send(
+        self, endpoint: PodEndpoint, obj: str, method: str, url: str, body: Body, size: int | None
+    ) -> Response:
+        """Send one request, again after connection failures as far as the retry policy allows."""
+        headers = _PUSH_HEADERS if method == "PUT" else ""
+        attempts = _Attempts(self.retry)
         while True:
-            data: bytes | bytearray | memoryview | AsyncIterable[bytes] | None = None
-            if push and arg_type != ARG_FQN:
-                data = body() if callable(body) else body
+            data = body() if callable(body) else body
             try:
-                resp = await http.request(
+                return await self.http.request(
                     method,
                     url,
                     body=data,
                     size=size,
                     headers=headers,
                     timeout=self.request_timeout,
-                    fresh=fresh,
+                    fresh=attempts.fresh,
                 )
             except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
-                if isinstance(err, _TIMEOUTS):
-                    raise self._error(
-                        endpoint, obj, f"transform of {obj!r} timed out after {self.request_timeout}s"
-                    ) from err
-                if isinstance(err, RequestBodyError):
-                    raise self._error(endpoint, obj, f"cannot send {obj!r}: {err}") from err
-                if isinstance(err, ConnectionFailed) and err.reused and not fresh:
-                    # The pod may close a pooled connection while it idles: re-send at once on a new one.
-                    log.debug("re-sending %s %s on a new connection after %s", method, url, _describe(err))
-                    fresh = True
-                    continue
-                kind = _retry_kind(err)
-                if kind == "soft":
-                    soft += 1
-                elif kind == "hard":
-                    hard += 1
-                if kind is None or soft > policy.max_soft or hard > policy.max_hard:
-                    attempts = soft + hard + (0 if kind else 1)
-                    raise self._error(
-                        endpoint,
-                        obj,
-                        f"cannot reach pod at {endpoint.url} ({attempts} attempt(s)): {_describe(err)}",
-                    ) from err
-                log.debug(
-                    "retrying %s %s in %.3fs after %s (%d soft, %d hard failures)",
-                    method,
-                    url,
-                    delay,
-                    _describe(err),
-                    soft,
-                    hard,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay + policy.step, policy.max_sleep)
-                fresh = False
-                continue
-            if 200 <= resp.status < 300:
-                return PodResponse(resp, endpoint, obj, self.request_timeout)
-            raise await self._status_error(resp, endpoint, obj)
+                await self._after_failure(err, attempts, endpoint, obj, method, url)
+
+    async def _after_failure(
+        self,
+        err: BaseException,
+        attempts: _Attempts,
+        endpoint: PodEndpoint,
+        obj: str,
+        method: str,
+        url: str,
+    ) -> None:
+        """Raise the object's error when ``err`` is final; otherwise return when to send again."""
+        if isinstance(err, _TIMEOUTS):
+            raise self._error(
+                endpoint, obj, f"transform of {obj!r} timed out after {self.request_timeout}s"
+            ) from err
+        if isinstance(err, RequestBodyError):
+            raise self._error(endpoint, obj, f"cannot send {obj!r}: {err}") from err
+        if attempts.stale_connection(err):
+            log.debug("re-sending %s %s on a new connection after %s", method, url, _describe(err))
+            return
+        kind = _retry_kind(err)
+        if attempts.exhausted(kind):
+            raise self._error(
+                endpoint,
+                obj,
+                f"cannot reach pod at {endpoint.url} ({attempts.count(kind)} attempt(s)): {_describe(err)}",
+            ) from err
+        log.debug(
+            "retrying %s %s in %.3fs after %s (%d soft, %d hard failures)",
+            method,
+            url,
+            attempts.delay,
+            _describe(err),
+            attempts.soft,
+            attempts.hard,
+        )
+        await attempts.back_off()
 
     def _error(
         self, endpoint: PodEndpoint, obj: str, reason: str, status: int | None = None

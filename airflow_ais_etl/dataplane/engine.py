@@ -13,13 +13,16 @@ import contextlib
 import hashlib
 import json
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
 from airflow_ais_etl.dataplane.journal import Journal
-from airflow_ais_etl.dataplane.storage import Bucket, ObjInfo, normalize_url, open_bucket
+from airflow_ais_etl.dataplane.storage.base import ObjInfo
+from airflow_ais_etl.dataplane.storage.opener import open_bucket
+from airflow_ais_etl.dataplane.storage.urls import normalize_url
+from airflow_ais_etl.dataplane.transfer import ObjectTransformer
 from airflow_ais_etl.etl.errors import (
     AbortError,
     AisEtlError,
@@ -27,18 +30,17 @@ from airflow_ais_etl.etl.errors import (
     TransformError,
     ValidationError,
 )
-from airflow_ais_etl.etl.msg import ARG_FQN, HPULL, HREV, to_wire
+from airflow_ais_etl.etl.msg import to_wire
 from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from collections.abc import Callable, Mapping
 
-    from airflow_ais_etl.cluster.base import Backend, BucketRef, PodEndpoint
+    from airflow_ais_etl.cluster.base import Backend, PodEndpoint
+    from airflow_ais_etl.dataplane.storage.base import Bucket
     from airflow_ais_etl.etl.msg import InitMsg
 
-SMALL_OBJECT = 1 << 20
-"""Objects up to this size are read and written whole; larger ones are streamed in chunks."""
-STREAM_CHUNK = 1 << 20
+__all__ = ["JobControl", "OfflineOptions", "job_fingerprint", "plan", "run_offline"]
 
 
 @dataclass(frozen=True)
@@ -110,70 +112,6 @@ class JobControl:
             wake()
 
 
-@dataclass
-class _TargetStats:
-    objects: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    errors: int = 0
-    in_flight: int = 0
-
-
-@dataclass
-class _Stats:
-    etl: str
-    src: str
-    dst: str
-    dry_run: bool
-    started: float = field(default_factory=time.monotonic)
-    planned_objects: int = 0
-    planned_bytes: int = 0
-    objects: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    skipped: int = 0
-    errors: list[dict[str, str]] = field(default_factory=list)
-    targets: dict[str, _TargetStats] = field(default_factory=dict)
-    state: str = "running"
-    cause: str = ""
-
-    def snapshot(self) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        done = self.objects + self.skipped + len(self.errors)
-        rate = self.objects / elapsed
-        remaining = self.planned_objects - done
-        eta = remaining / rate if rate > 0 and self.state == "running" else (0.0 if remaining <= 0 else None)
-        return {
-            "etl": self.etl,
-            "src": self.src,
-            "dst": self.dst,
-            "dry_run": self.dry_run,
-            "state": self.state,
-            "cause": self.cause,
-            "planned_objects": self.planned_objects,
-            "planned_bytes": self.planned_bytes,
-            "objects": self.objects,
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "skipped": self.skipped,
-            "error_count": len(self.errors),
-            "errors": list(self.errors),
-            "targets": {
-                tid: {
-                    "objects": t.objects,
-                    "bytes_in": t.bytes_in,
-                    "bytes_out": t.bytes_out,
-                    "errors": t.errors,
-                }
-                for tid, t in sorted(self.targets.items())
-            },
-            "elapsed": round(elapsed, 3),
-            "rate_objects": round(rate, 2),
-            "rate_bytes": round(self.bytes_in / elapsed, 1),
-            "eta": None if eta is None else round(eta, 1),
-        }
-
-
 def plan(src: Bucket, options: OfflineOptions) -> list[ObjInfo]:
     """Return the source objects selected by ``options`` (explicit list, template or prefix)."""
     if options.objects:
@@ -197,88 +135,23 @@ def job_fingerprint(msg: InitMsg) -> str:
     return hashlib.sha256(wire).hexdigest()[:16]
 
 
-class ObjectTransformer:
-    """Send one object through one pod and write (or return) the result: shared by offline and inline."""
+@dataclass(frozen=True)
+class _Run:
+    """What every worker of one dispatch shares."""
 
-    def __init__(self, client: PodClient, msg: InitMsg, src: Bucket, bucket_ref: BucketRef | None) -> None:
-        self.client = client
-        self.msg = msg
-        self.src = src
-        self.bucket_ref = bucket_ref
-
-    def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterator[bytes]] | None:
-        """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
-        if self.msg.comm_type in (HPULL, HREV) or self.msg.arg_type == ARG_FQN:
-            return None
-        if 0 <= info.size <= SMALL_OBJECT:
-            return self.src.read_bytes(info.name)
-        return lambda: _aiter_chunks(self.src, info.name)
-
-    async def request(self, endpoint: PodEndpoint, info: ObjInfo) -> Any:
-        fqn = None
-        if self.msg.arg_type == ARG_FQN:
-            fqn = self.src.local_path(info.name)
-            if fqn is None:
-                raise ValidationError(
-                    f"arg type 'fqn' needs a source bucket on a local filesystem, not {self.src.url}",
-                    etl_name=self.msg.name,
-                )
-        return await self.client.transform(
-            endpoint,
-            comm_type=self.msg.comm_type,
-            arg_type=self.msg.arg_type,
-            bucket_ref=self.bucket_ref,
-            obj=info.name,
-            body=self._body(info),
-            size=info.size if info.size >= 0 else None,
-            fqn=fqn,
-        )
-
-    async def to_bytes(self, endpoint: PodEndpoint, info: ObjInfo) -> bytes:
-        resp = await self.request(endpoint, info)
-        data: bytes = await resp.read()
-        return data
-
-    async def to_bucket(self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str) -> int:
-        """Write the transformed object atomically to ``dst``; return its size.
-
-        A small answer is read whole and stored right in the event loop: a thread hop per object
-        costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
-        """
-        resp = await self.request(endpoint, info)
-        if resp.content_length is not None and resp.content_length <= SMALL_OBJECT:
-            data = await resp.read()
-            dst.write_bytes(dst_name, data)
-            return len(data)
-        writer = dst.writer(dst_name)
-        written = 0
-        try:
-            async for chunk in resp.iter_chunks():
-                writer.write(chunk)
-                written += len(chunk)
-            writer.commit()
-        except BaseException:
-            writer.discard()
-            resp.close()
-            raise
-        return written
-
-
-async def _aiter_chunks(src: Bucket, name: str) -> AsyncIterator[bytes]:
-    chunks = src.read_chunks(name, STREAM_CHUNK)
-    try:
-        while True:
-            chunk = await asyncio.to_thread(next, chunks, None)
-            if chunk is None:
-                return
-            yield chunk
-    finally:
-        close = getattr(chunks, "close", None)
-        if close:
-            close()
+    endpoints: list[PodEndpoint]
+    transformer: ObjectTransformer
+    dst: Bucket
+    journal: Journal
+    done: Mapping[str, tuple[str, str]]
+    """What earlier runs wrote: ``{source: (version, destination)}`` (empty unless resuming)."""
+    stop: asyncio.Event
+    """Set when an object failed and the job does not continue on errors."""
 
 
 class _Job:
+    """One offline transform, from plan to result (or to the error that ends it)."""
+
     def __init__(
         self,
         backend: Backend,
@@ -298,151 +171,158 @@ class _Job:
         self.options = options
         self.progress = progress
         self.control = control
-        self.stats = _Stats(msg.name, src.url, dst_url, options.dry_run)
+        self.stats = JobStats(msg.name, src.url, dst_url, options.dry_run)
         self.failure: BaseException | None = None
         self._flushing: asyncio.Future[None] | None = None
 
     async def run(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        aborted = asyncio.Event()
-        self.control._bind(lambda: loop.call_soon_threadsafe(aborted.set))
-        items = await asyncio.to_thread(plan, self.src, self.options)
-        self.stats.planned_objects = len(items)
-        self.stats.planned_bytes = sum(max(i.size, 0) for i in items)
+        aborted = self._abort_event()
+        items = await self._plan()
         if self.options.dry_run:
             return self._finish_dry_run(items)
-        endpoints = self.backend.endpoints(self.msg.name)
-        if not endpoints:
-            raise EtlNotFoundError(
-                f"etl job {self.msg.name} is not running (start it first)", etl_name=self.msg.name
-            )
+        endpoints = self._running_endpoints()
         dst = await asyncio.to_thread(self.open_dst)
         journal = Journal(dst, self.msg.name, job_fingerprint(self.msg), auto_flush=False)
         watch = self.backend.watch_membership(
             self.msg.name, lambda cause: self.control.abort(cause, stop_pods=True)
         )
         try:
-            await asyncio.to_thread(dst.check_writable)
-            await asyncio.to_thread(dst.clean_partials)
-            done = await asyncio.to_thread(journal.load) if self.options.skip_existing else {}
-            bucket_ref = await asyncio.to_thread(self.backend.bucket_ref, self.src.url)
-            for ep in endpoints:
-                self.stats.targets[ep.target_id] = _TargetStats()
-            limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
-            async with PodClient(
-                request_timeout=self.options.request_timeout, limit_per_host=limit
-            ) as client:
-                transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
-                await self._dispatch(items, endpoints, transformer, dst, journal, done, aborted)
+            done = await self._prepare_destination(dst, journal)
+            await self._transform(items, endpoints, dst, journal, done, aborted)
         finally:
             watch.close()
-            if self._flushing is not None:
-                with contextlib.suppress(Exception):
-                    await self._flushing
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(journal.flush)
+            await self._flush(journal)
         return self._conclude()
 
-    def _finish_dry_run(self, items: list[ObjInfo]) -> dict[str, Any]:
-        for info in items:
-            if info.size < 0:
-                error = f"object {info.name} does not exist in {self.src.url}"
-                self._record_error(info.name, "", error)
-                if not self.options.continue_on_error and self.failure is None:
-                    self.failure = TransformError(error, object_name=info.name, etl_name=self.msg.name)
-                continue
-            self.stats.objects += 1
-            self.stats.bytes_in += info.size
-        self.stats.state = "done"
-        return self._conclude()
+    # ---------------------------------------------------------------- the steps of run
+    def _abort_event(self) -> asyncio.Event:
+        """Return an event of this loop that an abort from any thread sets."""
+        loop = asyncio.get_running_loop()
+        aborted = asyncio.Event()
+        self.control._bind(lambda: loop.call_soon_threadsafe(aborted.set))
+        return aborted
 
-    async def _dispatch(
+    async def _plan(self) -> list[ObjInfo]:
+        items = await asyncio.to_thread(plan, self.src, self.options)
+        self.stats.planned_objects = len(items)
+        self.stats.planned_bytes = sum(max(i.size, 0) for i in items)
+        return items
+
+    def _running_endpoints(self) -> list[PodEndpoint]:
+        endpoints = self.backend.endpoints(self.msg.name)
+        if not endpoints:
+            raise EtlNotFoundError(
+                f"etl job {self.msg.name} is not running (start it first)", etl_name=self.msg.name
+            )
+        return endpoints
+
+    async def _prepare_destination(self, dst: Bucket, journal: Journal) -> Mapping[str, tuple[str, str]]:
+        """Check that ``dst`` is writable, drop what killed writers left, and load earlier runs' notes."""
+        await asyncio.to_thread(dst.check_writable)
+        await asyncio.to_thread(dst.clean_partials)
+        return await asyncio.to_thread(journal.load) if self.options.skip_existing else {}
+
+    async def _transform(
         self,
         items: list[ObjInfo],
         endpoints: list[PodEndpoint],
-        transformer: ObjectTransformer,
         dst: Bucket,
         journal: Journal,
         done: Mapping[str, tuple[str, str]],
         aborted: asyncio.Event,
     ) -> None:
+        """Open one connection pool for the whole job and dispatch every planned object through it."""
+        bucket_ref = await asyncio.to_thread(self.backend.bucket_ref, self.src.url)
+        for ep in endpoints:
+            self.stats.targets[ep.target_id] = TargetStats()
+        limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
+        async with PodClient(request_timeout=self.options.request_timeout, limit_per_host=limit) as client:
+            transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
+            run = _Run(endpoints, transformer, dst, journal, done, asyncio.Event())
+            await self._dispatch(items, run, aborted)
+
+    async def _flush(self, journal: Journal) -> None:
+        """Wait for a flush in progress, then flush what is left (best effort: a lost note redoes work)."""
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await self._flushing
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(journal.flush)
+
+    def _finish_dry_run(self, items: list[ObjInfo]) -> dict[str, Any]:
+        for info in items:
+            if info.size < 0:
+                error = f"object {info.name} does not exist in {self.src.url}"
+                self.stats.record_error(info.name, "", error)
+                if not self.options.continue_on_error and self.failure is None:
+                    self.failure = TransformError(error, object_name=info.name, etl_name=self.msg.name)
+                continue
+            self.stats.objects += 1
+            self.stats.bytes_in += info.size
+        self.stats.state = JobState.DONE
+        return self._conclude()
+
+    # ---------------------------------------------------------------- dispatch
+    async def _dispatch(self, items: list[ObjInfo], run: _Run, aborted: asyncio.Event) -> None:
+        """Run ``num_workers`` workers per target over one queue until it is empty or the job aborts."""
         queue = iter(items)
-        width = len(endpoints) * self.options.num_workers
-        stop = asyncio.Event()
 
         async def worker() -> None:
             for info in queue:
-                if stop.is_set():
+                if run.stop.is_set():
                     return
-                await self._one(info, endpoints, transformer, dst, journal, done, stop)
+                await self._one(info, run)
 
-        workers = [asyncio.create_task(worker()) for _ in range(width)]
+        workers = [
+            asyncio.create_task(worker()) for _ in range(len(run.endpoints) * self.options.num_workers)
+        ]
         reporter = asyncio.create_task(self._report())
         all_done: asyncio.Future[Any] = asyncio.gather(*workers)
         abort_wait: asyncio.Future[Any] = asyncio.ensure_future(aborted.wait())
         try:
             await asyncio.wait([all_done, abort_wait], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not all_done.done():
-                for w in workers:
-                    w.cancel()
-                with contextlib.suppress(BaseException):
-                    await all_done
+            await _cancel_unfinished(workers, all_done)
             abort_wait.cancel()
             reporter.cancel()
             with contextlib.suppress(BaseException):
                 await reporter
-        if all_done.done() and not all_done.cancelled():
-            error = all_done.exception()
-            if error is not None and not isinstance(error, asyncio.CancelledError):
-                raise error  # a bug in a worker, not an object error: never swallow it
+        _raise_worker_bug(all_done)
 
-    async def _one(
-        self,
-        info: ObjInfo,
-        endpoints: list[PodEndpoint],
-        transformer: ObjectTransformer,
-        dst: Bucket,
-        journal: Journal,
-        done: Mapping[str, tuple[str, str]],
-        stop: asyncio.Event,
-    ) -> None:
+    async def _one(self, info: ObjInfo, run: _Run) -> None:
+        """Transform one object on the least-loaded target, or skip it, or record why it failed."""
         target_name = dest_name(info.name, self.options.ext, self.options.prepend)
         if info.size < 0:
-            self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", stop)
+            self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
             return
-        prior = done.get(info.name)
-        if prior and prior == (info.version, target_name) and dst.exists(target_name):
+        prior = run.done.get(info.name)
+        if prior and prior == (info.version, target_name) and run.dst.exists(target_name):
             self.stats.skipped += 1
             return
-        endpoint = min(endpoints, key=lambda e: self.stats.targets[e.target_id].in_flight)
+        endpoint = min(run.endpoints, key=lambda e: self.stats.targets[e.target_id].in_flight)
         tstats = self.stats.targets[endpoint.target_id]
         tstats.in_flight += 1
         try:
-            written = await transformer.to_bucket(endpoint, info, dst, target_name)
+            written = await run.transformer.to_bucket(endpoint, info, run.dst, target_name)
         except (AisEtlError, OSError) as exc:
             tstats.errors += 1
-            self._fail(info.name, endpoint.target_id, str(exc), stop, exc)
+            self._fail(info.name, endpoint.target_id, str(exc), run.stop, exc)
             return
         finally:
             tstats.in_flight -= 1
-        tstats.objects += 1
-        tstats.bytes_in += info.size
-        tstats.bytes_out += written
-        self.stats.objects += 1
-        self.stats.bytes_in += info.size
-        self.stats.bytes_out += written
+        self.stats.record_done(tstats, info.size, written)
+        self._note(run.journal, info, target_name)
+
+    def _note(self, journal: Journal, info: ObjInfo, target_name: str) -> None:
+        """Note a written object; flush the journal in a thread when a batch is due (one at a time)."""
         journal.record(info.name, info.version, target_name)
         if journal.due() and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.ensure_future(asyncio.to_thread(journal.flush))
 
-    def _record_error(self, name: str, target: str, error: str) -> None:
-        self.stats.errors.append({"object": name, "target": target, "error": error})
-
     def _fail(
         self, name: str, target: str, error: str, stop: asyncio.Event, exc: BaseException | None = None
     ) -> None:
-        self._record_error(name, target, error)
+        self.stats.record_error(name, target, error)
         if not self.options.continue_on_error and self.failure is None:
             self.failure = exc or TransformError(
                 error, object_name=name, etl_name=self.msg.name, target=target
@@ -457,15 +337,10 @@ class _Job:
             await asyncio.sleep(self.options.progress_interval)
             self.progress(self.stats.snapshot())
 
+    # ---------------------------------------------------------------- result
     def _conclude(self) -> dict[str, Any]:
-        if self.failure is not None:
-            self.stats.state = "failed"
-            self.stats.cause = str(self.failure)
-        elif self.control.cause is not None:
-            self.stats.state = "aborted"
-            self.stats.cause = self.control.cause
-        elif self.stats.state == "running":
-            self.stats.state = "done"
+        """Settle the final state, report it once more, and return it or raise what ended the job."""
+        self._settle_state()
         snap = self.stats.snapshot()
         if self.progress is not None:
             self.progress(snap)
@@ -473,19 +348,49 @@ class _Job:
             _attach(self.failure, snap)
             raise self.failure
         if self.control.cause is not None:
-            if self.control.stop_pods:
-                with contextlib.suppress(Exception):
-                    self.backend.stop_pods(self.msg.name)
-            err = AbortError(
-                f"etl job aborted: {self.control.cause}; {snap['objects']} of {snap['planned_objects']} "
-                f"object(s) done, {snap['skipped']} skipped; no partial objects were left — "
-                "run again with skip_existing to resume",
-                etl_name=self.msg.name,
-                cause=self.control.cause,
-            )
-            _attach(err, snap)
-            raise err
+            raise self._abort_error(self.control.cause, snap)
         return snap
+
+    def _settle_state(self) -> None:
+        if self.failure is not None:
+            self.stats.state = JobState.FAILED
+            self.stats.cause = str(self.failure)
+        elif self.control.cause is not None:
+            self.stats.state = JobState.ABORTED
+            self.stats.cause = self.control.cause
+        elif self.stats.state is JobState.RUNNING:
+            self.stats.state = JobState.DONE
+
+    def _abort_error(self, cause: str, snap: dict[str, Any]) -> AbortError:
+        """Stop the pods when membership changed, and say how far the job got and how to resume."""
+        if self.control.stop_pods:
+            with contextlib.suppress(Exception):
+                self.backend.stop_pods(self.msg.name)
+        err = AbortError(
+            f"etl job aborted: {cause}; {snap['objects']} of {snap['planned_objects']} "
+            f"object(s) done, {snap['skipped']} skipped; no partial objects were left — "
+            "run again with skip_existing to resume",
+            etl_name=self.msg.name,
+            cause=cause,
+        )
+        _attach(err, snap)
+        return err
+
+
+async def _cancel_unfinished(workers: list[asyncio.Task[None]], all_done: asyncio.Future[Any]) -> None:
+    if not all_done.done():
+        for w in workers:
+            w.cancel()
+        with contextlib.suppress(BaseException):
+            await all_done
+
+
+def _raise_worker_bug(all_done: asyncio.Future[Any]) -> None:
+    """Re-raise what broke a worker: a bug, not an object error, which must never be swallowed."""
+    if all_done.done() and not all_done.cancelled():
+        error = all_done.exception()
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            raise error
 
 
 def _attach(exc: BaseException, stats: dict[str, Any]) -> None:
@@ -530,8 +435,3 @@ def run_offline(
 
 def _same(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
-
-
-def select_names(items: Iterable[ObjInfo]) -> list[str]:
-    """Return the names of planned objects (handy for dry runs and tests)."""
-    return [i.name for i in items]

@@ -6,8 +6,9 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.dataplane.comm import PodClient
-from airflow_ais_etl.dataplane.engine import ObjectTransformer
-from airflow_ais_etl.dataplane.storage import ObjInfo, open_bucket
+from airflow_ais_etl.dataplane.storage.base import ObjInfo
+from airflow_ais_etl.dataplane.storage.opener import open_bucket
+from airflow_ais_etl.dataplane.transfer import ObjectTransformer
 from airflow_ais_etl.etl.errors import StorageError
 
 if TYPE_CHECKING:

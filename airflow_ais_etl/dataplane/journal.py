@@ -18,7 +18,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airflow_ais_etl.dataplane.storage import Bucket
+    from airflow_ais_etl.dataplane.storage.base import Bucket
 
 FLUSH_EVERY = 1000
 FLUSH_SECONDS = 2.0

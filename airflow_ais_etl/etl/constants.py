@@ -1,8 +1,13 @@
-"""Constants of the ETL model (re-exported by :mod:`airflow_ais_etl.etl.msg`)."""
+"""Constants of the ETL protocol: comm types, arg types and limits.
+
+Standard library only (nothing at all is imported), so the in-pod runtime shares these values: the
+runtime image ships this module next to ``airflow_ais_etl/runtime/``.
+"""
 
 from __future__ import annotations
 
 __all__ = [
+    "ALLOWED_ARGS",
     "ARG_BYTES",
     "ARG_FQN",
     "ARG_TYPES",
@@ -29,6 +34,14 @@ ARG_BYTES = ""
 ARG_URL = "url"
 ARG_FQN = "fqn"
 ARG_TYPES = (ARG_BYTES, ARG_URL, ARG_FQN)
+
+ALLOWED_ARGS: dict[str, tuple[str, ...]] = {
+    HPUSH: (ARG_BYTES, ARG_FQN),
+    HPULL: (ARG_BYTES, ARG_URL, ARG_FQN),
+    HREV: (ARG_BYTES,),
+    IO: (ARG_BYTES,),
+}
+"""The argument types each comm type can carry (ais-etl-semantics §1.4)."""
 
 DEFAULT_TIMEOUT = 45.0
 """Seconds each target waits for its pod to become Ready when the message says 0."""

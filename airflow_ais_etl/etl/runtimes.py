@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "RUNTIME_IMAGE_REPO",
     "RUNTIME_SERVER_COMMAND",
     "Runtime",
+    "default_runtime",
     "is_runtime_image",
 ]
 
@@ -59,3 +61,12 @@ def is_runtime_image(image: str) -> bool:
     if colon > slash:
         ref = ref[:colon]
     return ref == RUNTIME_IMAGE_REPO or ref.endswith("/" + RUNTIME_IMAGE_REPO)
+
+
+def default_runtime() -> str:
+    """Return the runtime of this interpreter's version, so pickled or version-specific code works.
+
+    :return: e.g. ``python3.12v2``; ``python3.11v2`` on an interpreter no runtime matches
+    """
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}v2"
+    return name if name in RUNTIMES else "python3.11v2"

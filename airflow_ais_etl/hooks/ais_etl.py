@@ -10,37 +10,27 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_ais_etl.etl.errors import EtlNotFoundError
-from airflow_ais_etl.hooks.health import WAITING, HealthReport, assess
+from airflow_ais_etl.etl.state import EtlState
+from airflow_ais_etl.hooks.health import HealthReport, HealthVerdict, assess
 from airflow_ais_etl.hooks.settings import AisEtlSettings, format_link, parse_extras, ui_field_behaviour
 from airflow_ais_etl.version_compat import BaseHook
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
-    from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
-    from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
-    from airflow_ais_etl.etl.msg import InitMsg
-    from airflow_ais_etl.etl.podspec import Target
-    from airflow_ais_etl.service import AisEtl, EtlInfo
+    from airflow_ais_etl.cluster.base import Backend
+    from airflow_ais_etl.service import AisEtl
 
 __all__ = ["AisEtlAsyncHook", "AisEtlHook"]
 
 
-def make_backend(settings: AisEtlSettings, extras: Mapping[str, Any] | None = None) -> Backend:
-    """Build the cluster backend the settings name.
+def make_backend(settings: AisEtlSettings) -> Backend:
+    """Build the cluster backend the settings name, configured by every setting of that backend.
 
     :param settings: the parsed connection
-    :param extras: the raw connection extras (the kubernetes backend reads its own options there)
     """
     if settings.backend == "kubernetes":
-        from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend, backend_kwargs_from_extras
+        from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
 
-        return KubernetesBackend(
-            settings.kubernetes_conn_id,
-            settings.namespace,
-            settings.node_selector,
-            **backend_kwargs_from_extras(extras),
-        )
+        return KubernetesBackend(**settings.kubernetes_backend_kwargs())
     from airflow_ais_etl.cluster.local.backend import LocalBackend
 
     return LocalBackend(settings.home)
@@ -66,12 +56,10 @@ class AisEtlHook(BaseHook):
         ais_etl_conn_id: str = default_conn_name,
         *,
         settings: AisEtlSettings | None = None,
-        extras: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.ais_etl_conn_id = ais_etl_conn_id
         self._settings = settings
-        self._extras: Mapping[str, Any] | None = extras
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -90,7 +78,6 @@ class AisEtlHook(BaseHook):
                 raise
             self.log.debug("connection %s is not defined: using the local backend", self.ais_etl_conn_id)
             return AisEtlSettings()
-        self._extras = conn.extra_dejson
         return parse_extras(conn.extra_dejson)
 
     @cached_property
@@ -98,13 +85,12 @@ class AisEtlHook(BaseHook):
         """Return the ETL service over the configured backend."""
         from airflow_ais_etl.service import AisEtl
 
-        settings = self.settings
-        return AisEtl(make_backend(settings, self._extras))
+        return AisEtl(make_backend(self.settings))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the backend answers; for ``local`` list its targets."""
         try:
-            targets = self.targets()
+            targets = self.api.backend.targets()
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         ids = ", ".join(t.id for t in targets)
@@ -120,84 +106,18 @@ class AisEtlHook(BaseHook):
             return ""
         return Path(state.etl_dir(etl_name)).resolve().as_uri()
 
-    # ------------------------------------------------------------------ thin service calls
-    def targets(self) -> list[Target]:
-        return self.api.backend.targets()
-
-    def init_code(self, name: str, code: str, **kwargs: Any) -> EtlInfo:
-        return self.api.init_code(name, code, **kwargs)
-
-    def init_spec(self, name: str, spec: str, **kwargs: Any) -> EtlInfo:
-        return self.api.init_spec(name, spec, **kwargs)
-
-    def start(self, name: str) -> EtlInfo:
-        return self.api.start(name)
-
-    def stop(self, name: str) -> bool:
-        return self.api.stop(name)
-
-    def stop_all(self) -> list[str]:
-        return self.api.stop_all()
-
-    def delete(self, name: str, *, force: bool = False) -> None:
-        self.api.delete(name, force=force)
-
-    def view(self, name: str) -> InitMsg:
-        return self.api.view(name)
-
-    def info(self, name: str) -> EtlInfo:
-        return self.api.info(name)
-
-    def list_etls(self) -> list[EtlInfo]:
-        return self.api.list()
-
-    def health(self, name: str) -> list[HealthStatus]:
-        return self.api.health(name)
-
-    def metrics(self, name: str) -> list[PodMetrics]:
-        return self.api.metrics(name)
-
-    def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
-        return self.api.logs(name, target_id)
-
-    def transform_object(self, name: str, src: str, obj: str, **kwargs: Any) -> bytes | dict[str, Any]:
-        return self.api.transform_object(name, src, obj, **kwargs)
-
-    def transform_bucket(
-        self,
-        name: str,
-        src: str,
-        dst: str,
-        options: OfflineOptions | None = None,
-        *,
-        progress: Callable[[dict[str, Any]], None] | None = None,
-        control: JobControl | None = None,
-        src_conn_id: str | None = None,
-        dst_conn_id: str | None = None,
-    ) -> dict[str, Any]:
-        return self.api.transform_bucket(
-            name,
-            src,
-            dst,
-            options,
-            progress=progress,
-            control=control,
-            src_conn_id=src_conn_id,
-            dst_conn_id=dst_conn_id,
-        )
-
     def check_health(self, name: str) -> HealthReport:
         """Return whether every pod of ``name`` serves; a missing ETL is a ``failed`` verdict."""
         try:
             info = self.api.info(name)
         except EtlNotFoundError as exc:
-            return HealthReport("failed", str(exc))
-        if info.state != "running":
+            return HealthReport(HealthVerdict.FAILED, str(exc))
+        if info.state != EtlState.RUNNING:
             return assess(name, info.state, info.cause, [])
         try:
             statuses = self.api.health(name)
         except EtlNotFoundError as exc:  # stopped between the two calls
-            return HealthReport(WAITING, str(exc))
+            return HealthReport(HealthVerdict.WAITING, str(exc))
         return assess(name, info.state, info.cause, statuses)
 
 
@@ -217,7 +137,6 @@ class AisEtlAsyncHook(BaseHook):
         super().__init__()
         self.ais_etl_conn_id = ais_etl_conn_id
         self._hook: AisEtlHook | None = None
-        self._extras: Mapping[str, Any] | None = None
 
     async def get_settings(self) -> AisEtlSettings:
         """Read the connection without blocking the event loop (defaults when the default one is missing)."""
@@ -227,28 +146,20 @@ class AisEtlAsyncHook(BaseHook):
             if self.ais_etl_conn_id != self.default_conn_name:
                 raise
             return AisEtlSettings()
-        self._extras = conn.extra_dejson
         return parse_extras(conn.extra_dejson)
 
     async def get_sync_hook(self) -> AisEtlHook:
         """Return the (cached) sync hook built from the asynchronously read settings."""
         if self._hook is None:
             settings = await self.get_settings()
-            self._hook = AisEtlHook(self.ais_etl_conn_id, settings=settings, extras=self._extras)
+            self._hook = AisEtlHook(self.ais_etl_conn_id, settings=settings)
         return self._hook
 
     async def check_health(self, name: str) -> HealthReport:
         hook = await self.get_sync_hook()
         return await asyncio.to_thread(hook.check_health, name)
 
-    async def info(self, name: str) -> EtlInfo:
+    async def get_api(self) -> AisEtl:
+        """Return the ETL service; call it through ``asyncio.to_thread`` (its calls block)."""
         hook = await self.get_sync_hook()
-        return await asyncio.to_thread(hook.info, name)
-
-    async def health(self, name: str) -> list[HealthStatus]:
-        hook = await self.get_sync_hook()
-        return await asyncio.to_thread(hook.health, name)
-
-    async def stop(self, name: str) -> bool:
-        hook = await self.get_sync_hook()
-        return await asyncio.to_thread(hook.stop, name)
+        return await asyncio.to_thread(lambda: hook.api)

@@ -1,149 +1,305 @@
-"""The ``ais_etl`` connection: its extras, parsed into settings, and its UI form description.
+"""The ``ais_etl`` connection's one schema: every setting, its form field, its parser, its backend.
+
+Each field of :class:`AisEtlSettings` declares its default, kind, label, help, example and backend
+once; from that come the parser of the connection extras (:func:`parse_extras`), the connection form
+of provider info (:data:`CONN_FIELDS`, :data:`UI_FIELD_BEHAVIOUR`) and the keyword arguments of the
+Kubernetes backend (:meth:`AisEtlSettings.kubernetes_backend_kwargs`).
 
 Pure (no Airflow import), so ``get_provider_info`` can describe the form without importing a hook.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
+from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES
+from airflow_ais_etl.hooks.setting_kinds import (
+    Choice,
+    Flag,
+    Integer,
+    Labels,
+    PathList,
+    Seconds,
+    SettingKind,
+    Text,
+)
+
 __all__ = [
+    "ADDRESS_MODES",
     "BACKENDS",
     "CONN_FIELDS",
     "CONN_TYPE",
+    "FORM_PREFIX",
     "UI_FIELD_BEHAVIOUR",
     "AisEtlSettings",
+    "SettingSpec",
     "format_link",
     "parse_extras",
+    "setting_fields",
+    "spec_of",
     "ui_field_behaviour",
 ]
 
 CONN_TYPE = "ais_etl"
 BACKENDS = ("local", "kubernetes")
-_PREFIX = f"extra__{CONN_TYPE}__"
+FORM_PREFIX = f"extra__{CONN_TYPE}__"
+"""Prefix the legacy connection form gives every extra (``extra__ais_etl__namespace``)."""
 
-CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "backend": {
-        "label": "Backend",
-        "description": "local (embedded cluster of local processes, the default) or kubernetes",
-        "schema": {"type": ["string", "null"], "enum": [*BACKENDS, None], "default": "local"},
-    },
-    "home": {
-        "label": "Local cluster home",
-        "description": "State directory of the local backend (default: $AIS_ETL_HOME or a per-user dir)",
-        "schema": {"type": ["string", "null"]},
-    },
-    "kubernetes_conn_id": {
-        "label": "Kubernetes connection id",
-        "description": "cncf-kubernetes connection used by the kubernetes backend",
-        "schema": {"type": ["string", "null"]},
-    },
-    "namespace": {"label": "Namespace", "schema": {"type": ["string", "null"]}},
-    "node_selector": {
-        "label": "Target node selector",
-        "description": 'Nodes that act as targets, as JSON ({"role": "ais"}) or k=v,k2=v2',
-        "schema": {"type": ["string", "null"]},
-    },
-    "link_template": {
-        "label": "ETL link template",
-        "description": "URL of the ETL's dashboard; {etl_name} is replaced",
-        "schema": {"type": ["string", "null"]},
-    },
-}
-"""``conn-fields`` of the connection type (the React UI reads these from provider info)."""
-
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["host", "schema", "login", "password", "port", "extra"],
-    "relabeling": {},
-    "placeholders": {
-        "backend": "local",
-        "link_template": "https://grafana.example/d/etl?var-etl={etl_name}",
-        "node_selector": '{"node-role.kubernetes.io/ais-target": "true"}',
-    },
-}
-"""``ui-field-behaviour`` of the connection type, in provider-info (kebab-case) form."""
+_SECTIONS = {"local": "Local backend", "kubernetes": "Kubernetes backend"}
+_SPEC = "ais_etl_setting"
 
 
-def ui_field_behaviour() -> dict[str, Any]:
-    """Return :data:`UI_FIELD_BEHAVIOUR` in the snake-case form of ``BaseHook.get_ui_field_behaviour``."""
-    return {
-        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-    }
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one setting is parsed and shown in the connection form.
+
+    :param kind: the value's kind (parser and form widget)
+    :param label: the form field's title
+    :param help: one sentence under the field: what the setting does and its default
+    :param example: a typical value, shown as the placeholder (and suggestion) of the field
+    :param backend: the backend that uses the setting; None for both
+    :param masked: Airflow treats the name as sensitive (it contains ``secret``): the API shows its
+        form value as ``***``, so a fresh form starts it at null, not at a blank that would be saved
+        as ``***``
+    """
+
+    kind: SettingKind
+    label: str
+    help: str
+    example: str = ""
+    backend: str | None = None
+    masked: bool = False
+
+
+def _setting(
+    default: Any,
+    kind: SettingKind,
+    label: str,
+    help: str,
+    *,
+    example: str = "",
+    backend: str | None = None,
+    masked: bool = False,
+) -> Any:
+    spec = SettingSpec(kind, label, help, example, backend, masked)
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={_SPEC: spec})
+    return field(default=default, metadata={_SPEC: spec})
 
 
 @dataclass(frozen=True)
 class AisEtlSettings:
     """What an ``ais_etl`` connection configures (the defaults describe a fresh install)."""
 
-    backend: str = "local"
-    home: str | None = None
-    kubernetes_conn_id: str | None = None
-    namespace: str | None = None
-    node_selector: dict[str, str] = field(default_factory=dict)
-    link_template: str | None = None
+    backend: str = _setting(
+        "local",
+        Choice(BACKENDS),
+        "Backend",
+        "Where ETL pods run: local (processes on this machine, the default) or kubernetes.",
+    )
+    link_template: str | None = _setting(
+        None,
+        Text(),
+        "ETL link template",
+        "URL of an ETL's dashboard for the task's link; {etl_name} is replaced. "
+        "Default: the local backend's state directory.",
+        example="https://grafana.example/d/etl?var-etl={etl_name}",
+    )
+    home: str | None = _setting(
+        None,
+        Text(),
+        "Local cluster home",
+        "State directory of the local backend. Default: $AIS_ETL_HOME, else a per-user directory.",
+        example="/var/lib/ais-etl",
+        backend="local",
+    )
+    kubernetes_conn_id: str = _setting(
+        "kubernetes_default",
+        Text(),
+        "Kubernetes connection id",
+        "The cncf-kubernetes connection that reaches the cluster.",
+        backend="kubernetes",
+    )
+    namespace: str | None = _setting(
+        None,
+        Text(),
+        "Namespace",
+        "Namespace of every ETL pod, service and the metadata ConfigMap. "
+        "Default: the Kubernetes connection's namespace, else default.",
+        example="ais",
+        backend="kubernetes",
+    )
+    node_selector: dict[str, str] = _setting(
+        {},
+        Labels(),
+        "Target node selector",
+        "Labels a Ready node needs to run ETL pods (one pod per matching node); "
+        "an object, or key=value pairs separated by commas. Default: every Ready node.",
+        example='{"airflow-ais-etl/target": "true"}',
+        backend="kubernetes",
+    )
+    address: str = _setting(
+        "pod-ip",
+        Choice(ADDRESS_MODES),
+        "Pod address",
+        "How workers reach ETL pods: pod-ip (the pod's IP, the default) or service "
+        "(<pod>.<namespace>.svc, needs cluster DNS).",
+        backend="kubernetes",
+    )
+    scheduling_timeout: float = _setting(
+        60.0,
+        Seconds(),
+        "Scheduling timeout (s)",
+        "Seconds an ETL pod may stay unschedulable before its start fails. Default: 60.",
+        example="120",
+        backend="kubernetes",
+    )
+    stop_grace: int = _setting(
+        10,
+        Integer(0, 3600),
+        "Stop grace period (s)",
+        "Grace period given to ETL pods when they are deleted. Default: 10.",
+        backend="kubernetes",
+    )
+    stop_timeout: float = _setting(
+        30.0,
+        Seconds(),
+        "Stop timeout (s)",
+        "Seconds to wait for graceful deletion before deleting ETL pods by force. Default: 30.",
+        backend="kubernetes",
+    )
+    shared_paths: tuple[str, ...] = _setting(
+        (),
+        PathList(),
+        "Shared paths",
+        "Directories of this machine that ETL pods see at the same path (local buckets, fqn "
+        "arguments, the bucket map), one per line. Default: none.",
+        example="/mnt/datasets",
+        backend="kubernetes",
+    )
+    mount_shared_paths: bool = _setting(
+        True,
+        Flag(),
+        "Mount shared paths",
+        "Mount the shared paths into ETL pods as hostPath volumes; turn off when something else "
+        "makes them visible.",
+        backend="kubernetes",
+    )
+    buckets_file: str | None = _setting(
+        None,
+        Text(),
+        "Bucket map file",
+        "Path of the gateway's bucket map; pods must see it at the same path. Default: under the "
+        "first shared path, else under the local state directory.",
+        example="/mnt/datasets/.airflow-ais-etl/buckets.json",
+        backend="kubernetes",
+    )
+    gateway_image: str | None = _setting(
+        None,
+        Text(),
+        "Gateway image",
+        "Image of the gateway sidecar in every ETL pod. Default: the ETL's runtime image.",
+        example="registry.example/airflow-ais-etl/runtime-python:3.11",
+        backend="kubernetes",
+    )
+    gateway_port: int = _setting(
+        8081,
+        Integer(1, 65535),
+        "Gateway port",
+        "Port of the gateway sidecar (moved up by one if the transformer uses it). Default: 8081.",
+        backend="kubernetes",
+    )
+    gateway_secret_name: str | None = _setting(
+        None,
+        Text(),
+        "Gateway secret",
+        "A Secret in the namespace whose keys become the gateway sidecar's environment "
+        "(object-store credentials). Default: none.",
+        example="s3-credentials",
+        backend="kubernetes",
+        masked=True,
+    )
+
+    def kubernetes_backend_kwargs(self) -> dict[str, Any]:
+        """Return the ``KubernetesBackend`` keyword arguments: every setting of the kubernetes backend."""
+        return {f.name: getattr(self, f.name) for f in setting_fields() if spec_of(f).backend == "kubernetes"}
 
 
-def _text(extras: Mapping[str, Any], key: str) -> str | None:
-    value = extras.get(key)
+def setting_fields() -> tuple[Field[Any], ...]:
+    """Return the settings in form order (the fields of :class:`AisEtlSettings`)."""
+    return fields(AisEtlSettings)
+
+
+def spec_of(f: Field[Any]) -> SettingSpec:
+    """Return how setting field ``f`` is parsed and shown."""
+    spec: SettingSpec = f.metadata[_SPEC]
+    return spec
+
+
+def _default(f: Field[Any]) -> Any:
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
+
+
+# --------------------------------------------------------------------------------------------------
+# parsing
+
+
+def _is_unset(value: Any) -> bool:
+    """Tell whether a raw extra means "use the default" (the form writes blanks and nulls for it)."""
     if value is None:
-        value = extras.get(_PREFIX + key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"connection extra {key!r} must be a string, got {type(value).__name__}")
-    return value.strip() or None
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, (list, tuple, dict)) and not value
 
 
-def _node_selector(extras: Mapping[str, Any]) -> dict[str, str]:
-    raw = extras.get("node_selector", extras.get(_PREFIX + "node_selector"))
-    if raw is None or raw == "" or raw == {}:
-        return {}
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("{"):
-            try:
-                raw = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"connection extra 'node_selector' is not valid JSON: {exc}") from exc
-        else:
-            pairs = [p.strip() for p in text.split(",") if p.strip()]
-            parsed = {}
-            for pair in pairs:
-                key, sep, value = pair.partition("=")
-                if not sep or not key.strip():
-                    raise ValueError(f"connection extra 'node_selector': expected key=value, got {pair!r}")
-                parsed[key.strip()] = value.strip()
-            raw = parsed
-    if not isinstance(raw, Mapping) or not all(isinstance(k, str) for k in raw):
-        raise TypeError("connection extra 'node_selector' must be a mapping of label keys to values")
-    return {k: str(v) for k, v in raw.items()}
+def _raw(extras: Mapping[str, Any], name: str) -> Any:
+    """Return extra ``name``, plain or form-prefixed; both set to different values is an error."""
+    plain, prefixed = extras.get(name), extras.get(FORM_PREFIX + name)
+    if _is_unset(plain):
+        return prefixed
+    if not _is_unset(prefixed) and prefixed != plain:
+        raise ValueError(
+            f"connection extras {name!r} and {FORM_PREFIX + name!r} disagree ({plain!r} vs {prefixed!r}): "
+            "keep one of them"
+        )
+    return plain
+
+
+def _reject_unknown(extras: Mapping[str, Any]) -> None:
+    names = [f.name for f in setting_fields()]
+    known = {*names, *(FORM_PREFIX + n for n in names)}
+    unknown = sorted(str(k) for k in extras if k not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown {CONN_TYPE} connection extra(s) {', '.join(map(repr, unknown))}; the known ones are "
+            f"{', '.join(names)} (each may carry the form prefix {FORM_PREFIX})"
+        )
 
 
 def parse_extras(extras: Mapping[str, Any] | None) -> AisEtlSettings:
     """Turn a connection's extras into :class:`AisEtlSettings`; raise ValueError/TypeError when invalid.
 
-    Keys may carry the legacy ``extra__ais_etl__`` form prefix.
+    Keys may be plain (``namespace``, as Airflow 3's form and hand-written JSON store them) or carry
+    the legacy form prefix (``extra__ais_etl__namespace``). Blank and null values mean the default.
     """
     extras = extras or {}
-    backend = (_text(extras, "backend") or "local").lower()
-    if backend not in BACKENDS:
-        raise ValueError(f"connection extra 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    template = _text(extras, "link_template")
-    if template is not None:
-        format_link(template, "probe-etl")
-    return AisEtlSettings(
-        backend=backend,
-        home=_text(extras, "home"),
-        kubernetes_conn_id=_text(extras, "kubernetes_conn_id"),
-        namespace=_text(extras, "namespace"),
-        node_selector=_node_selector(extras),
-        link_template=template,
-    )
+    if not isinstance(extras, Mapping):
+        raise TypeError(f"{CONN_TYPE} connection extras must be a JSON object, got {type(extras).__name__}")
+    _reject_unknown(extras)
+    values = {}
+    for f in setting_fields():
+        raw = _raw(extras, f.name)
+        if not _is_unset(raw):
+            values[f.name] = spec_of(f).kind.parse(f.name, raw)
+    settings = AisEtlSettings(**values)
+    if settings.link_template is not None:
+        format_link(settings.link_template, "probe-etl")
+    return settings
 
 
 def format_link(template: str, etl_name: str) -> str:
@@ -154,3 +310,49 @@ def format_link(template: str, etl_name: str) -> str:
         raise ValueError(
             f"connection extra 'link_template' {template!r} may only use the {{etl_name}} placeholder ({exc!r})"
         ) from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# the connection form (provider info)
+
+
+def _form_default(f: Field[Any]) -> Any:
+    """Return the value a fresh form shows: the default, else the kind's blank (null only if masked)."""
+    default = _default(f)
+    if default is None:
+        return None if spec_of(f).masked else spec_of(f).kind.blank()
+    return list(default) if isinstance(default, tuple) else default
+
+
+def _conn_field(f: Field[Any]) -> dict[str, Any]:
+    spec = spec_of(f)
+    schema = {**spec.kind.json_schema(), "default": _form_default(f)}
+    if spec.example and isinstance(spec.kind, Text):
+        schema["examples"] = [spec.example]
+    if spec.backend is not None:
+        schema["section"] = _SECTIONS[spec.backend]
+    description = f"{spec.help} Example: {spec.example}" if spec.example else spec.help
+    return {"label": spec.label, "description": description, "schema": schema}
+
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {f.name: _conn_field(f) for f in setting_fields()}
+"""``conn-fields`` of the connection type: the form Airflow 3's UI renders (one field per setting)."""
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["host", "schema", "login", "password", "port"],
+    "relabeling": {},
+    "placeholders": {f.name: spec_of(f).example for f in setting_fields() if spec_of(f).example},
+}
+"""``ui-field-behaviour`` of the connection type, in provider-info (kebab-case) form.
+
+The standard fields are hidden; the extras JSON stays visible for pasting a whole configuration.
+"""
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """Return :data:`UI_FIELD_BEHAVIOUR` in the snake-case form of ``BaseHook.get_ui_field_behaviour``."""
+    return {
+        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+    }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_ais_etl.etl.coerce import as_bool
+from airflow_ais_etl.etl.constants import HPUSH
+from airflow_ais_etl.etl.definition import CODE_KEYS, SPEC_KEYS, EtlDefinition
 from airflow_ais_etl.etl.errors import EtlNotFoundError
-from airflow_ais_etl.operators.args import as_bool
-from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, init_etl
+from airflow_ais_etl.etl.msg import CODE, SPEC
+from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +19,27 @@ if TYPE_CHECKING:
 __all__ = ["AisEtlInitCodeOperator", "AisEtlInitSpecOperator", "AisEtlStopOperator"]
 
 
-class AisEtlInitCodeOperator(AisEtlBaseOperator):
+class _AisEtlInitOperator(AisEtlBaseOperator):
+    """Initialise an ETL from the operator's fields, which carry the definition's argument names."""
+
+    etl_kind: ClassVar[str]
+    definition_keys: ClassVar[tuple[str, ...]]
+    etl_name: str
+
+    def definition(self) -> EtlDefinition:
+        """Build the ETL definition from the rendered fields (a ``ValidationError`` says what is wrong)."""
+        fields = {key: getattr(self, key) for key in self.definition_keys}
+        return EtlDefinition.from_mapping(fields, kind=self.etl_kind)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with fail_without_retry():
+            self.persist_link(context, self.etl_name)
+            info = self.hook.api.init(self.etl_name, self.definition())
+        self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
+        return info.to_dict()
+
+
+class AisEtlInitCodeOperator(_AisEtlInitOperator):
     """Initialise an ETL from Python code: one transformation pod per target, left running.
 
     Re-running with the identical definition is a no-op (or a start when stopped), so retries are
@@ -39,6 +62,8 @@ class AisEtlInitCodeOperator(AisEtlBaseOperator):
     :return: the ETL's info (name, state, pods, ...)
     """
 
+    etl_kind = CODE
+    definition_keys = CODE_KEYS
     template_fields: Sequence[str] = (
         "etl_name",
         "code_file",
@@ -64,7 +89,7 @@ class AisEtlInitCodeOperator(AisEtlBaseOperator):
         transform: str | None = None,
         dependencies: str | Sequence[str] | None = None,
         runtime: str | None = None,
-        comm_type: str = "hpush://",
+        comm_type: str = HPUSH,
         arg_type: str = "",
         chunk_size: int | str = 0,
         timeout: str | float = "45s",
@@ -87,33 +112,8 @@ class AisEtlInitCodeOperator(AisEtlBaseOperator):
         self.env = env or {}
         self.replace = replace
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        with fail_without_retry():
-            self.persist_link(context, self.etl_name)
-            info = init_etl(
-                self.hook,
-                self.etl_name,
-                "code",
-                {
-                    "code": self.code,
-                    "code_file": self.code_file,
-                    "python_callable": self.python_callable,
-                    "transform": self.transform,
-                    "dependencies": self.dependencies,
-                    "runtime": self.runtime,
-                    "comm_type": self.comm_type,
-                    "arg_type": self.arg_type,
-                    "chunk_size": self.chunk_size,
-                    "timeout": self.timeout,
-                    "env": self.env,
-                    "replace": as_bool("replace", self.replace),
-                },
-            )
-        self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
-        return info.to_dict()
 
-
-class AisEtlInitSpecOperator(AisEtlBaseOperator):
+class AisEtlInitSpecOperator(_AisEtlInitOperator):
     """Initialise an ETL from a Pod spec whose container speaks the transformer protocol.
 
     :param etl_name: ETL name (templated)
@@ -126,6 +126,8 @@ class AisEtlInitSpecOperator(AisEtlBaseOperator):
     :return: the ETL's info
     """
 
+    etl_kind = SPEC
+    definition_keys = SPEC_KEYS
     template_fields: Sequence[str] = (
         "etl_name",
         "spec",
@@ -142,7 +144,7 @@ class AisEtlInitSpecOperator(AisEtlBaseOperator):
         *,
         etl_name: str,
         spec: str | Mapping[str, Any],
-        comm_type: str = "hpush://",
+        comm_type: str = HPUSH,
         arg_type: str = "",
         timeout: str | float = "45s",
         env: Mapping[str, str] | None = None,
@@ -157,25 +159,6 @@ class AisEtlInitSpecOperator(AisEtlBaseOperator):
         self.timeout = timeout
         self.env = env or {}
         self.replace = replace
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        with fail_without_retry():
-            self.persist_link(context, self.etl_name)
-            info = init_etl(
-                self.hook,
-                self.etl_name,
-                "spec",
-                {
-                    "spec": self.spec,
-                    "comm_type": self.comm_type,
-                    "arg_type": self.arg_type,
-                    "timeout": self.timeout,
-                    "env": self.env,
-                    "replace": as_bool("replace", self.replace),
-                },
-            )
-        self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
-        return info.to_dict()
 
 
 class AisEtlStopOperator(AisEtlBaseOperator):
@@ -202,12 +185,12 @@ class AisEtlStopOperator(AisEtlBaseOperator):
             if all_etls == bool(self.etl_name):
                 raise ValueError("give either etl_name or all_etls=True")
             if all_etls:
-                stopped = self.hook.stop_all()
+                stopped = self.hook.api.stop_all()
                 self.log.info("stopped %s running etl(s): %s", len(stopped), ", ".join(stopped) or "none")
                 return {"stopped": stopped}
             name = str(self.etl_name)
             try:
-                was_running = self.hook.stop(name)
+                was_running = self.hook.api.stop(name)
             except EtlNotFoundError:
                 self.log.info("etl %s does not exist: nothing to stop", name)
                 return {"stopped": []}

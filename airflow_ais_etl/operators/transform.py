@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
 from airflow_ais_etl.dataplane.progress import progress_line
-from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError
+from airflow_ais_etl.etl.coerce import as_bool, as_float, as_int, as_str, as_str_list, as_str_map
+from airflow_ais_etl.etl.definition import EtlDefinition
+from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError, ValidationError
+from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
-from airflow_ais_etl.operators.args import as_bool, as_float, as_int, as_str_map
-from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, init_etl
+from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from airflow.sdk import Context
 
 __all__ = ["AisEtlBucketTransformOperator", "AisEtlObjectTransformOperator"]
@@ -48,9 +51,10 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     :param skip_existing: skip objects already transformed by this ETL definition (templated; forced on
         retries)
     :param progress_interval: seconds between progress lines (templated)
-    :param etl_definition: ``{"kind": "code"|"spec", **init arguments}`` used to initialise or
-        start the ETL when it is missing or not running (templated: prefer ``python_callable`` over
-        a ``code`` string in it)
+    :param etl_definition: ``{"kind": "code"|"spec", **init arguments}`` (the init operators'
+        arguments, see :meth:`~airflow_ais_etl.etl.definition.EtlDefinition.from_mapping`) used to
+        initialise or start the ETL when it is missing or not running (templated: prefer
+        ``python_callable`` over a ``code`` string in it)
     :param src_conn_id: Airflow connection of an object-store source (templated)
     :param dst_conn_id: Airflow connection of an object-store destination (templated)
     :return: the job's stats (objects, bytes in/out, skipped, errors, per-target counts, ...)
@@ -122,28 +126,17 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
 
     # ------------------------------------------------------------------ arguments
     def build_options(self) -> OfflineOptions:
-        """Return the validated :class:`OfflineOptions` of the rendered fields (ValueError/TypeError)."""
+        """Return the validated :class:`OfflineOptions` of the rendered fields (a ``ValidationError``)."""
         for name in ("etl_name", "src", "dst"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-        for name in ("prefix", "prepend"):
-            if not isinstance(getattr(self, name) or "", str):
-                raise TypeError(f"{name} must be a string")
-        if self.template is not None and not isinstance(self.template, str):
-            raise TypeError("template must be a string such as 'shard-{0000..0099}.tar'")
-        objects = self.objects
-        if isinstance(objects, str) or (
-            objects is not None
-            and (not isinstance(objects, Sequence) or not all(isinstance(o, str) for o in objects))
-        ):
-            raise TypeError("objects must be a list of object names")
+            if not as_str(name, getattr(self, name)):
+                raise ValidationError(f"{name} must be a non-empty string")
+        objects = None if self.objects is None else as_str_list("objects", self.objects)
         options = OfflineOptions(
-            prefix=self.prefix or "",
+            prefix=as_str("prefix", self.prefix or ""),
             objects=tuple(objects) if objects else None,
-            template=self.template or None,
+            template=as_str("template", self.template) if self.template else None,
             ext=as_str_map("ext", self.ext) or None,
-            prepend=self.prepend or "",
+            prepend=as_str("prepend", self.prepend or ""),
             dry_run=as_bool("dry_run", self.dry_run_only),
             continue_on_error=as_bool("continue_on_error", self.continue_on_error),
             request_timeout=None
@@ -156,34 +149,29 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         options.validate()
         return options
 
-    def _definition(self) -> tuple[str, dict[str, Any]] | None:
-        definition = self.etl_definition
-        if definition is None:
+    def build_definition(self) -> EtlDefinition | None:
+        """Return the rendered ``etl_definition`` as an :class:`EtlDefinition` (None when not given)."""
+        if self.etl_definition is None:
             return None
-        if not isinstance(definition, Mapping):
-            raise TypeError(f"etl_definition must be a dict, got {type(definition).__name__}")
-        args = dict(definition)
-        kind = args.pop("kind", None)
-        if kind not in ("code", "spec"):
-            raise ValueError(f"etl_definition needs kind 'code' or 'spec', got {kind!r}")
-        return kind, args
+        return EtlDefinition.from_mapping(self.etl_definition)
 
     # ------------------------------------------------------------------ running
-    def _ensure_running(self, definition: tuple[str, dict[str, Any]] | None) -> bool:
+    def _ensure_running(self, definition: EtlDefinition | None) -> bool:
         """Init or start the ETL when it is missing or not running; return whether it had to."""
         if definition is None:
             return False
+        api = self.hook.api
         try:
-            info = self.hook.info(self.etl_name)
+            info = api.info(self.etl_name)
         except EtlNotFoundError:
             self.log.warning("etl %s does not exist: initialising it from etl_definition", self.etl_name)
-            init_etl(self.hook, self.etl_name, definition[0], definition[1])
+            api.init(self.etl_name, definition)
             return True
-        if info.state == "running":
+        if info.state == EtlState.RUNNING:
             return False
         reason = f" ({info.cause})" if info.cause else ""
         self.log.warning("etl %s is %s%s: starting it again", self.etl_name, info.state, reason)
-        self.hook.start(self.etl_name)
+        api.start(self.etl_name)
         return True
 
     def _log_progress(self, stats: dict[str, Any]) -> None:
@@ -208,7 +196,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             raise self._killed_error(None)
         with fail_without_retry():
             options = self.build_options()
-            definition = self._definition()
+            definition = self.build_definition()
         control = JobControl()
         self._control = control
         if self._killed:  # on_kill ran before the control existed
@@ -241,7 +229,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     def _run(self, options: OfflineOptions, control: JobControl) -> dict[str, Any]:
         try:
             with fail_without_retry():
-                return self.hook.transform_bucket(
+                return self.hook.api.transform_bucket(
                     self.etl_name,
                     self.src,
                     self.dst,
@@ -346,7 +334,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
         self.persist_link(context, self.etl_name)
         with fail_without_retry():
             if self.dst:
-                result = self.hook.transform_object(
+                result = self.hook.api.transform_object(
                     self.etl_name,
                     self.src,
                     self.obj,
@@ -360,7 +348,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
                     raise TypeError("the service returned bytes for a bucket destination")
                 summary = dict(result)
             else:
-                data = self.hook.transform_object(
+                data = self.hook.api.transform_object(
                     self.etl_name, self.src, self.obj, src_conn_id=self.src_conn_id or None, timeout=timeout
                 )
                 if not isinstance(data, bytes):

@@ -13,26 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The protocol's constants are the model's: etl/constants.py imports nothing, and the runtime image
+# ships it next to this package.
+from airflow_ais_etl.etl.constants import (
+    ALLOWED_ARGS,
+    ARG_FQN,
+    ARG_TYPES,
+    COMM_TYPES,
+    HPULL,
+    HPUSH,
+    HREV,
+    IO,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-COMM_HPUSH = "hpush://"
-COMM_HPULL = "hpull://"
-COMM_HREV = "hrev://"
-COMM_IO = "io://"
-COMM_TYPES = (COMM_HPUSH, COMM_HPULL, COMM_HREV, COMM_IO)
-
-ARG_BYTES = ""
-ARG_URL = "url"
-ARG_FQN = "fqn"
-
-# Which argument types each communication type accepts (ais-etl-semantics §1.4).
-_ALLOWED_ARGS = {
-    COMM_HPUSH: (ARG_BYTES, ARG_FQN),
-    COMM_HPULL: (ARG_BYTES, ARG_URL, ARG_FQN),
-    COMM_HREV: (ARG_BYTES,),
-    COMM_IO: (ARG_BYTES,),
-}
 
 DEFAULT_PORT = 8080
 DEFAULT_GRACE_SECONDS = 25.0
@@ -62,7 +57,7 @@ class RuntimeConfig:
     @property
     def is_io(self) -> bool:
         """Tell whether requests run a command instead of the imported function."""
-        return self.comm_type == COMM_IO
+        return self.comm_type == IO
 
     @property
     def expected_io_query(self) -> list[str]:
@@ -72,24 +67,24 @@ class RuntimeConfig:
 
 def load_config(env: Mapping[str, str]) -> RuntimeConfig:
     """Build the configuration from ``env``; raise :class:`ConfigError` with a readable reason."""
-    comm_type = env.get("COMM_TYPE", "") or COMM_HPUSH
+    comm_type = env.get("COMM_TYPE", "") or HPUSH
     if comm_type not in COMM_TYPES:
         raise ConfigError(f"COMM_TYPE {comm_type!r} is not one of {', '.join(COMM_TYPES)}")
     arg_type = env.get("ARG_TYPE", "")
-    if arg_type not in (ARG_BYTES, ARG_URL, ARG_FQN):
+    if arg_type not in ARG_TYPES:
         raise ConfigError(f"ARG_TYPE {arg_type!r} is not one of '', 'url', 'fqn'")
-    if arg_type not in _ALLOWED_ARGS[comm_type]:
+    if arg_type not in ALLOWED_ARGS[comm_type]:
         raise ConfigError(f"ARG_TYPE {arg_type!r} cannot be used with COMM_TYPE {comm_type!r}")
 
     chunk_size = _parse_chunk_size(env.get("CHUNK_SIZE", ""))
     target_url = env.get("AIS_TARGET_URL", "").rstrip("/")
-    if comm_type in (COMM_HPULL, COMM_HREV) and arg_type != ARG_FQN and not target_url:
+    if comm_type in (HPULL, HREV) and arg_type != ARG_FQN and not target_url:
         raise ConfigError(f"AIS_TARGET_URL must be set for COMM_TYPE {comm_type} (ARG_TYPE {arg_type!r})")
     if target_url and not target_url.startswith(("http://", "https://")):
         raise ConfigError(f"AIS_TARGET_URL {target_url!r} is not an http(s) URL")
 
     io_command: tuple[str, ...] = ()
-    if comm_type == COMM_IO:
+    if comm_type == IO:
         io_command = _parse_io_command(env.get("AIS_ETL_IO_COMMAND", ""))
 
     func_name = env.get("FUNC_TRANSFORM", "") or "transform"

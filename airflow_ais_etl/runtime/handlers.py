@@ -11,7 +11,7 @@ import http.client
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
-from airflow_ais_etl.runtime.config import ARG_FQN, ARG_URL, RuntimeConfig
+from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL
 from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
 from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
+    from airflow_ais_etl.runtime.config import RuntimeConfig
     from airflow_ais_etl.runtime.usercode import Transform
 
 __all__ = ["App", "StreamAborted"]

@@ -1,25 +1,35 @@
-"""A lean HTTP/1.1 server connection on a blocking socket: parse requests, stream bodies, send answers.
+"""A lean HTTP/1.1 server connection on a blocking socket: read requests, stream bodies, send answers.
 
 Written by hand because the per-request cost of ``http.server`` (e-mail header parsing, buffered file
 objects, one flush per header) caps a loopback server near 1,500 requests/s. Here a 4 KiB PUT costs
-one ``recv`` and one ``send``.
+one ``recv`` and one ``send``. Heads and chunked bodies are parsed by :mod:`airflow_ais_etl.runtime.http1`,
+the sans-IO parser the dataplane's client uses too; this module does the socket side.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import struct
 import time
 from email.utils import formatdate
 
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEADERS = 128
-MAX_CHUNK_LINE = 4096
+from airflow_ais_etl.runtime.http1 import (
+    CHUNKED,
+    CRLF,
+    LAST_CHUNK,
+    ChunkedDecoder,
+    ParseError,
+    chunk_size_line,
+    find_head_end,
+    parse_request_head,
+    request_body_length,
+)
+
 RECV_SIZE = 256 * 1024
 _SMALL_BODY = 64 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 REASONS = {
     100: "Continue",
@@ -114,93 +124,35 @@ class Connection:
             raise ClientGone("connection closed by peer")
         return data
 
-    def wait_head(self) -> bool:
-        """Block until the start of a request head is buffered; False if the peer closed cleanly."""
-        while True:
-            # Tolerate empty lines between requests (RFC 9112 §2.2).
-            while self.buf[:2] == b"\r\n":
-                del self.buf[:2]
-            if self.buf:
-                return True
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except OSError:
-                return False
-            if not data:
-                return False
-            self.buf += data
+    def head_buffered(self) -> bool:
+        """Tell whether :meth:`read_request` can run without waiting: a whole head is buffered, or a bad one."""
+        try:
+            return find_head_end(self.buf) >= 0
+        except ParseError:
+            return True  # read_request answers it
 
     def read_request(self) -> Request:
         """Parse the buffered request head (reading more as needed); raise :class:`HttpError` if malformed."""
         buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        while end < 0:
-            if len(buf) > MAX_HEAD_BYTES:
-                raise HttpError(431, "request head too large")
-            scan_from = max(0, len(buf) - 3)
-            try:
-                buf += self.recv_some()
-            except ClientGone as exc:
-                raise HttpError(400, "incomplete request head") from exc
-            end = buf.find(b"\r\n\r\n", scan_from)
-        if end > MAX_HEAD_BYTES:
-            raise HttpError(431, "request head too large")
-        head = bytes(buf[:end])
-        del buf[: end + 4]
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ")
-        if len(parts) != 3 or not parts[0] or not parts[1]:
-            raise HttpError(400, "malformed request line")
-        method_b, target_b, version_b = parts
-        if not method_b.isalpha() or not method_b.isupper():
-            raise HttpError(400, "malformed request method")
-        if version_b not in (b"HTTP/1.1", b"HTTP/1.0"):
-            if version_b.startswith(b"HTTP/"):
-                raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
-            raise HttpError(400, "malformed request line")
-        if len(lines) - 1 > MAX_HEADERS:
-            raise HttpError(431, "too many header fields")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name[-1:] in (b" ", b"\t") or line[:1] in (b" ", b"\t"):
-                raise HttpError(400, "malformed header field")
-            key = name.decode("latin-1").lower()
-            val = value.strip(b" \t").decode("latin-1")
-            if key in headers:
-                if key == "content-length" and headers[key] != val:
-                    raise HttpError(400, "conflicting Content-Length fields")
-                headers[key] = headers[key] + ", " + val
-            else:
-                headers[key] = val
-        version = version_b.decode("ascii")
-        conn_hdr = headers.get("connection", "").lower()
-        if version == "HTTP/1.1":
-            keep_alive = "close" not in conn_hdr
-        else:
-            keep_alive = "keep-alive" in conn_hdr
-        body = self._body_reader(headers)
-        target = target_b.decode("latin-1")
-        if not target.startswith("/"):
+        try:
+            end = find_head_end(buf)
+            while end < 0:
+                searched = len(buf)
+                try:
+                    buf += self.recv_some()
+                except ClientGone as exc:
+                    raise HttpError(400, "incomplete request head") from exc
+                end = find_head_end(buf, searched)
+            head = parse_request_head(bytes(buf[:end]))
+            del buf[:end]
+            length = request_body_length(head)
+        except ParseError as exc:
+            raise HttpError(exc.status, str(exc)) from None
+        if not head.target.startswith("/"):
             raise HttpError(400, "request target must be an absolute path")
-        return Request(method_b.decode("ascii"), target, version, headers, keep_alive, body)
-
-    def _body_reader(self, headers: dict[str, str]) -> BodyReader:
-        te = headers.get("transfer-encoding")
-        cl = headers.get("content-length")
-        expect = headers.get("expect", "").lower() == "100-continue"
-        if te is not None:
-            if cl is not None:
-                raise HttpError(400, "both Transfer-Encoding and Content-Length")
-            if te.lower() != "chunked":
-                raise HttpError(501, f"unsupported Transfer-Encoding {te!r}")
-            return BodyReader(self, -1, expect)
-        if cl is None:
-            return BodyReader(self, 0, False)
-        cl = cl.split(",")[0].strip()
-        if not cl.isdigit() or len(cl) > 18:
-            raise HttpError(400, "malformed Content-Length")
-        return BodyReader(self, int(cl), expect)
+        expect = head.headers.get("expect", "").lower() == "100-continue"
+        body = BodyReader(self, length, expect)
+        return Request(head.method, head.target, head.version, head.headers, head.keep_alive, body)
 
     # ---------------------------------------------------------------- writing
 
@@ -283,13 +235,13 @@ class Connection:
         if not size:
             return
         if size <= _SMALL_BODY:
-            self.send_all(b"%x\r\n" % size + bytes(data) + b"\r\n")
+            self.send_all(chunk_size_line(size) + bytes(data) + CRLF)
         else:
-            self.send_parts([memoryview(b"%x\r\n" % size), memoryview(data), memoryview(b"\r\n")])
+            self.send_parts([memoryview(chunk_size_line(size)), memoryview(data), memoryview(CRLF)])
 
     def end_chunked(self) -> None:
         """Send the terminating zero-length chunk: the body is complete."""
-        self.send_all(b"0\r\n\r\n")
+        self.send_all(LAST_CHUNK)
 
     def abort(self) -> None:
         """Reset the connection so the peer sees an error instead of a complete body."""
@@ -306,20 +258,25 @@ class Connection:
 class BodyReader:
     """Request body as a byte stream (``Content-Length`` or chunked); ``read`` returns b"" at the end."""
 
-    __slots__ = ("_chunk_left", "_conn", "_continue_pending", "_left", "chunked", "done")
+    __slots__ = ("_chunks", "_conn", "_continue_pending", "_decoded", "_left", "_offset", "done")
 
     def __init__(self, conn: Connection, length: int, expect_continue: bool) -> None:
         self._conn = conn
-        self.chunked = length < 0
-        self._left = 0 if self.chunked else length
-        self._chunk_left = 0
-        self.done = length == 0
+        self._chunks: ChunkedDecoder | None = None
+        self._decoded: collections.deque[bytes] | None = None  # chunked: decoded, not yet read
+        self._offset = 0  # into the first decoded piece
+        if length == CHUNKED:
+            self._chunks = ChunkedDecoder()
+            self._decoded = collections.deque()
+            length = 0
+        self._left = length
+        self.done = self._chunks is None and length == 0
         self._continue_pending = expect_continue and not self.done
 
     @property
     def length(self) -> int | None:
         """Return the declared length, or None for a chunked body."""
-        return None if self.chunked else self._left
+        return None if self._chunks is not None else self._left
 
     def _send_continue(self) -> None:
         self._continue_pending = False
@@ -336,7 +293,7 @@ class BodyReader:
             return self.read_all()
         if n == 0:
             return b""
-        if self.chunked:
+        if self._chunks is not None:
             return self._read_chunked(n)
         return self._read_plain(n)
 
@@ -346,11 +303,16 @@ class BodyReader:
             return b""
         if self._continue_pending:
             self._send_continue()
-        if not self.chunked:
+        if self._chunks is None:
             return self._read_exact(self._left)
-        parts = []
-        while not self.done:
-            parts.append(self._read_chunked(RECV_SIZE))
+        parts = [self._read_chunked(RECV_SIZE)]  # what was decoded already (a first piece may be read)
+        decoded = self._decoded
+        assert decoded is not None
+        parts += decoded
+        decoded.clear()
+        while not self._chunks.done:
+            parts += self._decode_more()
+        self.done = True
         return b"".join(parts)
 
     def _read_plain(self, n: int) -> bytes:
@@ -398,53 +360,44 @@ class BodyReader:
         self.done = True
         return data
 
-    def _fill(self, size: int) -> None:
-        conn = self._conn
-        while len(conn.buf) < size:
-            conn.buf += conn.recv_some()
-
-    def _readline(self) -> bytes:
-        conn = self._conn
-        while True:
-            idx = conn.buf.find(b"\r\n")
-            if idx >= 0:
-                line = bytes(conn.buf[:idx])
-                del conn.buf[: idx + 2]
-                return line
-            if len(conn.buf) > MAX_CHUNK_LINE:
-                raise HttpError(400, "chunk header line too long")
-            conn.buf += conn.recv_some()
-
     def _read_chunked(self, n: int) -> bytes:
-        if not self._chunk_left:
-            line = self._readline()
-            size_field = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_field, 16)
-            except ValueError as exc:
-                raise HttpError(400, "malformed chunk size") from exc
-            if not size_field or size_field.strip(_HEX_DIGITS):
-                raise HttpError(400, "malformed chunk size")
-            if size == 0:
-                # Trailer fields until the empty line; ignored.
-                while self._readline():
-                    pass
+        chunks = self._chunks
+        decoded = self._decoded
+        assert chunks is not None
+        assert decoded is not None
+        while not decoded:
+            if chunks.done:
                 self.done = True
                 return b""
-            self._chunk_left = size
-        conn = self._conn
-        want = min(n, self._chunk_left)
-        if not conn.buf:
-            conn.buf += conn.recv_some()
-        data = bytes(conn.buf[:want])
-        del conn.buf[: len(data)]
-        self._chunk_left -= len(data)
-        if not self._chunk_left:
-            self._fill(2)
-            if conn.buf[:2] != b"\r\n":
-                raise HttpError(400, "malformed chunk terminator")
-            del conn.buf[:2]
+            decoded.extend(self._decode_more())
+        piece = decoded[0]
+        start = self._offset
+        end = start + n
+        if end >= len(piece):
+            decoded.popleft()
+            self._offset = 0
+            data = piece[start:] if start else piece
+        else:
+            self._offset = end
+            data = piece[start:end]
+        if not decoded and chunks.done:
+            self.done = True
         return data
+
+    def _decode_more(self) -> list[bytes]:
+        """Decode what is buffered, or the next bytes received; hand back what follows the body."""
+        chunks = self._chunks
+        assert chunks is not None
+        conn = self._conn
+        data = bytes(conn.buf) if conn.buf else conn.recv_some()
+        conn.buf.clear()
+        try:
+            pieces = chunks.decode(data)
+        except ParseError as exc:
+            raise HttpError(exc.status, str(exc)) from None
+        if chunks.done:
+            conn.buf += chunks.rest  # the next request on this connection
+        return pieces
 
     def drain(self) -> bool:
         """Consume what is left so the connection can serve the next request; False if it cannot."""

@@ -11,8 +11,8 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_ais_etl.exceptions import AisEtlHealthCheckFailed
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
-from airflow_ais_etl.hooks.health import FAILED
-from airflow_ais_etl.triggers.etl import AisEtlHealthTrigger, validate_trigger_event
+from airflow_ais_etl.hooks.health import HealthVerdict
+from airflow_ais_etl.triggers.etl import AisEtlHealthTrigger, TriggerStatus, validate_trigger_event
 from airflow_ais_etl.version_compat import BaseSensorOperator, conf
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class AisEtlHealthSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         report = self.hook.check_health(self.etl_name)
-        if report.status == FAILED:
+        if report.status == HealthVerdict.FAILED:
             raise AisEtlHealthCheckFailed(report.message, status="poke", etl_name=self.etl_name)
         self.log.info("%s", report.message)
         return report.healthy
@@ -82,10 +82,10 @@ class AisEtlHealthSensor(BaseSensorOperator):
         """Finish after the trigger fired: only ``success`` returns, every other status raises."""
         event = validate_trigger_event(event)
         status, message = event["status"], event.get("message", "")
-        if status == "success":
+        if status == TriggerStatus.SUCCESS:
             self.log.info("%s", message)
             return
-        if status == "timeout":
+        if status == TriggerStatus.TIMEOUT:
             raise AirflowSensorTimeout(f"sensor timed out: {message}")
         if event.get("stack_trace"):
             self.log.error("trigger stack trace:\n%s", event["stack_trace"])

@@ -5,20 +5,36 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_ais_etl.exceptions import AisEtlTriggerEventError
 from airflow_ais_etl.hooks.ais_etl import AisEtlAsyncHook, AisEtlHook
-from airflow_ais_etl.hooks.health import FAILED, HEALTHY
+from airflow_ais_etl.hooks.health import HealthVerdict
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ["TRIGGER_EVENT_STATUSES", "AisEtlHealthTrigger", "validate_trigger_event"]
+__all__ = ["TRIGGER_EVENT_STATUSES", "AisEtlHealthTrigger", "TriggerStatus", "validate_trigger_event"]
 
-TRIGGER_EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
+
+class TriggerStatus(str, Enum):
+    """How a health wait ended; the event carries the plain string value."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    """The ETL is missing or aborted."""
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    """The check itself raised."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TRIGGER_EVENT_STATUSES = frozenset(status.value for status in TriggerStatus)
 
 
 def validate_trigger_event(event: Any) -> dict[str, Any]:
@@ -77,21 +93,23 @@ class AisEtlHealthTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "etl_name": self.etl_name, "message": message, **extra})
+    def _event(self, status: TriggerStatus, message: str, **extra: Any) -> TriggerEvent:
+        payload = {"status": status.value, "etl_name": self.etl_name, "message": message, **extra}
+        return TriggerEvent(payload)
 
     async def _wait(self) -> TriggerEvent:
         hook = AisEtlAsyncHook(self.ais_etl_conn_id)
         while True:
             report = await hook.check_health(self.etl_name)
-            if report.status == HEALTHY:
-                return self._event("success", report.message)
-            if report.status == FAILED:
-                return self._event("failed", report.message)
+            if report.status == HealthVerdict.HEALTHY:
+                return self._event(TriggerStatus.SUCCESS, report.message)
+            if report.status == HealthVerdict.FAILED:
+                return self._event(TriggerStatus.FAILED, report.message)
             remaining = self.end_time - time.time()
             if remaining <= 0:
                 return self._event(
-                    "timeout", f"etl {self.etl_name} not healthy before the deadline: {report.message}"
+                    TriggerStatus.TIMEOUT,
+                    f"etl {self.etl_name} not healthy before the deadline: {report.message}",
                 )
             self.log.info("%s; next check in %.1fs", report.message, min(self.poll_interval, remaining))
             await asyncio.sleep(min(self.poll_interval, remaining))
@@ -101,7 +119,7 @@ class AisEtlHealthTrigger(BaseTrigger):
             event = await self._wait()
         except Exception as exc:
             event = self._event(
-                "error",
+                TriggerStatus.ERROR,
                 f"health check of etl {self.etl_name} failed: {type(exc).__name__}: {exc}",
                 stack_trace=traceback.format_exc(),
             )

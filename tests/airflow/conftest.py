@@ -2,10 +2,14 @@
 
 Airflow reads its home and database settings when it is first imported, so they are set here, at
 collection time, before any test module of this directory imports Airflow.
+
+Under pytest-xdist every worker is a session of its own (its own AIRFLOW_HOME and sqlite DB), but the
+DB is migrated once per run: the first worker to need it migrates a template that the others copy.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -39,23 +43,53 @@ def _airflow_home_cleanup() -> Iterator[None]:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+def _migrated_template(root: Path) -> Path:
+    """Return a sqlite DB migrated by ``airflow db migrate`` (~9 s) under ``root``, made once per run."""
+    template_home = root / "airflow-db-template"
+    template = template_home / "airflow.db"
+    with open(root / "airflow-db-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's migration
+        if not template.exists():
+            template_home.mkdir(exist_ok=True)
+            partial = template_home / "migrating.db"
+            env = {
+                **os.environ,
+                **AIRFLOW_ENV,
+                "AIRFLOW_HOME": str(template_home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{partial}",
+            }
+            proc = subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            partial.rename(template)
+    return template
+
+
+_migrated: list[Path] = []
+
+
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Migrate the session's sqlite metadata DB once (``airflow db migrate``, ~9 s)."""
-    env = {**os.environ, **AIRFLOW_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Give this session's AIRFLOW_HOME a migrated sqlite metadata DB (a copy of the run's template)."""
+    if _migrated:  # already done for this process (tests/kubernetes imports this fixture too)
+        return _migrated[0]
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by the run's workers
+    template = _migrated_template(root)
     from airflow import settings
 
+    if settings.engine is not None:
+        settings.engine.dispose()  # no pooled connection may outlive the file replaced next
+    shutil.copyfile(template, _AIRFLOW_HOME / "airflow.db")
     if str(_AIRFLOW_HOME) not in str(settings.engine.url):  # Airflow was imported before this conftest
         settings.dispose_orm()
         settings.configure_orm()
+    _migrated.append(_AIRFLOW_HOME)
     return _AIRFLOW_HOME
 
 

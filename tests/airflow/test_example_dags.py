@@ -136,7 +136,7 @@ def test_bucket_transform_heals_a_stopped_etl(ais_home: Path, tmp_path: Path) ->
         ).execute({"ti": mock.MagicMock(try_number=1)})  # type: ignore[arg-type]
         assert first["objects"] == 10
         assert first["skipped"] == 0
-        assert hook.stop("heal-etl") is True
+        assert hook.api.stop("heal-etl") is True
         for i in range(10, 15):
             (src / f"a-{i}.txt").write_text(f"object {i}\n")
         second = AisEtlBucketTransformOperator(
@@ -144,8 +144,8 @@ def test_bucket_transform_heals_a_stopped_etl(ais_home: Path, tmp_path: Path) ->
         ).execute({"ti": mock.MagicMock(try_number=1)})  # type: ignore[arg-type]
         assert second["objects"] == 5
         assert second["skipped"] == 10
-        assert hook.info("heal-etl").state == "running"
+        assert hook.api.info("heal-etl").state == "running"
         assert (dst / "a-12.txt").read_text() == "OBJECT 12\n"
     finally:
-        hook.stop_all()
+        hook.api.stop_all()
     assert os.listdir(src)

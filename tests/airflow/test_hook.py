@@ -1,16 +1,26 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import re
 from typing import TYPE_CHECKING
 
 import pytest
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_ais_etl.cluster.base import HealthStatus
+from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
+from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.hooks.ais_etl import AisEtlAsyncHook, AisEtlHook
-from airflow_ais_etl.hooks.health import FAILED, HEALTHY, WAITING, assess
-from airflow_ais_etl.hooks.settings import AisEtlSettings, format_link, parse_extras
+from airflow_ais_etl.hooks.health import HealthVerdict, assess
+from airflow_ais_etl.hooks.settings import (
+    FORM_PREFIX,
+    AisEtlSettings,
+    format_link,
+    parse_extras,
+    setting_fields,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,19 +51,93 @@ def test_parse_extras_defaults_and_values() -> None:
     assert parse_extras({"node_selector": '{"a": 1}'}).node_selector == {"a": "1"}
 
 
+def test_every_kubernetes_setting_becomes_a_backend_argument_plain_or_prefixed() -> None:
+    plain = {
+        "backend": "kubernetes",
+        "kubernetes_conn_id": "k8s",
+        "namespace": "ais",
+        "node_selector": {"role": "ais"},
+        "address": "service",
+        "scheduling_timeout": "90s",
+        "stop_grace": "3",
+        "stop_timeout": 5,
+        "shared_paths": "/data, /scratch",
+        "mount_shared_paths": "false",
+        "buckets_file": "/data/buckets.json",
+        "gateway_image": "registry.example/gw:1",
+        "gateway_port": 9000,
+        "gateway_secret_name": "s3-creds",
+    }
+    expected = {
+        "kubernetes_conn_id": "k8s",
+        "namespace": "ais",
+        "node_selector": {"role": "ais"},
+        "address": "service",
+        "scheduling_timeout": 90.0,
+        "stop_grace": 3,
+        "stop_timeout": 5.0,
+        "shared_paths": ("/data", "/scratch"),
+        "mount_shared_paths": False,
+        "buckets_file": "/data/buckets.json",
+        "gateway_image": "registry.example/gw:1",
+        "gateway_port": 9000,
+        "gateway_secret_name": "s3-creds",
+    }
+    assert parse_extras(plain).kubernetes_backend_kwargs() == expected
+    prefixed = {FORM_PREFIX + key: value for key, value in plain.items()}
+    assert parse_extras(prefixed).kubernetes_backend_kwargs() == expected
+
+
+def test_blank_and_null_extras_mean_the_defaults() -> None:
+    blanks = {f.name: None for f in setting_fields()} | {"home": " ", "shared_paths": [], "node_selector": {}}
+    assert parse_extras(blanks) == AisEtlSettings()
+    assert parse_extras({"namespace": "", FORM_PREFIX + "namespace": "ais"}).namespace == "ais"
+
+
+def test_backend_defaults_are_the_connection_defaults() -> None:
+    params = inspect.signature(KubernetesBackend).parameters
+    defaults = AisEtlSettings().kubernetes_backend_kwargs()
+    none_means = {"kubernetes_conn_id": "kubernetes_default", "node_selector": {}}
+    backend_defaults = {
+        name: none_means.get(name)
+        if params[name].default is None and name in none_means
+        else params[name].default
+        for name in defaults
+    }
+    assert backend_defaults == defaults
+
+
 @pytest.mark.parametrize(
-    ("extras", "error"),
+    ("extras", "error", "message"),
     [
-        ({"backend": "docker"}, ValueError),
-        ({"link_template": "https://g/{other}"}, ValueError),
-        ({"node_selector": "novalue"}, ValueError),
-        ({"node_selector": "{bad json"}, ValueError),
-        ({"home": 3}, TypeError),
+        ({"backend": "docker"}, ValueError, "'backend' must be one of local, kubernetes, got str 'docker'"),
+        ({"address": "dns"}, ValueError, "'address' must be one of pod-ip, service"),
+        ({"link_template": "https://g/{other}"}, ValueError, "only use the {etl_name} placeholder"),
+        ({"node_selector": "novalue"}, ValueError, "key=value pairs"),
+        ({"node_selector": "{bad json"}, ValueError, "'node_selector' is not valid JSON"),
+        ({"node_selector": ["a"]}, TypeError, "'node_selector' must be an object"),
+        ({"home": 3}, TypeError, "'home' must be a string, got int 3"),
+        ({"scheduling_timeout": "soon"}, ValueError, "'scheduling_timeout' must be a positive number"),
+        ({"stop_timeout": 0}, ValueError, "'stop_timeout' must be a positive number"),
+        ({"scheduling_timeout": True}, TypeError, "'scheduling_timeout' must be a positive number"),
+        ({"gateway_port": 70000}, ValueError, "'gateway_port' must be a whole number from 1 to 65535"),
+        ({"stop_grace": 1.5}, ValueError, "'stop_grace' must be a whole number"),
+        ({"mount_shared_paths": "maybe"}, ValueError, "'mount_shared_paths' must be true or false"),
+        ({"shared_paths": [1]}, TypeError, "'shared_paths item' must be a path"),
+        ({"namespace": "a", FORM_PREFIX + "namespace": "b"}, ValueError, "disagree"),
     ],
 )
-def test_parse_extras_rejects(extras: dict, error: type[Exception]) -> None:
-    with pytest.raises(error):
+def test_parse_extras_rejects(extras: dict, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
         parse_extras(extras)
+
+
+def test_unknown_extras_are_rejected_listing_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown ais_etl connection extra") as err:
+        parse_extras({"namespce": "ais", "extra__ais_etl__gateway": "x"})
+    message = str(err.value)
+    assert "'extra__ais_etl__gateway', 'namespce'" in message
+    assert all(f.name in message for f in setting_fields())
 
 
 def test_format_link() -> None:
@@ -117,7 +201,7 @@ def test_kubernetes_backend_without_its_kubernetes_connection_fails_clearly(
 def test_check_health_of_missing_etl_fails(tmp_path: Path) -> None:
     hook = AisEtlHook(settings=AisEtlSettings(home=str(tmp_path)))
     report = hook.check_health("missing-etl")
-    assert report.status == FAILED
+    assert report.status == HealthVerdict.FAILED
     assert "does not exist" in report.message
 
 
@@ -125,19 +209,21 @@ def test_async_hook_reads_connection_and_checks(tmp_path: Path, monkeypatch: pyt
     _set_conn(monkeypatch, "async_ais", {"home": str(tmp_path)})
     hook = AisEtlAsyncHook("async_ais")
     report = asyncio.run(hook.check_health("missing-etl"))
-    assert report.status == FAILED
+    assert report.status == HealthVerdict.FAILED
     assert asyncio.run(hook.get_settings()).home == str(tmp_path)
+    api = asyncio.run(hook.get_api())
+    assert api.backend.state.home == tmp_path
 
 
 def test_assess_verdicts() -> None:
     ok = HealthStatus("t1", "p1", "Running")
     sick = HealthStatus("t2", "p2", "NotReady", "connection refused")
-    assert assess("e", "running", "", [ok, ok]).status == HEALTHY
-    report = assess("e", "running", "", [ok, sick])
-    assert report.status == WAITING
+    assert assess("e", EtlState.RUNNING, "", [ok, ok]).status == HealthVerdict.HEALTHY
+    report = assess("e", EtlState.RUNNING, "", [ok, sick])
+    assert report.status == HealthVerdict.WAITING
     assert "t2/p2: NotReady (connection refused)" in report.message
-    assert assess("e", "stopped", "", []).status == WAITING
-    assert assess("e", "running", "", []).status == WAITING
-    aborted = assess("e", "aborted", "target t2 left", [])
-    assert aborted.status == FAILED
+    assert assess("e", EtlState.STOPPED, "", []).status == HealthVerdict.WAITING
+    assert assess("e", EtlState.RUNNING, "", []).status == HealthVerdict.WAITING
+    aborted = assess("e", EtlState.ABORTED, "target t2 left", [])
+    assert aborted.status == HealthVerdict.FAILED
     assert "target t2 left" in aborted.message

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 import threading
 from typing import TYPE_CHECKING
 from unittest import mock
@@ -9,13 +8,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
+from airflow_ais_etl.etl.definition import CodeSource, EtlDefinition, SpecSource
 from airflow_ais_etl.etl.errors import AbortError, EtlExistsError, EtlNotFoundError, ValidationError
+from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
-from airflow_ais_etl.operators.args import callable_source, resolve_code, resolve_spec
 from airflow_ais_etl.operators.etl import AisEtlInitCodeOperator, AisEtlInitSpecOperator, AisEtlStopOperator
 from airflow_ais_etl.operators.transform import AisEtlBucketTransformOperator, AisEtlObjectTransformOperator
-from airflow_ais_etl.service import EtlInfo
+from airflow_ais_etl.service import AisEtl, EtlInfo
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,29 +27,18 @@ def shout(data: bytes) -> bytes:
     return zlib.compress(data.upper())
 
 
-def _decorate(func):  # type: ignore[no-untyped-def]
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        return func(*args, **kwargs)
-
-    return wrapper
-
-
-@_decorate
-def decorated(data: bytes) -> bytes:
-    return data[::-1]
-
-
-def _info(name: str = "my-etl", state: str = "running", cause: str = "") -> EtlInfo:
-    return EtlInfo(name, "code", "hpush://", "", "python3.11v2", state, 2 if state == "running" else 0, cause)
+def _info(name: str = "my-etl", state: EtlState = EtlState.RUNNING, cause: str = "") -> EtlInfo:
+    pods = 2 if state == EtlState.RUNNING else 0
+    return EtlInfo(name, "code", "hpush://", "", "python3.11v2", state, pods, cause)
 
 
 def _hook() -> mock.MagicMock:
-    hook = mock.create_autospec(AisEtlHook, instance=True)
+    """A hook whose ``api`` is a mock of the ETL service (every call checked against its signature)."""
+    hook = mock.MagicMock(spec=AisEtlHook)
     hook.etl_url.return_value = "file:///tmp/etl"
-    hook.init_code.return_value = _info()
-    hook.init_spec.return_value = _info()
-    hook.info.return_value = _info()
+    hook.api = mock.create_autospec(AisEtl, instance=True)
+    hook.api.init.return_value = _info()
+    hook.api.info.return_value = _info()
     return hook
 
 
@@ -66,70 +55,6 @@ def _with_hook(
 
 def _ctx(try_number: int = 1) -> dict:
     return {"ti": mock.MagicMock(try_number=try_number)}
-
-
-# ---------------------------------------------------------------------- code and spec arguments
-def test_callable_source_ships_only_the_function() -> None:
-    source, name = callable_source(shout)
-    assert name == "shout"
-    assert source.startswith("def shout(data: bytes) -> bytes:\n")
-    assert "import zlib" in source
-    assert "_decorate" not in source
-    namespace: dict = {}
-    exec(compile(source, "code.py", "exec"), namespace)
-    assert namespace["shout"](b"ab") == shout(b"ab")
-
-
-def test_callable_source_strips_decorators_and_dedents() -> None:
-    source, name = callable_source(decorated)
-    assert name == "decorated"
-    assert source.startswith("def decorated(")
-
-    def nested(data: bytes) -> bytes:
-        return data
-
-    source, _ = callable_source(nested)
-    assert source.startswith("def nested(")
-
-
-def test_callable_source_rejects_lambdas_and_closures() -> None:
-    with pytest.raises(TypeError, match="lambda"):
-        callable_source(lambda data: data)
-    factor = 2
-
-    def closure(data: bytes) -> bytes:
-        return data * factor
-
-    with pytest.raises(TypeError, match="factor"):
-        callable_source(closure)
-
-
-def test_resolve_code_sources(tmp_path: Path) -> None:
-    path = tmp_path / "t.py"
-    path.write_text("def go(b):\n    return b\n")
-    assert resolve_code(None, str(path), None, "go") == (path.read_text(), "go")
-    assert resolve_code("def transform(b): return b", None, None, None)[1] == "transform"
-    with pytest.raises(ValueError, match="exactly one"):
-        resolve_code("x", str(path), None, None)
-    with pytest.raises(ValueError, match="exactly one"):
-        resolve_code(None, None, None, None)
-    with pytest.raises(ValueError, match="does not exist"):
-        resolve_code(None, str(tmp_path / "nope.py"), None, None)
-    with pytest.raises(ValueError, match="identifier"):
-        resolve_code("x", None, None, "not-a-name")
-
-
-def test_resolve_spec_forms(tmp_path: Path) -> None:
-    spec = {"apiVersion": "v1", "kind": "Pod"}
-    assert "kind: Pod" in resolve_spec(spec)
-    path = tmp_path / "pod.yaml"
-    path.write_text("kind: Pod\n")
-    assert resolve_spec(str(path)) == "kind: Pod\n"
-    assert resolve_spec('{"kind": "Pod"}') == '{"kind": "Pod"}'
-    with pytest.raises(ValueError, match="does not exist"):
-        resolve_spec(str(tmp_path / "missing.yaml"))
-    with pytest.raises(TypeError):
-        resolve_spec(42)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- template fields and validation
@@ -165,9 +90,16 @@ def test_template_fields() -> None:
         ),
         (
             lambda: AisEtlInitCodeOperator(task_id="t", etl_name="my-etl", code="x", chunk_size="lots"),
-            TypeError,
+            ValidationError,
         ),
-        (lambda: AisEtlInitCodeOperator(task_id="t", etl_name="my-etl", code="x", env=["A=1"]), TypeError),
+        (
+            lambda: AisEtlInitCodeOperator(task_id="t", etl_name="my-etl", code="x", env=["A=1"]),
+            ValidationError,
+        ),
+        (
+            lambda: AisEtlInitCodeOperator(task_id="t", etl_name="my-etl", code="x", dependencies=[1, 2]),
+            ValidationError,
+        ),
         (lambda: AisEtlInitSpecOperator(task_id="t", etl_name="my-etl", spec=""), ValueError),
         (lambda: AisEtlStopOperator(task_id="t"), ValueError),
         (lambda: AisEtlStopOperator(task_id="t", etl_name="my-etl", all_etls=True), ValueError),
@@ -182,7 +114,7 @@ def test_template_fields() -> None:
             lambda: AisEtlBucketTransformOperator(
                 task_id="t", etl_name="my-etl", src="/s", dst="/d", objects="a.txt"
             ),
-            TypeError,
+            ValidationError,
         ),
         (
             lambda: AisEtlBucketTransformOperator(
@@ -215,7 +147,8 @@ def test_bad_arguments_fail_in_execute_without_retry(op, cause: type[Exception])
     with pytest.raises(AirflowFailException) as info:
         operator.execute(_ctx())
     assert isinstance(info.value.__cause__, cause)
-    hook.transform_bucket.assert_not_called()
+    hook.api.init.assert_not_called()
+    hook.api.transform_bucket.assert_not_called()
 
 
 def test_init_code_from_callable_calls_the_hook() -> None:
@@ -232,22 +165,35 @@ def test_init_code_from_callable_calls_the_hook() -> None:
     _with_hook(op, hook)
     ctx = _ctx()
     assert op.execute(ctx) == _info().to_dict()
-    name, code = hook.init_code.call_args.args
-    kwargs = hook.init_code.call_args.kwargs
+    name, definition = hook.api.init.call_args.args
     assert name == "my-etl"
-    assert code.startswith("def shout(")
-    assert kwargs["transform"] == "shout"
-    assert kwargs["dependencies"] == "zstandard\nnumpy==2.0\n"
-    assert kwargs["timeout"] == "2m"
-    assert kwargs["chunk_size"] == 0
-    assert kwargs["extra_env"] == {"N": "3"}
+    source = definition.source
+    assert isinstance(source, CodeSource)
+    assert source.code.startswith("def shout(")
+    assert source.transform == "shout"
+    assert source.dependencies == "zstandard\nnumpy==2.0\n"
+    assert source.chunk_size == 0
+    assert definition.timeout == 120.0
+    assert definition.env == {"N": "3"}
     ctx["ti"].xcom_push.assert_called_once_with(key="ais_etl_link", value="file:///tmp/etl")
+
+
+def test_init_spec_builds_a_spec_definition() -> None:
+    op = AisEtlInitSpecOperator(
+        task_id="t", etl_name="my-etl", spec={"kind": "Pod"}, comm_type="io", replace="True"
+    )
+    hook = _hook()
+    _with_hook(op, hook)
+    op.execute(_ctx())
+    name, definition = hook.api.init.call_args.args
+    assert name == "my-etl"
+    assert definition == EtlDefinition(SpecSource("kind: Pod\n"), comm_type="io://", replace=True)
 
 
 def test_init_conflict_fails_without_retry() -> None:
     op = AisEtlInitSpecOperator(task_id="t", etl_name="my-etl", spec={"kind": "Pod"})
     hook = _hook()
-    hook.init_spec.side_effect = EtlExistsError(
+    hook.api.init.side_effect = EtlExistsError(
         "etl already exists with a different definition", etl_name="my-etl"
     )
     _with_hook(op, hook)
@@ -259,15 +205,15 @@ def test_stop_is_idempotent() -> None:
     op = AisEtlStopOperator(task_id="t", etl_name="my-etl")
     hook = _hook()
     _with_hook(op, hook)
-    hook.stop.return_value = True
+    hook.api.stop.return_value = True
     assert op.execute(_ctx()) == {"stopped": ["my-etl"]}
-    hook.stop.return_value = False
+    hook.api.stop.return_value = False
     assert op.execute(_ctx()) == {"stopped": []}
-    hook.stop.side_effect = EtlNotFoundError("etl job my-etl does not exist", etl_name="my-etl")
+    hook.api.stop.side_effect = EtlNotFoundError("etl job my-etl does not exist", etl_name="my-etl")
     assert op.execute(_ctx()) == {"stopped": []}
     every = AisEtlStopOperator(task_id="all", all_etls=True)
     _with_hook(every, hook)
-    hook.stop_all.return_value = ["a-etl", "b-etl"]
+    hook.api.stop_all.return_value = ["a-etl", "b-etl"]
     assert every.execute(_ctx()) == {"stopped": ["a-etl", "b-etl"]}
 
 
@@ -287,16 +233,16 @@ def test_bucket_transform_passes_options_and_returns_stats() -> None:
         prefix="a/", ext={"jpg": "txt"}, num_workers="3", progress_interval="2", request_timeout=5
     )
     hook = _hook()
-    hook.transform_bucket.return_value = _stats(objects=10)
+    hook.api.transform_bucket.return_value = _stats(objects=10)
     _with_hook(op, hook)
     assert op.execute(_ctx()) == _stats(objects=10)
-    (name, src, dst, options), kwargs = hook.transform_bucket.call_args
+    (name, src, dst, options), kwargs = hook.api.transform_bucket.call_args
     assert (name, src, dst) == ("my-etl", "/s", "/d")
     assert options == OfflineOptions(
         prefix="a/", ext={"jpg": "txt"}, num_workers=3, progress_interval=2.0, request_timeout=5.0
     )
     assert isinstance(kwargs["control"], JobControl)
-    hook.start.assert_not_called()
+    hook.api.start.assert_not_called()
 
 
 def test_progress_is_logged_with_progress_line(capfd: pytest.CaptureFixture[str]) -> None:
@@ -317,34 +263,45 @@ def test_progress_is_logged_with_progress_line(capfd: pytest.CaptureFixture[str]
 def test_retry_resumes_with_skip_existing() -> None:
     op = _transform()
     hook = _hook()
-    hook.transform_bucket.return_value = _stats()
+    hook.api.transform_bucket.return_value = _stats()
     _with_hook(op, hook)
     op.execute(_ctx(try_number=2))
-    assert hook.transform_bucket.call_args.args[3].skip_existing is True
+    assert hook.api.transform_bucket.call_args.args[3].skip_existing is True
 
 
-@pytest.mark.parametrize("state", ["stopped", "aborted"])
-def test_etl_definition_restarts_a_stopped_etl_and_resumes(state: str) -> None:
+@pytest.mark.parametrize("state", [EtlState.STOPPED, EtlState.ABORTED])
+def test_etl_definition_restarts_a_stopped_etl_and_resumes(state: EtlState) -> None:
     op = _transform(etl_definition={"kind": "code", "python_callable": shout})
     hook = _hook()
-    hook.info.return_value = _info(state=state, cause="target t2 left" if state == "aborted" else "")
-    hook.transform_bucket.return_value = _stats()
+    hook.api.info.return_value = _info(state=state, cause="target t2 left" if state == "aborted" else "")
+    hook.api.transform_bucket.return_value = _stats()
     _with_hook(op, hook)
     op.execute(_ctx())
-    hook.start.assert_called_once_with("my-etl")
-    hook.init_code.assert_not_called()
-    assert hook.transform_bucket.call_args.args[3].skip_existing is True
+    hook.api.start.assert_called_once_with("my-etl")
+    hook.api.init.assert_not_called()
+    assert hook.api.transform_bucket.call_args.args[3].skip_existing is True
 
 
 def test_etl_definition_initialises_a_missing_etl() -> None:
     op = _transform(etl_definition={"kind": "code", "python_callable": shout, "comm_type": "hpull://"})
     hook = _hook()
-    hook.info.side_effect = EtlNotFoundError("etl job my-etl does not exist", etl_name="my-etl")
-    hook.transform_bucket.return_value = _stats()
+    hook.api.info.side_effect = EtlNotFoundError("etl job my-etl does not exist", etl_name="my-etl")
+    hook.api.transform_bucket.return_value = _stats()
     _with_hook(op, hook)
     op.execute(_ctx())
-    assert hook.init_code.call_args.kwargs["comm_type"] == "hpull://"
-    assert hook.init_code.call_args.kwargs["transform"] == "shout"
+    name, definition = hook.api.init.call_args.args
+    assert name == "my-etl"
+    assert definition.comm_type == "hpull://"
+    assert definition.source.transform == "shout"
+
+
+def test_etl_definition_with_unknown_keys_fails_listing_the_allowed_ones() -> None:
+    op = _transform(etl_definition={"kind": "code", "python_callable": shout, "comm": "hpull"})
+    hook = _hook()
+    _with_hook(op, hook)
+    with pytest.raises(AirflowFailException, match=r"unknown argument\(s\) of a code ETL definition: comm"):
+        op.execute(_ctx())
+    hook.api.transform_bucket.assert_not_called()
 
 
 def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.CaptureFixture[str]) -> None:
@@ -352,7 +309,7 @@ def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.Ca
     hook = _hook()
     err = AbortError("etl job aborted: target t2 left", cause="target t2 left", etl_name="my-etl")
     err.stats = _stats(objects=4)  # type: ignore[attr-defined]
-    hook.transform_bucket.side_effect = err
+    hook.api.transform_bucket.side_effect = err
     _with_hook(op, hook)
     with pytest.raises(AbortError) as info:
         op.execute(_ctx())
@@ -364,7 +321,7 @@ def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.Ca
 def test_validation_error_from_the_service_fails_without_retry() -> None:
     op = _transform()
     hook = _hook()
-    hook.transform_bucket.side_effect = ValidationError("source and destination are the same bucket")
+    hook.api.transform_bucket.side_effect = ValidationError("source and destination are the same bucket")
     _with_hook(op, hook)
     with pytest.raises(AirflowFailException, match="same bucket"):
         op.execute(_ctx())
@@ -373,14 +330,14 @@ def test_validation_error_from_the_service_fails_without_retry() -> None:
 def test_on_kill_then_execute_raises() -> None:
     op = _transform()
     hook = _hook()
-    hook.transform_bucket.return_value = _stats()
+    hook.api.transform_bucket.return_value = _stats()
     _with_hook(op, hook)
     op.on_kill()
     with pytest.raises(AisEtlTaskKilledError) as info:
         op.execute(_ctx())
     assert isinstance(info.value, AbortError)
     assert info.value.cause == "task killed"
-    hook.transform_bucket.assert_not_called()
+    hook.api.transform_bucket.assert_not_called()
 
 
 def test_on_kill_during_the_job_aborts_it_and_the_task_fails() -> None:
@@ -398,7 +355,7 @@ def test_on_kill_during_the_job_aborts_it_and_the_task_fails() -> None:
             threading.Event().wait(0.01)
         return _stats()
 
-    hook.transform_bucket.side_effect = run
+    hook.api.transform_bucket.side_effect = run
     _with_hook(op, hook)
     killer = threading.Thread(target=lambda: (started.wait(5), op.on_kill()))
     killer.start()
@@ -416,7 +373,7 @@ def test_kill_after_the_job_finished_still_fails() -> None:
         op.on_kill()  # the signal arrives just as the job returns
         return _stats(objects=10)
 
-    hook.transform_bucket.side_effect = run
+    hook.api.transform_bucket.side_effect = run
     _with_hook(op, hook)
     with pytest.raises(AisEtlTaskKilledError):
         op.execute(_ctx())
@@ -429,7 +386,7 @@ def test_object_transform_to_local_file(tmp_path: Path) -> None:
         task_id="t", etl_name="my-etl", src="/s", obj="a.txt", local_file=str(target)
     )
     hook = _hook()
-    hook.transform_object.return_value = b"RESULT"
+    hook.api.transform_object.return_value = b"RESULT"
     _with_hook(op, hook)
     summary = op.execute(_ctx())
     assert target.read_bytes() == b"RESULT"
@@ -442,7 +399,12 @@ def test_object_transform_to_bucket() -> None:
         task_id="t", etl_name="my-etl", src="/s", obj="a.txt", dst="/d", dst_name="b.txt"
     )
     hook = _hook()
-    hook.transform_object.return_value = {"object": "a.txt", "dst": "/d", "dst_name": "b.txt", "bytes_out": 3}
+    hook.api.transform_object.return_value = {
+        "object": "a.txt",
+        "dst": "/d",
+        "dst_name": "b.txt",
+        "bytes_out": 3,
+    }
     _with_hook(op, hook)
     assert op.execute(_ctx())["dst_name"] == "b.txt"
-    assert hook.transform_object.call_args.kwargs["dst_name"] == "b.txt"
+    assert hook.api.transform_object.call_args.kwargs["dst_name"] == "b.txt"

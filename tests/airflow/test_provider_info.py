@@ -9,6 +9,7 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
 
 from airflow_ais_etl.get_provider_info import get_provider_info
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
@@ -53,6 +54,7 @@ def test_connection_type_matches_the_hook() -> None:
     assert behaviour["placeholders"] == conn["ui-field-behaviour"]["placeholders"]
 
 
+@pytest.mark.integration
 def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
     env = {
         **os.environ,

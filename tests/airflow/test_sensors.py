@@ -7,7 +7,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from airflow_ais_etl.exceptions import AisEtlHealthCheckFailed, AisEtlTriggerEventError
-from airflow_ais_etl.hooks.health import FAILED, HEALTHY, WAITING, HealthReport
+from airflow_ais_etl.hooks.health import HealthReport, HealthVerdict
 from airflow_ais_etl.sensors.etl import AisEtlHealthSensor
 from airflow_ais_etl.triggers.etl import AisEtlHealthTrigger
 
@@ -25,12 +25,12 @@ def test_template_fields() -> None:
 
 def test_poke_reports_health() -> None:
     sensor = _sensor()
-    with mock.patch(CHECK, return_value=HealthReport(HEALTHY, "ok")):
+    with mock.patch(CHECK, return_value=HealthReport(HealthVerdict.HEALTHY, "ok")):
         assert sensor.poke({}) is True  # type: ignore[arg-type]
-    with mock.patch(CHECK, return_value=HealthReport(WAITING, "1 of 2 not ready")):
+    with mock.patch(CHECK, return_value=HealthReport(HealthVerdict.WAITING, "1 of 2 not ready")):
         assert sensor.poke({}) is False  # type: ignore[arg-type]
     with (
-        mock.patch(CHECK, return_value=HealthReport(FAILED, "etl my-etl does not exist")),
+        mock.patch(CHECK, return_value=HealthReport(HealthVerdict.FAILED, "etl my-etl does not exist")),
         pytest.raises(AisEtlHealthCheckFailed, match="does not exist"),
     ):
         sensor.poke({})  # type: ignore[arg-type]
@@ -40,7 +40,7 @@ def test_deferrable_checks_once_then_defers() -> None:
     sensor = _sensor(deferrable=True, ais_etl_conn_id="c1")
     before = time.time()
     with (
-        mock.patch(CHECK, return_value=HealthReport(WAITING, "stopped")) as check,
+        mock.patch(CHECK, return_value=HealthReport(HealthVerdict.WAITING, "stopped")) as check,
         pytest.raises(TaskDeferred) as deferred,
     ):
         sensor.execute({})  # type: ignore[arg-type]
@@ -58,7 +58,7 @@ def test_deferrable_checks_once_then_defers() -> None:
 
 def test_deferrable_returns_without_deferring_when_already_healthy() -> None:
     sensor = _sensor(deferrable=True)
-    with mock.patch(CHECK, return_value=HealthReport(HEALTHY, "ok")):
+    with mock.patch(CHECK, return_value=HealthReport(HealthVerdict.HEALTHY, "ok")):
         assert sensor.execute({}) is None  # type: ignore[arg-type]
 
 

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from airflow_ais_etl.hooks.health import FAILED, HEALTHY, WAITING, HealthReport
+from airflow_ais_etl.hooks.health import HealthReport, HealthVerdict
 from airflow_ais_etl.triggers.etl import AisEtlHealthTrigger
 
 if TYPE_CHECKING:
@@ -47,7 +47,10 @@ async def _first_event(trigger: AisEtlHealthTrigger) -> dict:
 
 @pytest.mark.asyncio
 async def test_success_after_waiting() -> None:
-    reports = [HealthReport(WAITING, "1 of 2 not ready"), HealthReport(HEALTHY, "all 2 pod(s) are healthy")]
+    reports = [
+        HealthReport(HealthVerdict.WAITING, "1 of 2 not ready"),
+        HealthReport(HealthVerdict.HEALTHY, "all 2 pod(s) are healthy"),
+    ]
     with mock.patch(CHECK, side_effect=reports) as check:
         event = await _first_event(_trigger())
     assert event == {"status": "success", "etl_name": "my-etl", "message": "all 2 pod(s) are healthy"}
@@ -56,7 +59,9 @@ async def test_success_after_waiting() -> None:
 
 @pytest.mark.asyncio
 async def test_failed_when_aborted() -> None:
-    with mock.patch(CHECK, return_value=HealthReport(FAILED, "etl my-etl was aborted: target t2 left")):
+    with mock.patch(
+        CHECK, return_value=HealthReport(HealthVerdict.FAILED, "etl my-etl was aborted: target t2 left")
+    ):
         event = await _first_event(_trigger())
     assert event["status"] == "failed"
     assert "target t2 left" in event["message"]
@@ -74,7 +79,7 @@ async def test_missing_etl_is_a_clear_failed_event(tmp_path: Path, monkeypatch: 
 
 @pytest.mark.asyncio
 async def test_timeout_at_the_absolute_deadline() -> None:
-    with mock.patch(CHECK, return_value=HealthReport(WAITING, "etl my-etl is stopped")):
+    with mock.patch(CHECK, return_value=HealthReport(HealthVerdict.WAITING, "etl my-etl is stopped")):
         event = await _first_event(_trigger(end_time=time.time() + 0.05))
     assert event["status"] == "timeout"
     assert "etl my-etl is stopped" in event["message"]

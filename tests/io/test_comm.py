@@ -13,9 +13,9 @@ import pytest
 from airflow_ais_etl.cluster.base import PodEndpoint
 from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.dataplane.comm import PodClient, RetryPolicy, build_request
-from airflow_ais_etl.dataplane.storage import open_bucket
+from airflow_ais_etl.dataplane.storage.opener import open_bucket
+from airflow_ais_etl.etl.constants import HPULL, HPUSH, HREV, IO
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
-from airflow_ais_etl.etl.msg import HPULL, HPUSH, HREV, IO
 
 OBJECTS = {
     "plain.bin": b"hello transformer",
@@ -280,6 +280,7 @@ async def _push(client, url, body=b"data", **kw):
     )
 
 
+@pytest.mark.integration  # an in-process HTTP server
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", ["short", "chunked-abort"])
 async def test_response_ending_early_is_an_error(mode):
@@ -296,6 +297,7 @@ async def test_response_ending_early_is_an_error(mode):
         await srv.close()
 
 
+@pytest.mark.integration  # an in-process HTTP server
 @pytest.mark.asyncio
 async def test_no_retry_on_http_status():
     srv = FaultServer("status500")
@@ -310,6 +312,7 @@ async def test_no_retry_on_http_status():
         await srv.close()
 
 
+@pytest.mark.integration  # an in-process HTTP server
 @pytest.mark.asyncio
 async def test_no_retry_on_timeout():
     srv = FaultServer("hang")
@@ -323,6 +326,7 @@ async def test_no_retry_on_timeout():
         await srv.close()
 
 
+@pytest.mark.integration  # an in-process HTTP server
 @pytest.mark.asyncio
 async def test_disconnects_are_retried_then_given_up_and_body_reopened():
     srv = FaultServer("disconnect")
@@ -348,6 +352,7 @@ async def test_disconnects_are_retried_then_given_up_and_body_reopened():
         await srv.close()
 
 
+@pytest.mark.integration  # an in-process HTTP server
 @pytest.mark.asyncio
 async def test_pooled_connection_closed_by_the_pod_is_retried():
     srv = FaultServer("close-after-answer")
@@ -404,6 +409,7 @@ def comm_log():
     logger.setLevel(old)
 
 
+@pytest.mark.integration  # an in-process HTTP server
 @pytest.mark.asyncio
 async def test_refused_connection_is_retried_until_the_port_opens(comm_log):
     sock = socket.socket()

@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from airflow_ais_etl.cluster.gateway import new_secret, read_buckets, register_bucket, serve_gateway
-from airflow_ais_etl.dataplane.storage import bucket_id, open_bucket
+from airflow_ais_etl.dataplane.storage.opener import open_bucket
+from airflow_ais_etl.dataplane.storage.urls import bucket_id
 from airflow_ais_etl.etl.naming import callback_path, uname
 
 SECRET = "AbCdEfGhIj"
@@ -213,6 +214,7 @@ def test_new_secret_shape():
     assert s != new_secret()
 
 
+@pytest.mark.integration
 def test_runs_as_a_program(tmp_path):
     root = tmp_path / "src"
     root.mkdir()
@@ -252,6 +254,7 @@ def test_runs_as_a_program(tmp_path):
         proc.stderr.close()
 
 
+@pytest.mark.integration
 def test_serves_an_object_store_bucket(tmp_path, memory_url):
     bucket = open_bucket(memory_url)
     bucket.write_bytes("d/x y#z", b"from memory" * 1000)

@@ -18,8 +18,10 @@ from airflow_ais_etl.dataplane.httpclient import (
     RequestBodyError,
     split_url,
 )
+from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import TransformError
-from airflow_ais_etl.etl.msg import HPUSH
+
+pytestmark = pytest.mark.integration  # scripted servers listen on 127.0.0.1
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
@@ -201,6 +203,7 @@ async def test_chunk_framing_split_byte_by_byte() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", "after 10 of 100 bytes"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "before the last chunk"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n", "bare LF"),
     ],
 )
 async def test_bodies_that_end_early_fail(answer: bytes, match: str) -> None:
@@ -243,7 +246,16 @@ async def test_answer_without_length_ends_with_the_connection() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("answer", [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+    ],
+)
 async def test_malformed_heads_are_protocol_errors(answer: bytes) -> None:
     async def bad(reader, writer, srv) -> None:
         await read_request(reader)

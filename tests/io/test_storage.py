@@ -11,15 +11,11 @@ import textwrap
 
 import pytest
 
-from airflow_ais_etl.dataplane.storage import (
-    RESERVED_PREFIX,
-    TEMP_PREFIX,
-    LocalBucket,
-    ObjectNotFoundError,
-    ObjectStorageBucket,
-    bucket_id,
-    open_bucket,
-)
+from airflow_ais_etl.dataplane.storage.base import RESERVED_PREFIX, TEMP_PREFIX, ObjectNotFoundError
+from airflow_ais_etl.dataplane.storage.local import LocalBucket
+from airflow_ais_etl.dataplane.storage.objectstore import ObjectStorageBucket
+from airflow_ais_etl.dataplane.storage.opener import open_bucket
+from airflow_ais_etl.dataplane.storage.urls import bucket_id
 from airflow_ais_etl.etl.errors import StorageError, ValidationError
 
 AWKWARD = [
@@ -206,12 +202,13 @@ def test_local_temp_files_are_hidden_and_local_path(tmp_path):
         bucket.writer("d/" + TEMP_PREFIX + "x")
 
 
+@pytest.mark.integration
 def test_local_partials_of_a_killed_writer_are_cleaned(tmp_path):
     root = tmp_path / "bkt"
     script = textwrap.dedent(
         f"""
         import os, sys
-        from airflow_ais_etl.dataplane.storage import LocalBucket
+        from airflow_ais_etl.dataplane.storage.local import LocalBucket
         w = LocalBucket({str(root)!r}).writer("sub/victim")
         w.write(b"x" * 1000)
         w._file.flush()

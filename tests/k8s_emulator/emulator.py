@@ -17,9 +17,17 @@ import psutil
 
 from tests.k8s_emulator.api import Api
 from tests.k8s_emulator.events import EventRecorder
-from tests.k8s_emulator.kubelet import MARK_ENV, NODE_IP, Kubelet
+from tests.k8s_emulator.kubelet import MARK_ENV, Kubelet
 from tests.k8s_emulator.metrics import UsageSampler
-from tests.k8s_emulator.objects import ApiError, default_namespace, node_conditions, node_object
+from tests.k8s_emulator.objects import (
+    RESOURCES,
+    ApiError,
+    default_namespace,
+    node_conditions,
+    node_is_ready,
+    node_object,
+)
+from tests.k8s_emulator.podstatus import NODE_IP
 from tests.k8s_emulator.server import ApiServer
 from tests.k8s_emulator.store import Store
 
@@ -64,9 +72,8 @@ class K8sEmulator:
         self.api = Api(self)
         self.kubelet.on_pod_removed = self.api.finalize_namespace
         for name in DEFAULT_NAMESPACES:
-            ns: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            default_namespace(ns)
-            self.store.create("namespaces", "", ns)
+            self.create_namespace(name)
+        self._baseline: dict[str, dict[str, dict[str, Any]]] = {}
         self.port = 0
         self._server = ApiServer(self.api)
         self.port = self._server.port
@@ -229,6 +236,80 @@ class K8sEmulator:
                 raise TimeoutError(f"condition not met within {timeout}s")
             time.sleep(interval)
 
+    # -- sharing one emulator between tests -------------------------------------------------
+    def create_namespace(self, name: str) -> dict[str, Any]:
+        """Create an Active namespace (as ``kubectl create namespace`` would) and return it."""
+        ns: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        default_namespace(ns)
+        return self.store.create("namespaces", "", ns)
+
+    def checkpoint(self) -> None:
+        """Remember the current nodes and namespaces: :meth:`reset` returns to them."""
+        self._baseline = {
+            kind: {obj["metadata"]["name"]: obj for obj in self.store.list(kind)[0]}
+            for kind in ("nodes", "namespaces")
+        }
+
+    def reset(self, timeout: float = 30.0) -> list[int]:
+        """Make the emulator as a fresh one again (at the :meth:`checkpoint`), for the next test.
+
+        Every pod is deleted at once (grace 0) and its processes stopped; every other namespaced object
+        goes; namespaces and nodes return to the checkpoint (a node that changed is registered anew);
+        failing images and the received bodies are forgotten. Returns the pod processes that were
+        still alive once their pods were gone (they are killed).
+        """
+        for pod in self.store.list("pods")[0]:
+            with contextlib.suppress(ApiError):
+                self.kubelet.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], 0)
+        with self.kubelet.lock:
+            workers = list(self.kubelet.workers.values())
+        for w in workers:
+            w.request_stop(0, remove=False)
+        deadline = time.monotonic() + timeout
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            self.kubelet.kill_strays()  # as close() does: unblocks init containers the runner waits for
+            for w in workers:
+                w.join(0.1)
+        self.kubelet.kill_strays()
+        for pid in list(self.kubelet.all_pids):
+            self.kubelet.reap(pid)
+        leaked = self.stray_processes() + [p for p in self.kubelet.all_pids if _alive(p)]
+        for pid in leaked:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+        self.kubelet.all_pids.clear()  # all gone: a later test must not mistake a reused pid for a leak
+        for resource, res in RESOURCES.items():
+            if res.namespaced:
+                for obj in self.store.list(resource)[0]:
+                    with contextlib.suppress(ApiError):
+                        self.store.remove(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        for kind in ("namespaces", "nodes"):
+            baseline = self._baseline.get(kind, {})
+            current = {obj["metadata"]["name"]: obj for obj in self.store.list(kind)[0]}
+            for name, obj in current.items():
+                before = baseline.get(name)
+                if (
+                    before is None
+                    or before["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]
+                ):
+                    self.store.remove(kind, "", name)
+            for name, before in baseline.items():
+                if (
+                    name in current
+                    and before["metadata"]["resourceVersion"] == current[name]["metadata"]["resourceVersion"]
+                ):
+                    continue
+                if kind == "nodes":
+                    labels = dict(before["metadata"].get("labels") or {})
+                    self.add_node(name, labels, ready=node_is_ready(before))
+                else:
+                    self.create_namespace(name)
+        self.checkpoint()
+        self.kubelet.failing_images.clear()
+        with self.api._received_lock:
+            self.api.received.clear()
+        return sorted(set(leaked))
+
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         """Kill every pod process, stop the server and free its port. Idempotent."""
@@ -246,3 +327,10 @@ class K8sEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

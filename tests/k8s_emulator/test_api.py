@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 if TYPE_CHECKING:
     from tests.k8s_emulator.emulator import K8sEmulator
 
-pytestmark = pytest.mark.kubernetes
+pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # every test runs the emulator
 
 
 def _cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, object]:

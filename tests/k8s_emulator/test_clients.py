@@ -18,16 +18,18 @@ from tests.k8s_emulator.helpers import POD_IP_ENV, python_pod, wait_ready
 if TYPE_CHECKING:
     from tests.k8s_emulator.emulator import K8sEmulator
 
-pytestmark = pytest.mark.kubernetes
+pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # every test runs the emulator
 
 
-def test_kubernetes_hook_and_pod_manager(kubernetes_conn_env: str, k8s_emulator: K8sEmulator) -> None:
+def test_kubernetes_hook_and_pod_manager(
+    kubernetes_conn_env: str, k8s_emulator: K8sEmulator, k8s_namespace: str
+) -> None:
     hook = KubernetesHook(conn_id=kubernetes_conn_env)
-    assert hook.get_namespace() == "default"
+    assert hook.get_namespace() == k8s_namespace
     manager = PodManager(hook.core_v1_client)
     code = "import time\nprint('hello from the pod', flush=True)\ntime.sleep(0.5)\nprint('bye', flush=True)\n"
     body = python_pod("airflow-pod", code)
-    body["metadata"]["namespace"] = "default"
+    body["metadata"]["namespace"] = k8s_namespace
     pod = client.ApiClient().deserialize(SimpleNamespace(data=json.dumps(body)), "V1Pod")
     created = manager.create_pod(pod)
     assert created.metadata.uid
@@ -46,19 +48,21 @@ def test_kubernetes_hook_and_pod_manager(kubernetes_conn_env: str, k8s_emulator:
 
     manager.delete_pod(pod)
     manager.delete_pod(pod)  # a second delete (404) is swallowed by PodManager
-    k8s_emulator.wait_for(lambda: k8s_emulator.store.find("pods", "default", "airflow-pod") is None)
+    k8s_emulator.wait_for(lambda: k8s_emulator.store.find("pods", k8s_namespace, "airflow-pod") is None)
 
 
-def test_async_kubernetes_hook(kubernetes_conn_env: str, core_v1: client.CoreV1Api) -> None:
+def test_async_kubernetes_hook(
+    kubernetes_conn_env: str, core_v1: client.CoreV1Api, k8s_namespace: str
+) -> None:
     core_v1.create_namespaced_pod(
-        "default", python_pod("async-pod", "print('async logs', flush=True)\nimport time; time.sleep(30)")
+        k8s_namespace, python_pod("async-pod", "print('async logs', flush=True)\nimport time; time.sleep(30)")
     )
-    wait_ready(core_v1, "async-pod")
+    wait_ready(core_v1, "async-pod", k8s_namespace)
 
     async def scenario() -> tuple[str, list[str]]:
         hook = AsyncKubernetesHook(conn_id=kubernetes_conn_env)
-        remote = await hook.get_pod("async-pod", "default")
-        logs = await hook.read_logs("async-pod", "default", container_name="main")
+        remote = await hook.get_pod("async-pod", k8s_namespace)
+        logs = await hook.read_logs("async-pod", k8s_namespace, container_name="main")
         return remote.status.phase, logs
 
     phase, logs = asyncio.run(scenario())
@@ -66,7 +70,7 @@ def test_async_kubernetes_hook(kubernetes_conn_env: str, core_v1: client.CoreV1A
     assert any("async logs" in str(line) for line in logs)
 
 
-def test_runtime_image_pod_serves_transforms(core_v1: client.CoreV1Api) -> None:
+def test_runtime_image_pod_serves_transforms(core_v1: client.CoreV1Api, k8s_namespace: str) -> None:
     code = "def transform(data):\n    return data.upper()\n"
     image = "airflow-ais-etl/runtime-python:3.11v2"
     volumes = [{"name": "code", "emptyDir": {}}]
@@ -97,8 +101,8 @@ def test_runtime_image_pod_serves_transforms(core_v1: client.CoreV1Api) -> None:
         "metadata": {"name": "runtime-pod"},
         "spec": {"initContainers": [init], "containers": [server], "volumes": volumes},
     }
-    core_v1.create_namespaced_pod("default", pod)
-    ready = wait_ready(core_v1, "runtime-pod", timeout=30)
+    core_v1.create_namespaced_pod(k8s_namespace, pod)
+    ready = wait_ready(core_v1, "runtime-pod", k8s_namespace, timeout=30)
     request = urllib.request.Request(f"http://{ready.status.pod_ip}:8080/", data=b"abc", method="PUT")
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.read() == b"ABC"

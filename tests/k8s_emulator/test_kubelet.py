@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from tests.k8s_emulator.emulator import K8sEmulator
 
-pytestmark = pytest.mark.kubernetes
+pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # every test runs the emulator
 
 
 def _alive(pid: int) -> bool:
@@ -415,7 +415,8 @@ def _post(path: str, body: dict[str, Any]) -> Request:
 
 def test_probe_honours_initial_delay(k8s_emulator: K8sEmulator, core_v1: client.CoreV1Api) -> None:
     pod = http_pod("delayed")
-    pod["spec"]["containers"][0]["readinessProbe"]["initialDelaySeconds"] = 2
+    # long enough for the server to be up under a loaded machine (parallel tests): no probe may fail
+    pod["spec"]["containers"][0]["readinessProbe"]["initialDelaySeconds"] = 5
     core_v1.create_namespaced_pod("default", pod)
     ready = wait_ready(core_v1, "delayed")
     unhealthy = [r for _t, r, _m in events_for(core_v1, "delayed") if r == "Unhealthy"]

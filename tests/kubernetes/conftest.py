@@ -4,7 +4,10 @@ On a real cluster: ``KUBECONFIG`` names the kubeconfig, ``AIS_ETL_K8S_NAMESPACE`
 ``default``), ``AIS_ETL_K8S_NODE_SELECTOR`` the target nodes (``k=v,k2=v2``; default
 ``airflow-ais-etl/target=true``), and ``AIS_ETL_K8S_SHARED_PATH`` a directory every node and this
 machine share (local buckets and the gateway's bucket map live there). Tests that need the emulator's
-fault hooks are skipped there.
+fault hooks are skipped there, and the others run one at a time (one xdist worker: see tests/conftest.py).
+
+On the emulator, a test module shares one emulator and each test has a namespace of its own
+(``k8s_namespace`` of tests/k8s_emulator/plugin.py).
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import kubernetes_validate
 import pytest
 
-from airflow_ais_etl.cluster.kubernetes.backend import MD_CONFIGMAP, KubernetesBackend
 from airflow_ais_etl.service import AisEtl
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
     from tests.k8s_emulator.emulator import K8sEmulator
 
 UPPER = "def transform(data):\n    return data.upper()\n"
@@ -63,6 +65,8 @@ class Cluster:
         if REAL_CLUSTER:
             options.update(shared_paths=[str(self.work)], scheduling_timeout=30.0, poll_interval=None)
         options.update(kwargs)
+        from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend  # Airflow, kubernetes: slow
+
         return KubernetesBackend(self.conn_id, self.namespace, self.node_selector, **options)
 
     def ais_etl_conn(self, **extra: Any) -> str:
@@ -83,6 +87,8 @@ class Cluster:
 
 def leftovers(backend: KubernetesBackend) -> list[str]:
     """Return every object of ours still in the namespace (pods, services, the MD ConfigMap)."""
+    from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
+
     selector = "app.kubernetes.io/managed-by=airflow-ais-etl"
     pods, _ = backend.kube.list_pods(selector)
     out = [f"pod/{p['metadata']['name']}" for p in pods]
@@ -94,6 +100,8 @@ def leftovers(backend: KubernetesBackend) -> list[str]:
 
 def validate_sent(emulator: K8sEmulator) -> int:
     """Validate every Pod, Service and ConfigMap the emulator received; return how many were checked."""
+    import kubernetes_validate
+
     count = 0
     for resource in ("pods", "services", "configmaps"):
         for obj in emulator.received_objects(resource):
@@ -117,9 +125,10 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.
 
     conn_id = request.getfixturevalue("kubernetes_conn_env")
     emulator = request.getfixturevalue("k8s_emulator")
+    namespace = request.getfixturevalue("k8s_namespace")  # the test's own, in the module's emulator
     work = tmp_path / "work"
     work.mkdir()
-    return Cluster(conn_id, "default", dict(NODE_LABELS), work, emulator)
+    return Cluster(conn_id, namespace, dict(NODE_LABELS), work, emulator)
 
 
 @pytest.fixture
@@ -133,6 +142,8 @@ def emulator(cluster: Cluster) -> K8sEmulator:
 @pytest.fixture
 def backend(cluster: Cluster) -> Iterator[KubernetesBackend]:
     """A backend on the cluster; afterwards nothing of ours may remain, and every manifest must validate."""
+    from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
+
     b = cluster.backend()
     try:
         yield b

@@ -98,7 +98,7 @@ def test_killed_pod_aborts_the_run_naming_the_exit(
     api.init_code("slow-etl", SLOW)
     pod = next(e.pod_name for e in backend.endpoints("slow-etl") if e.target_id == "node-a")
     err, _ = _run_with_fault(
-        api, src, dst, lambda: emulator.kill_container("default", pod, container="server")
+        api, src, dst, lambda: emulator.kill_container(cluster.namespace, pod, container="server")
     )
     _assert_aborted(err, "pod of node-a exited with code 137")
     assert backend.endpoints("slow-etl") == []
@@ -134,13 +134,15 @@ def _spec(**extra: Any) -> str:
     )
 
 
-def test_unknown_image_fails_fast_naming_pod_reason_and_events(api: AisEtl, emulator: K8sEmulator) -> None:
+def test_unknown_image_fails_fast_naming_pod_reason_and_events(
+    api: AisEtl, cluster: Cluster, emulator: K8sEmulator
+) -> None:
     emulator.fail_image("registry.invalid/no-such-image:1.0")
     with pytest.raises(PodStartError) as err:
         api.init_spec("image-etl", _spec(), timeout="5m")
     text = str(err.value)
     assert "ErrImagePull" in text or "ImagePullBackOff" in text
-    assert "pod default/image-etl-node-" in text
+    assert f"pod {cluster.namespace}/image-etl-node-" in text
     assert 'phase "Pending"' in text
     assert "last events: [" in text
     assert "registry.invalid/no-such-image:1.0" in text
@@ -149,7 +151,7 @@ def test_unknown_image_fails_fast_naming_pod_reason_and_events(api: AisEtl, emul
     assert api.list() == []
 
 
-def test_unschedulable_pod_fails_after_the_scheduling_timeout(api: AisEtl) -> None:
+def test_unschedulable_pod_fails_after_the_scheduling_timeout(api: AisEtl, cluster: Cluster) -> None:
     spec = _spec(nodeSelector={"accelerator": "none-anywhere"})
     with pytest.raises(PodStartError) as err:
         api.init_spec(
@@ -160,7 +162,7 @@ def test_unschedulable_pod_fails_after_the_scheduling_timeout(api: AisEtl) -> No
     text = str(err.value)
     assert "Unschedulable" in text
     assert "(scheduling timeout " in text
-    assert "pod default/sched-etl-node-" in text
+    assert f"pod {cluster.namespace}/sched-etl-node-" in text
     assert api.list() == []
 
 

@@ -7,11 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.cluster.kubernetes.backend import (
-    GATEWAY_CONTAINER,
-    MD_CONFIGMAP,
-    backend_kwargs_from_extras,
-)
+from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER
+from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import EtlNotFoundError, ValidationError
 from airflow_ais_etl.service import AisEtl
@@ -206,26 +203,3 @@ def test_fqn_works_where_paths_are_shared(cluster: Cluster) -> None:
     finally:
         b.kube.delete_config_map(MD_CONFIGMAP)
         b.close()
-
-
-def test_connection_extras_parse() -> None:
-    kwargs = backend_kwargs_from_extras(
-        {
-            "address": "service",
-            "gateway_secret_name": "s3-creds",
-            "scheduling_timeout": "90s",
-            "shared_paths": "/data, /scratch",
-            "mount_shared_paths": "false",
-            "stop_timeout": 5,
-        }
-    )
-    assert kwargs == {
-        "address": "service",
-        "gateway_secret_name": "s3-creds",
-        "scheduling_timeout": 90.0,
-        "stop_timeout": 5.0,
-        "mount_shared_paths": False,
-        "shared_paths": ("/data", "/scratch"),
-    }
-    with pytest.raises(ValueError, match="scheduling_timeout"):
-        backend_kwargs_from_extras({"scheduling_timeout": "soon"})

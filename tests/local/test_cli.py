@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -90,7 +91,10 @@ def test_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert json.loads(run(capsys, "--json", "show")[1]) == []
 
 
-def test_cli_errors_go_to_stderr_with_non_zero_exit(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_go_to_stderr_with_non_zero_exit(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("def transform(data):\n    return data\n"))
     rc, out, err = run(capsys, "view", "missing-etl")
     assert rc == 1
     assert out == ""
@@ -99,9 +103,19 @@ def test_cli_errors_go_to_stderr_with_non_zero_exit(home: Path, capsys: pytest.C
     assert rc == 1
     assert out == ""
     assert json.loads(err)["type"] == "ValidationError"
+    rc, _out, err = run(
+        capsys, "init", "code", "--name", "cli-etl", "--from-file", "-", "--comm-type", "pigeon"
+    )
+    assert rc == 1
+    assert 'unknown comm-type "pigeon://"' in err
     rc, _out, err = run(capsys, "stop")
     assert rc == 1
     assert "--all" in err
+    rc, _out, err = run(
+        capsys, "init", "code", "--name", "cli-etl", "--from-file", "-", "--env", "A=1", "--env", "B"
+    )
+    assert rc == 1
+    assert "invalid --env 'B': use NAME=VALUE" in err
     with pytest.raises(SystemExit):
         main(["init", "code"])  # argparse usage error: required flags
 

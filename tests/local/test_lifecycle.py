@@ -228,11 +228,11 @@ def test_extra_env_reaches_the_pods_and_survives_stop_and_start(api: AisEtl, tmp
     src = tmp_path / "src"
     make_bucket(src, ["a.txt"])
     payload = (src / "a.txt").read_bytes()
-    api.init_code("env-etl", ENV_ECHO, extra_env={"GREETING": "hi:"})
+    api.init_code("env-etl", ENV_ECHO, env={"GREETING": "hi:"})
     assert api.transform_object("env-etl", str(src), "a.txt") == b"hi:" + payload
-    api.init_code("env-etl", ENV_ECHO, extra_env={"GREETING": "hi:"})  # identical: a no-op
+    api.init_code("env-etl", ENV_ECHO, env={"GREETING": "hi:"})  # identical: a no-op
     with pytest.raises(EtlExistsError):
-        api.init_code("env-etl", ENV_ECHO, extra_env={"GREETING": "other"})
+        api.init_code("env-etl", ENV_ECHO, env={"GREETING": "other"})
     api.stop("env-etl")
     api.start("env-etl")
     assert api.transform_object("env-etl", str(src), "a.txt") == b"hi:" + payload

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from airflow_ais_etl.dataplane.storage import RESERVED_PREFIX, TEMP_PREFIX
+from airflow_ais_etl.dataplane.storage.base import RESERVED_PREFIX, TEMP_PREFIX
 from tests.local.conftest import api, home  # noqa: F401  (fixtures reused here)
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import pytest
 from airflow_ais_etl.cluster.local.backend import LocalBackend, _process_tree
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions, job_fingerprint
 from airflow_ais_etl.dataplane.journal import Journal
-from airflow_ais_etl.dataplane.storage import open_bucket
+from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.etl.errors import AbortError, AisEtlError
 from tests.local.conftest import processes_under
 from tests.offline.conftest import (

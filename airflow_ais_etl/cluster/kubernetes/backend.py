@@ -11,8 +11,9 @@ model's ``prepare_pod`` does: one object to create and no volume kinds beyond ``
 The backend wires together modules with one job each: :mod:`~airflow_ais_etl.cluster.kubernetes.gateway`
 (building the pods), :mod:`~airflow_ais_etl.cluster.kubernetes.startup` (waiting for Ready, fail-fast
 diagnosis), :mod:`~airflow_ais_etl.cluster.kubernetes.state` (the shared ConfigMap),
-:mod:`~airflow_ais_etl.cluster.kubernetes.membership` (membership watches) and
-:mod:`~airflow_ais_etl.cluster.kubernetes.health` (pod health).
+:mod:`~airflow_ais_etl.cluster.kubernetes.membership` (membership watches),
+:mod:`~airflow_ais_etl.cluster.kubernetes.health` (pod health) and
+:mod:`~airflow_ais_etl.cluster.kubernetes.addressing` (pod URLs).
 """
 
 from __future__ import annotations
@@ -33,18 +34,13 @@ from airflow_ais_etl.cluster.base import (
     PodMetrics,
 )
 from airflow_ais_etl.cluster.gateway import register_bucket
-from airflow_ais_etl.cluster.kubernetes.gateway import (
-    ANNOTATION_IO_COMMAND,
-    GATEWAY_CONTAINER,
-    POD_IP_ENV,
-    GatewayConfig,
-    build_pod,
-    io_command,
-)
+from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
+from airflow_ais_etl.cluster.kubernetes.gateway import GatewayConfig, build_pod, io_command
 from airflow_ais_etl.cluster.kubernetes.health import health_of
 from airflow_ais_etl.cluster.kubernetes.membership import (
     Baseline,
     MembershipWatcher,
+    WatchKind,
     node_ready,
     pod_change,
     take_baseline,
@@ -52,38 +48,23 @@ from airflow_ais_etl.cluster.kubernetes.membership import (
     target_id,
 )
 from airflow_ais_etl.cluster.kubernetes.objects import (
-    LABEL_INSTANCE,
-    LABEL_MANAGED_BY,
-    MANAGED_BY,
     etl_selector,
     is_deleting,
     label_of,
     main_container,
-    main_port,
     name_of,
     selector,
 )
 from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream, pod_usage
-from airflow_ais_etl.cluster.kubernetes.startup import (
-    FAIL_FAST_REASONS,
-    describe_pod,
-    pod_ready,
-    start_problem,
-    wait_ready,
-)
-from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP, ConfigMapState
+from airflow_ais_etl.cluster.kubernetes.startup import wait_ready
+from airflow_ais_etl.cluster.kubernetes.state import ConfigMapState
 from airflow_ais_etl.cluster.local.state import default_home
-from airflow_ais_etl.etl.duration import parse_duration
+from airflow_ais_etl.etl.constants import ARG_FQN
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, PodStartError, ValidationError
-from airflow_ais_etl.etl.msg import ARG_FQN, InitCodeMsg, InitSpecMsg
-from airflow_ais_etl.etl.podspec import (
-    HOSTNAME_LABEL,
-    POD_LABEL_TARGET,
-    Target,
-    code_env,
-    code_pod_spec,
-    parse_pod_spec,
-)
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
+from airflow_ais_etl.etl.podcheck import parse_pod_spec
+from airflow_ais_etl.etl.podspec import HOSTNAME_LABEL, POD_LABEL_TARGET, Target
+from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIMES
 
 if TYPE_CHECKING:
@@ -92,29 +73,10 @@ if TYPE_CHECKING:
     from airflow_ais_etl.etl.md import EtlMD
     from airflow_ais_etl.etl.msg import InitMsg
 
-__all__ = [
-    "ADDRESS_MODES",
-    "ANNOTATION_IO_COMMAND",
-    "FAIL_FAST_REASONS",
-    "GATEWAY_CONTAINER",
-    "HOSTNAME_LABEL",
-    "LABEL_INSTANCE",
-    "LABEL_MANAGED_BY",
-    "MANAGED_BY",
-    "MD_CONFIGMAP",
-    "POD_IP_ENV",
-    "KubernetesBackend",
-    "backend_kwargs_from_extras",
-    "describe_pod",
-    "node_ready",
-    "pod_ready",
-    "start_problem",
-    "target_id",
-]
+__all__ = ["KubernetesBackend"]
 
 log = logging.getLogger(__name__)
 
-ADDRESS_MODES = ("pod-ip", "service")
 _WATCH_SECONDS = 30
 _METRICS_TRIES = 10
 _FORCE_WAIT = 45.0
@@ -123,60 +85,14 @@ _DEFAULT_RUNTIME = "python3.11v2"
 
 
 # --------------------------------------------------------------------------------------------------
-# connection extras
-
-
-def _as_bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"connection extra {key!r} must be true or false, got {value!r}")
-
-
-def _as_float(value: Any, key: str) -> float:
-    try:
-        return float(value) if isinstance(value, (int, float)) else float(parse_duration(str(value)))
-    except (ValueError, EtlError) as exc:
-        raise ValueError(
-            f"connection extra {key!r} must be seconds or a duration like 90s, got {value!r}"
-        ) from exc
-
-
-def backend_kwargs_from_extras(extras: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the :class:`KubernetesBackend` keyword arguments an ``ais_etl`` connection's extras set.
-
-    Reads ``address`` (pod-ip|service), ``gateway_secret_name``, ``scheduling_timeout``,
-    ``buckets_file``, ``shared_paths`` (list or comma-separated), ``mount_shared_paths``,
-    ``gateway_image``, ``stop_timeout``; the common ones (conn id, namespace, selector) come from
-    the settings.
-    """
-    extras = extras or {}
-    out: dict[str, Any] = {}
-    for key in ("address", "gateway_secret_name", "buckets_file", "gateway_image"):
-        if extras.get(key) not in (None, ""):
-            out[key] = str(extras[key]).strip()
-    for key in ("scheduling_timeout", "stop_timeout"):
-        if extras.get(key) not in (None, ""):
-            out[key] = _as_float(extras[key], key)
-    if extras.get("mount_shared_paths") not in (None, ""):
-        out["mount_shared_paths"] = _as_bool(extras["mount_shared_paths"], "mount_shared_paths")
-    paths = extras.get("shared_paths")
-    if paths not in (None, "", []):
-        items = paths.split(",") if isinstance(paths, str) else list(paths)
-        out["shared_paths"] = tuple(str(p).strip() for p in items if str(p).strip())
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
 # the backend
 
 
 class KubernetesBackend(Backend):
     """ETL pods on the Ready nodes of a Kubernetes cluster, reached through a ``kubernetes`` connection.
+
+    An ``ais_etl`` connection sets every argument but ``poll_interval``: see
+    :meth:`~airflow_ais_etl.hooks.settings.AisEtlSettings.kubernetes_backend_kwargs`.
 
     :param kubernetes_conn_id: cncf-kubernetes connection (default ``kubernetes_default``)
     :param namespace: namespace of every ETL object (default: the connection's, else ``default``)
@@ -205,7 +121,7 @@ class KubernetesBackend(Backend):
         namespace: str | None = None,
         node_selector: Mapping[str, str] | None = None,
         *,
-        address: str = "pod-ip",
+        address: str = POD_IP,
         gateway_secret_name: str | None = None,
         scheduling_timeout: float = 60.0,
         buckets_file: str | None = None,
@@ -410,13 +326,10 @@ class KubernetesBackend(Backend):
     def endpoints(self, name: str) -> list[PodEndpoint]:
         out = []
         for pod in self._pods(name):
-            ip = (pod.get("status") or {}).get("podIP")
-            if is_deleting(pod) or not ip:
+            url = pod_url(pod, self.address, self.namespace)
+            if is_deleting(pod) or url is None:
                 continue
-            pname, port = name_of(pod), main_port(pod)
-            host = ip if self.address == "pod-ip" else f"{pname}.{self.namespace}.svc"
-            url = f"http://{host}:{port}"
-            out.append(PodEndpoint(label_of(pod, POD_LABEL_TARGET), pname, url, io_command(pod)))
+            out.append(PodEndpoint(label_of(pod, POD_LABEL_TARGET), name_of(pod), url, io_command(pod)))
         return out
 
     def _require(self, name: str) -> list[dict[str, Any]]:
@@ -484,14 +397,15 @@ class KubernetesBackend(Backend):
         pods, pods_rv = self.kube.list_pods(self.etl_selector(name))
         return take_baseline(nodes, nodes_rv, pods, pods_rv)
 
-    def open_watch(self, name: str, kind: str, resource_version: str) -> WatchStream:
-        """Watch the target nodes (``kind`` ``nodes``) or the pods of ``name`` from a resourceVersion."""
-        if kind == "nodes":
+    def open_watch(self, name: str, kind: WatchKind, resource_version: str) -> WatchStream:
+        """Watch the target nodes or the pods of ``name`` from a resourceVersion."""
+        if kind is WatchKind.NODES:
             return self.kube.watch_nodes(self.node_label_selector, resource_version, _WATCH_SECONDS)
         return self.kube.watch_pods(self.etl_selector(name), resource_version, _WATCH_SECONDS)
 
-    def relist_version(self, name: str, kind: str) -> str:
-        if kind == "nodes":
+    def relist_version(self, name: str, kind: WatchKind) -> str:
+        """Return the resourceVersion a new watch of ``kind`` starts from (after a 410 or a failure)."""
+        if kind is WatchKind.NODES:
             return self.kube.list_nodes(self.node_label_selector)[1]
         return self.kube.list_pods(self.etl_selector(name))[1]
 

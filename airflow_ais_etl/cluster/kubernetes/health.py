@@ -10,8 +10,16 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.base import HealthStatus
-from airflow_ais_etl.cluster.kubernetes.objects import label_of, main_container, main_port, name_of, restarts
+from airflow_ais_etl.cluster.base import HealthStatus, PodStatus
+from airflow_ais_etl.cluster.kubernetes.objects import (
+    PodPhase,
+    label_of,
+    main_container,
+    main_port,
+    name_of,
+    phase_of,
+    restarts,
+)
 from airflow_ais_etl.cluster.kubernetes.startup import describe_pod, pod_ready
 from airflow_ais_etl.etl.podspec import POD_LABEL_TARGET
 
@@ -50,22 +58,27 @@ def probe(url: str) -> tuple[bool, str]:
 def status_health(pod: Mapping[str, Any]) -> HealthStatus:
     """Return the health the pod's status alone tells (``Running`` still needs the probe)."""
     tid, pname = label_of(pod, POD_LABEL_TARGET), name_of(pod)
-    status = pod.get("status") or {}
-    phase = str(status.get("phase") or "Unknown")
-    restarted = {k: v for k, v in restarts(pod).items() if v}
-    note = ", ".join(f"container {k} restarted {v} time(s)" for k, v in sorted(restarted.items()))
-    main = (status.get("containerStatuses") or [{}])[0]
+    phase = phase_of(pod)
+    main = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
     state = main.get("state") or {}
-    if phase != "Running":
-        return HealthStatus(tid, pname, phase, describe_pod(pod))
+    if phase is not PodPhase.RUNNING:
+        return HealthStatus(tid, pname, PodStatus(phase.value), describe_pod(pod))
     if state.get("terminated") or state.get("waiting"):
         inner = state.get("terminated") or state.get("waiting") or {}
         code = inner.get("exitCode")
         detail = f"container {main.get('name')} exited with code {code}" if code is not None else ""
-        return HealthStatus(tid, pname, "Failed", detail or str(inner.get("reason") or describe_pod(pod)))
+        return HealthStatus(
+            tid, pname, PodStatus.FAILED, detail or str(inner.get("reason") or describe_pod(pod))
+        )
     if not pod_ready(pod):
-        return HealthStatus(tid, pname, "NotReady", describe_pod(pod))
-    return HealthStatus(tid, pname, "Running", note)
+        return HealthStatus(tid, pname, PodStatus.NOT_READY, describe_pod(pod))
+    return HealthStatus(tid, pname, PodStatus.RUNNING, _restarts_note(pod))
+
+
+def _restarts_note(pod: Mapping[str, Any]) -> str:
+    """Say which containers of a serving pod restarted, and how often ('' when none did)."""
+    restarted = {k: v for k, v in restarts(pod).items() if v}
+    return ", ".join(f"container {k} restarted {v} time(s)" for k, v in sorted(restarted.items()))
 
 
 def health_of(
@@ -77,5 +90,5 @@ def health_of(
     if url:
         ok, detail = probe_url(url)
         if not ok:
-            return HealthStatus(health.target_id, health.pod_name, "NotReady", detail)
+            return HealthStatus(health.target_id, health.pod_name, PodStatus.NOT_READY, detail)
     return health

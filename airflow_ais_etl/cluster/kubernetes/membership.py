@@ -12,10 +12,18 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ais_etl.cluster.base import MembershipWatch
-from airflow_ais_etl.cluster.kubernetes.objects import is_deleting, label_of, name_of, restarts, sidecar_names
+from airflow_ais_etl.cluster.kubernetes.objects import (
+    is_deleting,
+    label_of,
+    name_of,
+    phase_of,
+    restarts,
+    sidecar_names,
+)
 from airflow_ais_etl.cluster.kubernetes.pods import KubeGone
 from airflow_ais_etl.etl.podspec import POD_LABEL_TARGET, label_value
 
@@ -25,11 +33,11 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.kubernetes.pods import WatchStream
 
 __all__ = [
-    "WATCH_KINDS",
     "Baseline",
     "MembershipSource",
     "MembershipWatcher",
     "PodSeen",
+    "WatchKind",
     "exit_code",
     "node_ready",
     "pod_change",
@@ -40,7 +48,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WATCH_KINDS = ("nodes", "pods")
+
+class WatchKind(str, Enum):
+    """What a membership watch follows: the target nodes, or the ETL's pods."""
+
+    NODES = "nodes"
+    PODS = "pods"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 _RETRY_SECONDS = 1.0
 
 
@@ -93,8 +111,8 @@ class Baseline:
     nodes_rv: str
     pods_rv: str
 
-    def resource_version(self, kind: str) -> str:
-        return self.nodes_rv if kind == "nodes" else self.pods_rv
+    def resource_version(self, kind: WatchKind) -> str:
+        return self.nodes_rv if kind is WatchKind.NODES else self.pods_rv
 
 
 def take_baseline(
@@ -135,8 +153,8 @@ def pod_change(name: str, baseline: Baseline, pods: Iterable[Mapping[str, Any]])
         code = exit_code(pod, seen.restarts)
         if code is not None:
             return f"pod of {tid} exited with code {code}"
-        phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Failed", "Succeeded"):
+        phase = phase_of(pod)
+        if phase.finished:
             return f"pod of {tid} ran to completion (phase {phase})"
     return None
 
@@ -146,9 +164,9 @@ class MembershipSource(Protocol):
 
     def baseline(self, name: str) -> Baseline: ...
 
-    def open_watch(self, name: str, kind: str, resource_version: str) -> WatchStream: ...
+    def open_watch(self, name: str, kind: WatchKind, resource_version: str) -> WatchStream: ...
 
-    def relist_version(self, name: str, kind: str) -> str: ...
+    def relist_version(self, name: str, kind: WatchKind) -> str: ...
 
     def membership_cause(self, name: str, baseline: Baseline) -> str | None: ...
 
@@ -173,13 +191,13 @@ class MembershipWatcher(MembershipWatch):
         self._baseline = source.baseline(name)
         self._threads = [
             threading.Thread(target=self._run, args=(kind,), name=f"etl-aborter-{name}-{kind}", daemon=True)
-            for kind in WATCH_KINDS
+            for kind in WatchKind
         ]
         for t in self._threads:
             t.start()
         self._check()  # anything that changed between the baseline and the first event
 
-    def _run(self, kind: str) -> None:
+    def _run(self, kind: WatchKind) -> None:
         rv = self._baseline.resource_version(kind)
         while not self._stop.is_set():
             stream = self._source.open_watch(self._name, kind, rv)

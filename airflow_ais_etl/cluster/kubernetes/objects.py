@@ -1,11 +1,12 @@
 """Read Kubernetes objects in their dict (JSON) form, and name the labels every ETL object carries.
 
-Pure functions only: the other ``k8s_*`` modules share them instead of each digging through
+Pure functions only: the other modules of this package share them instead of each digging through
 ``metadata``/``spec``/``status`` its own way.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.etl.podspec import label_value
@@ -17,6 +18,7 @@ __all__ = [
     "LABEL_INSTANCE",
     "LABEL_MANAGED_BY",
     "MANAGED_BY",
+    "PodPhase",
     "conditions",
     "container_statuses",
     "etl_selector",
@@ -25,6 +27,7 @@ __all__ = [
     "main_container",
     "main_port",
     "name_of",
+    "phase_of",
     "restarts",
     "selector",
     "sidecar_names",
@@ -33,6 +36,24 @@ __all__ = [
 MANAGED_BY = "airflow-ais-etl"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
+
+
+class PodPhase(str, Enum):
+    """The phase of a pod, as its status reports it."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether the pod ran to completion (its containers will not run again)."""
+        return self in (PodPhase.SUCCEEDED, PodPhase.FAILED)
 
 
 def selector(labels: Mapping[str, str]) -> str:
@@ -56,6 +77,14 @@ def label_of(obj: Mapping[str, Any], key: str) -> str:
 def is_deleting(obj: Mapping[str, Any]) -> bool:
     """Tell whether the object is terminating (it has a ``deletionTimestamp``)."""
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def phase_of(pod: Mapping[str, Any]) -> PodPhase:
+    """Return the pod's phase (``Unknown`` when its status has none yet, or one this code does not know)."""
+    try:
+        return PodPhase(str((pod.get("status") or {}).get("phase") or PodPhase.UNKNOWN.value))
+    except ValueError:
+        return PodPhase.UNKNOWN
 
 
 def conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -11,10 +11,16 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.kubernetes.objects import conditions, container_statuses, name_of, sidecar_names
+from airflow_ais_etl.cluster.kubernetes.objects import (
+    conditions,
+    container_statuses,
+    name_of,
+    phase_of,
+    sidecar_names,
+)
+from airflow_ais_etl.etl.constants import DEFAULT_TIMEOUT
 from airflow_ais_etl.etl.duration import format_duration, probing_interval
 from airflow_ais_etl.etl.errors import PodStartError
-from airflow_ais_etl.etl.msg import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -63,8 +69,8 @@ def start_problem(pod: Mapping[str, Any], *, elapsed: float, scheduling_timeout:
     :param scheduling_timeout: how long ``Unschedulable`` is tolerated
     """
     status = pod.get("status") or {}
-    phase = str(status.get("phase") or "")
-    if phase in ("Failed", "Succeeded"):
+    phase = phase_of(pod)
+    if phase.finished:
         message = status.get("message") or status.get("reason") or ""
         return f'pod ran to completion (phase: {phase}), state message: "{message}"'
     sidecars = sidecar_names(pod)

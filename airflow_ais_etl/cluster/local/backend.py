@@ -28,9 +28,14 @@ from airflow_ais_etl.cluster.base import (
     PodEndpoint,
     PodLogs,
     PodMetrics,
+    PodStatus,
 )
-from airflow_ais_etl.cluster.local import podrunner
 from airflow_ais_etl.cluster.local.gateways import LocalGateways
+from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
+from airflow_ais_etl.cluster.local.podplan import container_port
+from airflow_ais_etl.cluster.local.podrunner import start_pod
+from airflow_ais_etl.cluster.local.processes import LocalPod, stop_pod
+from airflow_ais_etl.cluster.local.startup import wait_ready
 from airflow_ais_etl.cluster.local.state import (
     DEFAULT_TARGETS,
     LocalState,
@@ -40,17 +45,12 @@ from airflow_ais_etl.cluster.local.state import (
     write_json_atomic,
     write_text_atomic,
 )
-from airflow_ais_etl.etl.duration import format_duration, probing_interval
-from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, PodStartError, ValidationError
+from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.md import EtlMD
-from airflow_ais_etl.etl.msg import DEFAULT_TIMEOUT, InitCodeMsg, InitMsg, InitSpecMsg
-from airflow_ais_etl.etl.podspec import (
-    Target,
-    code_env,
-    code_pod_spec,
-    parse_pod_spec,
-    prepare_pod,
-)
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg
+from airflow_ais_etl.etl.podcheck import parse_pod_spec
+from airflow_ais_etl.etl.podspec import Target, prepare_pod
+from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND, is_runtime_image
 
 if TYPE_CHECKING:
@@ -168,9 +168,8 @@ class LocalBackend(Backend):
 
     def abort(self, name: str, cause: str) -> None:
         """Record why ``name`` is aborted (running jobs read it) and stop its pods everywhere."""
-        etl_dir = self.state.etl_dir(name)
-        if etl_dir.exists():
-            (etl_dir / "aborted").write_text(cause)
+        if self.state.etl_dir(name).exists():
+            self.state.aborted_file(name).write_text(cause)
         log.warning("etl %s: %s, aborting...", name, cause)
         self.stop_pods(name)
 
@@ -196,13 +195,13 @@ class LocalBackend(Backend):
         return register_bucket(str(self.state.buckets_file), url)
 
     # ---------------------------------------------------------------- pods
-    def _pods(self, name: str) -> dict[str, podrunner.LocalPod]:
+    def _pods(self, name: str) -> dict[str, LocalPod]:
         pods = {}
         etl_dir = self.state.etl_dir(name)
         if not etl_dir.exists():
             return {}
         for pod_json in sorted(etl_dir.glob("*/pod.json")):
-            pods[pod_json.parent.name] = podrunner.LocalPod.from_dict(json.loads(pod_json.read_text()))
+            pods[pod_json.parent.name] = LocalPod.from_dict(json.loads(pod_json.read_text()))
         return pods
 
     def start_pods(self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None) -> list[PodEndpoint]:
@@ -220,15 +219,15 @@ class LocalBackend(Backend):
             raise ValidationError(f"unsupported init message kind {type(msg).__name__}", etl_name=msg.name)
         etl_dir = self.state.etl_dir(msg.name)
         self._clear_pod_dirs(msg.name)
-        started: list[tuple[Target, podrunner.LocalPod]] = []
+        started: list[tuple[Target, LocalPod]] = []
         try:
             with self.state.pods_lock(shared=True):  # gateways stay up until our pods are recorded
                 for target in self.targets():
                     started.append((target, self._start_one(msg, template, target, env, volume_dirs)))
-            self._wait_ready(msg, started)
+            wait_ready(msg, started, lambda tid: self._pod_spec(msg.name, tid))
         except BaseException:
             for _target, pod in started:
-                podrunner.stop_pod(pod, grace=2)
+                stop_pod(pod, grace=2)
             self._clear_pod_dirs(msg.name)
             self._stop_idle_gateways()
             raise
@@ -242,7 +241,7 @@ class LocalBackend(Backend):
         target: Target,
         env: Mapping[str, str],
         volume_dirs: Mapping[str, Path],
-    ) -> podrunner.LocalPod:
+    ) -> LocalPod:
         prepared = prepare_pod(
             template,
             msg,
@@ -254,12 +253,12 @@ class LocalBackend(Backend):
         pod_dir = self.state.pod_dir(msg.name, target.id)
         pod_dir.mkdir(parents=True, exist_ok=True)
         (pod_dir / "pod.yaml").write_text(yaml.safe_dump(_redact(prepared.pod), sort_keys=False))
-        port = podrunner.container_port(prepared.pod["spec"])
-        ip = podrunner.free_loopback_ip(port)
+        port = container_port(prepared.pod["spec"])
+        ip = free_loopback_ip(port)
         ctx = {"etl_name": msg.name, "target": target.id, "pod_name": prepared.pod_name}
         try:
             with _maybe_lock(volume_dirs.get("runtime")):
-                pod = podrunner.start_pod(
+                pod = start_pod(
                     prepared.pod,
                     pod_dir,
                     ip=ip,
@@ -275,54 +274,16 @@ class LocalBackend(Backend):
         write_json_atomic(pod_dir / "pod.json", data)
         return pod
 
-    def _wait_ready(self, msg: InitMsg, pods: list[tuple[Target, podrunner.LocalPod]]) -> None:
-        timeout = msg.timeout or DEFAULT_TIMEOUT
-        interval = min(probing_interval(timeout), 0.25)
-        deadline = time.monotonic() + timeout
-        pending = {t.id: (t, p) for t, p in pods}
-        detail: dict[str, str] = {}
-        while pending:
-            time.sleep(interval)
-            for tid, (target, pod) in list(pending.items()):
-                exited = pod.exited()
-                if exited:
-                    cname, code = exited
-                    tail = podrunner.log_tail(pod.workdir / "logs" / f"{cname}.log")
-                    raise PodStartError(
-                        f"pod exited with code {code} before becoming ready (container {cname!r}); "
-                        f"last log lines:\n{tail}",
-                        exit_code=code,
-                        log_tail=tail,
-                        etl_name=msg.name,
-                        target=tid,
-                        pod_name=pod.name,
-                    )
-                url = podrunner.readiness_url(self._pod_spec(msg.name, tid), pod.ip)
-                ready, detail[tid] = podrunner.probe_http(url, timeout=5) if url else (True, "no probe")
-                if ready:
-                    del pending[tid]
-            if pending and time.monotonic() > deadline:
-                tid, (target, pod) = next(iter(pending.items()))
-                tail = podrunner.log_tail(pod.workdir / "logs" / f"{pod.containers[-1].name}.log")
-                raise PodStartError(
-                    f"pod did not become ready within {format_duration(timeout)} "
-                    f"(readiness probe: {detail.get(tid, 'not run')}); last log lines:\n{tail}",
-                    log_tail=tail,
-                    etl_name=msg.name,
-                    target=tid,
-                    pod_name=pod.name,
-                )
-
     def _clear_pod_dirs(self, name: str) -> None:
         etl_dir = self.state.etl_dir(name)
         if etl_dir.exists():
             for child in etl_dir.iterdir():
                 if child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)
-        (etl_dir / "aborted").unlink(missing_ok=True)
+        self.state.aborted_file(name).unlink(missing_ok=True)
 
     def aborted_cause(self, name: str) -> str | None:
-        path = self.state.etl_dir(name) / "aborted"
+        path = self.state.aborted_file(name)
         return path.read_text() if path.exists() else None
 
     def _pod_spec(self, name: str, tid: str) -> dict[str, Any]:
@@ -331,12 +292,12 @@ class LocalBackend(Backend):
 
     def stop_pods(self, name: str) -> bool:
         pods = self._pods(name)
-        stopping = self.state.etl_dir(name) / "stopping"
+        stopping = self.state.stopping_file(name)
         if pods:  # running jobs' watches then name the stop, not the pods' exits it causes
             stopping.write_text(f"etl {name} stopped")
         try:
             for pod in pods.values():
-                podrunner.stop_pod(pod, grace=STOP_GRACE)
+                stop_pod(pod, grace=STOP_GRACE)
             for tid in pods:
                 (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
         finally:
@@ -365,15 +326,14 @@ class LocalBackend(Backend):
         for tid, pod in pods.items():
             exited = pod.exited()
             if exited:
-                out.append(
-                    HealthStatus(
-                        tid, pod.name, "Failed", f"container {exited[0]} exited with code {exited[1]}"
-                    )
-                )
+                detail = f"container {exited[0]} exited with code {exited[1]}"
+                out.append(HealthStatus(tid, pod.name, PodStatus.FAILED, detail))
                 continue
-            url = podrunner.readiness_url(self._pod_spec(name, tid), pod.ip)
-            ready, detail = podrunner.probe_http(url, timeout=5) if url else (True, "")
-            out.append(HealthStatus(tid, pod.name, "Running" if ready else "NotReady", detail))
+            url = readiness_url(self._pod_spec(name, tid), pod.ip)
+            ready, detail = probe_http(url, timeout=5) if url else (True, "")
+            out.append(
+                HealthStatus(tid, pod.name, PodStatus.RUNNING if ready else PodStatus.NOT_READY, detail)
+            )
         return out
 
     def metrics(self, name: str) -> list[PodMetrics]:
@@ -401,7 +361,7 @@ class LocalBackend(Backend):
             raise ValidationError(f"unknown target {target_id!r} for etl {name} (targets: {', '.join(pods)})")
         return [PodLogs(tid, p.name, p.log_text()) for tid, p in pods.items() if target_id in (None, tid)]
 
-    def _require(self, name: str) -> dict[str, podrunner.LocalPod]:
+    def _require(self, name: str) -> dict[str, LocalPod]:
         pods = self._pods(name)
         if not pods:
             raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
@@ -417,8 +377,7 @@ class LocalBackend(Backend):
 
     def membership_cause(self, name: str, baseline: Mapping[str, Any]) -> str | None:
         """Return what changed since ``baseline`` for ETL ``name`` (None when nothing did)."""
-        for marker in ("aborted", "stopping"):
-            path = self.state.etl_dir(name) / marker
+        for path in (self.state.aborted_file(name), self.state.stopping_file(name)):
             with contextlib.suppress(FileNotFoundError):
                 return path.read_text()
         now = self._membership()
@@ -484,7 +443,7 @@ def _redact(pod: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _process_tree(pod: podrunner.LocalPod) -> list[psutil.Process]:
+def _process_tree(pod: LocalPod) -> list[psutil.Process]:
     out = []
     for c in pod.containers:
         with contextlib.suppress(psutil.Error):

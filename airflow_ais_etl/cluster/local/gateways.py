@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.gateway import SECRET_ENV, new_secret
-from airflow_ais_etl.cluster.local import podrunner
+from airflow_ais_etl.cluster.local.processes import log_tail, pid_alive
 from airflow_ais_etl.cluster.local.state import locked, read_json, write_json_atomic
 from airflow_ais_etl.etl.errors import EtlError
 
@@ -63,7 +63,7 @@ class LocalGateways:
     @staticmethod
     def _alive(gdir: Any) -> dict[str, Any]:
         info: dict[str, Any] = read_json(gdir / "gateway.json", {})
-        return info if info and podrunner.pid_alive(int(info["pid"])) else {}
+        return info if info and pid_alive(int(info["pid"])) else {}
 
     def _start(self, tid: str) -> dict[str, Any]:
         gdir = self.state.target_dir(tid)
@@ -90,16 +90,14 @@ class LocalGateways:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait()
-        raise EtlError(
-            f"target gateway did not start:\n{podrunner.log_tail(gdir / 'gateway.log')}", target=tid
-        )
+        raise EtlError(f"target gateway did not start:\n{log_tail(gdir / 'gateway.log')}", target=tid)
 
 
 def _terminate(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while podrunner.pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # collect it when this process started it
         time.sleep(0.02)

@@ -9,6 +9,8 @@ Layout under the home directory (``AIS_ETL_HOME``)::
     targets/<tid>/gateway.json, gateway.log
     etls/<name>/<tid>/      one pod: pod.yaml (materialised spec), pod.json (processes), logs/, volumes/
     etls/<name>/aborted     why the ETL was aborted (read by running jobs' membership watches)
+    etls/<name>/stopping    present while the ETL is being stopped (watches name the stop, not pod exits)
+    etls/<name>/membership.json  the targets its pods started on (what watches compare against)
     etls/<name>/stats.json  aggregated job statistics
     deps/<sha>/             installed dependencies, shared by every pod with the same requirements
 """
@@ -107,6 +109,12 @@ class LocalState:
 
     def pod_dir(self, name: str, tid: str) -> Path:
         return self.etl_dir(name) / tid
+
+    def aborted_file(self, name: str) -> Path:
+        return self.etl_dir(name) / "aborted"
+
+    def stopping_file(self, name: str) -> Path:
+        return self.etl_dir(name) / "stopping"
 
     def deps_dir(self, key: str) -> Path:
         return self.home / "deps" / key

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_ais_etl.etl.msg import InitCodeMsg, validate
-from airflow_ais_etl.etl.podspec import code_env, code_pod_spec
+from airflow_ais_etl.etl.msg import InitCodeMsg
+from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
+from airflow_ais_etl.etl.validation import validate
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+pytestmark = pytest.mark.integration  # every test runs the init script in a real shell
 
 SHELLS = [shell for shell in ("sh", "dash", "bash") if shutil.which(shell)]
 TRICKY = (

@@ -7,19 +7,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from airflow_ais_etl.etl.msg import (
-    ARG_FQN,
-    ARG_URL,
-    COMM_TYPES,
-    HPULL,
-    HPUSH,
-    IO,
-    InitCodeMsg,
-    InitSpecMsg,
-    validate,
-)
-from airflow_ais_etl.etl.podspec import Target, code_env, code_pod_spec, parse_pod_spec, prepare_pod
+from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL, COMM_TYPES, HPULL, HPUSH, IO
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
+from airflow_ais_etl.etl.podcheck import parse_pod_spec
+from airflow_ais_etl.etl.podspec import Target, prepare_pod
+from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIMES
+from airflow_ais_etl.etl.validation import validate
 
 VERSIONS = ["1.30.0", "1.37.0"]
 TARGETS = [Target(id="AbC_12x", node="node-1"), Target(id="t" * 70, node="ip-10-0-0-1.ec2.internal")]

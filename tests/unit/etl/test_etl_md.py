@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.md import EtlMD
-from airflow_ais_etl.etl.msg import HPUSH, InitCodeMsg, InitSpecMsg, to_wire
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg, to_wire
 
 CODE = InitCodeMsg(name="md5-etl", comm_type=HPUSH, timeout=45, code="x", runtime="python3.11v2")
 SPEC = InitSpecMsg(name="spec-etl", comm_type=HPUSH, timeout=45, spec="kind: Pod\n")

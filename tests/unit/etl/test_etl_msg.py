@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from airflow_ais_etl.etl.errors import ValidationError
-from airflow_ais_etl.etl.msg import (
+from airflow_ais_etl.etl.constants import (
     ARG_TYPES,
     COMM_TYPES,
     DEFAULT_TIMEOUT,
@@ -17,13 +16,10 @@ from airflow_ais_etl.etl.msg import (
     HREV,
     IO,
     MAX_CHUNK_SIZE,
-    InitCodeMsg,
-    InitSpecMsg,
-    from_wire,
-    normalize_comm_type,
-    to_wire,
-    validate,
 )
+from airflow_ais_etl.etl.errors import ValidationError
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg, from_wire, normalize_comm_type, to_wire
+from airflow_ais_etl.etl.validation import validate
 
 CODE = 'def transform(data):\n    return data.upper()  # "\\n" stays\n'
 

@@ -9,9 +9,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
-from airflow_ais_etl.etl.podspec import load_template
+from airflow_ais_etl.etl.podtemplate import load_template
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULES = ["constants", "duration", "errors", "md", "msg", "naming", "podspec", "runtimes"]
@@ -33,6 +34,7 @@ def build_wheel(out: Path) -> Path:
     return wheel
 
 
+@pytest.mark.integration
 def test_wheel_contains_the_template_once(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
@@ -45,6 +47,7 @@ def test_wheel_contains_the_template_once(tmp_path: Path) -> None:
     assert yaml.safe_load(shipped)["kind"] == "Pod"
 
 
+@pytest.mark.integration
 def test_model_imports_neither_airflow_nor_kubernetes_nor_aiohttp() -> None:
     imports = "; ".join(f"import airflow_ais_etl.etl.{m}" for m in MODULES)
     probe = (

@@ -8,23 +8,19 @@ import re
 import pytest
 import yaml
 
+from airflow_ais_etl.etl.constants import COMM_TYPES, HPULL, HPUSH, IO
 from airflow_ais_etl.etl.errors import ValidationError
-from airflow_ais_etl.etl.msg import COMM_TYPES, HPULL, HPUSH, IO, InitCodeMsg, validate
-from airflow_ais_etl.etl.podspec import (
-    IO_CODE_COMMAND,
-    code_env,
-    code_pod_spec,
-    label_value,
-    load_template,
-    parse_pod_spec,
-    pod_name,
-)
+from airflow_ais_etl.etl.msg import InitCodeMsg
+from airflow_ais_etl.etl.podcheck import parse_pod_spec
+from airflow_ais_etl.etl.podspec import label_value, pod_name
+from airflow_ais_etl.etl.podtemplate import IO_CODE_COMMAND, code_env, code_pod_spec, load_template
 from airflow_ais_etl.etl.runtimes import (
     RUNTIME_IMAGE_REPO,
     RUNTIME_SERVER_COMMAND,
     RUNTIMES,
     is_runtime_image,
 )
+from airflow_ais_etl.etl.validation import validate
 
 DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 ENV_ORDER = [

@@ -9,18 +9,14 @@ from urllib.parse import urlencode
 
 import pytest
 
+from airflow_ais_etl.etl.constants import HPULL, HPUSH, HREV, IO
 from airflow_ais_etl.etl.errors import ValidationError
-from airflow_ais_etl.etl.msg import HPULL, HPUSH, HREV, IO, InitCodeMsg, InitSpecMsg, validate
-from airflow_ais_etl.etl.podspec import (
-    IO_SERVER_COMMAND,
-    Target,
-    code_env,
-    code_pod_spec,
-    io_query,
-    parse_pod_spec,
-    prepare_pod,
-)
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
+from airflow_ais_etl.etl.podcheck import parse_pod_spec
+from airflow_ais_etl.etl.podspec import IO_SERVER_COMMAND, Target, io_query, prepare_pod
+from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND
+from airflow_ais_etl.etl.validation import validate
 
 TARGET = Target(id="AbC_12x", node="node-1")
 URL = "http://10.0.0.5:51081/v1/etl/_object/AbCdEfGhIj"

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_ais_etl.etl.constants import HPULL, HPUSH, HREV, IO, MAX_CHUNK_SIZE
 from airflow_ais_etl.etl.errors import ValidationError
-from airflow_ais_etl.etl.msg import (
-    HPULL,
-    HPUSH,
-    HREV,
-    IO,
-    MAX_CHUNK_SIZE,
-    InitCodeMsg,
-    InitSpecMsg,
-    validate,
-    validate_name,
-)
+from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
+from airflow_ais_etl.etl.validation import validate, validate_name
 
 GOOD_SPEC = """\
 apiVersion: v1

@@ -1,0 +1,384 @@
+"""Buckets that are directories on this machine: the fast path, built on ``open`` and ``os.scandir``.
+
+Plain directories and ``file://`` URLs come here (Airflow's ``ObjectStoragePath`` costs about ten
+times more per small file). Writes go to a temp file next to the destination and are renamed into
+place, so an object is complete or absent even when the writer is killed; names never resolve
+outside the bucket's directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+import time
+from stat import S_ISDIR, S_ISLNK, S_ISREG
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow_ais_etl.dataplane.storage.base import (
+    DEFAULT_CHUNK,
+    RESERVED_PREFIX,
+    TEMP_PREFIX,
+    AtomicWriter,
+    Bucket,
+    ObjectNotFoundError,
+    ObjInfo,
+)
+from airflow_ais_etl.dataplane.storage.tempnames import abandoned, temp_name
+from airflow_ais_etl.etl.errors import StorageError
+from airflow_ais_etl.etl.naming import validate_object_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["LocalBucket", "syncfs"]
+
+
+def _plainly_valid(name: str) -> bool:
+    """Tell cheaply whether ``name`` is certainly a valid object name (``False``: check it fully)."""
+    return (
+        bool(name)
+        and name[0] not in "/."
+        and name[-1] != "/"
+        and "//" not in name
+        and "/." not in name
+        and "\x00" not in name
+    )
+
+
+class _FileWriter(AtomicWriter):
+    """Write to a temp file next to the destination, fsync, then ``os.replace``."""
+
+    def __init__(self, bucket_url: str, name: str, path: str, *, fsync: bool) -> None:
+        super().__init__(bucket_url, name)
+        self._path = path
+        directory, base = os.path.split(path)
+        self._tmp = os.path.join(directory, temp_name(base))
+        self._fsync = fsync
+        try:
+            try:
+                self._file: IO[bytes] = open(self._tmp, "xb")
+            except FileNotFoundError:
+                os.makedirs(directory, exist_ok=True)
+                self._file = open(self._tmp, "xb")
+        except OSError as err:
+            raise StorageError(f"bucket {bucket_url}: cannot create {name!r}: {err}") from err
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._done:
+            raise StorageError(f"bucket {self.bucket_url}: write to {self.name!r} after commit/discard")
+        try:
+            self._file.write(data)
+        except OSError as err:
+            raise StorageError(f"bucket {self.bucket_url}: cannot write {self.name!r}: {err}") from err
+        self.size += len(data)
+
+    def _commit(self) -> None:
+        f = self._file
+        f.flush()
+        if self._fsync:
+            os.fsync(f.fileno())
+        f.close()
+        os.replace(self._tmp, self._path)
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+
+class LocalBucket(Bucket):
+    """A directory on this machine; object names map to relative file paths.
+
+    :param path: the directory
+    :param fsync: fsync each object before it becomes visible; without it a writer that needs
+        durability calls :meth:`sync` once per batch (atomicity against process kills holds either way)
+    """
+
+    def __init__(self, path: str, *, fsync: bool = True) -> None:
+        self.root = os.path.abspath(path)
+        self.url = "file://" + self.root
+        self._prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        self._fsync = fsync
+        self._real_root = os.path.realpath(self.root)
+        self._dirs_inside: set[str] = set()
+        """Directories (relative, ``""`` = root) already resolved to a place inside the bucket."""
+
+    def _inside(self, real: str) -> bool:
+        root = self._real_root
+        return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+    def _path(self, name: str) -> str:
+        """Validate ``name`` and return its path; refuse anything that resolves outside the bucket.
+
+        Directories already seen inside the bucket are remembered, so the common case costs one
+        ``lstat`` of the object itself instead of resolving every component of the path.
+        """
+        if not _plainly_valid(name):
+            validate_object_name(name)
+        path = self._prefix + name
+        parent = name.rpartition("/")[0]
+        if not parent or parent in self._dirs_inside:
+            try:
+                if not S_ISLNK(os.lstat(path).st_mode):
+                    return path
+            except OSError:
+                return path  # nothing there (yet): the parent is known to be inside
+        real = os.path.realpath(path)
+        if not self._inside(real):
+            raise StorageError(f"bucket {self.url}: object {name!r} resolves outside the bucket")
+        if parent:
+            real_dir = os.path.realpath(os.path.join(self.root, parent))
+            if os.path.isdir(real_dir) and self._inside(real_dir):
+                self._dirs_inside.add(parent)
+        return path
+
+    def _info(self, name: str, st: os.stat_result) -> ObjInfo:
+        return ObjInfo(name, st.st_size, f"{st.st_mtime_ns}-{st.st_size}")
+
+    def _list(self, prefix: str) -> Iterator[ObjInfo]:
+        base = prefix.rpartition("/")[0]
+        start = os.path.join(self.root, base) if base else self.root
+        rel = base + "/" if base else ""
+        if base:
+            real = os.path.realpath(start)
+            if not self._inside(real):
+                raise StorageError(f"bucket {self.url}: prefix {prefix!r} resolves outside the bucket")
+        yield from self._walk(start, rel, prefix)
+
+    def _walk(self, directory: str, rel: str, prefix: str) -> Iterator[ObjInfo]:
+        """Walk ``directory`` depth-first in global name order (a directory sorts as ``name/``)."""
+        for key, is_dir, entry in self._entries(directory, rel, prefix):
+            if is_dir:
+                yield from self._walk(entry.path, key, prefix)
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            if not entry.is_file():
+                continue
+            yield self._info(key, st)
+
+    def _entries(self, directory: str, rel: str, prefix: str) -> list[tuple[str, bool, os.DirEntry[str]]]:
+        """Return ``(sort key, is directory, entry)`` of what the listing may show, sorted by key."""
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot list {directory}: {err}") from err
+        keyed = []
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX):
+                continue
+            is_dir = self._entry_kind(entry)
+            if is_dir is None:
+                continue
+            key = rel + entry.name + ("/" if is_dir else "")
+            if self._selected(key, is_dir, prefix):
+                keyed.append((key, is_dir, entry))
+        keyed.sort(key=lambda item: item[0])
+        return keyed
+
+    def _entry_kind(self, entry: os.DirEntry[str]) -> bool | None:
+        """Return whether ``entry`` is a directory, or ``None`` to skip it (links out of the bucket)."""
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if entry.is_symlink():
+                if entry.is_dir():
+                    return None  # never follow directory links: no loops, no escapes
+                if not self._inside(os.path.realpath(entry.path)):
+                    return None
+        except OSError:
+            return None
+        return is_dir
+
+    @staticmethod
+    def _selected(key: str, is_dir: bool, prefix: str) -> bool:
+        """Tell whether a file matches ``prefix``, or a directory may hold files that do."""
+        if not is_dir:
+            return key.startswith(prefix)
+        if key == RESERVED_PREFIX and not prefix.startswith(RESERVED_PREFIX):
+            return False  # never walk the project's own objects for a plain listing
+        return key.startswith(prefix) or prefix.startswith(key)
+
+    def stat(self, name: str) -> ObjInfo | None:
+        path = self._path(name)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot stat {name!r}: {err}") from err
+        if not S_ISREG(st.st_mode):
+            return None
+        return self._info(name, st)
+
+    def _open(self, name: str) -> IO[bytes]:
+        path = self._path(name)
+        try:
+            return open(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot read {name!r}: {err}") from err
+
+    def read_chunks(self, name: str, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
+        with self._open(name) as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+
+    def read_bytes(self, name: str) -> bytes:
+        # Plain os calls: a buffered file object costs several extra system calls per small object.
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError) as err:
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot read {name!r}: {err}") from err
+        try:
+            st = os.fstat(fd)
+            if not S_ISREG(st.st_mode):
+                if S_ISDIR(st.st_mode):
+                    raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist")
+                return _read_to_end(fd, [], DEFAULT_CHUNK)
+            # A regular file returns less than asked only at its end; read one byte more than its
+            # size so a file that grew meanwhile is read to its (new) end too.
+            first = os.read(fd, st.st_size + 1)
+            if len(first) <= st.st_size:
+                return first
+            return _read_to_end(fd, [first], DEFAULT_CHUNK)
+        except OSError as err:
+            if isinstance(err, StorageError):
+                raise
+            raise StorageError(f"bucket {self.url}: cannot read {name!r}: {err}") from err
+        finally:
+            os.close(fd)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Store ``data`` atomically (temp file + rename) with a handful of plain system calls."""
+        if name.rpartition("/")[2].startswith(TEMP_PREFIX):
+            raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
+        path = self._path(name)
+        directory, _, base = path.rpartition(os.sep)
+        tmp = directory + os.sep + temp_name(base)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(tmp, flags, 0o666)
+            except FileNotFoundError:
+                os.makedirs(directory, exist_ok=True)
+                fd = os.open(tmp, flags, 0o666)
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot create {name!r}: {err}") from err
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(err, IsADirectoryError):
+                raise StorageError(
+                    f"bucket {self.url}: cannot write {name!r}: a directory has that name"
+                ) from err
+            if isinstance(err, OSError):
+                raise StorageError(f"bucket {self.url}: cannot store {name!r}: {err}") from err
+            raise
+
+    def local_path(self, name: str) -> str | None:
+        return self._path(name)
+
+    def writer(self, name: str) -> AtomicWriter:
+        if name.rpartition("/")[2].startswith(TEMP_PREFIX):
+            raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
+        path = self._path(name)
+        if os.path.isdir(path):
+            raise StorageError(f"bucket {self.url}: cannot write {name!r}: a directory has that name")
+        return _FileWriter(self.url, name, path, fsync=self._fsync)
+
+    def delete(self, name: str) -> bool:
+        try:
+            os.unlink(self._path(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot delete {name!r}: {err}") from err
+        return True
+
+    def sync(self) -> None:
+        """Flush the bucket's file system to disk: one ``syncfs`` covers a whole batch of writes."""
+        if self._fsync:
+            return
+        syncfs(self.root)
+
+    def check_writable(self) -> None:
+        if not os.path.isdir(self.root):
+            raise StorageError(f"bucket {self.url}: directory {self.root} does not exist")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX + "probe-", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise StorageError(f"bucket {self.url} is not writable: {err}") from err
+
+    def clean_partials(self, stale_after: float = 600.0) -> int:
+        now = time.time()
+        removed = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for fname in files:
+                if not fname.startswith(TEMP_PREFIX):
+                    continue
+                path = os.path.join(directory, fname)
+                try:
+                    if abandoned(fname, os.stat(path).st_mtime, stale_after, now):
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+
+def _read_to_end(fd: int, parts: list[bytes], chunk: int) -> bytes:
+    while piece := os.read(fd, chunk):
+        parts.append(piece)
+    return b"".join(parts)
+
+
+def syncfs(directory: str) -> None:
+    """Call ``syncfs(2)`` on the file system holding ``directory`` (``sync(2)`` where it is missing)."""
+    libc = _libc()
+    if libc is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc if hasattr(libc, "syncfs") else None
+    except OSError:
+        return None
