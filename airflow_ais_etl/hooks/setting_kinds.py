@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from airflow_ais_etl.etl.coerce import describe
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import EtlError
 
@@ -27,17 +28,12 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 80 else text[:77] + '...'}"
-
-
 def _type_error(name: str, expected: str, value: Any) -> TypeError:
-    return TypeError(f"connection extra {name!r} must be {expected}, got {_shown(value)}")
+    return TypeError(f"connection extra {name!r} must be {expected}, got {describe(value)}")
 
 
 def _value_error(name: str, expected: str, value: Any) -> ValueError:
-    return ValueError(f"connection extra {name!r} must be {expected}, got {_shown(value)}")
+    return ValueError(f"connection extra {name!r} must be {expected}, got {describe(value)}")
 
 
 class SettingKind(Protocol):
