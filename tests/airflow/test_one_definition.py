@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 from unittest import mock
 
 from airflow_ais_etl.cli import build_parser, definition_from_flags
-from airflow_ais_etl.etl.definition import CodeSource, EtlDefinition, SpecSource
+from airflow_ais_etl.etl.definition import CODE_KEYS, SPEC_KEYS, CodeSource, EtlDefinition, SpecSource
 from airflow_ais_etl.etl.msg import to_wire
 from airflow_ais_etl.etl.validation import validate
 from airflow_ais_etl.operators.etl import AisEtlInitCodeOperator, AisEtlInitSpecOperator
@@ -137,3 +138,11 @@ def test_defaults_are_the_same_from_every_door(tmp_path: Path) -> None:
     )
     from_api = _through_api("init_code", CODE)
     assert from_operator == from_cli == from_api == EtlDefinition(CodeSource(CODE))
+
+
+def test_init_operators_take_exactly_the_definition_arguments() -> None:
+    """An argument added to the definition must reach the operators (and nothing else may creep in)."""
+    for operator, keys in ((AisEtlInitCodeOperator, CODE_KEYS), (AisEtlInitSpecOperator, SPEC_KEYS)):
+        params = inspect.signature(operator.__init__).parameters
+        own = {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY} - {"etl_name"}
+        assert own == set(keys), operator.__name__
