@@ -18,9 +18,12 @@ COPY airflow_ais_etl/runtime/ /opt/airflow-ais-etl/airflow_ais_etl/runtime/
 RUN python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'airflow-ais-etl-runtime.pth').write_text('/opt/airflow-ais-etl\n')" \
  && python -m compileall -q /opt/airflow-ais-etl \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin etl \
- && mkdir -p /code /runtime \
- && chown etl:etl /code /runtime
+ && mkdir -p /code /runtime /scratch \
+ && chown etl:etl /code /runtime /scratch
 
+# Non-root, numeric (runAsNonRoot can verify it): the uid of podspecs/runtime.yaml's securityContext
+# and RUNTIME_UID in airflow_ais_etl/etl/runtimes.py. In pods the root file system is read-only and
+# /code, /runtime, /scratch (HOME, TMPDIR) are emptyDirs.
 USER 10001
 WORKDIR /
 EXPOSE 8080

@@ -25,6 +25,9 @@ POD_SPEC = {
     "kind": "Pod",
     "metadata": {"name": "tr-upper"},
     "spec": {
+        # Pod Security "restricted", which hardened namespaces enforce: the runtime image runs as
+        # uid 10001; every container drops all capabilities and cannot escalate.
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [
             {
                 "name": "server",
@@ -34,8 +37,9 @@ POD_SPEC = {
                 "env": [{"name": "COMM_TYPE", "value": "io://"}],
                 "ports": [{"name": "default", "containerPort": 8080}],
                 "readinessProbe": {"httpGet": {"path": "/health", "port": "default"}},
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
             }
-        ]
+        ],
     },
 }
 # [END howto_ais_etl_pod_spec]

@@ -9,6 +9,7 @@ __all__ = [
     "RUNTIMES",
     "RUNTIME_IMAGE_REPO",
     "RUNTIME_SERVER_COMMAND",
+    "RUNTIME_UID",
     "Runtime",
     "default_runtime",
     "is_runtime_image",
@@ -19,6 +20,9 @@ RUNTIME_IMAGE_REPO = "airflow-ais-etl/runtime-python"
 
 RUNTIME_SERVER_COMMAND = ["python", "-m", "airflow_ais_etl.runtime"]
 """Command that starts the transformer server inside the runtime image."""
+
+RUNTIME_UID = 10001
+"""The runtime image's non-root user (``USER`` in docker/runtime-python.Dockerfile; podspecs/runtime.yaml)."""
 
 
 @dataclass(frozen=True)

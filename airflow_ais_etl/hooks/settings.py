@@ -184,7 +184,7 @@ class AisEtlSettings:
         Flag(),
         "Mount shared paths",
         "Mount the shared paths into ETL pods as hostPath volumes; turn off when something else "
-        "makes them visible.",
+        "makes them visible. hostPath is forbidden by the baseline and restricted Pod Security levels.",
         backend="kubernetes",
     )
     buckets_file: str | None = _setting(

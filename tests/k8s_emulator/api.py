@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tests.k8s_emulator import objects as ob
+from tests.k8s_emulator.admission import admit_pod
 from tests.k8s_emulator.metrics import cpu_quantity, memory_quantity
 from tests.k8s_emulator.objects import RESOURCES, ApiError, bad_request, not_found, parse_time, rfc3339
 from tests.k8s_emulator.patching import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -29,7 +30,7 @@ from tests.k8s_emulator.selectors import (
 from tests.k8s_emulator.streams import run_logs, run_watch, with_kind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from tests.k8s_emulator.emulator import K8sEmulator
 
@@ -92,6 +93,10 @@ class Api:
         self.store = emulator.store
         self.received: list[tuple[str, str, dict[str, Any]]] = []
         self._received_lock = threading.Lock()
+        self._watches = 0
+        self._watches_lock = threading.Lock()
+        self.watch_ends: list[str] = []
+        """Who ended each finished watch: ``"client"`` (it left) or ``"server"`` (timeout, 410, closing)."""
         self._next_cluster_ip = 1
         self._next_node_port = 30000
 
@@ -330,25 +335,54 @@ class Api:
         namespace = None if t.all_namespaces or not RESOURCES[t.resource].namespaced else t.namespace
         timeout = float(req.query["timeoutSeconds"]) if req.query.get("timeoutSeconds") else None
         rv = req.query.get("resourceVersion", "")
-        bookmarks = req.query.get("allowWatchBookmarks") in _TRUE
+        interval = self.em.bookmark_interval
+        bookmarks = req.query.get("allowWatchBookmarks") in _TRUE and interval is not None
         if rv and not rv.isdigit():
             raise bad_request(f'invalid resource version "{rv}"')
 
         def produce(write: Callable[[bytes], None], alive: Callable[[], bool]) -> None:
-            run_watch(
-                self.store,
-                t.resource,
-                namespace,
-                match,
-                rv,
-                timeout,
-                bookmarks,
-                write,
-                alive,
-                self.em.bookmark_interval,
-            )
+            left = False
+
+            def still_there() -> bool:
+                nonlocal left
+                left = not alive()
+                return not left
+
+            with self._counting_watch(lambda: "client" if left else "server"):
+                run_watch(
+                    self.store,
+                    t.resource,
+                    namespace,
+                    match,
+                    rv,
+                    timeout,
+                    bookmarks,
+                    write,
+                    still_there,
+                    interval or 1.0,
+                )
 
         return StreamReply("application/json", produce)
+
+    @contextlib.contextmanager
+    def _counting_watch(self, ender: Callable[[], str]) -> Iterator[None]:
+        """Count a watch while it is served, and record who ended it (tests check clients close theirs).
+
+        :param ender: says, once the watch is over, who ended it: ``"client"`` or ``"server"``
+        """
+        with self._watches_lock:
+            self._watches += 1
+        try:
+            yield
+        finally:
+            with self._watches_lock:
+                self._watches -= 1
+                self.watch_ends.append(ender())
+
+    def open_watches(self) -> int:
+        """Return how many watch streams are being served."""
+        with self._watches_lock:
+            return self._watches
 
     # -- create ---------------------------------------------------------------------------
     def _create(self, req: Request, t: Target) -> Reply:
@@ -370,6 +404,8 @@ class Api:
         if not meta.get("name") and meta.get("generateName"):
             check["metadata"]["name"] = meta["generateName"] + "x2b4z"
         ob.validate(res, check)
+        if t.resource == "pods":
+            admit_pod(self.store.find("namespaces", "", t.namespace), check)
         dry_run = bool(req.query.get("dryRun"))
         if t.resource == "pods":
             ob.default_pod(obj)

@@ -13,6 +13,12 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
+def k8s_pod_security() -> str:
+    """The emulator's own tests create bare pods: their namespaces enforce nothing (see test_admission.py)."""
+    return "privileged"
+
+
+@pytest.fixture
 def api_client(kube_config_file: Path) -> Iterator[client.ApiClient]:
     """Return an official ``kubernetes`` API client configured for the emulator."""
     api = config.new_client_from_config(str(kube_config_file))

@@ -41,7 +41,8 @@ class K8sEmulator:
     :param history: watch history kept before compaction (410 Gone beyond it)
     :param backoff: ``(base, cap)`` seconds for container restarts and image pull retries
     :param probe_period_max: cap on readiness ``periodSeconds`` (None honours it)
-    :param bookmark_interval: seconds between BOOKMARK events on watches that allow them
+    :param bookmark_interval: seconds between BOOKMARK events on watches that allow them; None (the
+        default) sends none, as real API servers mostly do, so that nothing relies on them
     """
 
     def __init__(
@@ -51,13 +52,14 @@ class K8sEmulator:
         history: int = 5000,
         backoff: tuple[float, float] = (10.0, 300.0),
         probe_period_max: float | None = None,
-        bookmark_interval: float = 1.0,
+        bookmark_interval: float | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="k8s-emulator-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mark = uuid.uuid4().hex
         self.bookmark_interval = bookmark_interval
+        self._default_bookmark_interval = bookmark_interval
         self.store = Store(history)
         self.events = EventRecorder(self.store)
         self.kubelet = Kubelet(
@@ -184,6 +186,26 @@ class K8sEmulator:
         w.probe_failing = failing
         w.wake.set()
 
+    def send_bookmarks(self, interval: float | None = 1.0) -> None:
+        """Send a BOOKMARK every ``interval`` seconds on watches that allow them (None: never).
+
+        Applies to watches opened from now on; :meth:`reset` restores the constructor's choice.
+        """
+        self.bookmark_interval = interval
+
+    def open_watches(self) -> int:
+        """Return how many watch streams are being served (a client that left is noticed within 0.2 s)."""
+        return self.api.open_watches()
+
+    def watch_ends(self) -> list[str]:
+        """Return who ended each finished watch, oldest first: ``"client"`` (it left) or ``"server"``.
+
+        ``"server"`` means the watch's timeout, a 410 Gone or the emulator closing; :meth:`reset`
+        forgets them.
+        """
+        with self.api._watches_lock:
+            return list(self.api.watch_ends)
+
     def compact(self) -> None:
         """Drop the watch history: watches from older resourceVersions now get 410 Gone."""
         self.store.compact()
@@ -237,9 +259,13 @@ class K8sEmulator:
             time.sleep(interval)
 
     # -- sharing one emulator between tests -------------------------------------------------
-    def create_namespace(self, name: str) -> dict[str, Any]:
-        """Create an Active namespace (as ``kubectl create namespace`` would) and return it."""
-        ns: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """Create an Active namespace (as ``kubectl create namespace`` would) and return it.
+
+        :param labels: e.g. ``pod-security.kubernetes.io/enforce: restricted`` (pod creation enforces it)
+        """
+        metadata: dict[str, Any] = {"name": name, "labels": dict(labels)} if labels else {"name": name}
+        ns: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
         default_namespace(ns)
         return self.store.create("namespaces", "", ns)
 
@@ -255,8 +281,9 @@ class K8sEmulator:
 
         Every pod is deleted at once (grace 0) and its processes stopped; every other namespaced object
         goes; namespaces and nodes return to the checkpoint (a node that changed is registered anew);
-        failing images and the received bodies are forgotten. Returns the pod processes that were
-        still alive once their pods were gone (they are killed).
+        failing images, the BOOKMARK choice, the watch ends and the received bodies return to their
+        start. Returns the pod processes that were still alive once their pods were gone (they are
+        killed).
         """
         for pod in self.store.list("pods")[0]:
             with contextlib.suppress(ApiError):
@@ -306,6 +333,9 @@ class K8sEmulator:
                     self.create_namespace(name)
         self.checkpoint()
         self.kubelet.failing_images.clear()
+        self.bookmark_interval = self._default_bookmark_interval
+        with self.api._watches_lock:
+            self.api.watch_ends.clear()
         with self.api._received_lock:
             self.api.received.clear()
         return sorted(set(leaked))

@@ -26,10 +26,12 @@ __all__ = [
     "k8s_emulator",
     "k8s_emulator_shared",
     "k8s_namespace",
+    "k8s_pod_security",
     "kube_config_file",
     "kubernetes_conn_env",
 ]
 
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 NODE_NAMES = ("node-a", "node-b")
 NODE_LABELS = {"airflow-ais-etl/target": "true"}
 
@@ -57,8 +59,22 @@ def k8s_emulator_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K8
 
 
 @pytest.fixture
-def k8s_namespace(k8s_emulator_shared: K8sEmulator, request: pytest.FixtureRequest) -> Iterator[str]:
+def k8s_pod_security() -> str:
+    """Return the Pod Security level the test's namespace enforces: ``restricted``, as hardened clusters do.
+
+    Override the fixture (``privileged``: no label) where tests create pods that need not comply.
+    """
+    return "restricted"
+
+
+@pytest.fixture
+def k8s_namespace(
+    k8s_emulator_shared: K8sEmulator, k8s_pod_security: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """Create a namespace of this test's own in the module's emulator and return its name.
+
+    It is labelled ``pod-security.kubernetes.io/enforce=<k8s_pod_security>`` (unless ``privileged``),
+    so the emulator refuses pods that level forbids, as the API server does.
 
     Afterwards the emulator is reset: every pod is stopped and every object of the test deleted (in
     any namespace), the nodes, namespaces and fault hooks are as they were, the received bodies are
@@ -66,7 +82,8 @@ def k8s_namespace(k8s_emulator_shared: K8sEmulator, request: pytest.FixtureReque
     """
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
     name = f"t{next(_namespace_numbers)}-{slug}"[:63].rstrip("-")
-    k8s_emulator_shared.create_namespace(name)
+    labels = {POD_SECURITY_ENFORCE: k8s_pod_security} if k8s_pod_security != "privileged" else None
+    k8s_emulator_shared.create_namespace(name, labels)
     yield name
     leaked = k8s_emulator_shared.reset()
     assert not leaked, f"pod processes outlived their pods: {leaked}"

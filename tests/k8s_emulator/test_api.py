@@ -205,7 +205,10 @@ def test_watch_replay_selectors_and_expired(core_v1: client.CoreV1Api, k8s_emula
     assert "Expired" in str(gone.value.reason)
 
 
-def test_watch_live_events_bookmarks_and_timeout(core_v1: client.CoreV1Api) -> None:
+def test_watch_live_events_bookmarks_and_timeout(
+    core_v1: client.CoreV1Api, k8s_emulator: K8sEmulator
+) -> None:
+    k8s_emulator.send_bookmarks(0.5)  # opt in: the emulator sends none by default
     core_v1.create_namespaced_config_map("default", _cm("before"))
     seen: list[str] = []
     bookmarks: list[str] = []
@@ -229,6 +232,18 @@ def test_watch_live_events_bookmarks_and_timeout(core_v1: client.CoreV1Api) -> N
         timer.join()
     assert seen == ["ADDED before", "ADDED live"]  # initial state, then the live event
     assert bookmarks
+
+
+def test_watch_sends_no_bookmarks_unless_asked_and_records_who_ended_it(
+    core_v1: client.CoreV1Api, k8s_emulator: K8sEmulator
+) -> None:
+    stream = watch.Watch().stream(
+        core_v1.list_namespaced_config_map, "default", timeout_seconds=2, allow_watch_bookmarks=True
+    )
+    types = [event["type"] for event in stream]
+    assert "BOOKMARK" not in types  # real API servers send them rarely: nothing may rely on them
+    k8s_emulator.wait_for(lambda: k8s_emulator.open_watches() == 0)
+    assert k8s_emulator.watch_ends() == ["server"]  # its timeout
 
 
 def test_watch_true_spelling_and_raw_stream(api_client: client.ApiClient, k8s_emulator: K8sEmulator) -> None:

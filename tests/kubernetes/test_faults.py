@@ -123,15 +123,33 @@ def _spec(**extra: Any) -> str:
         "command": ["python", "-m", "airflow_ais_etl.runtime"],
         "ports": [{"name": "default", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": "default"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
+    # Pod Security "restricted" (the test namespaces enforce it)
+    pod_context = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "x"},
-            "spec": {"containers": [container], **extra},
+            "spec": {"securityContext": pod_context, "containers": [container], **extra},
         }
     )
+
+
+def test_a_spec_the_namespace_forbids_fails_with_the_pod_security_violations(api: AisEtl) -> None:
+    spec = json.loads(_spec())
+    del spec["spec"]["securityContext"]
+    spec["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    with pytest.raises(PodStartError) as err:
+        api.init_spec("forbidden-etl", json.dumps(spec), timeout="5m")
+    text = str(err.value)
+    assert "403 Forbidden" in text
+    assert 'violates PodSecurity "restricted:latest": privileged (container "server" must not set' in text
+    assert (
+        'runAsNonRoot != true (pod or container "server" must set securityContext.runAsNonRoot=true)' in text
+    )
+    assert api.list() == []
 
 
 def test_unknown_image_fails_fast_naming_pod_reason_and_events(

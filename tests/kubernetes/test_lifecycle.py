@@ -36,6 +36,8 @@ SPEC = {
     "kind": "Pod",
     "metadata": {"name": "spec-transformer"},
     "spec": {
+        # Pod Security "restricted" (the test namespaces enforce it)
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [
             {
                 "name": "server",
@@ -52,8 +54,9 @@ SPEC = {
                     {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                     {"name": "AIS_ETL_LISTEN_PORT", "value": "8000"},
                 ],
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
             }
-        ]
+        ],
     },
 }
 

@@ -105,7 +105,8 @@ class KubernetesBackend(Backend):
     :param shared_paths: host directories visible at the same path inside the pods (local buckets
         for hpull/hrev, ``fqn``, the bucket map)
     :param mount_shared_paths: mount ``shared_paths`` as hostPath volumes (False when something else
-        makes them visible)
+        makes them visible); namespaces enforcing the baseline or restricted Pod Security level
+        refuse such pods
     :param gateway_image: image of the gateway sidecar (default: the runtime image)
     :param gateway_port: port of the gateway sidecar (moved up by one if the transformer uses it)
     :param stop_grace: grace period of pod deletion, seconds

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
 from airflow_ais_etl.cluster.kubernetes.objects import main_port
+from airflow_ais_etl.etl.podsecurity import added_container_context
 from airflow_ais_etl.etl.podspec import prepare_pod
 
 if TYPE_CHECKING:
@@ -61,8 +62,15 @@ def pod_ip_env(name: str = POD_IP_ENV) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
 
 
-def gateway_container(config: GatewayConfig, port: int, secret: str, image: str) -> dict[str, Any]:
-    """Return the gateway as a native sidecar (an init container with ``restartPolicy: Always``)."""
+def gateway_container(
+    config: GatewayConfig, port: int, secret: str, image: str, pod_spec: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the gateway as a native sidecar (an init container with ``restartPolicy: Always``).
+
+    Its securityContext meets Pod Security ``restricted`` within ``pod_spec`` (the pod it joins), so
+    adding it never makes a compliant pod non-compliant. The root file system stays writable: object
+    store clients may cache credentials under HOME.
+    """
     container: dict[str, Any] = {
         "name": GATEWAY_CONTAINER,
         "image": image,
@@ -71,6 +79,7 @@ def gateway_container(config: GatewayConfig, port: int, secret: str, image: str)
         "args": ["--host", f"$({POD_IP_ENV})", "--port", str(port), "--buckets", config.buckets_file],
         "env": [pod_ip_env(), {"name": SECRET_ENV, "value": secret}],
         "ports": [{"name": "ais-gateway", "containerPort": port, "protocol": "TCP"}],
+        "securityContext": added_container_context(pod_spec or {}),
     }
     if config.secret_name:
         container["envFrom"] = [{"secretRef": {"name": config.secret_name}}]
@@ -78,7 +87,11 @@ def gateway_container(config: GatewayConfig, port: int, secret: str, image: str)
 
 
 def mount_host_paths(spec: dict[str, Any], paths: Iterable[str]) -> None:
-    """Mount each host path at the same path in every container of ``spec`` (in place)."""
+    """Mount each host path at the same path in every container of ``spec`` (in place).
+
+    An explicit opt-in (``mount_shared_paths``): hostPath volumes are forbidden by the ``baseline``
+    and ``restricted`` Pod Security levels, so such pods are refused in namespaces enforcing them.
+    """
     volumes = list(spec.get("volumes") or [])
     mounts = []
     for i, path in enumerate(paths):
@@ -119,7 +132,7 @@ def build_pod(
         if not any(e.get("name") == "POD_IP" for e in env_list):
             front.append(pod_ip_env("POD_IP"))  # our runtime (and the io server) bind it
         container["env"] = front + env_list
-    spec["initContainers"] = [gateway_container(config, gw_port, secret, image)] + list(
+    spec["initContainers"] = [gateway_container(config, gw_port, secret, image, spec)] + list(
         spec.get("initContainers") or []
     )
     if config.host_paths:

@@ -211,6 +211,8 @@ class MembershipWatcher(MembershipWatch):
                     if etype != "BOOKMARK":
                         self._check()
             except KubeGone:
+                if self._stop.is_set():
+                    return
                 rv = self._source.relist_version(self._name, kind)
                 self._check()
             except Exception as exc:  # API hiccups must not kill the watch; re-list and go on
@@ -238,7 +240,7 @@ class MembershipWatcher(MembershipWatch):
         if not cause:
             return
         with self._lock:
-            if self._fired:
+            if self._fired or self._stop.is_set():  # closed during the diagnosis: the job is over
                 return
             self._fired = True
         if not cause.startswith("etl "):
@@ -251,8 +253,16 @@ class MembershipWatcher(MembershipWatch):
             self.close()
 
     def close(self) -> None:
+        """Stop watching without waiting: each stream is shut down and its thread ends on its own."""
         self._stop.set()
         with self._lock:
             streams = list(self._streams)
         for s in streams:
             s.close()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the watch threads to end; tell whether they have."""
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+        return not any(t.is_alive() for t in self._threads if t is not threading.current_thread())

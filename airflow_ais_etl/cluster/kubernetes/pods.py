@@ -9,6 +9,7 @@ field the server sent and avoids the 36.x client's log-decoding bug.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -93,12 +94,36 @@ def pod_usage(metrics: Mapping[str, Any]) -> tuple[float, int]:
     return cpu, mem
 
 
+def _socket_of(resp: Any) -> socket.socket | None:
+    """Return the socket a streamed (not yet released) urllib3 response reads from."""
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Shut a socket down, so that a read blocked on it returns at once (and the server sees EOF).
+
+    Closing the response instead would wait for the reader: ``http.client`` closes its buffered
+    file under the lock the blocked read holds, until the next byte or the server's timeout.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already shut down or closed: nothing left to wake
+        return
+
+
 class WatchStream:
-    """One watch request: iterate ``(type, object)`` pairs; ``close`` (from any thread) ends it."""
+    """One watch request: iterate ``(type, object)`` pairs; ``close`` (from any thread) ends it.
+
+    ``close`` never waits for the iterating thread: it shuts the socket down, the blocked read
+    fails, and the iterating thread ends quietly and releases the response itself.
+    """
 
     def __init__(self, open_response: Callable[[], Any]) -> None:
         self._open = open_response
         self._resp: Any = None
+        self._sock: socket.socket | None = None
+        """Taken at open: the connection may serve another request once the response is released."""
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -108,6 +133,10 @@ class WatchStream:
             self._resp = self._open()
         except ApiException as exc:
             raise _api_error(exc, "watch") from None
+        self._sock = _socket_of(self._resp)
+        if self._closed.is_set():  # closed while opening: close() may not have seen the socket
+            self._release()
+            return
         try:
             for line in iter_resp_lines(self._resp):
                 if self._closed.is_set():
@@ -139,8 +168,11 @@ class WatchStream:
                 return
 
     def close(self) -> None:
+        """End the stream without waiting for its reader (the reader releases the response)."""
         self._closed.set()
-        self._release()
+        sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
 
 
 class KubeClient:

@@ -52,7 +52,14 @@ def run_script(
     )
     fake.chmod(0o755)
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"AIS_ETL_DST_DIR": "/dst", "AIS_ETL_RUNTIME_DIR": "/runtime"}
+    assert env == {
+        "AIS_ETL_DST_DIR": "/dst",
+        "AIS_ETL_RUNTIME_DIR": "/runtime",
+        "HOME": "/scratch",  # an emptyDir: the root file system is read-only
+        "TMPDIR": "/scratch",
+    }
+    env.pop("HOME")
+    env.pop("TMPDIR")
     env.update(container["_env"])
     env.update(
         AIS_ETL_DST_DIR=str(dst),
@@ -85,6 +92,7 @@ def test_requirements_are_installed_into_the_runtime_dir(tmp_path: Path, shell: 
         "install",
         "--disable-pip-version-check",
         "--no-input",
+        "--no-cache-dir",
         "--target",
         str(root / "runtime"),
         "-r",

@@ -17,6 +17,7 @@ from airflow_ais_etl.etl.podtemplate import IO_CODE_COMMAND, code_env, code_pod_
 from airflow_ais_etl.etl.runtimes import (
     RUNTIME_IMAGE_REPO,
     RUNTIME_SERVER_COMMAND,
+    RUNTIME_UID,
     RUNTIMES,
     is_runtime_image,
 )
@@ -34,6 +35,8 @@ ENV_ORDER = [
     "AIS_ETL_CODE_DIR",
     "POD_IP",
     "AIS_ETL_LISTEN_PORT",
+    "HOME",
+    "TMPDIR",
 ]
 
 
@@ -106,7 +109,8 @@ def test_code_pod_spec_shape(runtime: str, comm: str) -> None:
     (main,) = pod["spec"]["containers"]
     (init,) = pod["spec"]["initContainers"]
     image = RUNTIMES[runtime].image
-    assert (main["name"], main["image"], main["imagePullPolicy"]) == ("server", image, "Always")
+    # One pull policy for both containers of one image: a side-loaded image must serve both.
+    assert (main["name"], main["image"], main["imagePullPolicy"]) == ("server", image, "IfNotPresent")
     assert (init["name"], init["image"], init["imagePullPolicy"]) == ("server-deps", image, "IfNotPresent")
     assert main["command"] == (IO_CODE_COMMAND if comm == IO else RUNTIME_SERVER_COMMAND)
     assert main["ports"] == [{"name": "default", "containerPort": 8080}]
@@ -116,17 +120,35 @@ def test_code_pod_spec_shape(runtime: str, comm: str) -> None:
     assert env["COMM_TYPE"] == comm
     assert (env["MOD_NAME"], env["PYTHONPATH"], env["AIS_ETL_CODE_DIR"]) == ("code", "/runtime", "/code")
     assert env["AIS_ETL_LISTEN_PORT"] == "8080"
+    assert (env["HOME"], env["TMPDIR"]) == ("/scratch", "/scratch")
     pod_ip = next(e for e in main["env"] if e["name"] == "POD_IP")
     assert pod_ip == {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     assert {m["name"]: m["mountPath"] for m in main["volumeMounts"]} == {
         "code": "/code",
         "runtime": "/runtime",
+        "scratch": "/scratch",
     }
     assert {m["name"]: m["mountPath"] for m in init["volumeMounts"]} == {
         "code": "/dst",
         "runtime": "/runtime",
+        "scratch": "/scratch",
     }
-    assert pod["spec"]["volumes"] == [{"name": "code", "emptyDir": {}}, {"name": "runtime", "emptyDir": {}}]
+    assert pod["spec"]["volumes"] == [
+        {"name": name, "emptyDir": {}} for name in ("code", "runtime", "scratch")
+    ]
+    assert pod["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": RUNTIME_UID,
+        "runAsGroup": RUNTIME_UID,
+        "fsGroup": RUNTIME_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for container in (main, init):
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
     assert "<" not in json.dumps(pod).replace("\\u003c", "")
 
 
@@ -181,7 +203,7 @@ def test_init_script_writes_byte_exact_and_installs_only_when_needed() -> None:
     assert script[:2] == ["sh", "-c"]
     assert "printf '%s' \"$AISTORE_CODE\"" in script[2]
     assert "echo" not in script[2]
-    assert "--disable-pip-version-check --no-input --target" in script[2]
+    assert "--disable-pip-version-check --no-input --no-cache-dir --target" in script[2]
     assert '[ -s "$dst/requirements.txt" ]' in script[2]
 
 
