@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
     from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
     from airflow_ais_etl.etl.msg import InitMsg
+    from airflow_ais_etl.etl.origin import Origin
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,13 @@ class AisEtl:
         return cls(LocalBackend(home))
 
     # ------------------------------------------------------------------ lifecycle
-    def init(self, name: str, definition: EtlDefinition) -> EtlInfo:
+    def init(self, name: str, definition: EtlDefinition, origin: Origin | None = None) -> EtlInfo:
         """Initialise ETL ``name`` from ``definition`` on every target; its env is stored with it.
 
         Re-initialising the identical definition is a no-op that reports the running ETL (safe for
         task retries) or starts it when stopped; a different one is refused unless
-        ``definition.replace``.
+        ``definition.replace``. ``origin`` (the Airflow task) labels and annotates the objects
+        created; it is not part of the definition, so it never makes a re-init differ.
         """
         msg = validate(definition.to_msg(name))
         env = dict(definition.env)
@@ -96,7 +98,7 @@ class AisEtl:
             if same and self._running(msg.name):
                 return self.info(msg.name)
             self.backend.stop_pods(msg.name)
-        self.backend.start_pods(msg, extra_env=env)
+        self._start_pods(msg, env, origin)
         self.backend.update_md(lambda md: md.add(msg, env))
         return self.info(msg.name)
 
@@ -112,13 +114,17 @@ class AisEtl:
         """Initialise ``name`` from a Pod spec (YAML/JSON text, a dict or a file path); see :meth:`init_code`."""
         return self.init(name, EtlDefinition.from_mapping({**options, "spec": spec}, kind=SPEC))
 
-    def start(self, name: str) -> EtlInfo:
-        """Start a stopped ETL from its MD entry (a running one is left as is)."""
+    def start(self, name: str, origin: Origin | None = None) -> EtlInfo:
+        """Start a stopped ETL from its MD entry (a running one is left as is); see :meth:`init` for ``origin``."""
         msg = self.view(name)
         if not self._running(name):
             self.backend.stop_pods(name)
-            self.backend.start_pods(msg, extra_env=self.backend.read_md().env_of(name))
+            self._start_pods(msg, self.backend.read_md().env_of(name), origin)
         return self.info(name)
+
+    def _start_pods(self, msg: InitMsg, env: dict[str, str], origin: Origin | None) -> None:
+        labels, annotations = (origin.labels(), origin.annotations()) if origin else (None, None)
+        self.backend.start_pods(msg, extra_env=env, labels=labels, annotations=annotations)
 
     def stop(self, name: str) -> bool:
         """Stop the pods of ``name``, keeping its definition; stopping a stopped ETL succeeds.

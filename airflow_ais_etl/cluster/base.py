@@ -130,11 +130,19 @@ class Backend(abc.ABC):
         """Apply ``change`` to the stored MD atomically (read, change in place, write) and return it."""
 
     @abc.abstractmethod
-    def start_pods(self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None) -> list[PodEndpoint]:
+    def start_pods(
+        self,
+        msg: InitMsg,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> list[PodEndpoint]:
         """Start one pod of ``msg`` per target and wait until all are ready.
 
         All or nothing: on any failure every pod started by this call is removed and the error
-        (a :class:`~airflow_ais_etl.etl.errors.PodStartError` with context) is raised.
+        (a :class:`~airflow_ais_etl.etl.errors.PodStartError` with context) is raised. ``labels`` and
+        ``annotations`` go on every object created (e.g. the Airflow origin, for ``kubectl -l``).
         """
 
     @abc.abstractmethod

@@ -151,6 +151,7 @@ def prepare_pod(
     extra_env: Mapping[str, str] | None = None,
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
     io_server_command: list[str] | None = None,
 ) -> PreparedPod:
     """Turn a (validated) Pod into the Pod and Service of this ETL on one target (reference §3.2).
@@ -172,6 +173,7 @@ def prepare_pod(
         :func:`~airflow_ais_etl.etl.podtemplate.code_env`)
     :param namespace: set ``metadata.namespace`` on both objects when given
     :param labels: extra labels for both objects (values are sanitised; ours win on conflicts)
+    :param annotations: extra annotations for both objects, verbatim (they win over the spec's)
     :param io_server_command: io:// server command; default: ours for our image, else ``/server``
     :return: the prepared pod and service
     :raises ValidationError: user node affinity / pod anti-affinity, or an unusable spec
@@ -186,9 +188,11 @@ def prepare_pod(
         if msg.comm_type == IO:
             io_command = _swap_io_command(container, io_server_command)
         all_labels = _set_labels(new_pod["metadata"], labels, name, msg.name, target)
+        _set_annotations(new_pod["metadata"], annotations)
         _default_readiness_timing(container)
         _set_pod_env(spec, container, msg, target_url=target_url, extra_env=extra_env, io_command=io_command)
         service = _service(name, all_labels, namespace, _container_port(container))
+        _set_annotations(service["metadata"], annotations)
     except ValidationError as exc:
         raise exc.with_context(etl_name=msg.name, target=target.id, pod_name=name) from None
     return PreparedPod(pod=new_pod, service=service, pod_name=name, io_command=io_command)
@@ -267,6 +271,15 @@ def _set_labels(
     )
     metadata["labels"] = all_labels
     return all_labels
+
+
+def _set_annotations(metadata: dict[str, Any], annotations: Mapping[str, str] | None) -> None:
+    """Add the caller's annotations (e.g. the Airflow origin) to ``metadata``; none: leave it as is."""
+    if annotations:
+        metadata["annotations"] = {
+            **(metadata.get("annotations") or {}),
+            **{k: str(v) for k, v in annotations.items()},
+        }
 
 
 def _default_readiness_timing(container: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ais_etl.etl.errors import EtlExistsError
+from airflow_ais_etl.etl.origin import Origin
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
 from airflow_ais_etl.links.etl import AisEtlLink
 from airflow_ais_etl.version_compat import BaseOperator
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-__all__ = ["AisEtlBaseOperator", "fail_without_retry"]
+__all__ = ["AisEtlBaseOperator", "fail_without_retry", "task_origin"]
 
 
 @contextlib.contextmanager
@@ -32,6 +33,30 @@ def fail_without_retry() -> Iterator[None]:
         yield
     except (ValueError, TypeError, EtlExistsError) as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _known(obj: object, attr: str) -> str | int | None:
+    value = getattr(obj, attr, None)
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def task_origin(context: Context) -> Origin:
+    """Return the task instance of ``context`` as the origin of the objects it creates.
+
+    Labels and annotations from it let ``kubectl get pods -l airflow-ais-etl/dag-id=<dag>`` find
+    what a DAG started; a field the context lacks is left out.
+    """
+    ti = context.get("ti")
+    run_id = context.get("run_id")
+    return Origin.from_mapping(
+        {
+            "dag_id": _known(context.get("dag"), "dag_id") or _known(ti, "dag_id"),
+            "task_id": _known(ti, "task_id"),
+            "run_id": run_id if isinstance(run_id, str) else _known(ti, "run_id"),
+            "try_number": _known(ti, "try_number"),
+            "map_index": _known(ti, "map_index"),
+        }
+    )
 
 
 class AisEtlBaseOperator(BaseOperator):

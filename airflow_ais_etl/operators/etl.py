@@ -9,7 +9,7 @@ from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.definition import CODE_KEYS, SPEC_KEYS, EtlDefinition
 from airflow_ais_etl.etl.errors import EtlNotFoundError
 from airflow_ais_etl.etl.msg import CODE, SPEC
-from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry
+from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +34,7 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
             self.persist_link(context, self.etl_name)
-            info = self.hook.api.init(self.etl_name, self.definition())
+            info = self.hook.api.init(self.etl_name, self.definition(), origin=task_origin(context))
         self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
         return info.to_dict()
 

@@ -15,12 +15,14 @@ from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
-from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry
+from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
+
+    from airflow_ais_etl.etl.origin import Origin
 
 __all__ = ["AisEtlBucketTransformOperator", "AisEtlObjectTransformOperator"]
 
@@ -156,8 +158,11 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         return EtlDefinition.from_mapping(self.etl_definition)
 
     # ------------------------------------------------------------------ running
-    def _ensure_running(self, definition: EtlDefinition | None) -> bool:
-        """Init or start the ETL when it is missing or not running; return whether it had to."""
+    def _ensure_running(self, definition: EtlDefinition | None, origin: Origin | None = None) -> bool:
+        """Init or start the ETL when it is missing or not running; return whether it had to.
+
+        ``origin`` (this task) labels and annotates the pods it starts.
+        """
         if definition is None:
             return False
         api = self.hook.api
@@ -165,13 +170,13 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             info = api.info(self.etl_name)
         except EtlNotFoundError:
             self.log.warning("etl %s does not exist: initialising it from etl_definition", self.etl_name)
-            api.init(self.etl_name, definition)
+            api.init(self.etl_name, definition, origin=origin)
             return True
         if info.state == EtlState.RUNNING:
             return False
         reason = f" ({info.cause})" if info.cause else ""
         self.log.warning("etl %s is %s%s: starting it again", self.etl_name, info.state, reason)
-        api.start(self.etl_name)
+        api.start(self.etl_name, origin=origin)
         return True
 
     def _log_progress(self, stats: dict[str, Any]) -> None:
@@ -204,7 +209,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         self.persist_link(context, self.etl_name)
         try:
             with fail_without_retry():
-                healed = self._ensure_running(definition)
+                healed = self._ensure_running(definition, task_origin(context))
             ti = context.get("ti")
             retry = int(getattr(ti, "try_number", 1) or 1) > 1
             if (healed or retry) and not options.skip_existing:

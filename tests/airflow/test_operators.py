@@ -10,9 +10,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
 from airflow_ais_etl.etl.definition import CodeSource, EtlDefinition, SpecSource
 from airflow_ais_etl.etl.errors import AbortError, EtlExistsError, EtlNotFoundError, ValidationError
+from airflow_ais_etl.etl.origin import Origin
 from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
+from airflow_ais_etl.operators.base import task_origin
 from airflow_ais_etl.operators.etl import AisEtlInitCodeOperator, AisEtlInitSpecOperator, AisEtlStopOperator
 from airflow_ais_etl.operators.transform import AisEtlBucketTransformOperator, AisEtlObjectTransformOperator
 from airflow_ais_etl.service import AisEtl, EtlInfo
@@ -190,6 +192,19 @@ def test_init_spec_builds_a_spec_definition() -> None:
     assert definition == EtlDefinition(SpecSource("kind: Pod\n"), comm_type="io://", replace=True)
 
 
+def test_init_passes_the_task_as_origin() -> None:
+    op = AisEtlInitSpecOperator(task_id="t", etl_name="my-etl", spec={"kind": "Pod"})
+    hook = _hook()
+    _with_hook(op, hook)
+    ti = mock.MagicMock(dag_id="ti-dag", task_id="init", run_id="ti-run", try_number=2, map_index=-1)
+    op.execute({"ti": ti, "dag": mock.MagicMock(dag_id="my_dag"), "run_id": "manual__1"})  # type: ignore[arg-type]
+    assert hook.api.init.call_args.kwargs["origin"] == Origin("my_dag", "init", "manual__1", "2", "-1")
+
+
+def test_origin_skips_what_the_context_lacks() -> None:
+    assert task_origin({"ti": mock.MagicMock(spec=[])}) == Origin()  # type: ignore[typeddict-item]
+
+
 def test_init_conflict_fails_without_retry() -> None:
     op = AisEtlInitSpecOperator(task_id="t", etl_name="my-etl", spec={"kind": "Pod"})
     hook = _hook()
@@ -277,7 +292,7 @@ def test_etl_definition_restarts_a_stopped_etl_and_resumes(state: EtlState) -> N
     hook.api.transform_bucket.return_value = _stats()
     _with_hook(op, hook)
     op.execute(_ctx())
-    hook.api.start.assert_called_once_with("my-etl")
+    hook.api.start.assert_called_once_with("my-etl", origin=mock.ANY)
     hook.api.init.assert_not_called()
     assert hook.api.transform_bucket.call_args.args[3].skip_existing is True
 

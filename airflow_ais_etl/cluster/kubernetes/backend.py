@@ -222,7 +222,14 @@ class KubernetesBackend(Backend):
             return parse_pod_spec(msg.spec, etl_name=msg.name), default_image
         raise ValidationError(f"unsupported init message kind {type(msg).__name__}", etl_name=msg.name)
 
-    def start_pods(self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None) -> list[PodEndpoint]:
+    def start_pods(
+        self,
+        msg: InitMsg,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> list[PodEndpoint]:
         if self.endpoints(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
         env = dict(extra_env or {})
@@ -244,7 +251,20 @@ class KubernetesBackend(Backend):
         image = self.gateway_image or default_image
         config = self._gateway_config()
         prepared = [
-            (t, build_pod(config, msg, template, t, env=env, image=image, namespace=self.namespace))
+            (
+                t,
+                build_pod(
+                    config,
+                    msg,
+                    template,
+                    t,
+                    env=env,
+                    image=image,
+                    namespace=self.namespace,
+                    labels=labels,
+                    annotations=annotations,
+                ),
+            )
             for t in targets
         ]
         self._force_remove(msg.name)  # leftovers of a crashed run (the reference's pre-clean)

@@ -112,18 +112,31 @@ def build_pod(
     env: Mapping[str, str],
     image: str,
     namespace: str,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> PreparedPod:
     """Return the pod (and Service) of ``msg`` on ``target``, gateway sidecar included.
 
     :param template: the ETL's pod spec (from the runtime template or the user's spec)
     :param env: extra env of the transformer
     :param image: the sidecar's image
+    :param labels: extra labels of the Pod and Service (e.g. the Airflow origin)
+    :param annotations: extra annotations of the Pod and Service
     """
     port = main_port(template) or _DEFAULT_MAIN_PORT
     gw_port = config.port + 1 if port == config.port else config.port
     secret = new_secret()
     target_url = f"http://$({POD_IP_ENV}):{gw_port}{CALLBACK_PREFIX}{secret}"
-    prepared = prepare_pod(template, msg, target, target_url=target_url, extra_env=env, namespace=namespace)
+    prepared = prepare_pod(
+        template,
+        msg,
+        target,
+        target_url=target_url,
+        extra_env=env,
+        namespace=namespace,
+        labels=labels,
+        annotations=annotations,
+    )
     pod = prepared.pod
     spec = pod["spec"]
     for container in spec["containers"]:

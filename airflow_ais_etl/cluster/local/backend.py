@@ -204,7 +204,14 @@ class LocalBackend(Backend):
             pods[pod_json.parent.name] = LocalPod.from_dict(json.loads(pod_json.read_text()))
         return pods
 
-    def start_pods(self, msg: InitMsg, *, extra_env: Mapping[str, str] | None = None) -> list[PodEndpoint]:
+    def start_pods(
+        self,
+        msg: InitMsg,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> list[PodEndpoint]:
         if self._pods(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
         env = dict(extra_env or {})
@@ -219,11 +226,12 @@ class LocalBackend(Backend):
             raise ValidationError(f"unsupported init message kind {type(msg).__name__}", etl_name=msg.name)
         etl_dir = self.state.etl_dir(msg.name)
         self._clear_pod_dirs(msg.name)
+        meta = (labels or {}, annotations or {})
         started: list[tuple[Target, LocalPod]] = []
         try:
             with self.state.pods_lock(shared=True):  # gateways stay up until our pods are recorded
                 for target in self.targets():
-                    started.append((target, self._start_one(msg, template, target, env, volume_dirs)))
+                    started.append((target, self._start_one(msg, template, target, env, volume_dirs, meta)))
             wait_ready(msg, started, lambda tid: self._pod_spec(msg.name, tid))
         except BaseException:
             for _target, pod in started:
@@ -241,13 +249,17 @@ class LocalBackend(Backend):
         target: Target,
         env: Mapping[str, str],
         volume_dirs: Mapping[str, Path],
+        meta: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
     ) -> LocalPod:
+        """Start the pod of ``msg`` on ``target``; ``meta`` (labels, annotations) only lands in pod.yaml."""
         prepared = prepare_pod(
             template,
             msg,
             target,
             target_url=self.target_url(target.id),
             extra_env=env,
+            labels=meta[0],
+            annotations=meta[1],
             io_server_command=None,
         )
         pod_dir = self.state.pod_dir(msg.name, target.id)

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL, COMM_TYPES, HPULL, HPUSH, IO
 from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
+from airflow_ais_etl.etl.origin import Origin
 from airflow_ais_etl.etl.podcheck import parse_pod_spec
 from airflow_ais_etl.etl.podspec import Target, prepare_pod
 from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
@@ -18,6 +19,15 @@ from airflow_ais_etl.etl.validation import validate
 VERSIONS = ["1.30.0", "1.37.0"]
 TARGETS = [Target(id="AbC_12x", node="node-1"), Target(id="t" * 70, node="ip-10-0-0-1.ec2.internal")]
 URL = "http://10.0.0.5:51081/v1/etl/_object/AbCdEfGhIj"
+ORIGIN = Origin.from_mapping(
+    {
+        "dag_id": "my.dag with spaces/" + "x" * 250,
+        "task_id": "group.task_1",
+        "run_id": "scheduled__2025-01-02T03:04:05+00:00",
+        "try_number": 3,
+        "map_index": -1,
+    }
+)
 
 MINIMAL = """\
 apiVersion: v1
@@ -119,7 +129,12 @@ def test_code_pods(version: str, runtime: str, comm: str) -> None:
                 target_url=URL,
                 extra_env=code_env(msg),
                 namespace="airflow-etl",
-                labels={"dag_id": "my.dag_with-long-name" * 5, "airflow.apache.org/task": "t1"},
+                labels={
+                    "dag_id": "my.dag_with-long-name" * 5,
+                    "airflow.apache.org/task": "t1",
+                    **ORIGIN.labels(),
+                },
+                annotations=ORIGIN.annotations(),
             )
             check(prep.pod, version)
             check(prep.service, version)
@@ -132,7 +147,15 @@ def test_spec_pods(version: str, spec: str, comm: str) -> None:
     msg = validate(InitSpecMsg(name="spec-etl", comm_type=comm, spec=spec))
     pod = parse_pod_spec(spec)
     for target in TARGETS:
-        prep = prepare_pod(pod, msg, target, target_url=URL, extra_env={"EXTRA": "1"})
+        prep = prepare_pod(
+            pod,
+            msg,
+            target,
+            target_url=URL,
+            extra_env={"EXTRA": "1"},
+            labels=ORIGIN.labels(),
+            annotations=ORIGIN.annotations(),
+        )
         check(prep.pod, version)
         check(prep.service, version)
         if comm == IO:
