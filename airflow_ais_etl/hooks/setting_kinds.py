@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +22,18 @@ from airflow_ais_etl.etl.coerce import describe
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import EtlError
 
-__all__ = ["Choice", "Flag", "Integer", "Labels", "PathList", "Seconds", "SettingKind", "Text"]
+__all__ = [
+    "Checked",
+    "Choice",
+    "Flag",
+    "Integer",
+    "Json",
+    "Labels",
+    "PathList",
+    "Seconds",
+    "SettingKind",
+    "Text",
+]
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -212,7 +223,9 @@ class Labels:
 
 @dataclass(frozen=True)
 class PathList:
-    """Paths: a list, or text with one path per line or separated by commas."""
+    """Paths (or other names, per ``item``): a list, or text with one per line or separated by commas."""
+
+    item: str = "path"
 
     def blank(self) -> list[str]:
         return []
@@ -221,11 +234,63 @@ class PathList:
         if isinstance(raw, str):
             raw = raw.replace("\n", ",").split(",")
         if not isinstance(raw, (list, tuple)):
-            raise _type_error(name, "a list of paths", raw)
+            raise _type_error(name, f"a list of {self.item}s", raw)
         for item in raw:
             if not isinstance(item, str):
-                raise _type_error(f"{name} item", "a path (text)", item)
+                raise _type_error(f"{name} item", f"a {self.item} (text)", item)
         return tuple(p.strip() for p in raw if p.strip())
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": ["array", "null"], "items": {"type": "string"}}
+
+
+def _checked(name: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """Run a kind's extra ``check``; its ValueError becomes one naming the extra."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValueError(f"connection extra {name!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Another kind whose parsed value must also pass ``check`` (which may normalise it)."""
+
+    kind: SettingKind
+    check: Callable[[Any], Any]
+
+    def blank(self) -> Any:
+        return self.kind.blank()
+
+    def parse(self, name: str, raw: Any) -> Any:
+        return _checked(name, self.check, self.kind.parse(name, raw))
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.kind.json_schema()
+
+
+@dataclass(frozen=True)
+class Json:
+    """A JSON object or array (``shape``), or its JSON text, that must pass ``check``; a JSON editor."""
+
+    shape: str
+    check: Callable[[Any], Any]
+
+    def blank(self) -> Any:
+        return {} if self.shape == "object" else []
+
+    def parse(self, name: str, raw: Any) -> Any:
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"connection extra {name!r} is not valid JSON: {exc}") from None
+        expected = (Mapping,) if self.shape == "object" else (list, tuple)
+        if not isinstance(raw, expected):
+            raise _type_error(name, f"a JSON {self.shape}", raw)
+        return _checked(name, self.check, raw)
+
+    def json_schema(self) -> dict[str, Any]:
+        if self.shape == "array":
+            return {"type": ["array", "null"], "items": {"type": "object"}}
+        return {"type": ["object", "null"]}

@@ -10,15 +10,28 @@ Pure (no Airflow import), so ``get_provider_info`` can describe the form without
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES
+from airflow_ais_etl.cluster.kubernetes.podknobs import (
+    DEFAULT_RESOURCES,
+    check_annotations,
+    check_dns_name,
+    check_labels,
+    check_resources,
+    check_secret_names,
+    check_tolerations,
+)
 from airflow_ais_etl.hooks.setting_kinds import (
+    Checked,
     Choice,
     Flag,
     Integer,
+    Json,
     Labels,
     PathList,
     Seconds,
@@ -60,7 +73,7 @@ class SettingSpec:
     :param help: one sentence under the field: what the setting does and its default
     :param example: a typical value, shown as the placeholder (and suggestion) of the field
     :param backend: the backend that uses the setting; None for both
-    :param masked: Airflow treats the name as sensitive (it contains ``secret``): the API shows its
+    :param masked: Airflow treats the name as sensitive (``secret``, ``service_account``): the API shows its
         form value as ``***``, so a fresh form starts it at null, not at a blank that would be saved
         as ``***``
     """
@@ -85,7 +98,7 @@ def _setting(
 ) -> Any:
     spec = SettingSpec(kind, label, help, example, backend, masked)
     if isinstance(default, dict):
-        return field(default_factory=dict, metadata={_SPEC: spec})
+        return field(default_factory=partial(copy.deepcopy, default), metadata={_SPEC: spec})
     return field(default=default, metadata={_SPEC: spec})
 
 
@@ -221,6 +234,67 @@ class AisEtlSettings:
         backend="kubernetes",
         masked=True,
     )
+    resources: dict[str, Any] = _setting(
+        DEFAULT_RESOURCES,
+        Json("object", check_resources),
+        "Resources",
+        "Requests and limits of each ETL server container (quantities such as 100m, 256Mi); the "
+        "ETL's own pod spec wins. Default: requests cpu 100m, memory 128Mi, no limits (Burstable).",
+        example='{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}',
+        backend="kubernetes",
+    )
+    image_pull_secrets: tuple[str, ...] | None = _setting(
+        None,
+        Checked(PathList("name"), check_secret_names),
+        "Image pull secrets",
+        "Secrets in the namespace that pull ETL images from private registries, one per line. Default: none.",
+        example="regcred",
+        backend="kubernetes",
+        masked=True,
+    )
+    tolerations: tuple[dict[str, Any], ...] = _setting(
+        (),
+        Json("array", check_tolerations),
+        "Tolerations",
+        "Tolerations of ETL pods (objects with key, operator, value, effect, tolerationSeconds), "
+        "e.g. to run on tainted storage nodes. Default: none.",
+        example='[{"key": "dedicated", "operator": "Equal", "value": "ais", "effect": "NoSchedule"}]',
+        backend="kubernetes",
+    )
+    pod_labels: dict[str, str] = _setting(
+        {},
+        Checked(Labels(), check_labels),
+        "Pod labels",
+        "Extra labels of ETL pods; the project's own labels (app, app.kubernetes.io/*, nvidia.com/ais-etl-*, "
+        "airflow-ais-etl/*) are refused. Default: none.",
+        example='{"team": "data"}',
+        backend="kubernetes",
+    )
+    pod_annotations: dict[str, str] = _setting(
+        {},
+        Checked(Labels(), check_annotations),
+        "Pod annotations",
+        "Extra annotations of ETL pods; airflow-ais-etl/* keys are refused. Default: none.",
+        example='{"prometheus.io/scrape": "true"}',
+        backend="kubernetes",
+    )
+    service_account_name: str | None = _setting(
+        None,
+        Checked(Text(), partial(check_dns_name, "service account")),
+        "Service account",
+        "Service account of ETL pods (unless the ETL's pod spec names one). Default: the namespace's default.",
+        example="ais-etl",
+        backend="kubernetes",
+        masked=True,
+    )
+    priority_class_name: str | None = _setting(
+        None,
+        Checked(Text(), partial(check_dns_name, "priority class")),
+        "Priority class",
+        "PriorityClass of ETL pods (unless the ETL's pod spec names one). Default: the cluster's default.",
+        example="high-priority",
+        backend="kubernetes",
+    )
 
     def kubernetes_backend_kwargs(self) -> dict[str, Any]:
         """Return the ``KubernetesBackend`` keyword arguments: every setting of the kubernetes backend."""
@@ -327,7 +401,7 @@ def _form_default(f: Field[Any]) -> Any:
 def _conn_field(f: Field[Any]) -> dict[str, Any]:
     spec = spec_of(f)
     schema = {**spec.kind.json_schema(), "default": _form_default(f)}
-    if spec.example and isinstance(spec.kind, Text):
+    if spec.example and isinstance(getattr(spec.kind, "kind", spec.kind), Text):
         schema["examples"] = [spec.example]
     if spec.backend is not None:
         schema["section"] = _SECTIONS[spec.backend]

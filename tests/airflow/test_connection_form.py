@@ -171,6 +171,13 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
         "gateway_image": "registry.example/ais-gateway:form",
         "gateway_port": 9091,
         "gateway_secret_name": "s3-creds",
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "image_pull_secrets": ["regcred"],
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ais", "effect": "NoSchedule"}],
+        "pod_labels": {"team": "data"},
+        "pod_annotations": {"example.com/owner": "form"},
+        "service_account_name": "ais-etl",
+        "priority_class_name": "etl-high",
     }
     assert set(KUBERNETES_SETTINGS) <= set(typed)
     save(api_client, "ais_etl_form_k8s", form_extra(fill_form(hook_meta(api_client), typed)))
@@ -182,9 +189,16 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
         resolved = {
             "shared_paths": (str(shared.resolve()),),
             "buckets_file": str(Path(typed["buckets_file"]).resolve()),
+            "image_pull_secrets": tuple(typed["image_pull_secrets"]),
+            "tolerations": tuple(typed["tolerations"]),
         }
         expected = {**typed, **resolved}
-        seen = {name: getattr(backend, name) for name in KUBERNETES_SETTINGS if name != "kubernetes_conn_id"}
+        knobs = backend.pod_knobs
+        seen = {
+            name: getattr(knobs if hasattr(knobs, name) else backend, name)
+            for name in KUBERNETES_SETTINGS
+            if name != "kubernetes_conn_id"
+        }
         assert seen == {name: expected[name] for name in seen}
         assert backend.kube.hook.conn_id == kubernetes_conn_env
 
@@ -207,6 +221,13 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
         assert gateway["ports"][0]["containerPort"] == 9091
         assert expected["buckets_file"] in gateway["args"]
         assert not [v for v in pod["spec"].get("volumes", []) if "hostPath" in v]
+        assert pod["spec"]["containers"][0]["resources"] == typed["resources"]
+        assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+        assert pod["spec"]["tolerations"] == typed["tolerations"]
+        assert pod["spec"]["serviceAccountName"] == "ais-etl"
+        assert pod["spec"]["priorityClassName"] == "etl-high"
+        assert pod["metadata"]["labels"]["team"] == "data"
+        assert pod["metadata"]["annotations"]["example.com/owner"] == "form"
 
 
 def test_local_settings_saved_from_the_form_reach_the_hook(

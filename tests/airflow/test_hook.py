@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_ais_etl.cluster.base import HealthStatus
 from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
+from airflow_ais_etl.cluster.kubernetes.podknobs import PodKnobs
 from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.hooks.ais_etl import AisEtlAsyncHook, AisEtlHook
 from airflow_ais_etl.hooks.health import HealthVerdict, assess
@@ -67,6 +68,13 @@ def test_every_kubernetes_setting_becomes_a_backend_argument_plain_or_prefixed()
         "gateway_image": "registry.example/gw:1",
         "gateway_port": 9000,
         "gateway_secret_name": "s3-creds",
+        "resources": '{"requests": {"cpu": "1"}}',
+        "image_pull_secrets": "regcred",
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "pod_labels": "team=data",
+        "pod_annotations": {"note": "x"},
+        "service_account_name": "etl",
+        "priority_class_name": "high",
     }
     expected = {
         "kubernetes_conn_id": "k8s",
@@ -82,6 +90,13 @@ def test_every_kubernetes_setting_becomes_a_backend_argument_plain_or_prefixed()
         "gateway_image": "registry.example/gw:1",
         "gateway_port": 9000,
         "gateway_secret_name": "s3-creds",
+        "resources": {"requests": {"cpu": "1"}},
+        "image_pull_secrets": ("regcred",),
+        "tolerations": ({"key": "k", "operator": "Exists"},),
+        "pod_labels": {"team": "data"},
+        "pod_annotations": {"note": "x"},
+        "service_account_name": "etl",
+        "priority_class_name": "high",
     }
     assert parse_extras(plain).kubernetes_backend_kwargs() == expected
     prefixed = {FORM_PREFIX + key: value for key, value in plain.items()}
@@ -97,6 +112,8 @@ def test_blank_and_null_extras_mean_the_defaults() -> None:
 def test_backend_defaults_are_the_connection_defaults() -> None:
     params = inspect.signature(KubernetesBackend).parameters
     defaults = AisEtlSettings().kubernetes_backend_kwargs()
+    knobs = {name: defaults.pop(name) for name in PodKnobs.__dataclass_fields__}
+    assert PodKnobs.checked(**knobs) == PodKnobs()  # the pod knobs come as **kwargs
     none_means = {"kubernetes_conn_id": "kubernetes_default", "node_selector": {}}
     backend_defaults = {
         name: none_means.get(name)

@@ -7,6 +7,7 @@ hooks ask: create and delete pods, find a pod's worker, kill a container, clean 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -104,11 +105,21 @@ class Kubelet:
             image_command=image_command,
             extra_base_env={MARK_ENV: f"{self.mark}/{worker.uid}"},
             die_with_parent=True,
+            key_resolver=lambda kind, name, key: self.key_value(worker.namespace, kind, name, key),
         )
         with self.lock:
             for c in local.containers:
                 self.all_pids.add(c.shim_pid)
         return local
+
+    def key_value(self, namespace: str, kind: str, name: str, key: str) -> str | None:
+        """Return a key of a Secret (base64 ``data`` decoded) or ConfigMap, as env refs read it."""
+        resource = "secrets" if kind == "Secret" else "configmaps"
+        obj = self.store.find(resource, namespace, name)
+        value = ((obj or {}).get("data") or {}).get(key)
+        if value is None:
+            return None
+        return base64.b64decode(value).decode() if resource == "secrets" else str(value)
 
     def reap(self, pid: int) -> None:
         """Collect an exited shim so that it does not linger as a zombie."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import textwrap
@@ -424,3 +425,51 @@ def test_probe_honours_initial_delay(k8s_emulator: K8sEmulator, core_v1: client.
     started_at = ready.status.container_statuses[0].state.running.started_at
     became_ready = condition(ready, "Ready").last_transition_time
     assert (became_ready - started_at).total_seconds() >= 1  # timestamps have whole-second precision
+
+
+def test_secret_api_folds_string_data_lists_and_deletes(core_v1: client.CoreV1Api) -> None:
+    body = {"metadata": {"name": "s0", "labels": {"k": "v"}}, "stringData": {"token": "abc"}}
+    created = core_v1.create_namespaced_secret("default", body)
+    assert (created.type, created.data, created.string_data) == ("Opaque", {"token": "YWJj"}, None)
+    assert base64.b64decode(core_v1.read_namespaced_secret("s0", "default").data["token"]) == b"abc"
+    assert [
+        s.metadata.name for s in core_v1.list_namespaced_secret("default", label_selector="k=v").items
+    ] == ["s0"]
+    core_v1.delete_namespaced_secret("s0", "default")
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_secret("s0", "default")
+    assert err.value.status == 404
+
+
+def test_secret_and_config_map_key_refs_resolve_in_env(core_v1: client.CoreV1Api) -> None:
+    """Key refs reach the process (Secret data base64-decoded) and a later ``$(VAR)`` sees them."""
+    core_v1.create_namespaced_secret(
+        "default", {"metadata": {"name": "s1"}, "data": {"a": base64.b64encode(b"from-data").decode()}}
+    )
+    core_v1.create_namespaced_secret(
+        "default", {"metadata": {"name": "s2"}, "stringData": {"b": "from-string"}}
+    )
+    core_v1.create_namespaced_config_map("default", {"metadata": {"name": "c1"}, "data": {"c": "from-cm"}})
+    pod = python_pod("refs", "import os; print(os.environ['ALL'], 'D' in os.environ)")
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "a"}}},
+        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s2", "key": "b"}}},
+        {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "c1", "key": "c"}}},
+        {"name": "D", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "x", "optional": True}}},
+        {"name": "ALL", "value": "$(A)/$(B)/$(C)"},
+    ]
+    core_v1.create_namespaced_pod("default", pod)
+    wait_for(lambda: core_v1.read_namespaced_pod("refs", "default").status.phase == "Succeeded")
+    log = core_v1.read_namespaced_pod_log("refs", "default", _preload_content=False).data.decode()
+    assert log.strip() == "from-data/from-string/from-cm False"
+
+
+def test_missing_secret_keeps_the_container_from_starting(core_v1: client.CoreV1Api) -> None:
+    pod = python_pod("norefs", "print('started')")
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "a"}}}
+    ]
+    core_v1.create_namespaced_pod("default", pod)
+    waiting = wait_for(lambda: (state := _state(core_v1, "norefs")) and state.waiting)
+    assert "'absent'" in (waiting.message or "")
+    assert core_v1.read_namespaced_pod("norefs", "default").status.phase == "Pending"

@@ -86,24 +86,25 @@ class Cluster:
 
 
 def leftovers(backend: KubernetesBackend) -> list[str]:
-    """Return every object of ours still in the namespace (pods, services, the MD ConfigMap)."""
+    """Return every object of ours still in the namespace (pods, services, secrets, the MD ConfigMap)."""
     from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
 
     selector = "app.kubernetes.io/managed-by=airflow-ais-etl"
     pods, _ = backend.kube.list_pods(selector)
     out = [f"pod/{p['metadata']['name']}" for p in pods]
     out += [f"service/{s['metadata']['name']}" for s in backend.kube.list_services(selector)]
+    out += [f"secret/{s['metadata']['name']}" for s in backend.kube.list_secrets(selector)]
     if backend.kube.read_config_map(MD_CONFIGMAP) is not None:
         out.append(f"configmap/{MD_CONFIGMAP}")
     return out
 
 
 def validate_sent(emulator: K8sEmulator) -> int:
-    """Validate every Pod, Service and ConfigMap the emulator received; return how many were checked."""
+    """Validate every Pod, Service, ConfigMap and Secret the emulator received; return how many were checked."""
     import kubernetes_validate
 
     count = 0
-    for resource in ("pods", "services", "configmaps"):
+    for resource in ("pods", "services", "configmaps", "secrets"):
         for obj in emulator.received_objects(resource):
             for version in SCHEMA_VERSIONS:
                 kubernetes_validate.validate(obj, version, strict=True)

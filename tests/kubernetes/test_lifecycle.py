@@ -100,8 +100,9 @@ def test_pods_carry_labels_affinity_and_the_gateway_sidecar(api: AisEtl, backend
         assert sidecar["name"] == GATEWAY_CONTAINER
         assert sidecar["restartPolicy"] == "Always"
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-        secret = {e["name"]: e.get("value") for e in sidecar["env"]}["AIS_ETL_GATEWAY_SECRET"]
-        assert env["AIS_TARGET_URL"] == f"http://$(AIS_ETL_POD_IP):8081/v1/etl/_object/{secret}"
+        assert (
+            env["AIS_TARGET_URL"] == "http://$(AIS_ETL_POD_IP):8081/v1/etl/_object/$(AIS_ETL_GATEWAY_SECRET)"
+        )
     services = backend.kube.list_services("app.kubernetes.io/instance=label-etl")
     assert sorted(s["metadata"]["name"] for s in services) == sorted(p["metadata"]["name"] for p in pods)
     api.stop("label-etl")

@@ -35,7 +35,13 @@ from airflow_ais_etl.cluster.base import (
 )
 from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
-from airflow_ais_etl.cluster.kubernetes.gateway import GatewayConfig, build_pod, io_command
+from airflow_ais_etl.cluster.kubernetes.gateway import (
+    GATEWAY_CONTAINER,
+    GatewayConfig,
+    build_pod,
+    gateway_secret,
+    io_command,
+)
 from airflow_ais_etl.cluster.kubernetes.health import health_of
 from airflow_ais_etl.cluster.kubernetes.membership import (
     Baseline,
@@ -55,6 +61,7 @@ from airflow_ais_etl.cluster.kubernetes.objects import (
     name_of,
     selector,
 )
+from airflow_ais_etl.cluster.kubernetes.podknobs import PodKnobs, apply_knobs
 from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream, pod_usage
 from airflow_ais_etl.cluster.kubernetes.startup import wait_ready
 from airflow_ais_etl.cluster.kubernetes.state import ConfigMapState
@@ -111,6 +118,8 @@ class KubernetesBackend(Backend):
     :param gateway_port: port of the gateway sidecar (moved up by one if the transformer uses it)
     :param stop_grace: grace period of pod deletion, seconds
     :param stop_timeout: how long to wait for graceful deletion before deleting by force
+    :param pod_knobs: the fields of :class:`~airflow_ais_etl.cluster.kubernetes.podknobs.PodKnobs`
+        (resources, image_pull_secrets, tolerations, pod_labels, ...), as ``self.pod_knobs``
     :param poll_interval: readiness poll interval (default: the reference's ``probing_interval``)
     """
 
@@ -133,6 +142,7 @@ class KubernetesBackend(Backend):
         stop_grace: int = 10,
         stop_timeout: float = 30.0,
         poll_interval: float | None = None,
+        **pod_knobs: Any,
     ) -> None:
         if address not in ADDRESS_MODES:
             raise ValueError(f"address must be one of {', '.join(ADDRESS_MODES)}, got {address!r}")
@@ -159,6 +169,7 @@ class KubernetesBackend(Backend):
         self.stop_grace = stop_grace
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
+        self.pod_knobs = PodKnobs.checked(**pod_knobs)
 
     # ---------------------------------------------------------------- targets
     def targets(self) -> list[Target]:
@@ -267,9 +278,12 @@ class KubernetesBackend(Backend):
             )
             for t in targets
         ]
+        for _target, prep in prepared:
+            apply_knobs(prep.pod, self.pod_knobs, GATEWAY_CONTAINER)
         self._force_remove(msg.name)  # leftovers of a crashed run (the reference's pre-clean)
         self.record_abort(msg.name, None)
         try:
+            self.kube.create_secret(gateway_secret(msg.name, self.namespace, prepared[0][1].pod))
             for _target, prep in prepared:
                 self.kube.create_service(prep.service)
                 self.kube.create_pod(prep.pod)
@@ -302,12 +316,18 @@ class KubernetesBackend(Backend):
         for pod in pods:
             self.kube.delete_pod(name_of(pod), grace)
 
+    def _delete_secrets(self, name: str) -> None:
+        """Delete the gateway Secret of ``name`` (found by label: a leaked one goes too)."""
+        for secret in self.kube.list_secrets(self.etl_selector(name)):
+            self.kube.delete_secret(name_of(secret))
+
     def _force_remove(self, name: str) -> None:
-        """Delete every Service and Pod of ``name`` immediately and wait until they are gone."""
+        """Delete every Service, Pod and Secret of ``name`` immediately and wait for the pods to go."""
         services, pods = self._objects(name)
         self._delete(services, pods, 0)
         if pods:
             self._wait_gone(name, _FORCE_WAIT)
+        self._delete_secrets(name)
 
     def _wait_gone(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -323,6 +343,7 @@ class KubernetesBackend(Backend):
     def stop_pods(self, name: str) -> bool:
         services, pods = self._objects(name)
         if not pods and not services:
+            self._delete_secrets(name)
             return False
         self._delete(services, [p for p in pods if not is_deleting(p)], self.stop_grace)
         if not self._wait_gone(name, self.stop_timeout):
@@ -338,6 +359,7 @@ class KubernetesBackend(Backend):
                 raise EtlError(
                     f"pods of etl {name} in namespace {self.namespace} did not go away", etl_name=name
                 )
+        self._delete_secrets(name)  # after the pods: a terminating gateway still reads its env
         return bool(pods)
 
     def _pods(self, name: str) -> list[dict[str, Any]]:

@@ -4,6 +4,10 @@ The sidecar (:mod:`airflow_ais_etl.cluster.gateway`) serves ``AIS_TARGET_URL`` o
 hpull/hrev/url reach objects as they would on an AIStore target. Host paths may be mounted at the
 same path in every container (local buckets, ``fqn``, the bucket map). The io command of an
 ``io://`` pod travels as an annotation, so any worker can read it back from the running pod.
+
+The path secret the sidecar checks lives in one Secret per ETL (:func:`gateway_secret`), read by
+``secretKeyRef``: anyone who can ``get pods`` sees only its name. ``AIS_TARGET_URL`` refers to it
+as ``$(AIS_ETL_GATEWAY_SECRET)``, which Kubernetes expands from the env declared before it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
 from airflow_ais_etl.cluster.kubernetes.objects import main_port
 from airflow_ais_etl.etl.podsecurity import added_container_context
-from airflow_ais_etl.etl.podspec import prepare_pod
+from airflow_ais_etl.etl.podspec import (
+    POD_LABEL_NAME,
+    POD_LABEL_NODE,
+    POD_LABEL_TARGET,
+    pod_name,
+    prepare_pod,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -27,9 +37,12 @@ __all__ = [
     "ANNOTATION_IO_COMMAND",
     "GATEWAY_CONTAINER",
     "POD_IP_ENV",
+    "SECRET_KEY",
     "GatewayConfig",
     "build_pod",
     "gateway_container",
+    "gateway_secret",
+    "gateway_secret_name",
     "io_command",
     "mount_host_paths",
     "pod_ip_env",
@@ -38,7 +51,9 @@ __all__ = [
 ANNOTATION_IO_COMMAND = "airflow-ais-etl/io-command"
 GATEWAY_CONTAINER = "ais-etl-gateway"
 POD_IP_ENV = "AIS_ETL_POD_IP"
+SECRET_KEY = "gateway-secret"
 _DEFAULT_MAIN_PORT = 8080
+_PER_POD_LABELS = (POD_LABEL_NAME, POD_LABEL_NODE, POD_LABEL_TARGET)
 
 
 @dataclass(frozen=True)
@@ -62,8 +77,35 @@ def pod_ip_env(name: str = POD_IP_ENV) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
 
 
+def gateway_secret_name(etl_name: str) -> str:
+    """Name the gateway Secret of an ETL (a DNS label, like its pods' names)."""
+    return pod_name(etl_name, "gateway-secret")
+
+
+def gateway_secret(etl_name: str, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the ETL's gateway Secret: one fresh random path secret, labelled like the ETL's pods.
+
+    The labels (``pod``'s minus the per-target ones) let stop/delete and the pre-clean of a new
+    start find it by the ETL's selector, so a leaked one is found and removed.
+    """
+    labels = {k: v for k, v in (pod["metadata"].get("labels") or {}).items() if k not in _PER_POD_LABELS}
+    labels["app.kubernetes.io/component"] = "gateway-secret"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": gateway_secret_name(etl_name), "namespace": namespace, "labels": labels},
+        "type": "Opaque",
+        "stringData": {SECRET_KEY: new_secret()},
+    }
+
+
+def secret_env(secret_name: str) -> dict[str, Any]:
+    """Return the env entry that reads the path secret from the ETL's Secret."""
+    return {"name": SECRET_ENV, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": SECRET_KEY}}}
+
+
 def gateway_container(
-    config: GatewayConfig, port: int, secret: str, image: str, pod_spec: Mapping[str, Any] | None = None
+    config: GatewayConfig, port: int, secret_name: str, image: str, pod_spec: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Return the gateway as a native sidecar (an init container with ``restartPolicy: Always``).
 
@@ -77,7 +119,7 @@ def gateway_container(
         "restartPolicy": "Always",
         "command": ["python", "-m", "airflow_ais_etl.cluster.gateway"],
         "args": ["--host", f"$({POD_IP_ENV})", "--port", str(port), "--buckets", config.buckets_file],
-        "env": [pod_ip_env(), {"name": SECRET_ENV, "value": secret}],
+        "env": [pod_ip_env(), secret_env(secret_name)],
         "ports": [{"name": "ais-gateway", "containerPort": port, "protocol": "TCP"}],
         "securityContext": added_container_context(pod_spec or {}),
     }
@@ -117,6 +159,8 @@ def build_pod(
 ) -> PreparedPod:
     """Return the pod (and Service) of ``msg`` on ``target``, gateway sidecar included.
 
+    The path secret comes from the Secret :func:`gateway_secret_name` names (created by the caller).
+
     :param template: the ETL's pod spec (from the runtime template or the user's spec)
     :param env: extra env of the transformer
     :param image: the sidecar's image
@@ -125,8 +169,8 @@ def build_pod(
     """
     port = main_port(template) or _DEFAULT_MAIN_PORT
     gw_port = config.port + 1 if port == config.port else config.port
-    secret = new_secret()
-    target_url = f"http://$({POD_IP_ENV}):{gw_port}{CALLBACK_PREFIX}{secret}"
+    secret_name = gateway_secret_name(msg.name)
+    target_url = f"http://$({POD_IP_ENV}):{gw_port}{CALLBACK_PREFIX}$({SECRET_ENV})"
     prepared = prepare_pod(
         template,
         msg,
@@ -140,12 +184,12 @@ def build_pod(
     pod = prepared.pod
     spec = pod["spec"]
     for container in spec["containers"]:
-        env_list = [e for e in container.get("env") or [] if e.get("name") != POD_IP_ENV]
-        front = [pod_ip_env()]
+        env_list = [e for e in container.get("env") or [] if e.get("name") not in (POD_IP_ENV, SECRET_ENV)]
+        front = [pod_ip_env(), secret_env(secret_name)]  # before AIS_TARGET_URL, which expands both
         if not any(e.get("name") == "POD_IP" for e in env_list):
             front.append(pod_ip_env("POD_IP"))  # our runtime (and the io server) bind it
         container["env"] = front + env_list
-    spec["initContainers"] = [gateway_container(config, gw_port, secret, image, spec)] + list(
+    spec["initContainers"] = [gateway_container(config, gw_port, secret_name, image, spec)] + list(
         spec.get("initContainers") or []
     )
     if config.host_paths:

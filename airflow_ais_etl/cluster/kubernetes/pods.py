@@ -331,6 +331,25 @@ class KubeClient:
     def delete_config_map(self, name: str) -> bool:
         return self._delete("delete configmap", self.core.delete_namespaced_config_map, name)
 
+    # -- secrets -----------------------------------------------------------------------------
+    def create_secret(self, body: dict[str, Any]) -> None:
+        """Create a Secret (never logged: the body holds the secret)."""
+        self._send(
+            f"create secret {body['metadata']['name']}",
+            self.core.create_namespaced_secret,
+            self.namespace,
+            body,
+        )
+
+    def list_secrets(self, label_selector: str) -> list[dict[str, Any]]:
+        items, _ = self._list(
+            "list secrets", self.core.list_namespaced_secret, self.namespace, label_selector=label_selector
+        )
+        return items
+
+    def delete_secret(self, name: str) -> bool:
+        return self._delete("delete secret", self.core.delete_namespaced_secret, name)
+
     # -- metrics -----------------------------------------------------------------------------
     def pod_metrics(self, name: str) -> dict[str, Any] | None:
         """Return the PodMetrics of ``name`` in this namespace, or None when it has none (yet)."""

@@ -1,7 +1,9 @@
 """Translate a Pod spec into the local processes that run it, as a kubelet would materialise it.
 
 emptyDir volumes become directories; mount paths in env values, commands and args become those
-directories; ``$(VAR)`` references and ``fieldRef`` env resolve as Kubernetes resolves them. A
+directories; ``$(VAR)`` references and ``fieldRef`` env resolve as Kubernetes resolves them, and
+``secretKeyRef``/``configMapKeyRef`` env through a resolver the caller supplies (an emulated
+kubelet reads its API store; the local backend has none, so such env is refused). A
 container runs locally when its ``command`` names a program that exists on this machine, or when
 its image is one whose program is known (``image_command``); anything else is refused here, before
 any process starts.
@@ -15,7 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ais_etl.etl.errors import ValidationError
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ContainerPlan",
+    "KeyResolver",
     "PodPlan",
     "base_env",
     "container_argv",
@@ -34,6 +37,14 @@ __all__ = [
     "translate_paths",
 ]
 
+
+class KeyResolver(Protocol):
+    """Return the value under ``key`` of Secret or ConfigMap ``name`` (None when either is missing)."""
+
+    def __call__(self, kind: str, name: str, key: str) -> str | None: ...
+
+
+_KEY_REFS = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -69,10 +80,12 @@ def plan_pod(
     volume_dirs: Mapping[str, Path],
     image_command: Callable[[str], list[str] | None],
     extra_base_env: Mapping[str, str],
+    key_resolver: KeyResolver | None = None,
 ) -> PodPlan:
     """Plan every container of ``pod``; raise :class:`ValidationError` when one cannot run locally.
 
     :param volume_dirs: directories to use for volumes of these names instead of fresh emptyDirs
+    :param key_resolver: resolves ``secretKeyRef``/``configMapKeyRef`` env (None: refuse such env)
     """
     name = str(pod.get("metadata", {}).get("name", "pod"))
     spec = pod.get("spec", {})
@@ -81,7 +94,9 @@ def plan_pod(
     env = {**base_env(), **extra_base_env}
 
     def plan(containers: Sequence[Mapping[str, Any]]) -> list[ContainerPlan]:
-        return [_plan_container(c, workdir, facts, volumes, env, image_command) for c in containers]
+        return [
+            _plan_container(c, workdir, facts, volumes, env, image_command, key_resolver) for c in containers
+        ]
 
     init_specs = list(spec.get("initContainers") or [])
     sidecars = [c for c in init_specs if c.get("restartPolicy") == "Always"]
@@ -111,9 +126,10 @@ def _plan_container(
     volume_dirs: Mapping[str, Path],
     env: Mapping[str, str],
     image_command: Callable[[str], list[str] | None],
+    key_resolver: KeyResolver | None = None,
 ) -> ContainerPlan:
     mounts = _mounts(container, volume_dirs)
-    proc_env = container_env(container, facts=facts, mounts=mounts, base_env=env)
+    proc_env = container_env(container, facts=facts, mounts=mounts, base_env=env, key_resolver=key_resolver)
     argv = container_argv(container, proc_env, mounts, image_command)
     working_dir = container.get("workingDir")
     cwd = Path(translate_paths(str(working_dir), mounts)) if working_dir else workdir
@@ -154,8 +170,12 @@ def container_env(
     facts: Mapping[str, str],
     mounts: Sequence[tuple[str, Path]],
     base_env: Mapping[str, str],
+    key_resolver: KeyResolver | None = None,
 ) -> dict[str, str]:
-    """Return the process environment of ``container``: base env, then its env list in order."""
+    """Return the process environment of ``container``: base env, then its env list in order.
+
+    Referenced values join ``env`` in order too, so a later ``$(VAR)`` sees them as Kubernetes does.
+    """
     env = dict(base_env)
     for item in container.get("env") or []:
         name = item["name"]
@@ -164,6 +184,12 @@ def container_env(
             if "fieldRef" in ref:
                 env[name] = _field_ref(ref["fieldRef"]["fieldPath"], facts)
                 continue
+            kind = next((k for k in _KEY_REFS if k in ref), None)
+            if kind is not None and key_resolver is not None:
+                value = _key_ref(_KEY_REFS[kind], ref[kind], key_resolver, container)
+                if value is not None:
+                    env[name] = value
+                continue
             raise ValidationError(
                 f"env {name!r} of container {container.get('name')!r} uses {sorted(ref)} "
                 "which cannot be resolved locally: use a literal value"
@@ -171,6 +197,19 @@ def container_env(
         value = item.get("value")
         env[name] = translate_paths(expand_var_refs("" if value is None else str(value), env), mounts)
     return env
+
+
+def _key_ref(
+    kind: str, ref: Mapping[str, Any], resolve: KeyResolver, container: Mapping[str, Any]
+) -> str | None:
+    """Return the referenced value; a missing one fails the container like the kubelet's config error."""
+    value = resolve(kind, str(ref.get("name", "")), str(ref.get("key", "")))
+    if value is None and not ref.get("optional"):
+        raise ValidationError(
+            f"container {container.get('name')!r}: {kind.lower()} {ref.get('name')!r} or its key "
+            f"{ref.get('key')!r} not found"
+        )
+    return value
 
 
 def container_argv(

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    from airflow_ais_etl.cluster.local.podplan import KeyResolver
+
 __all__ = ["start_pod"]
 
 
@@ -32,6 +34,7 @@ def start_pod(
     extra_base_env: Mapping[str, str] | None = None,
     init_timeout: float = 600.0,
     die_with_parent: bool = False,
+    key_resolver: KeyResolver | None = None,
 ) -> LocalPod:
     """Run the init containers of ``pod`` to completion, then start its containers detached.
 
@@ -39,6 +42,7 @@ def start_pod(
     :class:`PodStartError` (exit code + log tail) when an init container fails.
 
     :param die_with_parent: the processes get SIGTERM when the thread that started them ends
+    :param key_resolver: resolves ``secretKeyRef``/``configMapKeyRef`` env (an emulated kubelet's)
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "logs").mkdir(exist_ok=True)
@@ -51,6 +55,7 @@ def start_pod(
         volume_dirs=volume_dirs or {},
         image_command=image_command,
         extra_base_env=extra_base_env or {},
+        key_resolver=key_resolver,
     )
     run_init_containers(plan.inits, workdir, plan.name, timeout=init_timeout, die_with_parent=die_with_parent)
     local = LocalPod(plan.name, ip, plan.port, workdir)
