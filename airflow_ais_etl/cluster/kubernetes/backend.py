@@ -5,8 +5,8 @@ gateway sidecar that serves ``AIS_TARGET_URL`` (hpull/hrev/url). The ETL metadat
 ConfigMap ``ais-etl-md``; running ETLs are found by pod labels, so any worker can stop or use an
 ETL another worker started. Every API call goes through :mod:`airflow_ais_etl.cluster.kubernetes.pods`.
 
-Code and dependencies of init-code ETLs travel as env (``AISTORE_CODE``/``AISTORE_DEPS``), as the
-model's ``prepare_pod`` does: one object to create and no volume kinds beyond ``emptyDir``.
+Code and dependencies of init-code ETLs live in one ConfigMap per ETL
+(:mod:`~airflow_ais_etl.cluster.kubernetes.codemap`), read as env by ``configMapKeyRef``.
 
 The backend wires together modules with one job each: :mod:`~airflow_ais_etl.cluster.kubernetes.gateway`
 (building the pods), :mod:`~airflow_ais_etl.cluster.kubernetes.startup` (waiting for Ready, fail-fast
@@ -35,6 +35,11 @@ from airflow_ais_etl.cluster.base import (
 )
 from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
+from airflow_ais_etl.cluster.kubernetes.codemap import (
+    code_config_map,
+    delete_code_config_maps,
+    reference_code,
+)
 from airflow_ais_etl.cluster.kubernetes.gateway import (
     GATEWAY_CONTAINER,
     GatewayConfig,
@@ -280,10 +285,16 @@ class KubernetesBackend(Backend):
         ]
         for _target, prep in prepared:
             apply_knobs(prep.pod, self.pod_knobs, GATEWAY_CONTAINER)
+            reference_code(prep.pod, msg.name)
+        code_map = (
+            code_config_map(msg, self.namespace, prepared[0][1].pod) if isinstance(msg, InitCodeMsg) else None
+        )
         self._force_remove(msg.name)  # leftovers of a crashed run (the reference's pre-clean)
         self.record_abort(msg.name, None)
         try:
             self.kube.create_secret(gateway_secret(msg.name, self.namespace, prepared[0][1].pod))
+            if code_map is not None:
+                self.kube.create_config_map(code_map)
             for _target, prep in prepared:
                 self.kube.create_service(prep.service)
                 self.kube.create_pod(prep.pod)
@@ -317,9 +328,10 @@ class KubernetesBackend(Backend):
             self.kube.delete_pod(name_of(pod), grace)
 
     def _delete_secrets(self, name: str) -> None:
-        """Delete the gateway Secret of ``name`` (found by label: a leaked one goes too)."""
+        """Delete the gateway Secret and code ConfigMap of ``name`` (by label: a leaked one goes too)."""
         for secret in self.kube.list_secrets(self.etl_selector(name)):
             self.kube.delete_secret(name_of(secret))
+        delete_code_config_maps(self.kube, self.etl_selector(name))
 
     def _force_remove(self, name: str) -> None:
         """Delete every Service, Pod and Secret of ``name`` immediately and wait for the pods to go."""

@@ -328,6 +328,15 @@ class KubeClient:
             body,
         )
 
+    def list_config_maps(self, label_selector: str) -> list[dict[str, Any]]:
+        items, _ = self._list(
+            "list configmaps",
+            self.core.list_namespaced_config_map,
+            self.namespace,
+            label_selector=label_selector,
+        )
+        return items
+
     def delete_config_map(self, name: str) -> bool:
         return self._delete("delete configmap", self.core.delete_namespaced_config_map, name)
 
