@@ -37,7 +37,6 @@ from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
 from airflow_ais_etl.cluster.kubernetes.codemap import (
     code_config_map,
-    delete_code_config_maps,
     reference_code,
 )
 from airflow_ais_etl.cluster.kubernetes.gateway import (
@@ -327,11 +326,13 @@ class KubernetesBackend(Backend):
         for pod in pods:
             self.kube.delete_pod(name_of(pod), grace)
 
-    def _delete_secrets(self, name: str) -> None:
+    def _delete_etl_objects(self, name: str) -> None:
         """Delete the gateway Secret and code ConfigMap of ``name`` (by label: a leaked one goes too)."""
-        for secret in self.kube.list_secrets(self.etl_selector(name)):
+        selector = self.etl_selector(name)
+        for secret in self.kube.list_secrets(selector):
             self.kube.delete_secret(name_of(secret))
-        delete_code_config_maps(self.kube, self.etl_selector(name))
+        for config_map in self.kube.list_config_maps(selector):
+            self.kube.delete_config_map(name_of(config_map))
 
     def _force_remove(self, name: str) -> None:
         """Delete every Service, Pod and Secret of ``name`` immediately and wait for the pods to go."""
@@ -339,7 +340,7 @@ class KubernetesBackend(Backend):
         self._delete(services, pods, 0)
         if pods:
             self._wait_gone(name, _FORCE_WAIT)
-        self._delete_secrets(name)
+        self._delete_etl_objects(name)
 
     def _wait_gone(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -355,7 +356,7 @@ class KubernetesBackend(Backend):
     def stop_pods(self, name: str) -> bool:
         services, pods = self._objects(name)
         if not pods and not services:
-            self._delete_secrets(name)
+            self._delete_etl_objects(name)
             return False
         self._delete(services, [p for p in pods if not is_deleting(p)], self.stop_grace)
         if not self._wait_gone(name, self.stop_timeout):
@@ -371,7 +372,7 @@ class KubernetesBackend(Backend):
                 raise EtlError(
                     f"pods of etl {name} in namespace {self.namespace} did not go away", etl_name=name
                 )
-        self._delete_secrets(name)  # after the pods: a terminating gateway still reads its env
+        self._delete_etl_objects(name)  # after the pods: a terminating gateway still reads its env
         return bool(pods)
 
     def _pods(self, name: str) -> list[dict[str, Any]]:

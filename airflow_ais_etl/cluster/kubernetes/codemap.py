@@ -21,7 +21,6 @@ from airflow_ais_etl.etl.podtemplate import code_env
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_ais_etl.cluster.kubernetes.pods import KubeClient
     from airflow_ais_etl.etl.msg import InitCodeMsg
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "MAX_CONFIG_MAP_BYTES",
     "code_config_map",
     "code_config_map_name",
-    "delete_code_config_maps",
     "reference_code",
 ]
 
@@ -78,9 +76,3 @@ def reference_code(pod: dict[str, Any], etl_name: str) -> None:
             key = CODE_KEYS.get(entry.get("name", ""))
             if key is not None:
                 env[i] = {"name": entry["name"], "valueFrom": {"configMapKeyRef": {"name": name, "key": key}}}
-
-
-def delete_code_config_maps(kube: KubeClient, selector: str) -> None:
-    """Delete the code ConfigMaps matching the ETL's ``selector`` (a leaked one goes too)."""
-    for config_map in kube.list_config_maps(selector):
-        kube.delete_config_map(str(config_map["metadata"]["name"]))
