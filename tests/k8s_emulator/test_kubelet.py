@@ -470,6 +470,11 @@ def test_missing_secret_keeps_the_container_from_starting(core_v1: client.CoreV1
         {"name": "A", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "a"}}}
     ]
     core_v1.create_namespaced_pod("default", pod)
-    waiting = wait_for(lambda: (state := _state(core_v1, "norefs")) and state.waiting)
+    # ContainerCreating comes first (no message); wait for the failed start that names the Secret.
+    waiting = wait_for(
+        lambda: (
+            (state := _state(core_v1, "norefs")) and state.waiting and state.waiting.message and state.waiting
+        )
+    )
     assert "'absent'" in (waiting.message or "")
     assert core_v1.read_namespaced_pod("norefs", "default").status.phase == "Pending"
