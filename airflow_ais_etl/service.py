@@ -85,11 +85,15 @@ class AisEtl:
         """
         msg = validate(definition.to_msg(name))
         env = dict(definition.env)
+        with self.backend.lifecycle():  # racing inits: the later one sees the earlier one's ETL
+            return self._init(msg, env, definition.replace, origin)
+
+    def _init(self, msg: InitMsg, env: dict[str, str], replace: bool, origin: Origin | None) -> EtlInfo:
         md = self.backend.read_md()
         existing = md.get(msg.name)
         if existing is not None:
             same = to_wire(existing) == to_wire(msg) and md.env_of(msg.name) == env
-            if not same and not definition.replace:
+            if not same and not replace:
                 raise EtlExistsError(
                     "etl already exists with a different definition; pass replace=True (CLI: --replace) "
                     "to replace it, or choose another name",
@@ -116,11 +120,12 @@ class AisEtl:
 
     def start(self, name: str, origin: Origin | None = None) -> EtlInfo:
         """Start a stopped ETL from its MD entry (a running one is left as is); see :meth:`init` for ``origin``."""
-        msg = self.view(name)
-        if not self._running(name):
-            self.backend.stop_pods(name)
-            self._start_pods(msg, self.backend.read_md().env_of(name), origin)
-        return self.info(name)
+        with self.backend.lifecycle():
+            msg = self.view(name)
+            if not self._running(name):
+                self.backend.stop_pods(name)
+                self._start_pods(msg, self.backend.read_md().env_of(name), origin)
+            return self.info(name)
 
     def _start_pods(self, msg: InitMsg, env: dict[str, str], origin: Origin | None) -> None:
         labels, annotations = (origin.labels(), origin.annotations()) if origin else (None, None)
@@ -132,25 +137,29 @@ class AisEtl:
         Returns whether pods were running. An unknown name is an error.
         """
         validate_name(name)
-        if self.backend.read_md().get(name) is None and not self.backend.endpoints(name):
-            raise EtlNotFoundError(f"etl job {name} does not exist", etl_name=name)
-        return self.backend.stop_pods(name)
+        with self.backend.lifecycle():
+            if self.backend.read_md().get(name) is None and not self.backend.endpoints(name):
+                raise EtlNotFoundError(f"etl job {name} does not exist", etl_name=name)
+            return self.backend.stop_pods(name)
 
     def stop_all(self) -> list[str]:
         """Stop every running ETL; return the names that were running."""
-        return [name for name in self.backend.read_md().names() if self.backend.stop_pods(name)]
+        with self.backend.lifecycle():
+            return [name for name in self.backend.read_md().names() if self.backend.stop_pods(name)]
 
     def delete(self, name: str, *, force: bool = False) -> None:
         """Remove the definition of ``name``; refused while it runs unless ``force`` (which stops it)."""
-        self.view(name)
-        if self._running(name):
-            if not force:
-                raise ValidationError(
-                    "etl is running: stop it first (ais-etl stop NAME) or delete with force", etl_name=name
-                )
-            self.backend.stop_pods(name)
-        self.backend.update_md(lambda md: md.delete(name))
-        self.backend.forget(name)
+        with self.backend.lifecycle():
+            self.view(name)
+            if self._running(name):
+                if not force:
+                    raise ValidationError(
+                        "etl is running: stop it first (ais-etl stop NAME) or delete with force",
+                        etl_name=name,
+                    )
+                self.backend.stop_pods(name)
+            self.backend.update_md(lambda md: md.delete(name))
+            self.backend.forget(name)
 
     # ------------------------------------------------------------------ inspection
     def view(self, name: str) -> InitMsg:

@@ -8,6 +8,7 @@ nothing of the offline engine or of Airflow.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,14 @@ class MembershipWatch(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def earliest_event(self) -> tuple[float, str] | None:
+        """Return the first change seen since the watch began as ``(epoch seconds, cause)``.
+
+        A job asks after an object failed, to report a cluster event that happened before the
+        failure (and caused it) instead of the failure. ``None``: nothing seen, or not known.
+        """
+        return None
+
 
 class Backend(abc.ABC):
     """What a cluster backend provides to the ETL service and the offline engine."""
@@ -193,6 +202,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
         """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
+
+    def lifecycle(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the backend's lifecycle lock: init, start, stop and rm of ETLs take turns under it.
+
+        The local backend serialises them across processes with a file lock; the default is none.
+        """
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         """Release client resources (connections, threads)."""

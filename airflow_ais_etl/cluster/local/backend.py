@@ -30,11 +30,20 @@ from airflow_ais_etl.cluster.base import (
     PodMetrics,
     PodStatus,
 )
+from airflow_ais_etl.cluster.local.events import (
+    Event,
+    earliest,
+    membership_events,
+    pod_exit_events,
+    read_event,
+    write_event,
+)
 from airflow_ais_etl.cluster.local.gateways import LocalGateways
+from airflow_ais_etl.cluster.local.homelock import home_lock
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
 from airflow_ais_etl.cluster.local.podplan import container_port
 from airflow_ais_etl.cluster.local.podrunner import start_pod
-from airflow_ais_etl.cluster.local.processes import LocalPod, stop_pod
+from airflow_ais_etl.cluster.local.processes import LocalPod, process_tree, stop_pod, stop_pods
 from airflow_ais_etl.cluster.local.startup import wait_ready
 from airflow_ais_etl.cluster.local.state import (
     DEFAULT_TARGETS,
@@ -45,6 +54,7 @@ from airflow_ais_etl.cluster.local.state import (
     write_json_atomic,
     write_text_atomic,
 )
+from airflow_ais_etl.cluster.local.targetids import tid_order, validate_target_id
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.md import EtlMD
 from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg
@@ -59,6 +69,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 10.0
+ABORT_GRACE = 2.0
+"""Seconds an aborted ETL's pods get to exit before SIGKILL (AIS's ``DefaultAbortTimeout``)."""
 WATCH_INTERVAL = 0.25
 
 
@@ -77,18 +89,26 @@ class _Watch(MembershipWatch):
         self._on_change = on_change
         self._stop = threading.Event()
         self._baseline = backend._snapshot(name)
+        self.event: Event | None = None
         self._thread = threading.Thread(target=self._run, name=f"etl-aborter-{name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL):
             try:
-                cause = self._backend.membership_cause(self._name, self._baseline)
+                event = self._backend.membership_event(self._name, self._baseline)
             except Exception as exc:  # a watch must never die silently
-                cause = f"membership check failed: {exc}"
-            if cause:
-                self._on_change(cause)
+                event = Event(time.time(), f"membership check failed: {exc}")
+            if event:
+                self.event = event
+                self._on_change(event.cause)
                 return
+
+    def earliest_event(self) -> tuple[float, str] | None:
+        """Look again now and return the first event since the watch began (epoch time, cause)."""
+        event = self._backend.membership_event(self._name, self._baseline)
+        event = earliest(e for e in (event, self.event) if e is not None)
+        return (event.at, event.cause) if event else None
 
     def close(self) -> None:
         self._stop.set()
@@ -109,10 +129,14 @@ class LocalBackend(Backend):
     # ---------------------------------------------------------------- targets and gateways
     def targets(self) -> list[Target]:
         cluster = self._ensure_cluster()
-        return [Target(tid, t["node"]) for tid, t in sorted(cluster["targets"].items(), key=_tid_order)]
+        return [Target(tid, t["node"]) for tid, t in sorted(cluster["targets"].items(), key=tid_order)]
 
     def cluster_version(self) -> int:
         return int(self._ensure_cluster()["version"])
+
+    def lifecycle(self) -> contextlib.AbstractContextManager[None]:
+        """Serialise init, start, stop, rm and membership changes on this home (all processes)."""
+        return home_lock(self.state.home).hold()
 
     def _ensure_cluster(self) -> dict[str, Any]:
         cluster = self.state.cluster()
@@ -129,49 +153,55 @@ class LocalBackend(Backend):
     def add_target(self, tid: str | None = None) -> Target:
         """Add a target (membership change: running ETLs are aborted, as the reference does)."""
         self._ensure_cluster()
-        with self.state.lock():
-            cluster = self.state.cluster()
-            if tid is None:
-                n = 1
-                while f"t{n}" in cluster["targets"]:
-                    n += 1
-                tid = f"t{n}"
-            _validate_target_id(tid)
-            if tid in cluster["targets"]:
-                raise ValidationError(f"target {tid} already exists; choose another id or omit it")
-            cluster["targets"][tid] = {"node": f"local-{tid}"}
-            cluster["version"] += 1
-            write_json_atomic(self.state.cluster_file, cluster)
-        self._abort_all(f"target {tid} joined")
+        with self.lifecycle():
+            with self.state.lock():
+                cluster = self.state.cluster()
+                tid = tid or next(f"t{n}" for n in range(1, 1 << 20) if f"t{n}" not in cluster["targets"])
+                validate_target_id(tid)
+                if tid in cluster["targets"]:
+                    raise ValidationError(f"target {tid} already exists; choose another id or omit it")
+                cluster["targets"][tid] = {"node": f"local-{tid}"}
+                self._bump(cluster)
+            self._abort_all(f"target {tid} joined", cluster["changed_at"])
         return Target(tid, f"local-{tid}")
 
     def remove_target(self, tid: str) -> None:
         """Remove a target: its gateway stops, every running ETL is aborted with the cause."""
         self._ensure_cluster()
-        with self.state.lock():
-            cluster = self.state.cluster()
-            if tid not in cluster["targets"]:
-                known = ", ".join(sorted(cluster["targets"])) or "none"
-                raise ValidationError(f"unknown target {tid!r} (targets: {known})")
-            if len(cluster["targets"]) == 1:
-                raise ValidationError(f"cannot remove {tid}: it is the last target")
-            del cluster["targets"][tid]
-            cluster["version"] += 1
-            write_json_atomic(self.state.cluster_file, cluster)
-        self._abort_all(f"target {tid} left")
-        self.gateways.stop([tid])
+        with self.lifecycle():
+            with self.state.lock():
+                cluster = self.state.cluster()
+                if tid not in cluster["targets"]:
+                    known = ", ".join(sorted(cluster["targets"])) or "none"
+                    raise ValidationError(f"unknown target {tid!r} (targets: {known})")
+                if len(cluster["targets"]) == 1:
+                    raise ValidationError(f"cannot remove {tid}: it is the last target")
+                del cluster["targets"][tid]
+                self._bump(cluster)
+            self._abort_all(f"target {tid} left", cluster["changed_at"])
+            self.gateways.stop([tid])
 
-    def _abort_all(self, cause: str) -> None:
+    def _bump(self, cluster: dict[str, Any]) -> None:
+        """Write a membership change, stamped with its time (what aborted jobs report first)."""
+        cluster["version"] += 1
+        cluster["changed_at"] = time.time()
+        write_json_atomic(self.state.cluster_file, cluster)
+
+    def _abort_all(self, cause: str, at: float) -> None:
         for name in self.state.etl_names():
             if self._pods(name):
-                self.abort(name, cause)
+                self.abort(name, cause, at=at)
 
-    def abort(self, name: str, cause: str) -> None:
-        """Record why ``name`` is aborted (running jobs read it) and stop its pods everywhere."""
-        if self.state.etl_dir(name).exists():
-            self.state.aborted_file(name).write_text(cause)
-        log.warning("etl %s: %s, aborting...", name, cause)
-        self.stop_pods(name)
+    def abort(self, name: str, cause: str, *, at: float | None = None) -> None:
+        """Record why ``name`` is aborted (running jobs read it) and stop its pods everywhere.
+
+        ``at`` is when the cause happened (default: now); the pods get :data:`ABORT_GRACE` seconds.
+        """
+        with self.lifecycle():
+            if self.state.etl_dir(name).exists():
+                write_event(self.state.aborted_file(name), cause, at)
+            log.warning("etl %s: %s, aborting...", name, cause)
+            self.stop_pods(name, grace=ABORT_GRACE)
 
     def target_url(self, tid: str) -> str:
         """Return ``AIS_TARGET_URL`` of target ``tid`` (its gateway is started if needed)."""
@@ -212,9 +242,15 @@ class LocalBackend(Backend):
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
     ) -> list[PodEndpoint]:
+        with self.lifecycle():
+            return self._start_pods(msg, extra_env or {}, (labels or {}, annotations or {}))
+
+    def _start_pods(
+        self, msg: InitMsg, extra_env: Mapping[str, str], meta: tuple[Mapping[str, str], Mapping[str, str]]
+    ) -> list[PodEndpoint]:
         if self._pods(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
-        env = dict(extra_env or {})
+        env = dict(extra_env)
         volume_dirs: dict[str, Path] = {}
         if isinstance(msg, InitCodeMsg):
             template = code_pod_spec(msg)
@@ -226,7 +262,6 @@ class LocalBackend(Backend):
             raise ValidationError(f"unsupported init message kind {type(msg).__name__}", etl_name=msg.name)
         etl_dir = self.state.etl_dir(msg.name)
         self._clear_pod_dirs(msg.name)
-        meta = (labels or {}, annotations or {})
         started: list[tuple[Target, LocalPod]] = []
         try:
             with self.state.pods_lock(shared=True):  # gateways stay up until our pods are recorded
@@ -293,28 +328,30 @@ class LocalBackend(Backend):
                 if child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)
         self.state.aborted_file(name).unlink(missing_ok=True)
+        self.state.stopping_file(name).unlink(missing_ok=True)
 
     def aborted_cause(self, name: str) -> str | None:
-        path = self.state.aborted_file(name)
-        return path.read_text() if path.exists() else None
+        event = read_event(self.state.aborted_file(name))
+        return event.cause if event else None
 
     def _pod_spec(self, name: str, tid: str) -> dict[str, Any]:
         spec: dict[str, Any] = yaml.safe_load((self.state.pod_dir(name, tid) / "pod.yaml").read_text())
         return spec
 
-    def stop_pods(self, name: str) -> bool:
-        pods = self._pods(name)
-        stopping = self.state.stopping_file(name)
-        if pods:  # running jobs' watches then name the stop, not the pods' exits it causes
-            stopping.write_text(f"etl {name} stopped")
-        try:
-            for pod in pods.values():
-                stop_pod(pod, grace=STOP_GRACE)
+    def stop_pods(self, name: str, *, grace: float = STOP_GRACE) -> bool:
+        """Stop every pod of ``name`` together (one ``grace`` for all); the stop stays recorded.
+
+        The record (kept until the next start) lets running jobs' watches name the stop, stamped
+        before any pod is signalled, rather than the pod exits it causes.
+        """
+        with self.lifecycle():
+            pods = self._pods(name)
+            if pods:
+                write_event(self.state.stopping_file(name), f"etl {name} stopped")
+            stop_pods(list(pods.values()), grace=grace)
             for tid in pods:
                 (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
-        finally:
-            stopping.unlink(missing_ok=True)
-        self._stop_idle_gateways()
+            self._stop_idle_gateways()
         return bool(pods)
 
     def _stop_idle_gateways(self) -> None:
@@ -352,7 +389,7 @@ class LocalBackend(Backend):
         pods = self._require(name)
         procs: dict[str, list[psutil.Process]] = {}
         for tid, pod in pods.items():
-            procs[tid] = _process_tree(pod)
+            procs[tid] = process_tree(pod)
             for p in procs[tid]:
                 with contextlib.suppress(psutil.Error):
                     p.cpu_percent(None)
@@ -388,23 +425,25 @@ class LocalBackend(Backend):
         return read_json(self.state.etl_dir(name) / "membership.json", self._membership())
 
     def membership_cause(self, name: str, baseline: Mapping[str, Any]) -> str | None:
-        """Return what changed since ``baseline`` for ETL ``name`` (None when nothing did)."""
-        for path in (self.state.aborted_file(name), self.state.stopping_file(name)):
-            with contextlib.suppress(FileNotFoundError):
-                return path.read_text()
-        now = self._membership()
-        left = sorted(set(baseline["targets"]) - set(now["targets"]))
-        joined = sorted(set(now["targets"]) - set(baseline["targets"]))
-        if left or joined:
-            return ", ".join([f"target {t} left" for t in left] + [f"target {t} joined" for t in joined])
+        """Return what changed first since ``baseline`` for ETL ``name`` (None when nothing did)."""
+        event = self.membership_event(name, baseline)
+        return event.cause if event else None
+
+    def membership_event(self, name: str, baseline: Mapping[str, Any]) -> Event | None:
+        """Return the earliest event since ``baseline``: a recorded abort or stop, a target change,
+        a pod exit. Effects (pods) are read before causes, so a cause that led to them is seen too.
+        """
         pods = self._pods(name)
-        if not pods:
-            return f"etl {name} stopped"
-        for tid, pod in pods.items():
-            exited = pod.exited()
-            if exited:
-                return f"pod of {tid} exited with code {exited[1]}"
-        return None
+        events = pod_exit_events(pods)
+        cluster = self._ensure_cluster()
+        now = {"version": cluster["version"], "targets": sorted(cluster["targets"])}
+        events += membership_events(baseline, now, float(cluster.get("changed_at") or time.time()))
+        for path in (self.state.aborted_file(name), self.state.stopping_file(name)):
+            if (recorded := read_event(path)) is not None:
+                events.append(recorded)
+        if not pods and not events:
+            events.append(Event(time.time(), f"etl {name} stopped"))
+        return earliest(events)
 
     def watch_membership(self, name: str, on_change: Callable[[str], None]) -> MembershipWatch:
         return _Watch(self, name, on_change)
@@ -433,17 +472,6 @@ class LocalBackend(Backend):
         self.gateways.stop(t.id for t in self.targets())
 
 
-def _tid_order(item: tuple[str, Any]) -> tuple[int, str]:
-    tid = item[0]
-    digits = tid[1:]
-    return (int(digits) if digits.isdigit() else 1 << 30, tid)
-
-
-def _validate_target_id(tid: str) -> None:
-    if not tid or len(tid) > 20 or not all(c.isalnum() or c in "-_" for c in tid):
-        raise ValidationError(f"invalid target id {tid!r}: use up to 20 letters, digits, '-' or '_'")
-
-
 def _redact(pod: dict[str, Any]) -> dict[str, Any]:
     """Return the pod spec without the code/deps env values (they live in the volumes)."""
     data = json.loads(json.dumps(pod))
@@ -453,15 +481,6 @@ def _redact(pod: dict[str, Any]) -> dict[str, Any]:
             if e.get("name") in ("AISTORE_CODE", "AISTORE_DEPS"):
                 e["value"] = "<redacted: see volumes>"
     return data
-
-
-def _process_tree(pod: LocalPod) -> list[psutil.Process]:
-    out = []
-    for c in pod.containers:
-        with contextlib.suppress(psutil.Error):
-            shim = psutil.Process(c.shim_pid)
-            out.extend(shim.children(recursive=True))
-    return out
 
 
 def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[None]:

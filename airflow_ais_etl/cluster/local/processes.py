@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from airflow_ais_etl.etl.errors import PodStartError
 
 if TYPE_CHECKING:
@@ -32,9 +34,11 @@ __all__ = [
     "LocalPod",
     "log_tail",
     "pid_alive",
+    "process_tree",
     "run_init_containers",
     "start_containers",
     "stop_pod",
+    "stop_pods",
 ]
 
 
@@ -60,6 +64,13 @@ class ContainerProcess:
         except (OSError, ValueError):
             if self.shim_pid and not pid_alive(self.shim_pid):
                 return -signal.SIGKILL  # the shim itself was killed: the container is gone
+            return None
+
+    def exited_at(self) -> float | None:
+        """Return when the shim recorded the exit (epoch seconds), None when it did not (yet)."""
+        try:
+            return os.stat(self.state_dir / "exit_code").st_mtime
+        except OSError:
             return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +107,10 @@ class LocalPod:
             if code is not None:
                 return c.name, code
         return None
+
+    def exited_at(self) -> float | None:
+        """Return when the first recorded container exit happened (None: none recorded)."""
+        return min((t for c in self.containers if (t := c.exited_at()) is not None), default=None)
 
     def pids(self) -> list[int]:
         return [p for c in self.containers if (p := c.pid()) is not None]
@@ -227,7 +242,15 @@ def _start_under_shim(plan: ContainerPlan, workdir: Path, *, die_with_parent: bo
 
 def stop_pod(pod: LocalPod, grace: float = 10.0) -> None:
     """Stop every container of ``pod``: SIGTERM, then SIGKILL after ``grace`` seconds. Idempotent."""
-    groups = [c.shim_pid for c in pod.containers if c.shim_pid]
+    stop_pods([pod], grace)
+
+
+def stop_pods(pods: Sequence[LocalPod], grace: float = 10.0) -> None:
+    """Stop several pods at once: all get SIGTERM together and share one ``grace`` deadline.
+
+    Stopping them one after the other would make a stop (or an abort) take ``grace`` per busy pod.
+    """
+    groups = [c.shim_pid for pod in pods for c in pod.containers if c.shim_pid]
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
@@ -272,3 +295,13 @@ def _reap(pids: Sequence[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+
+
+def process_tree(pod: LocalPod) -> list[psutil.Process]:
+    """Return the processes of ``pod``'s containers (for metrics)."""
+    out = []
+    for c in pod.containers:
+        with contextlib.suppress(psutil.Error):
+            shim = psutil.Process(c.shim_pid)
+            out.extend(shim.children(recursive=True))
+    return out
