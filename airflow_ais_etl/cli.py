@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import AisEtlError, ValidationError
+from airflow_ais_etl.interrupts import Interrupted, exit_code, run_interruptible, signals_raise
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,6 +73,7 @@ def definition_from_flags(args: argparse.Namespace) -> EtlDefinition:
         "comm_type": args.comm_type,
         "arg_type": args.arg_type,
         "timeout": args.wait_timeout,
+        "obj_timeout": args.obj_timeout,
         "env": _env_pairs(args.env),
         "replace": args.replace,
     }
@@ -242,16 +244,12 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
         except BaseException as exc:
             error.append(exc)
 
-    worker = threading.Thread(target=run, name="ais-etl-bucket")
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        control.abort("interrupted by the user")
-        worker.join()
+    signum = run_interruptible(run, lambda sig: control.abort(f"interrupted by {signal.Signals(sig).name}"))
     if printer:
         printer.finish(result or None)
+    if signum is not None:  # the job's abort error (or, if it did not wind down, the signal) and 130/143
+        print(f"Error: {error[0] if error else Interrupted(signum)}", file=sys.stderr)
+        raise SystemExit(exit_code(signum))
     if error:
         raise error[0]
     errors = result.get("errors") or []
@@ -322,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--comm-type", default=HPUSH, help="hpush, hpull, hrev or io (default hpush)")
         sp.add_argument("--arg-type", default="", help="'' (bytes), url or fqn")
         sp.add_argument("--wait-timeout", default="45s", help="how long to wait for the pods (e.g. 45s, 5m)")
+        sp.add_argument("--obj-timeout", help="how long one object may take (e.g. 45s, 2m; default 45s)")
         sp.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra env for the pods")
         sp.add_argument("--replace", action="store_true", help="replace an existing ETL of that name")
         sp.set_defaults(func=cmd_init)
@@ -393,8 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from airflow_ais_etl.service import AisEtl
 
     try:
-        api = AisEtl.local(args.home)
-        args.func(api, args)
+        with signals_raise():  # SIGTERM too unwinds (pods of an unfinished init are removed)
+            api = AisEtl.local(args.home)
+            args.func(api, args)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"Error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return exit_code(signum)
     except AisEtlError as exc:
         if args.json:
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}), file=sys.stderr)

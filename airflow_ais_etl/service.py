@@ -11,9 +11,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_ais_etl.etl.coerce import as_float, as_str
 from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
-from airflow_ais_etl.etl.msg import CODE, SPEC, to_wire
+from airflow_ais_etl.etl.msg import CODE, SPEC, obj_timeout_of, to_wire
 from airflow_ais_etl.etl.state import EtlState, etl_state
 from airflow_ais_etl.etl.validation import validate, validate_name
 
@@ -224,6 +225,9 @@ class AisEtl:
         from airflow_ais_etl.dataplane.inline import transform_object
 
         msg = self.view(name)
+        for arg, value in (("src", src), ("obj", obj)):
+            as_str(arg, value)
+        timeout = obj_timeout_of(msg) if timeout is None else as_float("timeout", timeout)
         endpoints = self.backend.endpoints(name)
         if not endpoints:
             raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
@@ -261,6 +265,8 @@ class AisEtl:
         from airflow_ais_etl.dataplane.engine import OfflineOptions, run_offline
 
         msg = self.view(name)
+        as_str("src", src)
+        as_str("dst", dst)
         stats = run_offline(
             self.backend,
             msg,

@@ -13,12 +13,15 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.dataplane.comm import PodClient
 from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
-from airflow_ais_etl.dataplane.journal import Journal
+from airflow_ais_etl.dataplane.journal import FLUSH_SECONDS, Journal
+from airflow_ais_etl.dataplane.optiontypes import check_option_types
+from airflow_ais_etl.dataplane.overlap import check_separate
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.dataplane.storage.urls import normalize_url
@@ -30,15 +33,18 @@ from airflow_ais_etl.etl.errors import (
     TransformError,
     ValidationError,
 )
-from airflow_ais_etl.etl.msg import to_wire
+from airflow_ais_etl.etl.msg import obj_timeout_of, to_wire
 from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from airflow_ais_etl.cluster.base import Backend, PodEndpoint
+    from airflow_ais_etl.cluster.base import Backend, MembershipWatch, PodEndpoint
     from airflow_ais_etl.dataplane.storage.base import Bucket
     from airflow_ais_etl.etl.msg import InitMsg
+
+EVENT_SLACK = 0.5
+"""Seconds a pod's recorded exit may trail the failure it caused (its shim records it just after)."""
 
 __all__ = ["JobControl", "OfflineOptions", "job_fingerprint", "plan", "run_offline"]
 
@@ -55,6 +61,7 @@ class OfflineOptions:
     dry_run: bool = False
     continue_on_error: bool = False
     request_timeout: float | None = None
+    """Seconds one object may take, overriding the ETL's ``obj_timeout`` for this job."""
     num_workers: int = 8
     """In-flight requests per target."""
     skip_existing: bool = False
@@ -63,6 +70,7 @@ class OfflineOptions:
 
     def validate(self) -> None:
         """Raise :class:`ValidationError` for options that cannot work together or are out of range."""
+        check_option_types(self)
         chosen = [n for n, v in (("objects", self.objects), ("template", self.template)) if v]
         if len(chosen) > 1:
             raise ValidationError("give either an explicit object list or a template, not both")
@@ -94,10 +102,13 @@ class JobControl:
         self.stop_pods = False
         self._wake: Callable[[], object] | None = None
 
-    def abort(self, cause: str, *, stop_pods: bool = False) -> None:
-        """Abort the job with ``cause``; ``stop_pods`` also stops the ETL (membership changes)."""
+    def abort(self, cause: str, *, stop_pods: bool = False, replace: bool = False) -> None:
+        """Abort the job with ``cause``; ``stop_pods`` also stops the ETL (membership changes).
+
+        The first cause stays unless ``replace`` (the job learnt that an earlier event caused it).
+        """
         with self._lock:
-            if self.cause is not None:
+            if self.cause is not None and not replace:
                 return
             self.cause, self.stop_pods = cause, stop_pods
             wake = self._wake
@@ -131,7 +142,9 @@ def plan(src: Bucket, options: OfflineOptions) -> list[ObjInfo]:
 
 def job_fingerprint(msg: InitMsg) -> str:
     """Identify an ETL definition: a resumed job skips only results of the same definition."""
-    wire = json.dumps(to_wire(msg), sort_keys=True).encode()
+    fields = to_wire(msg)
+    fields.pop("obj_timeout", None)  # how long a transform may take does not change its results
+    wire = json.dumps(fields, sort_keys=True).encode()
     return hashlib.sha256(wire).hexdigest()[:16]
 
 
@@ -173,6 +186,7 @@ class _Job:
         self.control = control
         self.stats = JobStats(msg.name, src.url, dst_url, options.dry_run)
         self.failure: BaseException | None = None
+        self._failed_at = 0.0
         self._flushing: asyncio.Future[None] | None = None
 
     async def run(self) -> dict[str, Any]:
@@ -189,12 +203,26 @@ class _Job:
         try:
             done = await self._prepare_destination(dst, journal)
             await self._transform(items, endpoints, dst, journal, done, aborted)
+            await asyncio.to_thread(self._report_first_event, watch)
         finally:
             watch.close()
             await self._flush(journal)
         return self._conclude()
 
     # ---------------------------------------------------------------- the steps of run
+    def _report_first_event(self, watch: MembershipWatch) -> None:
+        """When an object failed, report the cluster event behind it instead, if that came first.
+
+        A removed target or a stopped ETL kills pods, and their in-flight objects fail a moment
+        before the watch looks again; the event's time is recorded where it happened.
+        """
+        if self.failure is None:
+            return
+        event = watch.earliest_event()
+        if event is not None and event[0] <= self._failed_at + EVENT_SLACK:
+            self.failure = None
+            self.control.abort(event[1], stop_pods=True, replace=True)
+
     def _abort_event(self) -> asyncio.Event:
         """Return an event of this loop that an abort from any thread sets."""
         loop = asyncio.get_running_loop()
@@ -236,7 +264,8 @@ class _Job:
         for ep in endpoints:
             self.stats.targets[ep.target_id] = TargetStats()
         limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
-        async with PodClient(request_timeout=self.options.request_timeout, limit_per_host=limit) as client:
+        timeout = self.options.request_timeout or obj_timeout_of(self.msg)
+        async with PodClient(request_timeout=timeout, limit_per_host=limit) as client:
             transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
             run = _Run(endpoints, transformer, dst, journal, done, asyncio.Event())
             await self._dispatch(items, run, aborted)
@@ -277,6 +306,7 @@ class _Job:
             asyncio.create_task(worker()) for _ in range(len(run.endpoints) * self.options.num_workers)
         ]
         reporter = asyncio.create_task(self._report())
+        flusher = asyncio.create_task(self._flush_periodically(run.journal))
         all_done: asyncio.Future[Any] = asyncio.gather(*workers)
         abort_wait: asyncio.Future[Any] = asyncio.ensure_future(aborted.wait())
         try:
@@ -284,9 +314,10 @@ class _Job:
         finally:
             await _cancel_unfinished(workers, all_done)
             abort_wait.cancel()
-            reporter.cancel()
-            with contextlib.suppress(BaseException):
-                await reporter
+            for task in (reporter, flusher):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         _raise_worker_bug(all_done)
 
     async def _one(self, info: ObjInfo, run: _Run) -> None:
@@ -316,8 +347,19 @@ class _Job:
     def _note(self, journal: Journal, info: ObjInfo, target_name: str) -> None:
         """Note a written object; flush the journal in a thread when a batch is due (one at a time)."""
         journal.record(info.name, info.version, target_name)
-        if journal.due() and (self._flushing is None or self._flushing.done()):
+        if journal.due():
+            self._start_flush(journal)
+
+    def _start_flush(self, journal: Journal) -> None:
+        if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(asyncio.to_thread(journal.flush))
+
+    async def _flush_periodically(self, journal: Journal) -> None:
+        """Flush notes at least every :data:`FLUSH_SECONDS`, so a killed job redoes little."""
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            if journal.has_pending():
+                self._start_flush(journal)
 
     def _fail(
         self, name: str, target: str, error: str, stop: asyncio.Event, exc: BaseException | None = None
@@ -327,6 +369,7 @@ class _Job:
             self.failure = exc or TransformError(
                 error, object_name=name, etl_name=self.msg.name, target=target
             )
+            self._failed_at = time.time()
             stop.set()
             self.control.abort(f"object {name} failed")
 
@@ -365,7 +408,7 @@ class _Job:
         """Stop the pods when membership changed, and say how far the job got and how to resume."""
         if self.control.stop_pods:
             with contextlib.suppress(Exception):
-                self.backend.stop_pods(self.msg.name)
+                self.backend.abort(self.msg.name, cause)
         err = AbortError(
             f"etl job aborted: {cause}; {snap['objects']} of {snap['planned_objects']} "
             f"object(s) done, {snap['skipped']} skipped; no partial objects were left — "
@@ -418,11 +461,7 @@ def run_offline(
     options.validate()
     src_bucket = open_bucket(src, conn_id=src_conn_id)
     dst_url = normalize_url(dst)
-    if _same(src_bucket.url, dst_url) and not options.prepend and not options.ext:
-        raise ValidationError(
-            f"source and destination are the same bucket ({src_bucket.url}) and no --prepend/--ext is "
-            "given: results would overwrite their sources; choose another destination"
-        )
+    check_separate(src_bucket.url, dst_url, same_connection=src_conn_id == dst_conn_id)
 
     def open_dst() -> Bucket:
         # Objects are not fsynced one by one: the journal syncs the file system once per batch
@@ -431,7 +470,3 @@ def run_offline(
 
     job = _Job(backend, msg, src_bucket, dst_url, open_dst, options, progress, control or JobControl())
     return asyncio.run(job.run())
-
-
-def _same(a: str, b: str) -> bool:
-    return a.rstrip("/") == b.rstrip("/")

@@ -22,7 +22,7 @@ from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 
-COMMON_KEYS = ("comm_type", "arg_type", "timeout", "env", "replace")
+COMMON_KEYS = ("comm_type", "arg_type", "timeout", "obj_timeout", "env", "replace")
 """Arguments of every ETL definition."""
 CODE_KEYS = (
     "code",
@@ -88,6 +88,7 @@ class EtlDefinition:
     :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://``
     :param arg_type: ``""`` (bytes), ``url`` or ``fqn``
     :param timeout: seconds each pod may take to become ready
+    :param obj_timeout: seconds one object's transform may take (0: the default, 45 s)
     :param env: extra environment variables of the pods (stored with the ETL, restored by ``start``)
     :param replace: replace an existing ETL of the same name that has a different definition
     """
@@ -96,6 +97,7 @@ class EtlDefinition:
     comm_type: str = HPUSH
     arg_type: str = ARG_BYTES
     timeout: float = DEFAULT_TIMEOUT
+    obj_timeout: float = 0.0
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     replace: bool = False
 
@@ -105,6 +107,7 @@ class EtlDefinition:
         as_str("comm_type", self.comm_type)
         as_str("arg_type", self.arg_type)
         as_float("timeout", self.timeout, positive=False)
+        as_float("obj_timeout", self.obj_timeout, positive=False)
         if as_str_map("env", self.env) != self.env:
             raise ValidationError(f"env must map strings to strings, got {describe(self.env)}")
         if not isinstance(self.replace, bool):
@@ -126,6 +129,7 @@ class EtlDefinition:
             "comm_type": self.comm_type,
             "arg_type": self.arg_type,
             "timeout": self.timeout,
+            "obj_timeout": self.obj_timeout,
         }
         source = self.source
         if isinstance(source, SpecSource):
@@ -208,6 +212,7 @@ _OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "comm_type": _comm_type,
     "arg_type": as_str,
     "timeout": _timeout,
+    "obj_timeout": _timeout,
     "env": as_str_map,
     "replace": as_bool,
 }

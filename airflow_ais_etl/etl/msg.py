@@ -18,6 +18,7 @@ from airflow_ais_etl.etl.errors import ValidationError, go_quote
 
 __all__ = [
     "CODE",
+    "DEFAULT_OBJ_TIMEOUT",
     "SPEC",
     "InitCodeMsg",
     "InitMsg",
@@ -25,6 +26,7 @@ __all__ = [
     "decode_msg",
     "from_wire",
     "normalize_comm_type",
+    "obj_timeout_of",
     "to_wire",
 ]
 
@@ -33,6 +35,8 @@ CODE = "code"
 SPEC = "spec"
 """The kind of an ETL defined by a Pod spec."""
 _SEPARATOR = "://"
+DEFAULT_OBJ_TIMEOUT = 45.0
+"""Seconds one object may take when ``obj_timeout`` is 0 (AIS's CLI and SDK default, ``45s``)."""
 
 
 def normalize_comm_type(value: str) -> str:
@@ -55,12 +59,15 @@ class InitMsg:
     :param comm_type: one of :data:`~airflow_ais_etl.etl.constants.COMM_TYPES`; empty means ``hpush://``
     :param arg_type: ``""`` (bytes), ``url`` or ``fqn``
     :param timeout: seconds to wait for each pod to become Ready; 0 means 45 s
+    :param obj_timeout: seconds one object's transform may take, answer included (AIS's
+        ``obj_timeout``); 0 means :data:`DEFAULT_OBJ_TIMEOUT`
     """
 
     name: str
     comm_type: str = ""
     arg_type: str = ""
     timeout: float = 0.0
+    obj_timeout: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -137,6 +144,8 @@ def to_wire(msg: InitMsg) -> dict[str, Any]:
         "argument": msg.arg_type,
         "timeout": format_duration(msg.timeout),
     }
+    if msg.obj_timeout:  # omitted when 0, as AIS does: older MD and fingerprints stay the same
+        out["obj_timeout"] = format_duration(msg.obj_timeout)
     if isinstance(msg, InitCodeMsg):
         out["code"] = _b64(msg.code)
         out["dependencies"] = None if msg.dependencies is None else _b64(msg.dependencies)
@@ -206,13 +215,18 @@ def _get_b64_text(data: Mapping[str, Any], key: str) -> str | None:
         raise _bad(key, f"does not decode as UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def _get_timeout(data: Mapping[str, Any]) -> float:
-    value = _lookup(data, "timeout")
+def _get_timeout(data: Mapping[str, Any], key: str = "timeout") -> float:
+    value = _lookup(data, key)
     if value is None:
         return 0.0
     if not isinstance(value, str):
-        raise _bad("timeout", f'must be a duration string such as "45s" or "5m", got {json.dumps(value)}')
+        raise _bad(key, f'must be a duration string such as "45s" or "5m", got {json.dumps(value)}')
     return parse_duration(value)
+
+
+def obj_timeout_of(msg: InitMsg) -> float:
+    """Return the seconds one object of ``msg`` may take (its ``obj_timeout``, else the default)."""
+    return msg.obj_timeout or DEFAULT_OBJ_TIMEOUT
 
 
 def decode_msg(data: Mapping[str, Any], kind: str) -> InitMsg:
@@ -228,6 +242,7 @@ def decode_msg(data: Mapping[str, Any], kind: str) -> InitMsg:
         "comm_type": _get_str(data, "communication"),
         "arg_type": _get_str(data, "argument"),
         "timeout": _get_timeout(data),
+        "obj_timeout": _get_timeout(data, "obj_timeout"),
     }
     if kind == CODE:
         funcs = _lookup(data, "funcs")

@@ -26,7 +26,13 @@ from airflow_ais_etl.etl.constants import (
 )
 from airflow_ais_etl.etl.duration import format_duration
 from airflow_ais_etl.etl.errors import ValidationError, go_quote
-from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
+from airflow_ais_etl.etl.msg import (
+    DEFAULT_OBJ_TIMEOUT,
+    InitCodeMsg,
+    InitMsg,
+    InitSpecMsg,
+    normalize_comm_type,
+)
 from airflow_ais_etl.etl.podcheck import parse_pod_spec, validate_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIMES
 
@@ -88,7 +94,7 @@ def _check_types(msg: InitMsg) -> None:
     """Reject fields of the wrong Python type (messages built in code rather than from JSON)."""
     for field in dataclasses.fields(msg):
         value = getattr(msg, field.name)
-        if field.name == "timeout":
+        if field.name in ("timeout", "obj_timeout"):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             expected = "a number of seconds"
         elif field.name == "dependencies":
@@ -179,6 +185,7 @@ def validate(msg: InitMsg, *, allow_fqn: bool = True) -> InitMsg:
     comm = _checked_comm_type(msg, detail)
     _check_arg_type(msg, comm, detail, allow_fqn=allow_fqn)
     out = dataclasses.replace(msg, comm_type=comm, timeout=_checked_timeout(msg, detail))
+    _check_obj_timeout(msg, detail)
     if isinstance(out, InitCodeMsg):
         _validate_code(out)
     elif isinstance(out, InitSpecMsg):
@@ -240,3 +247,14 @@ def _checked_timeout(msg: InitMsg, detail: str) -> float:
             etl_name=msg.name,
         )
     return timeout or DEFAULT_TIMEOUT
+
+
+def _check_obj_timeout(msg: InitMsg, detail: str) -> None:
+    """Refuse a negative or infinite ``obj_timeout`` (0 keeps meaning the default)."""
+    value = float(msg.obj_timeout)
+    if not math.isfinite(value) or value < 0:
+        raise ValidationError(
+            f"obj_timeout {msg.obj_timeout!r} is invalid, expecting a positive duration such as 45s or 2m "
+            f"(0 means the default {format_duration(DEFAULT_OBJ_TIMEOUT)}){detail}",
+            etl_name=msg.name,
+        )

@@ -57,6 +57,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
     :param chunk_size: > 0 streams objects to ``transform(reader, writer)`` (templated)
     :param timeout: how long the pods may take to become ready, e.g. ``"45s"`` (templated)
+    :param obj_timeout: how long one object's transform may take, e.g. ``"2m"`` (templated;
+        default ``45s``, as AIS's ``obj_timeout``)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
     :return: the ETL's info (name, state, pods, ...)
@@ -74,6 +76,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "arg_type",
         "chunk_size",
         "timeout",
+        "obj_timeout",
         "env",
         "ais_etl_conn_id",
     )
@@ -93,6 +96,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         arg_type: str = "",
         chunk_size: int | str = 0,
         timeout: str | float = "45s",
+        obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
         **kwargs: Any,
@@ -109,6 +113,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.arg_type = arg_type
         self.chunk_size = chunk_size
         self.timeout = timeout
+        self.obj_timeout = obj_timeout
         self.env = env or {}
         self.replace = replace
 
@@ -121,6 +126,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated)
     :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
     :param timeout: how long the pods may take to become ready (templated)
+    :param obj_timeout: how long one object's transform may take (templated; default ``45s``)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
     :return: the ETL's info
@@ -134,6 +140,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "comm_type",
         "arg_type",
         "timeout",
+        "obj_timeout",
         "env",
         "ais_etl_conn_id",
     )
@@ -147,6 +154,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         comm_type: str = HPUSH,
         arg_type: str = "",
         timeout: str | float = "45s",
+        obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
         **kwargs: Any,
@@ -157,6 +165,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.comm_type = comm_type
         self.arg_type = arg_type
         self.timeout = timeout
+        self.obj_timeout = obj_timeout
         self.env = env or {}
         self.replace = replace
 

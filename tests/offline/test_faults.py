@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from airflow_ais_etl.cluster.local.backend import LocalBackend, _process_tree
+from airflow_ais_etl.cluster.local.backend import LocalBackend
+from airflow_ais_etl.cluster.local.processes import process_tree
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions, job_fingerprint
 from airflow_ais_etl.dataplane.journal import Journal
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
@@ -208,7 +209,7 @@ def test_killed_job_process_leaves_complete_objects_and_resumes(
     assert proc.returncode == -signal.SIGKILL
     allowed: set[int] = set()
     for pod in api.backend._pods("kill-etl").values():  # type: ignore[attr-defined]
-        allowed |= {c.shim_pid for c in pod.containers} | {p.pid for p in _process_tree(pod)}
+        allowed |= {c.shim_pid for c in pod.containers} | {p.pid for p in process_tree(pod)}
     for t in api.backend.targets():
         gw = psutil.Process(int(api.backend.gateways.ensure(t.id)["pid"]))  # type: ignore[attr-defined]
         allowed |= {gw.pid} | {c.pid for c in gw.children(recursive=True)}
