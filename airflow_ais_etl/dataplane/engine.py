@@ -406,9 +406,10 @@ class _Job:
 
     def _abort_error(self, cause: str, snap: dict[str, Any]) -> AbortError:
         """Stop the pods when membership changed, and say how far the job got and how to resume."""
-        if self.control.stop_pods:
+        if self.control.stop_pods:  # pods still recorded (a removal or a stop already ended them)
             with contextlib.suppress(Exception):
-                self.backend.abort(self.msg.name, cause)
+                if self.backend.endpoints(self.msg.name):
+                    self.backend.abort(self.msg.name, cause)
         err = AbortError(
             f"etl job aborted: {cause}; {snap['objects']} of {snap['planned_objects']} "
             f"object(s) done, {snap['skipped']} skipped; no partial objects were left — "
