@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.etl.coerce import as_float, as_str
+from airflow_ais_etl.etl.coerce import as_float, as_str, describe
 from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.msg import CODE, SPEC, obj_timeout_of, to_wire
@@ -224,9 +224,9 @@ class AisEtl:
         """Transform one object inline; return its bytes, or write it to ``dst`` and return a summary."""
         from airflow_ais_etl.dataplane.inline import transform_object
 
-        msg = self.view(name)
         for arg, value in (("src", src), ("obj", obj)):
             as_str(arg, value)
+        msg = self.view(name)
         timeout = obj_timeout_of(msg) if timeout is None else as_float("timeout", timeout)
         endpoints = self.backend.endpoints(name)
         if not endpoints:
@@ -264,9 +264,11 @@ class AisEtl:
         """Stream every selected object of ``src`` through the ETL into ``dst``; return the stats."""
         from airflow_ais_etl.dataplane.engine import OfflineOptions, run_offline
 
-        msg = self.view(name)
         as_str("src", src)
         as_str("dst", dst)
+        if options is not None and not isinstance(options, OfflineOptions):
+            raise ValidationError(f"options must be OfflineOptions, got {describe(options)}")
+        msg = self.view(name)
         stats = run_offline(
             self.backend,
             msg,
