@@ -74,7 +74,13 @@ class Chaos:
         kind = self._pick()
         delay = self.rng.uniform(0.0, 0.35)
         injected: list[str] = []
-        thread = threading.Thread(target=lambda: injected.append(self._inject(kind, delay)), daemon=True)
+        injected_at: list[float] = []
+
+        def inject() -> None:
+            injected.append(self._inject(kind, delay))
+            injected_at.append(time.time())
+
+        thread = threading.Thread(target=inject, daemon=True)
         thread.start()
         try:
             self.api.transform_bucket(ETL, str(self.src), str(dst), OfflineOptions(num_workers=2))
@@ -85,7 +91,7 @@ class Chaos:
         cause = injected[0]
         if ended:
             assert f"etl job aborted: {cause};" in ended, (
-                f"round {index}: injected {cause!r}, job said {ended!r}"
+                f"round {index}: injected {cause!r} at {injected_at[0]:.3f}, job said {ended!r}; {self._evidence()}"
             )
             self.tally.aborted[kind] = self.tally.aborted.get(kind, 0) + 1
         else:
@@ -123,6 +129,17 @@ class Chaos:
             return f"pod of {tid} exited with code -9"
         self.api.stop(ETL)
         return f"etl {ETL} stopped"
+
+    def _evidence(self) -> str:
+        """Describe the recorded events (for a failed cause check)."""
+        etl_dir = self.backend.state.etl_dir(ETL)
+        files = {p.name: p.read_text() for p in (etl_dir / "aborted", etl_dir / "stopping") if p.exists()}
+        changed_at = self.backend.state.cluster().get("changed_at")
+        exits = {
+            str(p.relative_to(etl_dir)): (p.read_text(), p.stat().st_mtime)
+            for p in etl_dir.glob("*/state/*/exit_code")
+        }
+        return f"files {files}, cluster changed_at {changed_at}, exits {exits}"
 
     def _ensure_running(self) -> None:
         """Restart the ETL unless all its pods run (a kill after the job ended leaves it degraded)."""

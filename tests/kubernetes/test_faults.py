@@ -31,8 +31,10 @@ COUNT = 80
 def _visible(dst: Path) -> list[Path]:
     if not dst.is_dir():
         return []
-    return [
-        p for p in dst.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts[-2:])
+    return [  # no temp file, no journal note (.ais-etl/...)
+        p
+        for p in dst.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dst).parts)
     ]
 
 
