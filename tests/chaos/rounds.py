@@ -126,6 +126,8 @@ class Chaos:
             pid = pod.containers[0].pid()
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
+            while pod.exited() is None:  # until its shim recorded it (slow under load): else the next
+                time.sleep(0.01)  # round could start on this dead pod and rightly name the old kill
             return f"pod of {tid} exited with code -9"
         self.api.stop(ETL)
         return f"etl {ETL} stopped"
