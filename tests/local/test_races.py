@@ -7,6 +7,7 @@ sockets are checked, not only the commands' exit codes.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -125,3 +126,28 @@ def test_racing_different_inits_one_wins_the_others_are_told_to_replace(home: Pa
     assert len(shims) == 2
     assert _race([_cli(home, "rm", "--force", "race-etl")])[0][0] == 0
     assert not _pod_pids(home)
+
+
+@pytest.mark.integration
+def test_the_lifecycle_lock_is_exclusive_and_dies_with_its_holder(home: Path) -> None:
+    from airflow_ais_etl.cluster.local.homelock import home_lock
+
+    hold = (
+        "import sys, time; from pathlib import Path; from airflow_ais_etl.cluster.local.homelock import home_lock;"
+        "cm = home_lock(Path(sys.argv[1])).hold(); cm.__enter__(); print('held', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(home)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        lock_file = home_lock(home).path
+        with open(lock_file, "rb") as f, pytest.raises(BlockingIOError):
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process holds it
+        assert oct(lock_file.stat().st_mode & 0o777) == oct(0o600)
+    finally:
+        holder.kill()
+        holder.wait()
+    with open(lock_file, "rb") as f:  # released by the kernel when the holder died
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with home_lock(home).hold(), home_lock(home).hold():  # re-entrant within a process
+        pass
