@@ -8,6 +8,7 @@ nothing of the offline engine or of Airflow.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ class PodEndpoint:
     """Base URL of the pod, e.g. ``http://127.4.5.6:8080`` (no trailing slash)."""
     io_command: tuple[str, ...] | None = None
     """For ``io://``: the pod's original command, sent in the request query."""
+    token: str | None = field(default=None, repr=False, compare=False)
+    """The ETL's token, sent with every request (pods of the project's runtime check it)."""
 
 
 class PodStatus(str, Enum):
@@ -193,6 +196,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
         """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
+
+    def grant(self, name: str, url: str) -> contextlib.AbstractContextManager[BucketRef]:
+        """Let ETL ``name``'s pods read the bucket at ``url`` while the block (one job) runs.
+
+        Backends whose gateway knows no grants serve every registered bucket: this registers it.
+        """
+        return contextlib.nullcontext(self.bucket_ref(url))
 
     def close(self) -> None:
         """Release client resources (connections, threads)."""

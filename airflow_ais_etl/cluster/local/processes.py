@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ais_etl.cluster.private import open_private
 from airflow_ais_etl.etl.errors import PodStartError
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def run_init_containers(
 
 def _run_to_completion(plan: ContainerPlan, log_path: Path, *, timeout: float, die_with_parent: bool) -> int:
     """Run one container's program with its output in ``log_path``; return its exit code."""
-    with open(log_path, "ab") as log:
+    with open_private(log_path, "ab") as log:
         try:
             proc = subprocess.run(
                 plan.argv,
@@ -211,7 +212,7 @@ def _start_under_shim(plan: ContainerPlan, workdir: Path, *, die_with_parent: bo
         shutil.rmtree(state_dir)
     log_path = workdir / "logs" / f"{plan.name}.log"
     shim_argv = [sys.executable, "-m", "airflow_ais_etl.cluster.local.podshim", str(state_dir), "--"]
-    with open(log_path, "ab") as log:
+    with open_private(log_path, "ab") as log:
         shim = subprocess.Popen(
             shim_argv + plan.argv,
             env=plan.env,
