@@ -24,6 +24,7 @@ from typing import IO, Any
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "PRIVATE_UMASK",
     "UnsafeHomeError",
     "ensure_private_home",
     "open_private",
@@ -34,6 +35,8 @@ __all__ = [
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077
+"""The umask of every process we start (pods, gateways): what they write is private too."""
 _OPEN_FLAGS = os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 log = logging.getLogger(__name__)

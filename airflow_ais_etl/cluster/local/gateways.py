@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl.cluster.gateway import SECRET_ENV
 from airflow_ais_etl.cluster.local.processes import log_tail, pid_alive
 from airflow_ais_etl.cluster.local.state import locked, read_json, write_json_atomic
-from airflow_ais_etl.cluster.private import open_private, private_dir
+from airflow_ais_etl.cluster.private import PRIVATE_UMASK, open_private, private_dir
 from airflow_ais_etl.etl.errors import EtlError
 
 if TYPE_CHECKING:
@@ -77,7 +77,13 @@ class LocalGateways:
         env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
         with open_private(out, "wb") as stdout, open_private(gdir / "gateway.log", "ab") as stderr:
             proc = subprocess.Popen(
-                argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                argv,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and proc.poll() is None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.private import open_private
+from airflow_ais_etl.cluster.private import PRIVATE_UMASK, open_private
 from airflow_ais_etl.etl.errors import PodStartError
 
 if TYPE_CHECKING:
@@ -192,6 +192,7 @@ def _run_to_completion(plan: ContainerPlan, log_path: Path, *, timeout: float, d
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
                 preexec_fn=_preexec(die_with_parent),
+                umask=PRIVATE_UMASK,
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -222,6 +223,7 @@ def _start_under_shim(plan: ContainerPlan, workdir: Path, *, die_with_parent: bo
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_preexec(die_with_parent),
+            umask=PRIVATE_UMASK,
         )
     return ContainerProcess(plan.name, state_dir, log_path, shim.pid)
 
