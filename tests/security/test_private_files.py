@@ -27,6 +27,7 @@ from airflow_ais_etl.cluster.private import (
     write_private,
 )
 from airflow_ais_etl.runtime.access import AccessRefused, Gate, open_granted
+from airflow_ais_etl.runtime.upstream import shown_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -211,3 +212,9 @@ def test_concurrent_grants_all_land(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(live_buckets(GrantReader(grants).lookup(s.gateway_secret) or {})) == 8
+
+
+def test_callback_errors_never_show_the_gateway_secret() -> None:
+    url = "http://127.0.0.1:4242/v1/etl/_object/TopSecret1"
+    assert shown_url(url) == "http://127.0.0.1:4242/v1/etl/_object/***"
+    assert "TopSecret1" not in shown_url(url + "/")

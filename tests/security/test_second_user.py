@@ -14,7 +14,7 @@ import json
 import os
 import stat
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -153,8 +153,10 @@ def test_nobody_gets_nothing_through_pods_gateway_files_or_argv(
     needles += [backend.access.secrets(n).gateway_secret for n in kinds]
 
     requests: list[dict[str, Any]] = []
+    assert gateway["host"] == "127.0.0.1"
     for name in kinds:
         for ep in backend.endpoints(name):
+            assert urlsplit(ep.url).hostname.startswith("127."), ep.url  # loopback only, like the gateway
             requests += _pod_requests(ep.url, bucket, vault_bucket, secret_path)
     requests += _gateway_requests(gw, gw_secret, bucket, vault_bucket)
     paths = [str(secret_path), "/etc/shadow", str(home / "etls" / "sec-hpull" / "secrets.json")]

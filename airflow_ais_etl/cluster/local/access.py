@@ -61,11 +61,17 @@ class LocalAccess:
             raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
         return self.gateways.url(tid, value.gateway_secret)
 
+    @staticmethod
+    def bucket_ref(url: str) -> BucketRef:
+        """Return how the gateway and the pods name the bucket at ``url``."""
+        bucket, norm = bucket_name(url)
+        return BucketRef(provider="ais", name=bucket, extra={"url": norm})
+
     @contextlib.contextmanager
     def grant(self, name: str, url: str) -> Iterator[BucketRef]:
         """Let ETL ``name``'s pods read the bucket at ``url`` through the gateway for the block."""
-        bucket, norm = bucket_name(url)
-        ref = BucketRef(provider="ais", name=bucket, extra={"url": norm})
+        ref = self.bucket_ref(url)
+        bucket, norm = ref.name, ref.extra["url"]
         value = self.secrets(name)
         if value is None:  # not running: the job fails on its own with a clear error
             yield ref
