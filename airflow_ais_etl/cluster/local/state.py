@@ -4,7 +4,6 @@ Layout under the home directory (``AIS_ETL_HOME``; 0700, every file 0600, see :m
 
     cluster.json            {"version": N, "targets": {"t1": {"node": "local-t1"}, ...}}
     md.json                 the ETL metadata (EtlMD JSON)
-    buckets.json            buckets known to the target gateways
     state.lock              flock taken by every read-modify-write
     targets/<tid>/gateway.json, gateway.log
     etls/<name>/<tid>/      one pod: pod.yaml (materialised spec), pod.json (processes), logs/, volumes/
@@ -85,10 +84,6 @@ class LocalState:
     @property
     def md_file(self) -> Path:
         return self.home / "md.json"
-
-    @property
-    def buckets_file(self) -> Path:
-        return self.home / "buckets.json"
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.home / "state.lock")
