@@ -31,11 +31,20 @@ def _read_text(path: str) -> str:
 
 
 def _env_pairs(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``NAME=VALUE``, or ``NAME`` alone for this process's value (a secret then stays out of ``ps``)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"invalid --env {pair!r}: use NAME=VALUE")
+        if not key:
+            raise ValidationError(
+                f"invalid --env {pair!r}: use NAME=VALUE, or NAME to pass this shell's $NAME"
+            )
+        if not sep:
+            if key not in os.environ:
+                raise ValidationError(
+                    f"--env {key}: ${key} is not set in this shell; export it or use {key}=VALUE"
+                )
+            value = os.environ[key]
         out[key] = value
     return out
 
@@ -112,9 +121,10 @@ def cmd_show(api: AisEtl, args: argparse.Namespace) -> None:
 
 
 def cmd_view(api: AisEtl, args: argparse.Namespace) -> None:
+    from airflow_ais_etl.etl.masking import mask_msg
     from airflow_ais_etl.etl.msg import to_wire
 
-    msg = api.view(args.name)
+    msg = mask_msg(api.view(args.name))  # literal env values of a spec are shown as ***
     wire = to_wire(msg)
     readable = {k: v for k, v in wire.items() if k not in ("code", "dependencies", "spec")}
     for key in ("code", "dependencies", "spec"):
@@ -321,7 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--arg-type", default="", help="'' (bytes), url or fqn")
         sp.add_argument("--wait-timeout", default="45s", help="how long to wait for the pods (e.g. 45s, 5m)")
         sp.add_argument("--obj-timeout", help="how long one object may take (e.g. 45s, 2m; default 45s)")
-        sp.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra env for the pods")
+        sp.add_argument(
+            "--env",
+            action="append",
+            metavar="NAME[=VALUE]",
+            help="extra env for the pods; NAME alone passes this shell's $NAME (keeps a secret out of ps)",
+        )
         sp.add_argument("--replace", action="store_true", help="replace an existing ETL of that name")
         sp.set_defaults(func=cmd_init)
 

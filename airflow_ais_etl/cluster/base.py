@@ -31,6 +31,8 @@ class PodEndpoint:
     """Base URL of the pod, e.g. ``http://127.4.5.6:8080`` (no trailing slash)."""
     io_command: tuple[str, ...] | None = None
     """For ``io://``: the pod's original command, sent in the request query."""
+    token: str | None = field(default=None, repr=False, compare=False)
+    """The ETL's token, sent with every request (pods of the project's runtime check it)."""
 
 
 class PodStatus(str, Enum):
@@ -209,6 +211,13 @@ class Backend(abc.ABC):
         The local backend serialises them across processes with a file lock; the default is none.
         """
         return contextlib.nullcontext()
+
+    def grant(self, name: str, url: str) -> contextlib.AbstractContextManager[BucketRef]:
+        """Let ETL ``name``'s pods read the bucket at ``url`` while the block (one job) runs.
+
+        Backends whose gateway knows no grants serve every registered bucket: this registers it.
+        """
+        return contextlib.nullcontext(self.bucket_ref(url))
 
     def close(self) -> None:
         """Release client resources (connections, threads)."""

@@ -5,11 +5,16 @@ hpull/hrev pods (and ``url`` transforms) fetch ``AIS_TARGET_URL + <escaped uname
 (``ais/@#/<bucket>/<object>``), maps the bucket to a directory through a small JSON file
 (``{"<bucket_id>": {"url": "..."}}``) and streams the file.
 
+With ``--grants DIR`` (the local backend) the secret is the ETL's own, and the gateway serves only
+the buckets that a running job of that ETL granted it (:mod:`airflow_ais_etl.cluster.grants`);
+anything else is a 403.
+
 It runs as its own process (a sidecar next to the pods) and imports only the standard library;
 a bucket that is not a local directory is served through :mod:`airflow_ais_etl.dataplane.storage`,
 imported on first use.
 
-Run: ``python -m airflow_ais_etl.cluster.gateway --host H --port P --secret S --buckets FILE``.
+Run: ``python -m airflow_ais_etl.cluster.gateway --host H --port P (--buckets FILE | --grants DIR)``
+with the secret in ``$AIS_ETL_GATEWAY_SECRET`` (never on the command line: ``ps`` shows it).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
+
+from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
+from airflow_ais_etl.cluster.private import open_private, private_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,6 +75,14 @@ def read_buckets(buckets_file: str) -> dict[str, dict[str, str]]:
     return data
 
 
+def bucket_name(url: str) -> tuple[str, str]:
+    """Return the gateway's name for the bucket at ``url`` and the URL's one spelling."""
+    from airflow_ais_etl.dataplane.storage.urls import bucket_id, normalize_url
+
+    norm = normalize_url(url)
+    return bucket_id(norm), norm
+
+
 def register_bucket(buckets_file: str, url: str) -> BucketRef:
     """Add the bucket at ``url`` to the gateway's map (atomically, under a file lock).
 
@@ -75,13 +91,11 @@ def register_bucket(buckets_file: str, url: str) -> BucketRef:
     :return: how pods name the bucket in callbacks
     """
     from airflow_ais_etl.cluster.base import BucketRef
-    from airflow_ais_etl.dataplane.storage.urls import bucket_id, normalize_url
 
-    norm = normalize_url(url)
-    name = bucket_id(norm)
+    name, norm = bucket_name(url)
     directory = os.path.dirname(os.path.abspath(buckets_file))
-    os.makedirs(directory, exist_ok=True)
-    with open(buckets_file + ".lock", "a") as lock:
+    private_dir(directory)
+    with open_private(buckets_file + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             buckets = read_buckets(buckets_file)
@@ -145,12 +159,15 @@ class GatewayServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], secret: str, buckets_file: str) -> None:
-        if not secret:
+    def __init__(
+        self, address: tuple[str, int], secret: str, buckets_file: str, grants_dir: str | None = None
+    ) -> None:
+        if not secret and not grants_dir:
             raise ValueError("the gateway needs a non-empty secret")
         super().__init__(address, _Handler)
         self.secret = secret.encode()
         self.buckets_file = buckets_file
+        self.grants = GrantReader(grants_dir) if grants_dir else None
         self._buckets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._remote: dict[str, Any] = {}
@@ -164,8 +181,18 @@ class GatewayServer(ThreadingHTTPServer):
         """Return the ``AIS_TARGET_URL`` value pods get for this gateway."""
         return f"{self.url}{CALLBACK_PREFIX}{self.secret.decode()}"
 
-    def bucket_url(self, bucket: str) -> str | None:
-        """Return the URL of ``bucket``, re-reading the map when the name is unknown."""
+    def bucket_url(self, bucket: str, secret: str = "") -> str | None:
+        """Return the URL of ``bucket``, re-reading the map when the name is unknown.
+
+        In grants mode: the URL only while a running job of the ETL owning ``secret`` granted it.
+        """
+        if self.grants is not None:
+            data = self.grants.lookup(secret)
+            url = live_buckets(data).get(bucket) if data else None
+            if url is None:
+                etl = data.get("etl", "?") if data else "?"
+                raise _Refusal(403, f"bucket {bucket!r} is not granted to a running job of etl {etl}")
+            return url
         with self._lock:
             entry = self._buckets.get(bucket)
             if entry is None:
@@ -214,20 +241,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, head: bool) -> None:
         try:
-            bucket, obj = self._parse(self.path)
-            self._send_object(bucket, obj, head=head)
+            secret, bucket, obj = self._parse(self.path)
+            self._send_object(secret, bucket, obj, head=head)
         except _Refusal as refusal:
             self._reply(refusal.status, refusal.text, head=head)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _parse(self, raw: str) -> tuple[str, str]:
+    def _parse(self, raw: str) -> tuple[str, str, str]:
         """Check the secret on the raw path, then decode the uname after it."""
         path = raw.split("?", 1)[0]
         if not path.startswith(CALLBACK_PREFIX):
             raise _Refusal(404, f"no such endpoint {path!r}")
         secret, _, rest = path[len(CALLBACK_PREFIX) :].partition("/")
-        if not hmac.compare_digest(secret.encode(), self.server.secret):
+        if self.server.grants is not None:
+            if self.server.grants.lookup(secret) is None:  # a file named by the secret's hash
+                raise _Refusal(403, "unrecognized request source")
+        elif not hmac.compare_digest(secret.encode(), self.server.secret):
             raise _Refusal(403, "unrecognized request source")
         if not rest:
             raise _Refusal(400, "missing object uname after the secret")
@@ -235,10 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
             uname = unquote_to_bytes(rest).decode("utf-8")
         except UnicodeDecodeError:
             raise _Refusal(400, "object uname is not valid UTF-8 once decoded") from None
-        return _split_uname(uname)
+        return (secret, *_split_uname(uname))
 
-    def _send_object(self, bucket: str, obj: str, *, head: bool) -> None:
-        url = self.server.bucket_url(bucket)
+    def _send_object(self, secret: str, bucket: str, obj: str, *, head: bool) -> None:
+        url = self.server.bucket_url(bucket, secret)
         if url is None:
             raise _Refusal(404, f"bucket {bucket!r} does not exist")
         root = _local_root(url)
@@ -320,11 +350,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--secret", default=os.environ.get(SECRET_ENV, ""), help=f"default: ${SECRET_ENV}")
-    parser.add_argument("--buckets", required=True, help="JSON bucket map file")
+    parser.add_argument("--buckets", default="", help="JSON bucket map file")
+    parser.add_argument("--grants", default="", help="per-ETL grants directory (instead of --buckets)")
     args = parser.parse_args(argv)
-    if not args.secret:
+    if not args.grants and not args.buckets:
+        parser.error("--buckets or --grants is required")
+    if not args.secret and not args.grants:
         parser.error(f"--secret (or ${SECRET_ENV}) is required")
-    server = GatewayServer((args.host, args.port), args.secret, args.buckets)
+    server = GatewayServer((args.host, args.port), args.secret, args.buckets, args.grants or None)
     print(f"listening on {server.url}", flush=True)
     try:
         server.serve_forever()

@@ -25,6 +25,7 @@ from airflow_ais_etl.dataplane.httpclient import (
     HTTPClientError,
     RequestBodyError,
 )
+from airflow_ais_etl.dataplane.podaccess import access_headers
 from airflow_ais_etl.etl.constants import ALLOWED_ARGS, ARG_FQN, HPUSH, IO
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, uname
@@ -344,16 +345,23 @@ class PodClient:
             endpoint, comm_type=comm_type, arg_type=arg_type, bucket_ref=bucket_ref, obj=obj, fqn=fqn
         )
         body = _request_body(method, comm_type, arg_type, obj, body, body_factory)
-        resp = await self._send(endpoint, obj, method, url, body, size)
+        headers = (_PUSH_HEADERS if method == "PUT" else "") + access_headers(endpoint, arg_type, bucket_ref)
+        resp = await self._send(endpoint, obj, method, url, body, size, headers)
         if 200 <= resp.status < 300:
             return PodResponse(resp, endpoint, obj, self.request_timeout)
         raise await self._status_error(resp, endpoint, obj)
 
     async def _send(
-        self, endpoint: PodEndpoint, obj: str, method: str, url: str, body: Body, size: int | None
+        self,
+        endpoint: PodEndpoint,
+        obj: str,
+        method: str,
+        url: str,
+        body: Body,
+        size: int | None,
+        headers: str,
     ) -> Response:
         """Send one request, again after connection failures as far as the retry policy allows."""
-        headers = _PUSH_HEADERS if method == "PUT" else ""
         attempts = _Attempts(self.retry)
         while True:
             data = body() if callable(body) else body

@@ -260,15 +260,19 @@ class _Job:
         aborted: asyncio.Event,
     ) -> None:
         """Open one connection pool for the whole job and dispatch every planned object through it."""
-        bucket_ref = await asyncio.to_thread(self.backend.bucket_ref, self.src.url)
-        for ep in endpoints:
-            self.stats.targets[ep.target_id] = TargetStats()
-        limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
-        timeout = self.options.request_timeout or obj_timeout_of(self.msg)
-        async with PodClient(request_timeout=timeout, limit_per_host=limit) as client:
-            transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
-            run = _Run(endpoints, transformer, dst, journal, done, asyncio.Event())
-            await self._dispatch(items, run, aborted)
+        grant = self.backend.grant(self.msg.name, self.src.url)  # pods read the source only meanwhile
+        bucket_ref = await asyncio.to_thread(grant.__enter__)
+        try:
+            for ep in endpoints:
+                self.stats.targets[ep.target_id] = TargetStats()
+            limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
+            timeout = self.options.request_timeout or obj_timeout_of(self.msg)
+            async with PodClient(request_timeout=timeout, limit_per_host=limit) as client:
+                transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
+                run = _Run(endpoints, transformer, dst, journal, done, asyncio.Event())
+                await self._dispatch(items, run, aborted)
+        finally:
+            await asyncio.to_thread(grant.__exit__, None, None, None)
 
     async def _flush(self, journal: Journal) -> None:
         """Wait for a flush in progress, then flush what is left (best effort: a lost note redoes work)."""

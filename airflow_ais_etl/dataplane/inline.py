@@ -44,16 +44,17 @@ async def transform_object(
     info = bucket.stat(obj)
     if info is None:
         raise StorageError(f"object {obj!r} does not exist in {bucket.url}")
-    ref = backend.bucket_ref(bucket.url)
     endpoint = pick_endpoint(endpoints, obj)
-    async with PodClient(request_timeout=timeout) as client:
-        transformer = ObjectTransformer(client, msg, bucket, ref)
-        if dst is None:
-            data = await transformer.to_bytes(endpoint, info)
-            return {"data": data, "bytes_in": info.size}
-        out = open_bucket(dst, conn_id=dst_conn_id, create=True)
-        name = dst_name or obj
-        size = await transformer.to_bucket(endpoint, ObjInfo(info.name, info.size, info.version), out, name)
+    with backend.grant(msg.name, bucket.url) as ref:  # the pod reads the source only meanwhile
+        async with PodClient(request_timeout=timeout) as client:
+            transformer = ObjectTransformer(client, msg, bucket, ref)
+            if dst is None:
+                data = await transformer.to_bytes(endpoint, info)
+                return {"data": data, "bytes_in": info.size}
+            out = open_bucket(dst, conn_id=dst_conn_id, create=True)
+            name = dst_name or obj
+            obj_info = ObjInfo(info.name, info.size, info.version)
+            size = await transformer.to_bucket(endpoint, obj_info, out, name)
     summary = {
         "object": obj,
         "src": bucket.url,

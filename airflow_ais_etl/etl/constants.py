@@ -53,3 +53,10 @@ MAX_NAME_LEN = 32
 
 MAX_ENV_STRING = 131_072
 """Linux limit on one ``NAME=value`` environment string (including the terminating NUL)."""
+
+TOKEN_ENV = "AIS_ETL_TOKEN"
+"""Environment variable that hands a pod its ETL's token (the project's runtime checks it)."""
+TOKEN_HEADER = "X-AIS-ETL-Token"
+"""Header carrying the ETL's token on every request the engine sends to a pod."""
+FQN_ROOT_HEADER = "X-AIS-ETL-FQN-Root"
+"""Header naming the (percent-encoded, comma-separated) roots an ``fqn`` request may read under."""

@@ -8,10 +8,12 @@ connection is reset without the final chunk. A 200 never carries truncated conte
 from __future__ import annotations
 
 import http.client
+import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL
+from airflow_ais_etl.runtime.access import AccessRefused, Gate, open_granted
 from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
 from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
@@ -51,6 +53,7 @@ class App:
         self.transform = transform
         self.log = log
         self.callback = CallbackClient(cfg.target_url) if cfg.target_url else None
+        self.gate = Gate.from_env(os.environ)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -64,6 +67,11 @@ class App:
                 conn.send_text(405, f"method {method} not allowed on /health", [("Allow", "GET")])
             return
         try:
+            try:
+                self.gate.check(req.headers)
+            except AccessRefused as refused:
+                conn.close_after = True  # the body stays unread
+                raise _Failure(refused.status, refused.message) from None
             if self.cfg.is_io:
                 if method != "PUT":
                     raise _Failure(405, f"method {method} not allowed: io:// accepts PUT")
@@ -137,7 +145,9 @@ class App:
     def _from_file(self, conn: Connection, req: Request) -> None:
         fqn = fqn_from_path(req.path)
         try:
-            f = open(fqn, "rb")
+            f = open_granted(fqn, req.headers, required=self.gate.enabled)
+        except AccessRefused as refused:
+            raise _Failure(refused.status, refused.message) from None
         except FileNotFoundError as exc:
             raise _Failure(404, f"fqn {fqn!r} not found") from exc
         except OSError as exc:

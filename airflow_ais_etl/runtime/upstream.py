@@ -17,6 +17,13 @@ _ERROR_TEXT_LIMIT = 4096
 _SAFE_TARGET_CHARS = "!$&'()*+,-./:;=@_~%"
 
 
+def shown_url(url: str) -> str:
+    """Return ``url`` fit for messages: its last path segment (the gateway's secret) masked."""
+    parts = urlsplit(url)
+    head, _, last = parts.path.rstrip("/").rpartition("/")
+    return f"{parts.scheme}://{parts.netloc}{head}/***" if last else f"{parts.scheme}://{parts.netloc}"
+
+
 class CallbackError(Exception):
     """The callback failed: ``status`` is the target's answer, or 502 when there was none."""
 
@@ -105,7 +112,8 @@ class CallbackClient:
                 self._drop()
                 if reused:
                     continue  # the target closed an idle keep-alive connection: retry once, fresh
-                raise CallbackError(502, f"callback GET {self.base_url}/... failed: {exc}") from exc
+                where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
+                raise CallbackError(502, f"callback GET {where}/... failed: {exc}") from exc
             break
         if 200 <= resp.status < 300:
             return resp

@@ -112,10 +112,23 @@ def test_cli_errors_go_to_stderr_with_non_zero_exit(
     assert rc == 1
     assert "--all" in err
     rc, _out, err = run(
-        capsys, "init", "code", "--name", "cli-etl", "--from-file", "-", "--env", "A=1", "--env", "B"
+        capsys,
+        "init",
+        "code",
+        "--name",
+        "cli-etl",
+        "--from-file",
+        "-",
+        "--env",
+        "A=1",
+        "--env",
+        "AIS_ETL_UNSET_B",
     )
+    assert rc == 1  # NAME alone takes this shell's $NAME: unset here
+    assert "--env AIS_ETL_UNSET_B: $AIS_ETL_UNSET_B is not set in this shell" in err
+    rc, _out, err = run(capsys, "init", "code", "--name", "cli-etl", "--from-file", "-", "--env", "=1")
     assert rc == 1
-    assert "invalid --env 'B': use NAME=VALUE" in err
+    assert "invalid --env '=1'" in err
     with pytest.raises(SystemExit):
         main(["init", "code"])  # argparse usage error: required flags
 

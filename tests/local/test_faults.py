@@ -124,8 +124,10 @@ def test_gateway_refuses_wrong_secret_and_traversal(api: AisEtl, tmp_path: Path)
     (src / "ok.txt").write_bytes(b"fine")
     (tmp_path / "secret.txt").write_bytes(b"do not leak")
     backend = api.backend
-    ref = backend.bucket_ref(str(src))
-    url = backend.target_url("t1")  # type: ignore[attr-defined]
+    api.init_code("gw-etl", UPPER)
+    url = backend.target_url("t1", "gw-etl")  # type: ignore[attr-defined]
+    grant = backend.grant("gw-etl", str(src))
+    ref = grant.__enter__()  # granted to a "job" of gw-etl (this process) until __exit__
     good = f"{url}/ais%2F@%23%2F{ref.name}%2Fok.txt"
     assert urllib.request.urlopen(good).read() == b"fine"
     wrong = good.replace(url.rsplit("/", 1)[1], "WrongSecrt")
@@ -138,6 +140,11 @@ def test_gateway_refuses_wrong_secret_and_traversal(api: AisEtl, tmp_path: Path)
             urllib.request.urlopen(f"{url}/ais%2F@%23%2F{ref.name}%2F{evil}")
         assert err.value.code in (400, 403, 404)
         assert b"do not leak" not in err.value.read()
+    grant.__exit__(None, None, None)
+    with pytest.raises(urllib.error.HTTPError) as err:  # the job ended: the bucket is no longer served
+        urllib.request.urlopen(good)
+    assert err.value.code == 403
+    api.stop("gw-etl")
 
 
 @pytest.mark.parametrize(

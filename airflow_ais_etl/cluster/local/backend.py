@@ -30,6 +30,7 @@ from airflow_ais_etl.cluster.base import (
     PodMetrics,
     PodStatus,
 )
+from airflow_ais_etl.cluster.local.access import LocalAccess
 from airflow_ais_etl.cluster.local.events import (
     Event,
     earliest,
@@ -55,6 +56,7 @@ from airflow_ais_etl.cluster.local.state import (
     write_text_atomic,
 )
 from airflow_ais_etl.cluster.local.targetids import tid_order, validate_target_id
+from airflow_ais_etl.etl.constants import TOKEN_ENV
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.md import EtlMD
 from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg
@@ -124,6 +126,7 @@ class LocalBackend(Backend):
     def __init__(self, home: str | Path | None = None, *, default_targets: int = DEFAULT_TARGETS) -> None:
         self.state = LocalState(Path(home) if home else default_home())
         self.gateways = LocalGateways(self.state)
+        self.access = LocalAccess(self.state, self.gateways)
         self._default_targets = default_targets
 
     # ---------------------------------------------------------------- targets and gateways
@@ -203,9 +206,9 @@ class LocalBackend(Backend):
             log.warning("etl %s: %s, aborting...", name, cause)
             self.stop_pods(name, grace=ABORT_GRACE)
 
-    def target_url(self, tid: str) -> str:
-        """Return ``AIS_TARGET_URL`` of target ``tid`` (its gateway is started if needed)."""
-        return self.gateways.url(tid)
+    def target_url(self, tid: str, name: str) -> str:
+        """Return ``AIS_TARGET_URL`` of target ``tid`` for ETL ``name`` (its gateway starts if needed)."""
+        return self.access.target_url(tid, name)
 
     # ---------------------------------------------------------------- metadata and buckets
     def read_md(self) -> EtlMD:
@@ -220,9 +223,11 @@ class LocalBackend(Backend):
             return md
 
     def bucket_ref(self, url: str) -> BucketRef:
-        from airflow_ais_etl.cluster.gateway import register_bucket
+        """Name the bucket at ``url`` (pods read it only while a job grants it: :meth:`grant`)."""
+        return self.access.bucket_ref(url)
 
-        return register_bucket(str(self.state.buckets_file), url)
+    def grant(self, name: str, url: str) -> contextlib.AbstractContextManager[BucketRef]:
+        return self.access.grant(name, url)
 
     # ---------------------------------------------------------------- pods
     def _pods(self, name: str) -> dict[str, LocalPod]:
@@ -251,6 +256,7 @@ class LocalBackend(Backend):
         if self._pods(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
         env = dict(extra_env)
+        env[TOKEN_ENV] = self.access.begin(msg.name).token
         volume_dirs: dict[str, Path] = {}
         if isinstance(msg, InitCodeMsg):
             template = code_pod_spec(msg)
@@ -272,6 +278,7 @@ class LocalBackend(Backend):
             for _target, pod in started:
                 stop_pod(pod, grace=2)
             self._clear_pod_dirs(msg.name)
+            self.access.end(msg.name)
             self._stop_idle_gateways()
             raise
         write_json_atomic(etl_dir / "membership.json", self._membership())
@@ -291,15 +298,14 @@ class LocalBackend(Backend):
             template,
             msg,
             target,
-            target_url=self.target_url(target.id),
+            target_url=self.target_url(target.id, msg.name),
             extra_env=env,
             labels=meta[0],
             annotations=meta[1],
             io_server_command=None,
         )
         pod_dir = self.state.pod_dir(msg.name, target.id)
-        pod_dir.mkdir(parents=True, exist_ok=True)
-        (pod_dir / "pod.yaml").write_text(yaml.safe_dump(_redact(prepared.pod), sort_keys=False))
+        write_text_atomic(pod_dir / "pod.yaml", yaml.safe_dump(_redact(prepared.pod), sort_keys=False))
         port = container_port(prepared.pod["spec"])
         ip = free_loopback_ip(port)
         ctx = {"etl_name": msg.name, "target": target.id, "pod_name": prepared.pod_name}
@@ -351,6 +357,7 @@ class LocalBackend(Backend):
             stop_pods(list(pods.values()), grace=grace)
             for tid in pods:
                 (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
+            self.access.end(name)
             self._stop_idle_gateways()
         return bool(pods)
 
@@ -362,10 +369,11 @@ class LocalBackend(Backend):
 
     def endpoints(self, name: str) -> list[PodEndpoint]:
         out = []
+        token = self.access.token(name)
         for tid, pod in self._pods(name).items():
             data = json.loads((self.state.pod_dir(name, tid) / "pod.json").read_text())
             io_command = tuple(data["io_command"]) if data.get("io_command") else None
-            out.append(PodEndpoint(tid, pod.name, pod.url, io_command))
+            out.append(PodEndpoint(tid, pod.name, pod.url, io_command, token))
         return out
 
     # ---------------------------------------------------------------- observability
@@ -480,6 +488,8 @@ def _redact(pod: dict[str, Any]) -> dict[str, Any]:
         for e in c.get("env") or []:
             if e.get("name") in ("AISTORE_CODE", "AISTORE_DEPS"):
                 e["value"] = "<redacted: see volumes>"
+            elif e.get("name") == TOKEN_ENV:
+                e["value"] = "<redacted: see secrets.json>"
     return data
 
 

@@ -1,8 +1,9 @@
 """The target gateways of the local backend: one process per target serving ``AIS_TARGET_URL``.
 
 A gateway is started on demand (when a pod of an ETL needs its target's URL), records its pid,
-port and secret under ``targets/<tid>/gateway.json`` so every process finds it, and is stopped
-once no pod runs. The secret reaches the gateway through its environment, never its command line.
+port under ``targets/<tid>/gateway.json`` so every process finds it, and is stopped once no pod
+runs. Each ETL calls it with its own secret; the gateway serves an ETL only the buckets its running
+jobs granted (``grants/``, see :mod:`airflow_ais_etl.cluster.grants`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.gateway import SECRET_ENV, new_secret
+from airflow_ais_etl.cluster.gateway import SECRET_ENV
 from airflow_ais_etl.cluster.local.processes import log_tail, pid_alive
 from airflow_ais_etl.cluster.local.state import locked, read_json, write_json_atomic
+from airflow_ais_etl.cluster.private import PRIVATE_UMASK, open_private, private_dir
 from airflow_ais_etl.etl.errors import EtlError
 
 if TYPE_CHECKING:
@@ -46,10 +48,10 @@ class LocalGateways:
         with locked(gdir.with_name(gdir.name + ".gateway.lock")):
             return self._alive(gdir) or self._start(tid)
 
-    def url(self, tid: str) -> str:
-        """Return ``AIS_TARGET_URL`` of ``tid``: the gateway's callback base including the secret."""
+    def url(self, tid: str, secret: str) -> str:
+        """Return ``AIS_TARGET_URL`` of ``tid`` for the ETL whose gateway secret is ``secret``."""
         g = self.ensure(tid)
-        return f"http://{g['host']}:{g['port']}{GATEWAY_PATH}{g['secret']}"
+        return f"http://{g['host']}:{g['port']}{GATEWAY_PATH}{secret}"
 
     def stop(self, tids: Iterable[str]) -> None:
         """Stop the gateways of ``tids`` (SIGTERM, wait) and forget them. Idempotent."""
@@ -67,23 +69,28 @@ class LocalGateways:
 
     def _start(self, tid: str) -> dict[str, Any]:
         gdir = self.state.target_dir(tid)
-        gdir.mkdir(parents=True, exist_ok=True)
+        private_dir(gdir)
         out = gdir / "gateway.out"
         out.unlink(missing_ok=True)
-        secret = new_secret()
         argv = [sys.executable, "-m", "airflow_ais_etl.cluster.gateway", "--host", "127.0.0.1", "--port", "0"]
-        argv += ["--buckets", str(self.state.buckets_file)]
-        env = {**os.environ, SECRET_ENV: secret}
-        with open(out, "wb") as stdout, open(gdir / "gateway.log", "ab") as stderr:
+        argv += ["--grants", str(self.state.grants_dir())]
+        env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
+        with open_private(out, "wb") as stdout, open_private(gdir / "gateway.log", "ab") as stderr:
             proc = subprocess.Popen(
-                argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                argv,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and proc.poll() is None:
             first = out.read_text().splitlines()[:1]
             if first and first[0].startswith("listening on http://"):
                 port = int(first[0].rsplit(":", 1)[1])
-                info = {"pid": proc.pid, "host": "127.0.0.1", "port": port, "secret": secret}
+                info = {"pid": proc.pid, "host": "127.0.0.1", "port": port}
                 write_json_atomic(gdir / "gateway.json", info)
                 return info
             time.sleep(0.02)

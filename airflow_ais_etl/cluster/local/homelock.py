@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from airflow_ais_etl.cluster.private import private_dir
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -52,7 +54,7 @@ class HomeLock:
                     self._file = None
 
     def _acquire(self) -> IO[bytes]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         f = os.fdopen(fd, "r+b")
         try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_ais_etl.cluster.private import private_dir
 from airflow_ais_etl.etl.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -246,8 +247,7 @@ def _mounts(container: Mapping[str, Any], volume_dirs: Mapping[str, Path]) -> li
             raise ValidationError(f"volume {vm['name']!r} is not defined as an emptyDir in the pod spec")
         local = volume_dirs[vm["name"]]
         if vm.get("subPath"):
-            local = local / vm["subPath"]
-            local.mkdir(parents=True, exist_ok=True)
+            local = private_dir(local / vm["subPath"])
         out.append((str(vm["mountPath"]), local))
     return out
 
@@ -265,7 +265,7 @@ def _volume_dirs(pod: Mapping[str, Any], workdir: Path, overrides: Mapping[str, 
             raise ValidationError(
                 f"volume {name!r} of kind {kinds} cannot be provided locally (only emptyDir)"
             )
-        dirs[name].mkdir(parents=True, exist_ok=True)
+        private_dir(dirs[name])
     return dirs
 
 

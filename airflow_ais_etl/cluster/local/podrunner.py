@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.local.podplan import plan_pod
 from airflow_ais_etl.cluster.local.processes import LocalPod, run_init_containers, start_containers
+from airflow_ais_etl.cluster.private import private_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -44,8 +45,7 @@ def start_pod(
     :param die_with_parent: the processes get SIGTERM when the thread that started them ends
     :param key_resolver: resolves ``secretKeyRef``/``configMapKeyRef`` env (an emulated kubelet's)
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "logs").mkdir(exist_ok=True)
+    private_dir(workdir / "logs")
     plan = plan_pod(
         pod,
         workdir,

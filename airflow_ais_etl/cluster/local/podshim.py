@@ -9,17 +9,16 @@ Usage: ``python -m airflow_ais_etl.cluster.local.podshim STATE_DIR -- PROGRAM [A
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from airflow_ais_etl.cluster.private import private_dir, write_private
+
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_private(path, text)
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +27,7 @@ def main(argv: list[str]) -> int:
         print("usage: podshim STATE_DIR -- PROGRAM [ARGS...]", file=sys.stderr)
         return 2
     state = Path(argv[0])
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(state)
     try:
         child = subprocess.Popen(argv[2:], stdin=subprocess.DEVNULL)
     except OSError as exc:

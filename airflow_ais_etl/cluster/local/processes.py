@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from airflow_ais_etl.cluster.private import PRIVATE_UMASK, open_private
 from airflow_ais_etl.etl.errors import PodStartError
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def run_init_containers(
 
 def _run_to_completion(plan: ContainerPlan, log_path: Path, *, timeout: float, die_with_parent: bool) -> int:
     """Run one container's program with its output in ``log_path``; return its exit code."""
-    with open(log_path, "ab") as log:
+    with open_private(log_path, "ab") as log:
         try:
             proc = subprocess.run(
                 plan.argv,
@@ -206,6 +207,7 @@ def _run_to_completion(plan: ContainerPlan, log_path: Path, *, timeout: float, d
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
                 preexec_fn=_preexec(die_with_parent),
+                umask=PRIVATE_UMASK,
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -226,7 +228,7 @@ def _start_under_shim(plan: ContainerPlan, workdir: Path, *, die_with_parent: bo
         shutil.rmtree(state_dir)
     log_path = workdir / "logs" / f"{plan.name}.log"
     shim_argv = [sys.executable, "-m", "airflow_ais_etl.cluster.local.podshim", str(state_dir), "--"]
-    with open(log_path, "ab") as log:
+    with open_private(log_path, "ab") as log:
         shim = subprocess.Popen(
             shim_argv + plan.argv,
             env=plan.env,
@@ -236,6 +238,7 @@ def _start_under_shim(plan: ContainerPlan, workdir: Path, *, die_with_parent: bo
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_preexec(die_with_parent),
+            umask=PRIVATE_UMASK,
         )
     return ContainerProcess(plan.name, state_dir, log_path, shim.pid)
 

@@ -1,10 +1,9 @@
 """The on-disk state of the embedded local cluster: a directory that any process can share.
 
-Layout under the home directory (``AIS_ETL_HOME``)::
+Layout under the home directory (``AIS_ETL_HOME``; 0700, every file 0600, see :mod:`~airflow_ais_etl.cluster.private`)::
 
     cluster.json            {"version": N, "targets": {"t1": {"node": "local-t1"}, ...}}
     md.json                 the ETL metadata (EtlMD JSON)
-    buckets.json            buckets known to the target gateways
     state.lock              flock taken by every read-modify-write
     targets/<tid>/gateway.json, gateway.log
     etls/<name>/<tid>/      one pod: pod.yaml (materialised spec), pod.json (processes), logs/, volumes/
@@ -12,6 +11,8 @@ Layout under the home directory (``AIS_ETL_HOME``)::
     etls/<name>/stopping    present while the ETL is being stopped (watches name the stop, not pod exits)
     etls/<name>/membership.json  the targets its pods started on (what watches compare against)
     etls/<name>/stats.json  aggregated job statistics
+    etls/<name>/secrets.json  the ETL's pod token and gateway secret (0600)
+    grants/<sha256>.json    buckets an ETL's running jobs granted it (read by the gateways)
     deps/<sha>/             installed dependencies, shared by every pod with the same requirements
 """
 
@@ -21,9 +22,10 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from airflow_ais_etl.cluster.private import ensure_private_home, open_private, private_dir, write_private
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,12 +42,8 @@ def default_home() -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` (0600) so that readers see the old or the new content, never a mix."""
+    write_private(path, text)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -63,8 +61,8 @@ def read_json(path: Path, default: Any) -> Any:
 @contextlib.contextmanager
 def locked(path: Path, *, shared: bool = False) -> Iterator[None]:
     """Hold a lock on ``path`` (created if needed) for the block: exclusive, or ``shared``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    private_dir(path.parent)
+    with open_private(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
@@ -77,7 +75,7 @@ class LocalState:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        home.mkdir(parents=True, exist_ok=True)
+        ensure_private_home(home)
 
     @property
     def cluster_file(self) -> Path:
@@ -86,10 +84,6 @@ class LocalState:
     @property
     def md_file(self) -> Path:
         return self.home / "md.json"
-
-    @property
-    def buckets_file(self) -> Path:
-        return self.home / "buckets.json"
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.home / "state.lock")
@@ -115,6 +109,14 @@ class LocalState:
 
     def stopping_file(self, name: str) -> Path:
         return self.etl_dir(name) / "stopping"
+
+    def secrets_file(self, name: str) -> Path:
+        """The ETL's pod token and gateway secret (0600, see :mod:`~airflow_ais_etl.cluster.local.etlsecrets`)."""
+        return self.etl_dir(name) / "secrets.json"
+
+    def grants_dir(self) -> Path:
+        """Per-ETL bucket grants the gateways read (see :mod:`~airflow_ais_etl.cluster.grants`)."""
+        return self.home / "grants"
 
     def deps_dir(self, key: str) -> Path:
         return self.home / "deps" / key
