@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from airflow_ais_etl.cluster.directput import DirectPutGrant
     from airflow_ais_etl.etl.md import EtlMD
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.podspec import Target
@@ -193,6 +194,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
         """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
+
+    def direct_put_grant(self, url: str) -> DirectPutGrant | None:
+        """Let pods PUT results into the bucket at ``url`` for one job; ``None``: not on this backend."""
+        return None
 
     def close(self) -> None:
         """Release client resources (connections, threads)."""

@@ -203,6 +203,41 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
+    def do_PUT(self) -> None:
+        """Direct put: write a pod's result atomically into a bucket a running job granted."""
+        from airflow_ais_etl.cluster.directput import granted, read_body
+
+        try:
+            bucket, obj = self._parse(self.path)
+            if not granted(self.server.buckets_file, urlsplit(self.path).query, bucket):
+                raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
+            url = self.server.bucket_url(bucket)
+            if url is None:
+                raise _Refusal(404, f"bucket {bucket!r} does not exist")
+            writer = self.server.remote_bucket(url).writer(obj)
+            try:
+                for chunk in read_body(self.rfile, self.headers):
+                    writer.write(chunk)
+                if not granted(self.server.buckets_file, urlsplit(self.path).query, bucket):
+                    raise _Refusal(409, "the job ended while the object arrived; it was not stored")
+                writer.commit()
+            except BaseException:
+                writer.discard()
+                raise
+            self._reply_empty()
+        except _Refusal as refusal:
+            self.close_connection = True
+            self._reply(refusal.status, refusal.text)
+        except Exception as err:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._reply(400 if isinstance(err, ValueError) else 500, f"direct put failed: {err}")
+
+    def _reply_empty(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _reply(self, status: int, text: str, *, head: bool = False) -> None:
         body = (text + "\n").encode()
         self.send_response(status)

@@ -22,6 +22,9 @@ __all__ = [
     "MAX_ENV_STRING",
     "MAX_NAME_LEN",
     "MIN_NAME_LEN",
+    "PROTOCOLS",
+    "PROTOCOL_2024",
+    "PROTOCOL_2025",
 ]
 
 HPUSH = "hpush://"
@@ -53,3 +56,15 @@ MAX_NAME_LEN = 32
 
 MAX_ENV_STRING = 131_072
 """Linux limit on one ``NAME=value`` environment string (including the terminating NUL)."""
+
+PROTOCOL_2025 = "2025"
+"""AIStore 2.x transformer protocol: the FQN in query ``etl_fqn``, ``etl_args``, direct put (docs/protocol.md)."""
+PROTOCOL_2024 = "2024"
+"""The December 2024 protocol: the FQN is the escaped request path, the body is empty."""
+PROTOCOLS = (PROTOCOL_2025, PROTOCOL_2024)
+QPARAM_ETL_FQN = "etl_fqn"
+QPARAM_ETL_ARGS = "etl_args"
+HDR_NODE_URL = "Ais-Node-Url"
+"""Direct put: where the pod PUTs its result (AIStore ``apc.HdrNodeURL``)."""
+HDR_DIRECT_PUT_LENGTH = "Ais-Direct-Put-Length"
+"""The pod's answer to a delivered direct put (status 204): how many bytes it delivered."""

@@ -55,12 +55,17 @@ class InitMsg:
     :param comm_type: one of :data:`~airflow_ais_etl.etl.constants.COMM_TYPES`; empty means ``hpush://``
     :param arg_type: ``""`` (bytes), ``url`` or ``fqn``
     :param timeout: seconds to wait for each pod to become Ready; 0 means 45 s
+    :param protocol: transformer protocol generation, ``2025`` (AIS 2.x, the default when empty) or
+        ``2024``; it decides where an ``fqn`` goes (docs/protocol.md)
+    :param direct_put: offline jobs ask the pod to PUT its result to the target itself
     """
 
     name: str
     comm_type: str = ""
     arg_type: str = ""
     timeout: float = 0.0
+    protocol: str = ""
+    direct_put: bool = False
 
     @property
     def kind(self) -> str:
@@ -137,6 +142,10 @@ def to_wire(msg: InitMsg) -> dict[str, Any]:
         "argument": msg.arg_type,
         "timeout": format_duration(msg.timeout),
     }
+    if msg.protocol:
+        out["protocol"] = msg.protocol
+    if msg.direct_put:
+        out["support_direct_put"] = True
     if isinstance(msg, InitCodeMsg):
         out["code"] = _b64(msg.code)
         out["dependencies"] = None if msg.dependencies is None else _b64(msg.dependencies)
@@ -190,6 +199,15 @@ def _get_int(data: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _get_bool(data: Mapping[str, Any], key: str) -> bool:
+    value = _lookup(data, key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(key, f"must be true or false, got {json.dumps(value)}")
+    return value
+
+
 def _get_b64_text(data: Mapping[str, Any], key: str) -> str | None:
     value = _lookup(data, key)
     if value is None:
@@ -228,6 +246,8 @@ def decode_msg(data: Mapping[str, Any], kind: str) -> InitMsg:
         "comm_type": _get_str(data, "communication"),
         "arg_type": _get_str(data, "argument"),
         "timeout": _get_timeout(data),
+        "protocol": _get_str(data, "protocol"),
+        "direct_put": _get_bool(data, "support_direct_put"),
     }
     if kind == CODE:
         funcs = _lookup(data, "funcs")

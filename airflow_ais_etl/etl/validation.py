@@ -28,6 +28,7 @@ from airflow_ais_etl.etl.duration import format_duration
 from airflow_ais_etl.etl.errors import ValidationError, go_quote
 from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
 from airflow_ais_etl.etl.podcheck import parse_pod_spec, validate_pod_spec
+from airflow_ais_etl.etl.protocol import check_protocol
 from airflow_ais_etl.etl.runtimes import RUNTIMES
 
 __all__ = ["validate", "validate_name"]
@@ -94,6 +95,9 @@ def _check_types(msg: InitMsg) -> None:
         elif field.name == "dependencies":
             ok = value is None or isinstance(value, str)
             expected = "a string or None"
+        elif field.name == "direct_put":
+            ok = isinstance(value, bool)
+            expected = "a bool"
         elif field.name in ("chunk_size", "flags"):
             ok = isinstance(value, int) and not isinstance(value, bool)
             expected = "an integer"
@@ -178,6 +182,7 @@ def validate(msg: InitMsg, *, allow_fqn: bool = True) -> InitMsg:
     _check_name(msg.name, detail)
     comm = _checked_comm_type(msg, detail)
     _check_arg_type(msg, comm, detail, allow_fqn=allow_fqn)
+    check_protocol(msg.protocol)
     out = dataclasses.replace(msg, comm_type=comm, timeout=_checked_timeout(msg, detail))
     if isinstance(out, InitCodeMsg):
         _validate_code(out)

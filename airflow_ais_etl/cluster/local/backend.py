@@ -56,6 +56,8 @@ from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND, is_runtime_imag
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from airflow_ais_etl.cluster.directput import DirectPutGrant
+
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 10.0
@@ -193,6 +195,14 @@ class LocalBackend(Backend):
         from airflow_ais_etl.cluster.gateway import register_bucket
 
         return register_bucket(str(self.state.buckets_file), url)
+
+    def direct_put_grant(self, url: str) -> DirectPutGrant:
+        from airflow_ais_etl.cluster.directput import DirectPutGrant
+
+        ref = self.bucket_ref(url)
+        return DirectPutGrant(
+            str(self.state.buckets_file), ref.name, lambda tid: _origin(self.target_url(tid))
+        )
 
     # ---------------------------------------------------------------- pods
     def _pods(self, name: str) -> dict[str, LocalPod]:
@@ -467,3 +477,9 @@ def _process_tree(pod: LocalPod) -> list[psutil.Process]:
 def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[None]:
     """Serialise pods that share a dependency directory while their init containers run."""
     return locked(path.with_name(path.name + ".lock")) if path else contextlib.nullcontext()
+
+
+def _origin(url: str) -> str:
+    """Return ``scheme://host:port`` of ``url``."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
