@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, quote
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["DirectPutGrant", "grant", "granted", "read_body", "revoke"]
+__all__ = ["DirectPutGrant", "grant", "granted", "grants_held", "read_body", "revoke"]
 
 _CHUNK = 1 << 20
 _TOKEN_PARAM = "uuid"
@@ -81,6 +81,17 @@ def grant(buckets_file: str, bucket: str) -> str:
 def revoke(buckets_file: str, token: str) -> None:
     """End a grant: later (and still unfinished) PUTs with ``token`` are refused."""
     _update(buckets_file, lambda grants: grants.pop(token, None))
+
+
+@contextlib.contextmanager
+def grants_held(buckets_file: str) -> Iterator[None]:
+    """Keep every grant as it is (a shared lock): a commit checked inside ends before any revoke does."""
+    with open(buckets_file + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def granted(buckets_file: str, query: str, bucket: str) -> bool:

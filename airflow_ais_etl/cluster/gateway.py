@@ -205,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         """Direct put: write a pod's result atomically into a bucket a running job granted."""
-        from airflow_ais_etl.cluster.directput import granted, read_body
+        from airflow_ais_etl.cluster.directput import granted, grants_held, read_body
 
         try:
             bucket, obj = self._parse(self.path)
@@ -218,9 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 for chunk in read_body(self.rfile, self.headers):
                     writer.write(chunk)
-                if not granted(self.server.buckets_file, urlsplit(self.path).query, bucket):
-                    raise _Refusal(409, "the job ended while the object arrived; it was not stored")
-                writer.commit()
+                with grants_held(self.server.buckets_file):  # an abort's revoke waits for this commit
+                    if not granted(self.server.buckets_file, urlsplit(self.path).query, bucket):
+                        raise _Refusal(409, "the job ended while the object arrived; it was not stored")
+                    writer.commit()
             except BaseException:
                 writer.discard()
                 raise
