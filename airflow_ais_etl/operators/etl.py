@@ -59,6 +59,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param timeout: how long the pods may take to become ready, e.g. ``"45s"`` (templated)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
+    :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
+    :param direct_put: pods deliver offline results to the target themselves (templated)
     :return: the ETL's info (name, state, pods, ...)
     """
 
@@ -75,6 +77,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "chunk_size",
         "timeout",
         "env",
+        "protocol",
+        "direct_put",
         "ais_etl_conn_id",
     )
     template_fields_renderers = {"env": "json", "dependencies": "py"}
@@ -95,6 +99,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         timeout: str | float = "45s",
         env: Mapping[str, str] | None = None,
         replace: bool = False,
+        protocol: str = "",
+        direct_put: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +117,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.timeout = timeout
         self.env = env or {}
         self.replace = replace
+        self.protocol = protocol
+        self.direct_put = direct_put
 
 
 class AisEtlInitSpecOperator(_AisEtlInitOperator):
@@ -123,6 +131,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param timeout: how long the pods may take to become ready (templated)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
+    :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
+    :param direct_put: pods deliver offline results to the target themselves (templated)
     :return: the ETL's info
     """
 
@@ -135,6 +145,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "arg_type",
         "timeout",
         "env",
+        "protocol",
+        "direct_put",
         "ais_etl_conn_id",
     )
     template_fields_renderers = {"spec": "yaml", "env": "json"}
@@ -149,6 +161,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         timeout: str | float = "45s",
         env: Mapping[str, str] | None = None,
         replace: bool = False,
+        protocol: str = "",
+        direct_put: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -159,6 +173,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.timeout = timeout
         self.env = env or {}
         self.replace = replace
+        self.protocol = protocol
+        self.direct_put = direct_put
 
 
 class AisEtlStopOperator(AisEtlBaseOperator):
