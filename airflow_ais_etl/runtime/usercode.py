@@ -63,7 +63,7 @@ def check_arity(func: Transform, nargs: int, func_name: str) -> None:
         if nargs == 2:
             hint = "CHUNK_SIZE > 0 requires transform(reader, writer) or transform(reader, writer, path, etl_args)"
         else:
-            hint = "CHUNK_SIZE is 0, so it is called as transform(data) or transform(data, path, etl_args)"
+            hint = "CHUNK_SIZE is 0, so the function is called with one argument (or data, path, etl_args)"
         raise UserCodeError(
             f"{func_name}{sig} cannot be called with {nargs} argument(s): {hint} ({exc})"
         ) from exc
