@@ -25,6 +25,7 @@ from airflow_ais_etl.dataplane.httpclient import (
     HTTPClientError,
     RequestBodyError,
 )
+from airflow_ais_etl.dataplane.wscomm import WsComm
 from airflow_ais_etl.etl.constants import (
     ALLOWED_ARGS,
     ARG_FQN,
@@ -322,6 +323,7 @@ class PodClient:
         self.limit_per_host = limit_per_host
         self.retry = retry or RetryPolicy()
         self._http: HTTPClient | None = None
+        self._ws: WsComm | None = None
 
     async def __aenter__(self) -> PodClient:
         self._http = HTTPClient(limit_per_host=self.limit_per_host, keepalive=30.0)
@@ -335,8 +337,18 @@ class PodClient:
     ) -> None:
         await self.close()
 
+    @property
+    def ws(self) -> WsComm:
+        """The ``ws://`` connections of this client (opened on first use, closed with it)."""
+        if self._ws is None:
+            self._ws = WsComm(self.request_timeout)
+        return self._ws
+
     async def close(self) -> None:
         """Close the pool and its connections."""
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
         if self._http is not None:
             await self._http.close()
             self._http = None

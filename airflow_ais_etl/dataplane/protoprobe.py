@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from airflow_ais_etl.dataplane.comm import PodClient
-from airflow_ais_etl.etl.constants import ARG_FQN, HPUSH, PROTOCOL_2024, QPARAM_ETL_FQN
+from airflow_ais_etl.etl.constants import ARG_FQN, HPUSH, PROTOCOL_2024, QPARAM_ETL_FQN, WS
 from airflow_ais_etl.etl.errors import PodStartError
 from airflow_ais_etl.etl.naming import fqn_path, path_escape
 from airflow_ais_etl.etl.protocol import effective_protocol
@@ -95,6 +95,6 @@ def check_fqn_protocol(msg: InitMsg, endpoints: Sequence[PodEndpoint]) -> None:
 
     Other arg types send identical requests in both generations and are not probed.
     """
-    if msg.arg_type != ARG_FQN or not endpoints:
-        return
+    if msg.arg_type != ARG_FQN or msg.comm_type == WS or not endpoints:
+        return  # ws:// exists only in 2025: its control message always carries "fqn"
     asyncio.run(_probe_all(msg, endpoints))

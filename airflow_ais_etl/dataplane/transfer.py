@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV
+from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
 if TYPE_CHECKING:
@@ -82,6 +82,16 @@ class ObjectTransformer:
     async def request(self, endpoint: PodEndpoint, info: ObjInfo, direct_put_url: str | None = None) -> Any:
         """Send ``info`` to the pod at ``endpoint`` and return its 2xx answer."""
         fqn = self._fqn(info)
+        if self.msg.comm_type == WS:
+            body = None if fqn else await asyncio.to_thread(self.src.read_bytes, info.name)
+            return await self.client.ws.transform(
+                endpoint,
+                obj=info.name,
+                body=body,
+                fqn=fqn,
+                etl_args=self.etl_args,
+                direct_put_url=direct_put_url,
+            )
         return await self.client.transform(
             endpoint,
             comm_type=self.msg.comm_type,

@@ -25,6 +25,7 @@ __all__ = [
     "PROTOCOLS",
     "PROTOCOL_2024",
     "PROTOCOL_2025",
+    "WS",
 ]
 
 HPUSH = "hpush://"
@@ -56,6 +57,11 @@ MAX_NAME_LEN = 32
 
 MAX_ENV_STRING = 131_072
 """Linux limit on one ``NAME=value`` environment string (including the terminating NUL)."""
+
+WS = "ws://"
+"""AIS 2.x WebSocket comm type (init-spec pods whose server speaks it, e.g. AIS's FastAPI server).
+
+Not in :data:`COMM_TYPES`: the project's runtime does not serve it."""
 
 PROTOCOL_2025 = "2025"
 """AIStore 2.x transformer protocol: the FQN in query ``etl_fqn``, ``etl_args``, direct put (docs/protocol.md)."""

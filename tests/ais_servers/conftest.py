@@ -85,9 +85,11 @@ def ais_server(request: pytest.FixtureRequest, ais_api: AisEtl) -> Iterator[tupl
     ais_api.stop(name)
 
 
-def server_params() -> list[Any]:
+def server_params(*kinds: str) -> list[Any]:
     """One parameter per AIS server, each on its own xdist worker (its pod is started once)."""
-    return [pytest.param(kind, id=kind, marks=pytest.mark.xdist_group(f"ais-{kind}")) for kind in SERVERS]
+    return [
+        pytest.param(kind, id=kind, marks=pytest.mark.xdist_group(f"ais-{kind}")) for kind in kinds or SERVERS
+    ]
 
 
 def variant(msg: InitMsg, comm_type: str, arg_type: str, *, direct_put: bool = False) -> InitMsg:

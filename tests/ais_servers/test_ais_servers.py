@@ -56,6 +56,12 @@ OFFLINE = [
     Case("hpull://", etl_args=ARGS, direct_put=True),
     Case("hpull://", "fqn", direct_put=True),
 ]
+WS = [
+    Case("ws://"),
+    Case("ws://", "fqn", etl_args=ARGS),
+    Case("ws://", etl_args=ARGS, direct_put=True),
+    Case("ws://", "fqn", direct_put=True),
+]
 INLINE = [
     Case("hpush://"),
     Case("hpush://", "fqn", etl_args=ARGS),
@@ -99,6 +105,28 @@ def test_offline_byte_exact(
         assert stats["bytes_via_engine"] == stats["bytes_out"] > 0
 
 
+@pytest.mark.parametrize("ais_server", server_params("fastapi"), indirect=True)
+@pytest.mark.parametrize("case", WS, ids=str)
+def test_ws_offline_byte_exact(
+    ais_server: tuple[AisEtl, InitMsg], src_bucket: tuple[Path, dict[str, bytes]], tmp_path: Path, case: Case
+) -> None:
+    """ws:// (FastAPI is AIS's server with a /ws endpoint): one persistent connection per worker."""
+    test_offline_byte_exact(ais_server, src_bucket, tmp_path, case)
+    api, msg = ais_server
+    src, data = src_bucket
+    result = asyncio.run(
+        transform_object(
+            api.backend,
+            variant(msg, "ws://", case.arg_type),
+            api.backend.endpoints(msg.name),
+            str(src),
+            "d1/o1.txt",
+            etl_args=case.etl_args,
+        )
+    )
+    check_result(result["data"], case, "d1/o1.txt", data["d1/o1.txt"], api.backend.bucket_ref(str(src)).name)
+
+
 @pytest.mark.parametrize("ais_server", server_params(), indirect=True)
 @pytest.mark.parametrize("case", INLINE, ids=str)
 def test_inline_byte_exact(
@@ -125,5 +153,10 @@ def check_result(got: bytes, case: Case, name: str, payload: bytes, bucket: str)
     assert got.startswith(head), f"{case} {name}: args did not arrive: {got[len(payload) :]!r}"
     path = got[len(head) :].decode().lstrip("/")
     # FastAPI/Flask pass the decoded route path; the multi-threaded server the raw (escaped) one
-    want = f"{bucket}/{name}" if case.comm_type == "hpush://" else f"ais/@#/{bucket}/{name}"
+    if case.comm_type == "ws://":
+        want = name  # the control message's "path" is the object name (websocket_comm.go createTask)
+    elif case.comm_type == "hpush://":
+        want = f"{bucket}/{name}"
+    else:
+        want = f"ais/@#/{bucket}/{name}"
     assert want in (path, unquote(path)), f"{case} {name}: path {path!r}"

@@ -17,7 +17,7 @@ import pytest
 
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions, run_offline
 from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
-from airflow_ais_etl.etl.errors import AbortError, PodStartError, TransformError
+from airflow_ais_etl.etl.errors import AbortError, PodStartError, TransformError, ValidationError
 from tests.ais_servers.conftest import make_bucket, pod_spec, variant
 
 if TYPE_CHECKING:
@@ -184,3 +184,15 @@ def test_abort_during_direct_put_leaves_no_partial_object(ais_api: AisEtl, tmp_p
     assert sorted(p.name for p in dst.glob("o*")) == done_at_abort  # nothing delivered after the abort
     for name in done_at_abort:
         assert (dst / name).read_bytes() == data[name][::-1], name
+
+
+def test_ws_is_for_spec_pods_only() -> None:
+    from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
+    from airflow_ais_etl.etl.validation import validate
+
+    spec = validate(InitSpecMsg(name="ws-etl", comm_type="ws://", arg_type="fqn", spec=pod_spec("fastapi")))
+    assert spec.comm_type == "ws://"
+    with pytest.raises(ValidationError, match=r"ws://.*needs a pod spec"):
+        validate(InitCodeMsg(name="ws-etl", comm_type="ws://", code=BYTES_ONLY, runtime="python3.11v2"))
+    with pytest.raises(ValidationError, match="protocol must be one of"):
+        validate(InitSpecMsg(name="ws-etl", protocol="2026", spec=pod_spec("fastapi")))
