@@ -196,9 +196,12 @@ class LocalBackend(Backend):
 
         return register_bucket(str(self.state.buckets_file), url)
 
-    def direct_put_grant(self, url: str) -> DirectPutGrant:
+    def direct_put_grant(self, url: str) -> DirectPutGrant | None:
+        """Grant pods a local destination directory; object stores need the job's credentials: ``None``."""
         from airflow_ais_etl.cluster.directput import DirectPutGrant
 
+        if "://" in url and not url.startswith("file://"):
+            return None
         ref = self.bucket_ref(url)
         return DirectPutGrant(
             str(self.state.buckets_file), ref.name, lambda tid: _origin(self.target_url(tid))
