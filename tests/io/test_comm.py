@@ -528,3 +528,19 @@ def test_request_shapes():
     )[1].endswith("/%2Fais%2Fmp1%2F@ais%2Fsrc%2F%25ob%2Fimg.jpg")
     with pytest.raises(ValidationError):
         build_request(ep, comm_type=HPUSH, arg_type="", bucket_ref=None, obj=name)
+
+
+def test_protocol_probe_names_a_missing_file_the_declared_way() -> None:
+    from airflow_ais_etl.dataplane.protoprobe import probe_request
+    from airflow_ais_etl.etl.msg import InitSpecMsg
+
+    ep = PodEndpoint("t1", "p", "http://10.0.0.1:8080")
+    msg = InitSpecMsg(name="probe-etl", comm_type=HPUSH, arg_type="fqn", spec="x")
+    # 2025: the file the query names is missing; the path names /dev/null (read by a 2024 server)
+    assert probe_request(ep, msg, "/missing/x") == (
+        "PUT",
+        "http://10.0.0.1:8080/%2Fdev%2Fnull?etl_fqn=%252Fmissing%252Fx",
+    )
+    # 2024: the path names the missing file, no query (a 2025 server transforms the empty body)
+    old = InitSpecMsg(name="probe-etl", comm_type=HPULL, arg_type="fqn", spec="x", protocol="2024")
+    assert probe_request(ep, old, "/missing/x") == ("GET", "http://10.0.0.1:8080/%2Fmissing%2Fx")
