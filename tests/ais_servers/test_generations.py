@@ -196,3 +196,27 @@ def test_ws_is_for_spec_pods_only() -> None:
         validate(InitCodeMsg(name="ws-etl", comm_type="ws://", code=BYTES_ONLY, runtime="python3.11v2"))
     with pytest.raises(ValidationError, match="protocol must be one of"):
         validate(InitSpecMsg(name="ws-etl", protocol="2026", spec=pod_spec("fastapi")))
+
+
+def test_cli_passes_args_to_object_and_bucket_transforms(
+    ais_api: AisEtl,
+    ais_home: Path,
+    runtime_etl: str,
+    src: tuple[Path, dict[str, bytes]],
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    from airflow_ais_etl.cli import main
+
+    root, data = src
+    bucket = ais_api.backend.bucket_ref(str(root)).name
+    home = ["--home", str(ais_home)]
+    assert (
+        main([*home, "object", runtime_etl, "d1/o1.txt", "-", "--bucket", str(root), "--args", "cli arg"])
+        == 0
+    )
+    assert capsysbinary.readouterr().out == data["d1/o1.txt"][::-1] + f"|cli arg|{bucket}/d1/o1.txt".encode()
+    dst = tmp_path / "dst"
+    assert main([*home, "--json", "bucket", runtime_etl, str(root), str(dst), "--args", "b=2"]) == 0
+    for name, payload in data.items():
+        assert (dst / name).read_bytes() == payload[::-1] + f"|b=2|{bucket}/{name}".encode(), name
