@@ -85,6 +85,8 @@ def definition_from_flags(args: argparse.Namespace) -> EtlDefinition:
         "obj_timeout": args.obj_timeout,
         "env": _env_pairs(args.env),
         "replace": args.replace,
+        "protocol": args.protocol,
+        "direct_put": args.direct_put,
     }
     if args.init_cmd == "spec":
         return EtlDefinition.from_mapping({**flags, "spec": _read_text(args.from_file)}, kind="spec")
@@ -191,7 +193,9 @@ def cmd_rm(api: AisEtl, args: argparse.Namespace) -> None:
 def cmd_object(api: AisEtl, args: argparse.Namespace) -> None:
     bucket, obj = _split_object(args.src, args.bucket)
     if args.dst == "-":
-        data = api.transform_object(args.name, bucket, obj, timeout=args.requests_timeout)
+        data = api.transform_object(
+            args.name, bucket, obj, timeout=args.requests_timeout, etl_args=args.etl_args
+        )
         assert isinstance(data, bytes)
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -200,7 +204,13 @@ def cmd_object(api: AisEtl, args: argparse.Namespace) -> None:
         os.path.split(os.path.abspath(args.dst)) if "://" not in args.dst else args.dst.rsplit("/", 1)
     )
     summary = api.transform_object(
-        args.name, bucket, obj, dst=dst_bucket, dst_name=dst_obj, timeout=args.requests_timeout
+        args.name,
+        bucket,
+        obj,
+        dst=dst_bucket,
+        dst_name=dst_obj,
+        timeout=args.requests_timeout,
+        etl_args=args.etl_args,
     )
     _print(args, summary, f"wrote {args.dst}")
 
@@ -238,6 +248,7 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
         num_workers=args.num_workers,
         skip_existing=args.skip_existing,
         progress_interval=0.5 if args.wait else 30.0,
+        etl_args=args.etl_args,
     )
     control = JobControl()
     printer = ProgressPrinter(sys.stderr) if args.wait and not args.json else None
@@ -338,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="extra env for the pods; NAME alone passes this shell's $NAME (keeps a secret out of ps)",
         )
         sp.add_argument("--replace", action="store_true", help="replace an existing ETL of that name")
+        sp.add_argument(
+            "--protocol", default="", help="transformer protocol: 2025 (default, AIS 2.x) or 2024"
+        )
+        sp.add_argument(
+            "--direct-put",
+            action="store_true",
+            help="pods deliver offline results themselves (support_direct_put)",
+        )
         sp.set_defaults(func=cmd_init)
 
     sub.add_parser("show", help="list ETLs with state and stats").set_defaults(func=cmd_show)
@@ -369,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     obj.add_argument("dst", help="destination file or URL, or '-' for stdout")
     obj.add_argument("--bucket", help="bucket of SRC, so that SRC's object name may contain '/'")
     obj.add_argument("--requests-timeout", type=float, default=None, help="seconds")
+    obj.add_argument(
+        "--args", dest="etl_args", default="", help="per-request arguments for the transform (AIS's etl_args)"
+    )
     obj.set_defaults(func=cmd_object)
 
     bck = sub.add_parser("bucket", help="transform a bucket (offline) into another")
@@ -386,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     bck.add_argument("--num-workers", type=int, default=8, help="in-flight requests per target")
     bck.add_argument("--skip-existing", action="store_true", help="resume: skip objects already transformed")
     bck.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    bck.add_argument(
+        "--args", dest="etl_args", default="", help="per-request arguments for the transform (AIS's etl_args)"
+    )
     bck.set_defaults(func=cmd_bucket)
 
     cluster = sub.add_parser("cluster", help="the local cluster's targets").add_subparsers(

@@ -131,6 +131,13 @@ class AisEtl:
     def _start_pods(self, msg: InitMsg, env: dict[str, str], origin: Origin | None) -> None:
         labels, annotations = (origin.labels(), origin.annotations()) if origin else (None, None)
         self.backend.start_pods(msg, extra_env=env, labels=labels, annotations=annotations)
+        from airflow_ais_etl.dataplane.protoprobe import check_fqn_protocol
+
+        try:
+            check_fqn_protocol(msg, self.backend.endpoints(msg.name))
+        except BaseException:
+            self.backend.stop_pods(msg.name)
+            raise
 
     def stop(self, name: str) -> bool:
         """Stop the pods of ``name``, keeping its definition; stopping a stopped ETL succeeds.
@@ -220,8 +227,12 @@ class AisEtl:
         src_conn_id: str | None = None,
         dst_conn_id: str | None = None,
         timeout: float | None = None,
+        etl_args: str = "",
     ) -> bytes | dict[str, Any]:
-        """Transform one object inline; return its bytes, or write it to ``dst`` and return a summary."""
+        """Transform one object inline; return its bytes, or write it to ``dst`` and return a summary.
+
+        ``etl_args`` reach the transform per request (AIS's query ``etl_args``; docs/protocol.md).
+        """
         from airflow_ais_etl.dataplane.inline import transform_object
 
         for arg, value in (("src", src), ("obj", obj)):
@@ -243,6 +254,7 @@ class AisEtl:
                 src_conn_id=src_conn_id,
                 dst_conn_id=dst_conn_id,
                 timeout=timeout,
+                etl_args=etl_args,
             )
         )
         self.backend.add_stats(name, {"inline_objects": 1, "inline_bytes_in": int(result["bytes_in"])})

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from airflow_ais_etl.cluster.directput import DirectPutGrant
     from airflow_ais_etl.etl.md import EtlMD
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.podspec import Target
@@ -218,6 +219,10 @@ class Backend(abc.ABC):
         Backends whose gateway knows no grants serve every registered bucket: this registers it.
         """
         return contextlib.nullcontext(self.bucket_ref(url))
+
+    def direct_put_grant(self, name: str, url: str) -> DirectPutGrant | None:
+        """Let ETL ``name``'s pods PUT results into the bucket at ``url`` for one job; ``None``: not here."""
+        return None
 
     def close(self) -> None:
         """Release client resources (connections, threads)."""

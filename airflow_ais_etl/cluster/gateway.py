@@ -35,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
+from airflow_ais_etl.cluster.directput import puts_store
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
 from airflow_ais_etl.cluster.private import open_private, private_dir
 
@@ -168,6 +169,7 @@ class GatewayServer(ThreadingHTTPServer):
         self.secret = secret.encode()
         self.buckets_file = buckets_file
         self.grants = GrantReader(grants_dir) if grants_dir else None
+        self.puts_store = puts_store(grants_dir or os.path.dirname(os.path.abspath(buckets_file)))
         self._buckets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._remote: dict[str, Any] = {}
@@ -229,6 +231,41 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
+
+    def do_PUT(self) -> None:
+        """Direct put: write a pod's result atomically into a bucket a running job granted."""
+        from airflow_ais_etl.cluster.directput import granted, grants_held, read_body
+
+        try:
+            _, bucket, obj = self._parse(self.path)
+            store = self.server.puts_store
+            url = granted(store, urlsplit(self.path).query, bucket)
+            if url is None:
+                raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
+            writer = self.server.remote_bucket(url).writer(obj)
+            try:
+                for chunk in read_body(self.rfile, self.headers):
+                    writer.write(chunk)
+                with grants_held(store):  # an abort's revoke waits for this commit
+                    if granted(store, urlsplit(self.path).query, bucket) is None:
+                        raise _Refusal(409, "the job ended while the object arrived; it was not stored")
+                    writer.commit()
+            except BaseException:
+                writer.discard()
+                raise
+            self._reply_empty()
+        except _Refusal as refusal:
+            self.close_connection = True
+            self._reply(refusal.status, refusal.text)
+        except Exception as err:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._reply(400 if isinstance(err, ValueError) else 500, f"direct put failed: {err}")
+
+    def _reply_empty(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _reply(self, status: int, text: str, *, head: bool = False) -> None:
         body = (text + "\n").encode()

@@ -26,10 +26,21 @@ from airflow_ais_etl.dataplane.httpclient import (
     RequestBodyError,
 )
 from airflow_ais_etl.dataplane.podaccess import access_headers
-from airflow_ais_etl.etl.constants import ALLOWED_ARGS, ARG_FQN, HPUSH, IO
+from airflow_ais_etl.dataplane.wscomm import WsComm
+from airflow_ais_etl.etl.constants import (
+    ALLOWED_ARGS,
+    ARG_FQN,
+    HDR_NODE_URL,
+    HPUSH,
+    IO,
+    PROTOCOL_2024,
+    QPARAM_ETL_ARGS,
+    QPARAM_ETL_FQN,
+)
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
-from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, uname
+from airflow_ais_etl.etl.naming import callback_path, fqn_path, hpush_path, path_escape, uname
 from airflow_ais_etl.etl.podspec import io_query
+from airflow_ais_etl.etl.protocol import check_etl_args, effective_protocol
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -94,8 +105,14 @@ def build_request(
     bucket_ref: BucketRef | None,
     obj: str,
     fqn: str | None = None,
+    protocol: str = "",
+    etl_args: str = "",
 ) -> tuple[str, str]:
     """Return the method and the (already escaped) URL the target sends for one object.
+
+    ``protocol`` 2025 (the default) sends an ``fqn`` as AIS 2.x does, the object's own path plus
+    query ``etl_fqn`` (Go ``url.PathEscape`` of the file name, then query-encoded); 2024 sends the
+    escaped file name as the path. ``etl_args`` go into query ``etl_args`` (docs/protocol.md).
 
     :raises ValidationError: for a comm/arg combination the reference refuses, or ``fqn`` missing
     """
@@ -104,19 +121,32 @@ def build_request(
         raise ValidationError(f"unknown comm-type {comm_type!r}")
     if arg_type not in allowed:
         raise ValidationError(f"arg_type {arg_type!r} is not supported by comm-type {comm_type!r}")
-    if arg_type == ARG_FQN:
-        if not fqn:
-            raise ValidationError(f"arg_type 'fqn' needs the object's local file name ({obj!r} has none)")
-        path = fqn_path(fqn)
-        return ("PUT" if comm_type == HPUSH else "GET"), _join(endpoint.url, path)
+    generation = effective_protocol(protocol)
+    etl_args = check_etl_args(etl_args, protocol=protocol, comm_type=comm_type)
+    if arg_type == ARG_FQN and not fqn:
+        raise ValidationError(f"arg_type 'fqn' needs the object's local file name ({obj!r} has none)")
+    if arg_type == ARG_FQN and generation == PROTOCOL_2024:
+        return ("PUT" if comm_type == HPUSH else "GET"), _join(endpoint.url, fqn_path(fqn or ""))
     if bucket_ref is None:
         raise ValidationError(f"comm-type {comm_type} needs the source bucket's gateway name for {obj!r}")
+    query: dict[str, str] = {}
+    if etl_args:
+        query[QPARAM_ETL_ARGS] = etl_args
+    if arg_type == ARG_FQN:
+        query[QPARAM_ETL_FQN] = path_escape(fqn or "")
     if comm_type in (HPUSH, IO):
         url = _join(endpoint.url, hpush_path(bucket_ref.name, obj))
         if comm_type == IO and endpoint.io_command:
             url += "?" + _io_query_string(tuple(endpoint.io_command))
-        return "PUT", url
-    return "GET", _join(endpoint.url, callback_path(uname(bucket_ref.provider, bucket_ref.name, obj)))
+        method = "PUT"
+    else:
+        method, url = (
+            "GET",
+            _join(endpoint.url, callback_path(uname(bucket_ref.provider, bucket_ref.name, obj))),
+        )
+    if query:
+        url += ("&" if "?" in url else "?") + urlencode(sorted(query.items()))
+    return method, url
 
 
 class PodResponse:
@@ -294,6 +324,7 @@ class PodClient:
         self.limit_per_host = limit_per_host
         self.retry = retry or RetryPolicy()
         self._http: HTTPClient | None = None
+        self._ws: WsComm | None = None
 
     async def __aenter__(self) -> PodClient:
         self._http = HTTPClient(limit_per_host=self.limit_per_host, keepalive=30.0)
@@ -307,8 +338,18 @@ class PodClient:
     ) -> None:
         await self.close()
 
+    @property
+    def ws(self) -> WsComm:
+        """The ``ws://`` connections of this client (opened on first use, closed with it)."""
+        if self._ws is None:
+            self._ws = WsComm(self.request_timeout)
+        return self._ws
+
     async def close(self) -> None:
         """Close the pool and its connections."""
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -331,6 +372,9 @@ class PodClient:
         size: int | None = None,
         fqn: str | None = None,
         body_factory: Callable[[], AsyncIterable[bytes] | bytes] | None = None,
+        protocol: str = "",
+        etl_args: str = "",
+        direct_put_url: str | None = None,
     ) -> PodResponse:
         """Send object ``obj`` to the pod at ``endpoint`` and return its 2xx answer.
 
@@ -339,13 +383,26 @@ class PodClient:
         :param size: the object's size, sent as ``Content-Length`` when the body is streamed
         :param fqn: the object's local file name (arg type ``fqn``)
         :param body_factory: another name for a callable ``body``
+        :param protocol: the ETL's protocol generation (see :func:`build_request`)
+        :param etl_args: per-request arguments for the transform (query ``etl_args``)
+        :param direct_put_url: ask the pod to PUT its result there (header ``Ais-Node-Url``); the pod
+            then answers 204 with ``Ais-Direct-Put-Length``, or 200 with the result if it cannot
         :raises TransformError: non-2xx answer, timeout, or connection failure after retries
         """
         method, url = build_request(
-            endpoint, comm_type=comm_type, arg_type=arg_type, bucket_ref=bucket_ref, obj=obj, fqn=fqn
+            endpoint,
+            comm_type=comm_type,
+            arg_type=arg_type,
+            bucket_ref=bucket_ref,
+            obj=obj,
+            fqn=fqn,
+            protocol=protocol,
+            etl_args=etl_args,
         )
         body = _request_body(method, comm_type, arg_type, obj, body, body_factory)
         headers = (_PUSH_HEADERS if method == "PUT" else "") + access_headers(endpoint, arg_type, bucket_ref)
+        if direct_put_url:
+            headers += f"{HDR_NODE_URL}: {direct_put_url}\r\n"
         resp = await self._send(endpoint, obj, method, url, body, size, headers)
         if 200 <= resp.status < 300:
             return PodResponse(resp, endpoint, obj, self.request_timeout)

@@ -35,6 +35,7 @@ from airflow_ais_etl.etl.errors import (
 )
 from airflow_ais_etl.etl.msg import obj_timeout_of, to_wire
 from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
+from airflow_ais_etl.etl.protocol import check_etl_args
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -67,6 +68,8 @@ class OfflineOptions:
     skip_existing: bool = False
     """Resume: skip objects whose destination holds this ETL's result for the same source version."""
     progress_interval: float = 30.0
+    etl_args: str = ""
+    """Per-request arguments for every object's transform (query ``etl_args``, protocol 2025)."""
 
     def validate(self) -> None:
         """Raise :class:`ValidationError` for options that cannot work together or are out of range."""
@@ -262,16 +265,29 @@ class _Job:
         """Open one connection pool for the whole job and dispatch every planned object through it."""
         grant = self.backend.grant(self.msg.name, self.src.url)  # pods read the source only meanwhile
         bucket_ref = await asyncio.to_thread(grant.__enter__)
+        put_grant = None
         try:
             for ep in endpoints:
                 self.stats.targets[ep.target_id] = TargetStats()
             limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
             timeout = self.options.request_timeout or obj_timeout_of(self.msg)
+            etl_args = check_etl_args(
+                self.options.etl_args,
+                protocol=self.msg.protocol,
+                comm_type=self.msg.comm_type,
+                etl_name=self.msg.name,
+            )
+            if self.msg.direct_put:
+                put_grant = await asyncio.to_thread(self.backend.direct_put_grant, self.msg.name, dst.url)
             async with PodClient(request_timeout=timeout, limit_per_host=limit) as client:
-                transformer = ObjectTransformer(client, self.msg, self.src, bucket_ref)
+                transformer = ObjectTransformer(
+                    client, self.msg, self.src, bucket_ref, etl_args=etl_args, direct_put=put_grant
+                )
                 run = _Run(endpoints, transformer, dst, journal, done, asyncio.Event())
                 await self._dispatch(items, run, aborted)
         finally:
+            if put_grant is not None:  # first thing after an abort: pods can no longer deliver
+                await asyncio.to_thread(put_grant.revoke)
             await asyncio.to_thread(grant.__exit__, None, None, None)
 
     async def _flush(self, journal: Journal) -> None:
@@ -338,14 +354,14 @@ class _Job:
         tstats = self.stats.targets[endpoint.target_id]
         tstats.in_flight += 1
         try:
-            written = await run.transformer.to_bucket(endpoint, info, run.dst, target_name)
+            written, direct = await run.transformer.to_bucket(endpoint, info, run.dst, target_name)
         except (AisEtlError, OSError) as exc:
             tstats.errors += 1
             self._fail(info.name, endpoint.target_id, str(exc), run.stop, exc)
             return
         finally:
             tstats.in_flight -= 1
-        self.stats.record_done(tstats, info.size, written)
+        self.stats.record_done(tstats, info.size, written, direct=direct)
         self._note(run.journal, info, target_name)
 
     def _note(self, journal: Journal, info: ObjInfo, target_name: str) -> None:

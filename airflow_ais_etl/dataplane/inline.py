@@ -35,10 +35,12 @@ async def transform_object(
     src_conn_id: str | None = None,
     dst_conn_id: str | None = None,
     timeout: float | None = None,
+    etl_args: str = "",
 ) -> dict[str, Any]:
     """Transform ``obj`` of bucket ``src``; return ``{"data": bytes}`` or write it to ``dst``.
 
-    The returned dict always has ``bytes_in`` and, with ``dst``, a ``summary``.
+    The returned dict always has ``bytes_in`` and, with ``dst``, a ``summary``. ``etl_args`` reach
+    the transform as query ``etl_args`` (protocol 2025).
     """
     bucket = open_bucket(src, conn_id=src_conn_id)
     info = bucket.stat(obj)
@@ -47,14 +49,14 @@ async def transform_object(
     endpoint = pick_endpoint(endpoints, obj)
     with backend.grant(msg.name, bucket.url) as ref:  # the pod reads the source only meanwhile
         async with PodClient(request_timeout=timeout) as client:
-            transformer = ObjectTransformer(client, msg, bucket, ref)
+            transformer = ObjectTransformer(client, msg, bucket, ref, etl_args=etl_args)
             if dst is None:
                 data = await transformer.to_bytes(endpoint, info)
                 return {"data": data, "bytes_in": info.size}
             out = open_bucket(dst, conn_id=dst_conn_id, create=True)
             name = dst_name or obj
             obj_info = ObjInfo(info.name, info.size, info.version)
-            size = await transformer.to_bucket(endpoint, obj_info, out, name)
+            size, _ = await transformer.to_bucket(endpoint, obj_info, out, name)
     summary = {
         "object": obj,
         "src": bucket.url,

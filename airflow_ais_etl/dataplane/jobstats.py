@@ -55,6 +55,10 @@ class JobStats:
     bytes_in: int = 0
     bytes_out: int = 0
     skipped: int = 0
+    bytes_via_engine: int = 0
+    """Result bytes the engine carried from a pod to the destination (direct put carries none)."""
+    direct_put_objects: int = 0
+    """Objects the pods delivered to the destination themselves."""
     errors: list[dict[str, str]] = field(default_factory=list)
     targets: dict[str, TargetStats] = field(default_factory=dict)
     state: JobState = JobState.RUNNING
@@ -63,8 +67,12 @@ class JobStats:
     def record_error(self, name: str, target: str, error: str) -> None:
         self.errors.append({"object": name, "target": target, "error": error})
 
-    def record_done(self, target: TargetStats, size_in: int, size_out: int) -> None:
-        """Count one object written by ``target``'s pod."""
+    def record_done(self, target: TargetStats, size_in: int, size_out: int, *, direct: bool = False) -> None:
+        """Count one object written by ``target``'s pod (``direct``: delivered by the pod itself)."""
+        if direct:
+            self.direct_put_objects += 1
+        else:
+            self.bytes_via_engine += size_out
         target.objects += 1
         target.bytes_in += size_in
         target.bytes_out += size_out
@@ -97,6 +105,8 @@ class JobStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "skipped": self.skipped,
+            "bytes_via_engine": self.bytes_via_engine,
+            "direct_put_objects": self.direct_put_objects,
             "error_count": len(self.errors),
             "errors": list(self.errors),
             "targets": {tid: t.to_dict() for tid, t in sorted(self.targets.items())},

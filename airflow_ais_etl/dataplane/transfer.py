@@ -7,10 +7,10 @@ pod to an atomic writer, so no transform holds a large object in memory unless i
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ais_etl.etl.constants import ARG_FQN, HPULL, HREV
-from airflow_ais_etl.etl.errors import ValidationError
+from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
+from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -27,14 +27,37 @@ SMALL_OBJECT = 1 << 20
 STREAM_CHUNK = 1 << 20
 
 
-class ObjectTransformer:
-    """Send objects of one source bucket through the pods of one ETL."""
+class DirectPutGrant(Protocol):
+    """A job's permission for pods to deliver results themselves (the backend's, e.g. the local gateway)."""
 
-    def __init__(self, client: PodClient, msg: InitMsg, src: Bucket, bucket_ref: BucketRef | None) -> None:
+    def url_for(self, target_id: str, dst_name: str) -> str:
+        """Return the ``Ais-Node-Url`` value for result ``dst_name`` of a pod on ``target_id``."""
+        ...
+
+
+class ObjectTransformer:
+    """Send objects of one source bucket through the pods of one ETL.
+
+    :param etl_args: per-request arguments for every object (query ``etl_args``)
+    :param direct_put: a grant that lets pods deliver results to the destination themselves
+    """
+
+    def __init__(
+        self,
+        client: PodClient,
+        msg: InitMsg,
+        src: Bucket,
+        bucket_ref: BucketRef | None,
+        *,
+        etl_args: str = "",
+        direct_put: DirectPutGrant | None = None,
+    ) -> None:
         self.client = client
         self.msg = msg
         self.src = src
         self.bucket_ref = bucket_ref
+        self.etl_args = etl_args
+        self.direct_put = direct_put
 
     def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterator[bytes]] | None:
         """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
@@ -56,9 +79,19 @@ class ObjectTransformer:
             )
         return fqn
 
-    async def request(self, endpoint: PodEndpoint, info: ObjInfo) -> Any:
+    async def request(self, endpoint: PodEndpoint, info: ObjInfo, direct_put_url: str | None = None) -> Any:
         """Send ``info`` to the pod at ``endpoint`` and return its 2xx answer."""
         fqn = self._fqn(info)
+        if self.msg.comm_type == WS:
+            body = None if fqn else await asyncio.to_thread(self.src.read_bytes, info.name)
+            return await self.client.ws.transform(
+                endpoint,
+                obj=info.name,
+                body=body,
+                fqn=fqn,
+                etl_args=self.etl_args,
+                direct_put_url=direct_put_url,
+            )
         return await self.client.transform(
             endpoint,
             comm_type=self.msg.comm_type,
@@ -68,6 +101,9 @@ class ObjectTransformer:
             body=self._body(info),
             size=info.size if info.size >= 0 else None,
             fqn=fqn,
+            protocol=self.msg.protocol,
+            etl_args=self.etl_args,
+            direct_put_url=direct_put_url,
         )
 
     async def to_bytes(self, endpoint: PodEndpoint, info: ObjInfo) -> bytes:
@@ -76,13 +112,25 @@ class ObjectTransformer:
         data: bytes = await resp.read()
         return data
 
-    async def to_bucket(self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str) -> int:
-        """Write the transformed object atomically to ``dst``; return its size.
+    async def to_bucket(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
+    ) -> tuple[int, bool]:
+        """Write the transformed object atomically to ``dst``; return its size and whether the pod delivered it.
 
+        With a direct-put grant the pod PUTs the result to the target itself and answers 204 (the
+        engine carries no result bytes); a pod that cannot answers 200 with the result as usual.
         A small answer is read whole and stored right in the event loop: a thread hop per object
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
-        resp = await self.request(endpoint, info)
+        node_url = self.direct_put.url_for(endpoint.target_id, dst_name) if self.direct_put else None
+        resp = await self.request(endpoint, info, node_url)
+        if resp.status == 204 and node_url:
+            await resp.read()
+            return await asyncio.to_thread(_delivered, resp, dst, dst_name, info.name), True
+        size = await self._write(resp, dst, dst_name)
+        return size, False
+
+    async def _write(self, resp: Any, dst: Bucket, dst_name: str) -> int:
         if resp.content_length is not None and resp.content_length <= SMALL_OBJECT:
             data = await resp.read()
             dst.write_bytes(dst_name, data)
@@ -99,6 +147,21 @@ class ObjectTransformer:
             resp.close()
             raise
         return written
+
+
+def _delivered(resp: Any, dst: Bucket, dst_name: str, obj: str) -> int:
+    """Check a direct put: the destination must now hold as many bytes as the pod says it delivered."""
+    claimed = resp.headers.get(HDR_DIRECT_PUT_LENGTH)
+    info = dst.stat(dst_name)
+    if info is None or (claimed is not None and claimed.isdigit() and int(claimed) != info.size):
+        found = "no object" if info is None else f"{info.size} byte(s)"
+        raise TransformError(
+            f"pod answered 204 (delivered by direct put, {claimed} byte(s)) for {obj!r}, "
+            f"but {dst.url} holds {found} at {dst_name!r}",
+            object_name=obj,
+            status=204,
+        )
+    return info.size
 
 
 async def _aiter_chunks(src: Bucket, name: str) -> AsyncIterator[bytes]:

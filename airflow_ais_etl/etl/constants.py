@@ -22,6 +22,10 @@ __all__ = [
     "MAX_ENV_STRING",
     "MAX_NAME_LEN",
     "MIN_NAME_LEN",
+    "PROTOCOLS",
+    "PROTOCOL_2024",
+    "PROTOCOL_2025",
+    "WS",
 ]
 
 HPUSH = "hpush://"
@@ -60,3 +64,20 @@ TOKEN_HEADER = "X-AIS-ETL-Token"
 """Header carrying the ETL's token on every request the engine sends to a pod."""
 FQN_ROOT_HEADER = "X-AIS-ETL-FQN-Root"
 """Header naming the (percent-encoded, comma-separated) roots an ``fqn`` request may read under."""
+
+WS = "ws://"
+"""AIS 2.x WebSocket comm type (init-spec pods whose server speaks it, e.g. AIS's FastAPI server).
+
+Not in :data:`COMM_TYPES`: the project's runtime does not serve it."""
+
+PROTOCOL_2025 = "2025"
+"""AIStore 2.x transformer protocol: the FQN in query ``etl_fqn``, ``etl_args``, direct put (docs/protocol.md)."""
+PROTOCOL_2024 = "2024"
+"""The December 2024 protocol: the FQN is the escaped request path, the body is empty."""
+PROTOCOLS = (PROTOCOL_2025, PROTOCOL_2024)
+QPARAM_ETL_FQN = "etl_fqn"
+QPARAM_ETL_ARGS = "etl_args"
+HDR_NODE_URL = "Ais-Node-Url"
+"""Direct put: where the pod PUTs its result (AIStore ``apc.HdrNodeURL``)."""
+HDR_DIRECT_PUT_LENGTH = "Ais-Direct-Put-Length"
+"""The pod's answer to a delivered direct put (status 204): how many bytes it delivered."""

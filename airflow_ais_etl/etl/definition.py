@@ -17,12 +17,13 @@ from airflow_ais_etl.etl.constants import ARG_BYTES, DEFAULT_TIMEOUT, HPUSH
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.msg import CODE, SPEC, InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
+from airflow_ais_etl.etl.protocol import check_protocol
 from airflow_ais_etl.etl.runtimes import default_runtime
 from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 
-COMMON_KEYS = ("comm_type", "arg_type", "timeout", "obj_timeout", "env", "replace")
+COMMON_KEYS = ("comm_type", "arg_type", "timeout", "obj_timeout", "env", "replace", "protocol", "direct_put")
 """Arguments of every ETL definition."""
 CODE_KEYS = (
     "code",
@@ -91,6 +92,8 @@ class EtlDefinition:
     :param obj_timeout: seconds one object's transform may take (0: the default, 45 s)
     :param env: extra environment variables of the pods (stored with the ETL, restored by ``start``)
     :param replace: replace an existing ETL of the same name that has a different definition
+    :param protocol: transformer protocol generation, ``2025`` (default) or ``2024`` (docs/protocol.md)
+    :param direct_put: offline jobs let the pod PUT results to the target itself (``support_direct_put``)
     """
 
     source: CodeSource | SpecSource
@@ -100,8 +103,13 @@ class EtlDefinition:
     obj_timeout: float = 0.0
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     replace: bool = False
+    protocol: str = ""
+    direct_put: bool = False
 
     def __post_init__(self) -> None:
+        check_protocol(self.protocol)
+        if not isinstance(self.direct_put, bool):
+            raise ValidationError(f"direct_put must be a bool, got {describe(self.direct_put)}")
         if not isinstance(self.source, (CodeSource, SpecSource)):
             raise ValidationError(f"source must be a CodeSource or a SpecSource, got {describe(self.source)}")
         as_str("comm_type", self.comm_type)
@@ -130,6 +138,8 @@ class EtlDefinition:
             "arg_type": self.arg_type,
             "timeout": self.timeout,
             "obj_timeout": self.obj_timeout,
+            "protocol": self.protocol,
+            "direct_put": self.direct_put,
         }
         source = self.source
         if isinstance(source, SpecSource):
@@ -215,4 +225,6 @@ _OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "obj_timeout": _timeout,
     "env": as_str_map,
     "replace": as_bool,
+    "protocol": as_str,
+    "direct_put": as_bool,
 }

@@ -61,6 +61,9 @@ class InitMsg:
     :param timeout: seconds to wait for each pod to become Ready; 0 means 45 s
     :param obj_timeout: seconds one object's transform may take, answer included (AIS's
         ``obj_timeout``); 0 means :data:`DEFAULT_OBJ_TIMEOUT`
+    :param protocol: transformer protocol generation, ``2025`` (AIS 2.x, the default when empty) or
+        ``2024``; it decides where an ``fqn`` goes (docs/protocol.md)
+    :param direct_put: offline jobs ask the pod to PUT its result to the target itself
     """
 
     name: str
@@ -68,6 +71,8 @@ class InitMsg:
     arg_type: str = ""
     timeout: float = 0.0
     obj_timeout: float = 0.0
+    protocol: str = ""
+    direct_put: bool = False
 
     @property
     def kind(self) -> str:
@@ -146,6 +151,10 @@ def to_wire(msg: InitMsg) -> dict[str, Any]:
     }
     if msg.obj_timeout:  # omitted when 0, as AIS does: older MD and fingerprints stay the same
         out["obj_timeout"] = format_duration(msg.obj_timeout)
+    if msg.protocol:
+        out["protocol"] = msg.protocol
+    if msg.direct_put:
+        out["support_direct_put"] = True
     if isinstance(msg, InitCodeMsg):
         out["code"] = _b64(msg.code)
         out["dependencies"] = None if msg.dependencies is None else _b64(msg.dependencies)
@@ -199,6 +208,15 @@ def _get_int(data: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _get_bool(data: Mapping[str, Any], key: str) -> bool:
+    value = _lookup(data, key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(key, f"must be true or false, got {json.dumps(value)}")
+    return value
+
+
 def _get_b64_text(data: Mapping[str, Any], key: str) -> str | None:
     value = _lookup(data, key)
     if value is None:
@@ -243,6 +261,8 @@ def decode_msg(data: Mapping[str, Any], kind: str) -> InitMsg:
         "arg_type": _get_str(data, "argument"),
         "timeout": _get_timeout(data),
         "obj_timeout": _get_timeout(data, "obj_timeout"),
+        "protocol": _get_str(data, "protocol"),
+        "direct_put": _get_bool(data, "support_direct_put"),
     }
     if kind == CODE:
         funcs = _lookup(data, "funcs")

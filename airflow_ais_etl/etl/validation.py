@@ -23,6 +23,7 @@ from airflow_ais_etl.etl.constants import (
     MAX_ENV_STRING,
     MAX_NAME_LEN,
     MIN_NAME_LEN,
+    WS,
 )
 from airflow_ais_etl.etl.duration import format_duration
 from airflow_ais_etl.etl.errors import ValidationError, go_quote
@@ -34,6 +35,7 @@ from airflow_ais_etl.etl.msg import (
     normalize_comm_type,
 )
 from airflow_ais_etl.etl.podcheck import parse_pod_spec, validate_pod_spec
+from airflow_ais_etl.etl.protocol import check_protocol
 from airflow_ais_etl.etl.runtimes import RUNTIMES
 
 __all__ = ["validate", "validate_name"]
@@ -100,6 +102,9 @@ def _check_types(msg: InitMsg) -> None:
         elif field.name == "dependencies":
             ok = value is None or isinstance(value, str)
             expected = "a string or None"
+        elif field.name == "direct_put":
+            ok = isinstance(value, bool)
+            expected = "a bool"
         elif field.name in ("chunk_size", "flags"):
             ok = isinstance(value, int) and not isinstance(value, bool)
             expected = "an integer"
@@ -118,6 +123,12 @@ def _env_fits(var: str, value: str) -> bool:
 
 def _validate_code(msg: InitCodeMsg) -> None:
     comm = go_quote(msg.comm_type)
+    if msg.comm_type == WS:
+        raise ValidationError(
+            'comm-type "ws://" needs a pod spec whose server speaks AIS\'s WebSocket protocol (e.g. '
+            "aistore[etl]'s FastAPI server); the project's runtime serves hpush, hpull, hrev and io",
+            etl_name=msg.name,
+        )
     if not msg.code:
         raise ValidationError(f"source code is empty ({go_quote(msg.runtime)})")
     if not msg.runtime:
@@ -184,6 +195,7 @@ def validate(msg: InitMsg, *, allow_fqn: bool = True) -> InitMsg:
     _check_name(msg.name, detail)
     comm = _checked_comm_type(msg, detail)
     _check_arg_type(msg, comm, detail, allow_fqn=allow_fqn)
+    check_protocol(msg.protocol)
     out = dataclasses.replace(msg, comm_type=comm, timeout=_checked_timeout(msg, detail))
     _check_obj_timeout(msg, detail)
     if isinstance(out, InitCodeMsg):
@@ -203,6 +215,8 @@ def _check_name(name: str, detail: str) -> None:
 def _checked_comm_type(msg: InitMsg, detail: str) -> str:
     """Return the comm type, ``hpush://`` when empty (before the arg checks: our ordering fix)."""
     comm = msg.comm_type
+    if comm == WS:
+        return comm
     if comm and comm not in COMM_TYPES:
         hint = f"expecting one of: {', '.join(COMM_TYPES)}"
         normalized = normalize_comm_type(comm)
@@ -223,7 +237,7 @@ def _check_arg_type(msg: InitMsg, comm: str, detail: str, *, allow_fqn: bool) ->
             f'arg-type "url" requires comm-type "hpull://" ({go_quote(comm)} is not supported yet){detail}',
             etl_name=name,
         )
-    if arg == ARG_FQN and comm not in (HPULL, HPUSH):
+    if arg == ARG_FQN and comm not in (HPULL, HPUSH, WS):
         raise ValidationError(
             f'arg-type "fqn" requires comm-type ("hpull://" or "hpush://") - {go_quote(comm)} '
             f"is not supported yet{detail}",

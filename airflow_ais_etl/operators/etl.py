@@ -61,6 +61,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         default ``45s``, as AIS's ``obj_timeout``)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
+    :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
+    :param direct_put: pods deliver offline results to the target themselves (templated)
     :return: the ETL's info (name, state, pods, ...)
     """
 
@@ -78,6 +80,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "timeout",
         "obj_timeout",
         "env",
+        "protocol",
+        "direct_put",
         "ais_etl_conn_id",
     )
     template_fields_renderers = {"env": "json", "dependencies": "py"}
@@ -99,6 +103,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
+        protocol: str = "",
+        direct_put: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,6 +122,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.obj_timeout = obj_timeout
         self.env = env or {}
         self.replace = replace
+        self.protocol = protocol
+        self.direct_put = direct_put
 
 
 class AisEtlInitSpecOperator(_AisEtlInitOperator):
@@ -129,6 +137,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param obj_timeout: how long one object's transform may take (templated; default ``45s``)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
+    :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
+    :param direct_put: pods deliver offline results to the target themselves (templated)
     :return: the ETL's info
     """
 
@@ -142,6 +152,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "timeout",
         "obj_timeout",
         "env",
+        "protocol",
+        "direct_put",
         "ais_etl_conn_id",
     )
     template_fields_renderers = {"spec": "yaml", "env": "json"}
@@ -157,6 +169,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
+        protocol: str = "",
+        direct_put: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -168,6 +182,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.obj_timeout = obj_timeout
         self.env = env or {}
         self.replace = replace
+        self.protocol = protocol
+        self.direct_put = direct_put
 
 
 class AisEtlStopOperator(AisEtlBaseOperator):

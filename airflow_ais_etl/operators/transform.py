@@ -53,6 +53,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     :param skip_existing: skip objects already transformed by this ETL definition (templated; forced on
         retries)
     :param progress_interval: seconds between progress lines (templated)
+    :param etl_args: per-request arguments for every object's transform, AIS's ``etl_args`` (templated)
     :param etl_definition: ``{"kind": "code"|"spec", **init arguments}`` (the init operators'
         arguments, see :meth:`~airflow_ais_etl.etl.definition.EtlDefinition.from_mapping`) used to
         initialise or start the ETL when it is missing or not running (templated: prefer
@@ -74,6 +75,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         "request_timeout",
         "num_workers",
         "progress_interval",
+        "etl_args",
         "skip_existing",
         "continue_on_error",
         "etl_definition",
@@ -100,6 +102,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         num_workers: int | str = 8,
         skip_existing: bool = False,
         progress_interval: float | str = 30.0,
+        etl_args: str = "",
         etl_definition: Mapping[str, Any] | None = None,
         src_conn_id: str | None = None,
         dst_conn_id: str | None = None,
@@ -120,6 +123,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         self.num_workers = num_workers
         self.skip_existing = skip_existing
         self.progress_interval = progress_interval
+        self.etl_args = etl_args
         self.etl_definition = etl_definition
         self.src_conn_id = src_conn_id
         self.dst_conn_id = dst_conn_id
@@ -147,6 +151,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             num_workers=as_int("num_workers", self.num_workers, minimum=1),
             skip_existing=as_bool("skip_existing", self.skip_existing),
             progress_interval=as_float("progress_interval", self.progress_interval),
+            etl_args=as_str("etl_args", self.etl_args or ""),
         )
         options.validate()
         return options
@@ -277,6 +282,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
     :param dst_name: destination object name (templated; default: ``obj``)
     :param local_file: local file path to write the result to (templated)
     :param request_timeout: seconds for the pod's answer (templated)
+    :param etl_args: per-request arguments for the transform, AIS's ``etl_args`` (templated)
     :param src_conn_id: Airflow connection of an object-store source (templated)
     :param dst_conn_id: Airflow connection of an object-store destination (templated)
     :return: a summary: object, source, destination, bytes in/out
@@ -290,6 +296,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
         "dst_name",
         "local_file",
         "request_timeout",
+        "etl_args",
         "src_conn_id",
         "dst_conn_id",
         "ais_etl_conn_id",
@@ -305,11 +312,13 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
         dst_name: str | None = None,
         local_file: str | None = None,
         request_timeout: float | None = None,
+        etl_args: str = "",
         src_conn_id: str | None = None,
         dst_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.etl_args = etl_args
         self.etl_name = etl_name
         self.src = src
         self.obj = obj
@@ -348,13 +357,19 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
                     src_conn_id=self.src_conn_id or None,
                     dst_conn_id=self.dst_conn_id or None,
                     timeout=timeout,
+                    etl_args=as_str("etl_args", self.etl_args or ""),
                 )
                 if not isinstance(result, dict):
                     raise TypeError("the service returned bytes for a bucket destination")
                 summary = dict(result)
             else:
                 data = self.hook.api.transform_object(
-                    self.etl_name, self.src, self.obj, src_conn_id=self.src_conn_id or None, timeout=timeout
+                    self.etl_name,
+                    self.src,
+                    self.obj,
+                    src_conn_id=self.src_conn_id or None,
+                    timeout=timeout,
+                    etl_args=as_str("etl_args", self.etl_args or ""),
                 )
                 if not isinstance(data, bytes):
                     raise TypeError("the service returned a summary instead of the object's bytes")

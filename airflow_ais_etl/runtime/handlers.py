@@ -12,8 +12,18 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
-from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL
+from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH
 from airflow_ais_etl.runtime.access import AccessRefused, Gate, open_granted
+from airflow_ais_etl.runtime.aisproto import (
+    DirectPutError,
+    accepts_context,
+    compose_direct_put_url,
+    direct_put,
+    etl_args_of,
+    fqn_of_query,
+    node_url_of,
+    object_path,
+)
 from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
 from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
@@ -54,6 +64,9 @@ class App:
         self.log = log
         self.callback = CallbackClient(cfg.target_url) if cfg.target_url else None
         self.gate = Gate.from_env(os.environ)
+        base = 2 if cfg.chunk_size else 1
+        self.with_context = transform is not None and accepts_context(transform, base)
+        """Call ``transform(..., path, etl_args)`` (AIS's convention) rather than ``transform(...)``."""
 
     # ------------------------------------------------------------------ dispatch
 
@@ -72,6 +85,8 @@ class App:
             except AccessRefused as refused:
                 conn.close_after = True  # the body stays unread
                 raise _Failure(refused.status, refused.message) from None
+            if fqn_of_query(req.query) is not None and self.cfg.arg_type != ARG_FQN:
+                raise _Failure(400, "query etl_fqn needs ARG_TYPE=fqn: init the ETL with arg type fqn")
             if self.cfg.is_io:
                 if method != "PUT":
                     raise _Failure(405, f"method {method} not allowed: io:// accepts PUT")
@@ -143,7 +158,7 @@ class App:
     # ------------------------------------------------------------------ sources
 
     def _from_file(self, conn: Connection, req: Request) -> None:
-        fqn = fqn_from_path(req.path)
+        fqn = fqn_of_query(req.query) or fqn_from_path(req.path)
         try:
             f = open_granted(fqn, req.headers, required=self.gate.enabled)
         except AccessRefused as refused:
@@ -158,34 +173,47 @@ class App:
     # ------------------------------------------------------------------ transform
 
     def _run(self, conn: Connection, req: Request, read_all: Callable[[], bytes], read: ReadFn) -> None:
-        transform = self.transform
-        assert transform is not None
         chunk_size = self.cfg.chunk_size
         if chunk_size == 0:
             try:
                 data = read_all()
             except CallbackError as exc:
                 raise _Failure(502, exc.message) from exc
-            try:
-                result = transform(data)
-            except Exception as exc:
-                raise self._transform_failure(req, exc) from exc
+            result = self._call(req, data)
             self._send_result(conn, req, result)
             return
         reader = ChunkReader(read, chunk_size)
-        self._stream(conn, req, lambda writer: transform(reader, writer))
+        self._stream(conn, req, lambda writer: self._apply(req, reader, writer))
 
     def _run_url(self, conn: Connection, req: Request, url: str) -> None:
-        transform = self.transform
-        assert transform is not None
         if self.cfg.chunk_size == 0:
-            try:
-                result = transform(url)
-            except Exception as exc:
-                raise self._transform_failure(req, exc) from exc
+            result = self._call(req, url)
             self._send_result(conn, req, result)
             return
-        self._stream(conn, req, lambda writer: transform(url, writer))
+        self._stream(conn, req, lambda writer: self._apply(req, url, writer))
+
+    def _apply(self, req: Request, *args: object) -> object:
+        """Call the transform with ``args``, plus ``path, etl_args`` when it takes them (AIS's convention)."""
+        transform = self.transform
+        assert transform is not None
+        etl_args = etl_args_of(req.query)
+        if self.with_context:
+            return transform(*args, object_path(req.path), etl_args)
+        if etl_args:
+            raise _Failure(
+                400,
+                f"etl_args {etl_args!r} given, but the transform takes no arguments for them: define it as "
+                "transform(data, path, etl_args) (streaming: transform(reader, writer, path, etl_args))",
+            )
+        return transform(*args)
+
+    def _call(self, req: Request, data: object) -> object:
+        try:
+            return self._apply(req, data)
+        except _Failure:
+            raise
+        except Exception as exc:
+            raise self._transform_failure(req, exc) from exc
 
     def _send_result(self, conn: Connection, req: Request, result: object) -> None:
         if not isinstance(result, (bytes, bytearray, memoryview)):
@@ -193,13 +221,29 @@ class App:
                 500,
                 f"transform for {unquote(req.path)!r} returned {type(result).__name__}, expected bytes",
             )
+        node_url, rest = node_url_of(req.headers)
+        if node_url and self.cfg.target_url:
+            self._deliver(conn, req, bytes(result), node_url, rest)
+            return
         conn.send_response(200, result)
+
+    def _deliver(self, conn: Connection, req: Request, result: bytes, node_url: str, rest: str) -> None:
+        """Direct put: PUT the result to the target named by ``Ais-Node-Url``; answer 204 and its length."""
+        assert self.cfg.target_url
+        url = compose_direct_put_url(
+            node_url, self.cfg.target_url, object_path(req.path), etl_args_of(req.query)
+        )
+        try:
+            length = direct_put(url, result, rest)
+        except DirectPutError as exc:
+            raise _Failure(exc.status, exc.message) from exc
+        conn.send_response(204, b"", headers=[(HDR_DIRECT_PUT_LENGTH, str(length))])
 
     def _stream(self, conn: Connection, req: Request, call: Callable[[StreamWriter], object]) -> None:
         writer = StreamWriter(conn)
         try:
             call(writer)
-        except (ClientGone, HttpError):
+        except (ClientGone, HttpError, _Failure):
             raise
         except CallbackError as exc:
             if writer.started:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import sys
@@ -56,10 +57,13 @@ def check_arity(func: Transform, nargs: int, func_name: str) -> None:
     try:
         sig.bind(*range(nargs))
     except TypeError as exc:
+        with contextlib.suppress(TypeError):
+            sig.bind(*range(nargs + 2))  # AIS's convention: (..., path, etl_args)
+            return
         if nargs == 2:
-            hint = "CHUNK_SIZE > 0 requires transform(reader, writer)"
+            hint = "CHUNK_SIZE > 0 requires transform(reader, writer) or transform(reader, writer, path, etl_args)"
         else:
-            hint = "CHUNK_SIZE is 0, so the function is called with one argument"
+            hint = "CHUNK_SIZE is 0, so the function is called with one argument (or data, path, etl_args)"
         raise UserCodeError(
             f"{func_name}{sig} cannot be called with {nargs} argument(s): {hint} ({exc})"
         ) from exc

@@ -483,21 +483,64 @@ def test_request_shapes():
         ep, comm_type=HPULL, arg_type="", bucket_ref=ref, obj=name
     )
     fqn = "/ais/mp1/@ais/src/%ob/img.jpg"
+    # December 2024: the escaped FQN is the path
+    assert build_request(
+        ep, comm_type=HPUSH, arg_type="fqn", bucket_ref=ref, obj="img.jpg", fqn=fqn, protocol="2024"
+    ) == ("PUT", "http://10.0.0.1:8080/%2Fais%2Fmp1%2F@ais%2Fsrc%2F%25ob%2Fimg.jpg")
+    assert (
+        build_request(
+            ep, comm_type=HPULL, arg_type="fqn", bucket_ref=ref, obj="img.jpg", fqn=fqn, protocol="2024"
+        )[0]
+        == "GET"
+    )
+    # AIS 2.x (the default): the object's own path, query etl_fqn = url.PathEscape(FQN), query-encoded
+    # by Go's url.Values.Encode (keys sorted): ext/etl/communicator.go doRequest and redirectArgs
+    escaped_fqn = "%252Fais%252Fmp1%252F%40ais%252Fsrc%252F%2525ob%252Fimg.jpg"
     assert build_request(ep, comm_type=HPUSH, arg_type="fqn", bucket_ref=ref, obj="img.jpg", fqn=fqn) == (
         "PUT",
-        "http://10.0.0.1:8080/%2Fais%2Fmp1%2F@ais%2Fsrc%2F%25ob%2Fimg.jpg",
+        f"http://10.0.0.1:8080/b-0123456789abcdef/img.jpg?etl_fqn={escaped_fqn}",
     )
-    assert (
-        build_request(ep, comm_type=HPULL, arg_type="fqn", bucket_ref=ref, obj="img.jpg", fqn=fqn)[0] == "GET"
+    assert build_request(
+        ep, comm_type=HPULL, arg_type="fqn", bucket_ref=ref, obj="img.jpg", fqn=fqn, etl_args="a b&c"
+    ) == (
+        "GET",
+        f"http://10.0.0.1:8080/ais%2F@%23%2Fb-0123456789abcdef%2Fimg.jpg?etl_args=a+b%26c&etl_fqn={escaped_fqn}",
     )
+    assert build_request(ep, comm_type=HPUSH, arg_type="", bucket_ref=ref, obj=name, etl_args="x=1")[1] == (
+        "http://10.0.0.1:8080/b-0123456789abcdef/dir/a%20b.jpg?etl_args=x%3D1"
+    )
+    with pytest.raises(ValidationError, match="protocol '2025'"):
+        build_request(
+            ep, comm_type=HPUSH, arg_type="", bucket_ref=ref, obj=name, etl_args="x", protocol="2024"
+        )
+    with pytest.raises(ValidationError, match="io://"):
+        build_request(ep, comm_type=IO, arg_type="", bucket_ref=ref, obj=name, etl_args="x")
+    with pytest.raises(ValidationError, match="protocol must be one of"):
+        build_request(ep, comm_type=HPUSH, arg_type="", bucket_ref=ref, obj=name, protocol="2023")
     for comm, arg in ((HPUSH, "url"), (HREV, "fqn"), (IO, "fqn"), ("hpush", "")):
         with pytest.raises(ValidationError):
             build_request(ep, comm_type=comm, arg_type=arg, bucket_ref=ref, obj=name, fqn=fqn)
     with pytest.raises(ValidationError):
         build_request(ep, comm_type=HPUSH, arg_type="fqn", bucket_ref=ref, obj=name)
-    # fqn requests need no bucket; the others do
-    assert build_request(ep, comm_type=HPULL, arg_type="fqn", bucket_ref=None, obj="i", fqn=fqn)[1].endswith(
-        "/%2Fais%2Fmp1%2F@ais%2Fsrc%2F%25ob%2Fimg.jpg"
-    )
+    # December 2024 fqn requests need no bucket; the others do
+    assert build_request(
+        ep, comm_type=HPULL, arg_type="fqn", bucket_ref=None, obj="i", fqn=fqn, protocol="2024"
+    )[1].endswith("/%2Fais%2Fmp1%2F@ais%2Fsrc%2F%25ob%2Fimg.jpg")
     with pytest.raises(ValidationError):
         build_request(ep, comm_type=HPUSH, arg_type="", bucket_ref=None, obj=name)
+
+
+def test_protocol_probe_names_a_missing_file_the_declared_way() -> None:
+    from airflow_ais_etl.dataplane.protoprobe import probe_request
+    from airflow_ais_etl.etl.msg import InitSpecMsg
+
+    ep = PodEndpoint("t1", "p", "http://10.0.0.1:8080")
+    msg = InitSpecMsg(name="probe-etl", comm_type=HPUSH, arg_type="fqn", spec="x")
+    # 2025: the file the query names is missing; the path names /dev/null (read by a 2024 server)
+    assert probe_request(ep, msg, "/missing/x") == (
+        "PUT",
+        "http://10.0.0.1:8080/%2Fdev%2Fnull?etl_fqn=%252Fmissing%252Fx",
+    )
+    # 2024: the path names the missing file, no query (a 2025 server transforms the empty body)
+    old = InitSpecMsg(name="probe-etl", comm_type=HPULL, arg_type="fqn", spec="x", protocol="2024")
+    assert probe_request(ep, old, "/missing/x") == ("GET", "http://10.0.0.1:8080/%2Fmissing%2Fx")

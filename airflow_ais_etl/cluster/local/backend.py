@@ -68,6 +68,8 @@ from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND, is_runtime_imag
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from airflow_ais_etl.cluster.directput import DirectPutGrant
+
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 10.0
@@ -228,6 +230,23 @@ class LocalBackend(Backend):
 
     def grant(self, name: str, url: str) -> contextlib.AbstractContextManager[BucketRef]:
         return self.access.grant(name, url)
+
+    def direct_put_grant(self, name: str, url: str) -> DirectPutGrant | None:
+        """Grant ETL ``name``'s pods a local destination directory; object stores: ``None``.
+
+        Object stores need the job's credentials, which the gateway does not hold.
+        """
+        from airflow_ais_etl.cluster.directput import DirectPutGrant, puts_store
+
+        if "://" in url and not url.startswith("file://"):
+            return None
+        ref = self.access.bucket_ref(url)
+        return DirectPutGrant(
+            puts_store(str(self.state.grants_dir())),
+            ref.name,
+            ref.extra["url"],
+            lambda tid: _origin(self.target_url(tid, name)),
+        )
 
     # ---------------------------------------------------------------- pods
     def _pods(self, name: str) -> dict[str, LocalPod]:
@@ -496,3 +515,9 @@ def _redact(pod: dict[str, Any]) -> dict[str, Any]:
 def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[None]:
     """Serialise pods that share a dependency directory while their init containers run."""
     return locked(path.with_name(path.name + ".lock")) if path else contextlib.nullcontext()
+
+
+def _origin(url: str) -> str:
+    """Return ``scheme://host:port`` of ``url``."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -149,7 +149,17 @@ def test_unknown_keys_are_listed_with_the_allowed_ones() -> None:
         ValidationError, match=r"of a spec ETL definition: chunk_size \(allowed: kind, spec, "
     ):
         EtlDefinition.from_mapping({"spec": SPEC, "chunk_size": 64})
-    assert SPEC_KEYS == ("spec", "comm_type", "arg_type", "timeout", "obj_timeout", "env", "replace")
+    assert SPEC_KEYS == (
+        "spec",
+        "comm_type",
+        "arg_type",
+        "timeout",
+        "obj_timeout",
+        "env",
+        "replace",
+        "protocol",
+        "direct_put",
+    )
 
 
 def test_kind_must_agree_and_data_must_be_a_mapping() -> None:

@@ -1,0 +1,147 @@
+"""Direct put on the target gateway: a pod PUTs its result, the gateway writes it atomically.
+
+An offline job that asks for direct put grants the pods one destination bucket for its duration:
+a random token kept, with the bucket's URL, in a private grants file (``<store>.puts``, 0600). The job names
+each result ``<gateway>/<escaped uname>?uuid=<token>`` in header ``Ais-Node-Url``; the pod
+(AIS's servers or this project's runtime) PUTs to ``AIS_TARGET_URL``'s path + that path, i.e.
+``/v1/etl/_object/<secret>/<uname>?uuid=<token>``. The gateway checks secret, token and bucket,
+streams the body into a temp file and renames it only when the body is complete and the grant
+still stands, so an aborted job (whose grant is revoked first) leaves no partial object.
+
+Standard library only; the destination is written through :mod:`airflow_ais_etl.dataplane.storage`,
+imported on first use like the gateway's reads of object stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
+
+from airflow_ais_etl.cluster.private import open_private, private_dir, write_private_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+__all__ = ["DirectPutGrant", "grant", "granted", "grants_held", "puts_store", "read_body", "revoke"]
+
+_CHUNK = 1 << 20
+_TOKEN_PARAM = "uuid"
+
+
+def puts_store(directory: str) -> str:
+    """Return the path prefix of the direct-put grants kept in ``directory`` (the gateway's grants dir)."""
+    return os.path.join(directory, "directput")
+
+
+def _grants_file(store: str) -> str:
+    return store + ".puts"
+
+
+def _read(path: str) -> dict[str, dict[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _update(store: str, change: Callable[[dict[str, dict[str, str]]], object]) -> None:
+    private_dir(os.path.dirname(os.path.abspath(store)))
+    with open_private(store + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            grants = _read(_grants_file(store))
+            change(grants)
+            write_private_json(_grants_file(store), grants)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def grant(store: str, bucket: str, url: str) -> str:
+    """Let pods PUT into gateway bucket ``bucket`` (at ``url``) until :func:`revoke`; return the token."""
+    token = secrets.token_urlsafe(18)
+
+    def add(grants: dict[str, dict[str, str]]) -> None:
+        grants[token] = {"bucket": bucket, "url": url}
+
+    _update(store, add)
+    return token
+
+
+def revoke(store: str, token: str) -> None:
+    """End a grant: later (and still unfinished) PUTs with ``token`` are refused."""
+    _update(store, lambda grants: grants.pop(token, None))
+
+
+@contextlib.contextmanager
+def grants_held(store: str) -> Iterator[None]:
+    """Keep every grant as it is (a shared lock): a commit checked inside ends before any revoke does."""
+    with open_private(store + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def granted(store: str, query: str, bucket: str) -> str | None:
+    """Return the URL of ``bucket`` when the request's token (query ``uuid``) grants writes into it."""
+    token = next((v for k, v in parse_qsl(query) if k == _TOKEN_PARAM), "")
+    entry = _read(_grants_file(store)).get(token) if token else None
+    if not isinstance(entry, dict) or entry.get("bucket") != bucket:
+        return None
+    return entry.get("url") or None
+
+
+class DirectPutGrant:
+    """One job's permission to let pods deliver results into one destination bucket."""
+
+    def __init__(self, store: str, bucket: str, url: str, gateway_of: Callable[[str], str]) -> None:
+        self.store = store
+        self.bucket = bucket
+        self._gateway_of = gateway_of
+        self.token = grant(store, bucket, url)
+
+    def url_for(self, target_id: str, dst_name: str) -> str:
+        """Return the ``Ais-Node-Url`` value for result ``dst_name`` of a pod on ``target_id``."""
+        uname = f"ais/@#/{self.bucket}/{dst_name}"
+        return f"{self._gateway_of(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.token}"
+
+    def revoke(self) -> None:
+        revoke(self.store, self.token)
+
+
+def read_body(rfile: Any, headers: Any) -> Iterator[bytes]:
+    """Yield a request body framed by ``Content-Length`` or chunked encoding; raise ``EOFError`` if cut."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        while True:
+            line = rfile.readline(1024)
+            if not line.endswith(b"\n"):
+                raise EOFError("chunked body ended early")
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            yield from _exactly(rfile, size)
+            rfile.readline(4)
+        return
+    length = headers.get("Content-Length")
+    if length is None:
+        raise ValueError("a direct put needs Content-Length or chunked encoding")
+    yield from _exactly(rfile, int(length))
+
+
+def _exactly(rfile: Any, size: int) -> Iterator[bytes]:
+    while size > 0:
+        chunk = rfile.read(min(size, _CHUNK))
+        if not chunk:
+            raise EOFError(f"body ended {size} byte(s) early")
+        size -= len(chunk)
+        yield chunk

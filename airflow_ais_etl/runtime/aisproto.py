@@ -1,0 +1,132 @@
+"""What AIStore 2.x adds to a request (docs/protocol.md): ``etl_fqn``, ``etl_args``, direct put.
+
+Both protocol generations reach the same handlers: with ``ARG_TYPE=fqn`` the file name comes from
+query ``etl_fqn`` when present (2025) and from the request path otherwise (December 2024).
+``transform`` gets ``(data, path, etl_args)`` when it accepts three arguments, AIS's
+``ETLServer.transform`` convention, and ``(data)`` otherwise.
+"""
+
+from __future__ import annotations
+
+import http.client
+import inspect
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from airflow_ais_etl.etl.constants import HDR_DIRECT_PUT_LENGTH, HDR_NODE_URL, QPARAM_ETL_ARGS, QPARAM_ETL_FQN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "DirectPutError",
+    "accepts_context",
+    "compose_direct_put_url",
+    "direct_put",
+    "etl_args_of",
+    "fqn_of_query",
+    "node_url_of",
+    "object_path",
+]
+
+DIRECT_PUT_TIMEOUT = 600.0
+_ERROR_TEXT_LIMIT = 4096
+
+
+class DirectPutError(Exception):
+    """Delivering the result to the target failed: ``status`` is its answer, or 502 without one."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _param(query: str, key: str) -> str | None:
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == key:
+            return value
+    return None
+
+
+def fqn_of_query(query: str) -> str | None:
+    """Return the local file named by query ``etl_fqn`` (AIS sends ``url.PathEscape`` of it), or None."""
+    value = _param(query, QPARAM_ETL_FQN)
+    if value is None or not value.strip():
+        return None
+    return os.path.normpath(os.path.join("/", unquote(value.strip()).lstrip("/")))
+
+
+def etl_args_of(query: str) -> str:
+    """Return the per-request arguments (query ``etl_args``, trimmed as AIS's servers do)."""
+    return (_param(query, QPARAM_ETL_ARGS) or "").strip()
+
+
+def object_path(path: str) -> str:
+    """Return the ``path`` argument of ``transform``: the decoded request path without its leading ``/``."""
+    return unquote(path).lstrip("/")
+
+
+def accepts_context(func: Callable[..., object], nargs: int) -> bool:
+    """Tell whether ``func`` takes ``nargs`` positional arguments plus ``path`` and ``etl_args``."""
+    try:
+        inspect.signature(func).bind(*range(nargs + 2))
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def node_url_of(headers: dict[str, str]) -> tuple[str, str]:
+    """Return the first direct-put URL of header ``Ais-Node-Url`` and the rest of the pipeline."""
+    value = headers.get(HDR_NODE_URL.lower(), "").strip()
+    first, _, rest = value.partition(",")
+    return first.strip(), rest.strip()
+
+
+def compose_direct_put_url(node_url: str, target_url: str, obj_path: str, etl_args: str) -> str:
+    """Build where to PUT the result, as AIS's servers do (``compose_etl_direct_put_url``).
+
+    A node URL with a path names the destination object: the target URL's path (which carries its
+    secret) is put in front of it. Without a path it is the next ETL of a pipeline: the object's
+    path is appended. ``etl_args`` replace any in the node URL's query.
+    """
+    direct = urlsplit(node_url)
+    host = urlsplit(target_url)
+    path = host.path.rstrip("/") + direct.path if direct.path else "/" + quote(obj_path, safe="/@")
+    query = direct.query
+    if etl_args:
+        pairs = [(k, v) for k, v in parse_qsl(direct.query, keep_blank_values=True) if k != QPARAM_ETL_ARGS]
+        query = urlencode([*pairs, (QPARAM_ETL_ARGS, etl_args)])
+    return urlunsplit((host.scheme or "http", direct.netloc, path, query, ""))
+
+
+def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PUT_TIMEOUT) -> int:
+    """PUT ``data`` to ``url``; return how many bytes were delivered.
+
+    :raises DirectPutError: the receiver answered other than 200/204, or could not be reached
+    """
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
+    target = parts.path + ("?" + parts.query if parts.query else "")
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+    if rest:
+        headers[HDR_NODE_URL] = rest
+    try:
+        conn.request("PUT", target, body=data, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read(_ERROR_TEXT_LIMIT)
+    except (OSError, http.client.HTTPException) as exc:
+        raise DirectPutError(502, f"direct put to {parts.netloc} failed: {exc}") from exc
+    finally:
+        conn.close()
+    if resp.status == 204:
+        return int(resp.getheader(HDR_DIRECT_PUT_LENGTH) or len(data))
+    if resp.status == 200 and not body:
+        return len(data)
+    text = body.decode("utf-8", "replace").strip()
+    raise DirectPutError(
+        resp.status if resp.status >= 400 else 502,
+        f"direct put to {parts.netloc} answered {resp.status} {resp.reason}: {text}",
+    )

@@ -1,0 +1,89 @@
+"""The AIS 2.x request parts the runtime reads, checked against AIS's own Python helpers."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import pytest
+from aistore.sdk.etl.webserver.utils import compose_etl_direct_put_url
+
+from airflow_ais_etl.cluster.directput import grant, granted, read_body, revoke
+from airflow_ais_etl.runtime.aisproto import (
+    accepts_context,
+    compose_direct_put_url,
+    etl_args_of,
+    fqn_of_query,
+    node_url_of,
+    object_path,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+TARGET = "http://127.0.0.1:5000/v1/etl/_object/SeCrEtabcd"
+
+
+@pytest.mark.parametrize(
+    ("node_url", "obj", "args"),
+    [
+        ("http://127.0.0.1:5001/ais%2F%40%23%2Fb-1%2Fdir%2Fa%20b.bin?uuid=tok", "b-1/dir/a b.bin", ""),
+        ("http://127.0.0.1:5001/ais%2F%40%23%2Fb-1%2Fx?uuid=tok&etl_args=old", "b-1/x", "new args&=?"),
+        ("http://10.0.0.7:8000", "bck/dir/o@1 2.txt", "k=v"),
+    ],
+)
+def test_direct_put_url_is_composed_as_ais_servers_do(node_url: str, obj: str, args: str) -> None:
+    assert compose_direct_put_url(node_url, TARGET, obj, args) == compose_etl_direct_put_url(
+        node_url, TARGET, obj, args
+    )
+
+
+def test_request_parts() -> None:
+    # AIS sends url.PathEscape(FQN) query-encoded; the server unescapes twice and normalizes
+    assert fqn_of_query("etl_fqn=%252Fdisk%252Fb%252F%2525ob%252Fa%2520b&etl_args=x") == "/disk/b/%ob/a b"
+    assert fqn_of_query("etl_fqn=..%252F..%252Fetc%252Fpasswd") == "/etc/passwd"
+    assert fqn_of_query("etl_args=x") is None
+    assert etl_args_of("etl_args=+a%3D1+b+&etl_fqn=x") == "a=1 b"
+    assert etl_args_of("") == ""
+    assert object_path("/ais%2F%40%23%2Fb%2Fo%20x") == "ais/@#/b/o x"
+    assert node_url_of({"ais-node-url": " http://a/x , http://b "}) == ("http://a/x", "http://b")
+    assert node_url_of({}) == ("", "")
+
+
+def test_calling_convention() -> None:
+    def one(data: bytes) -> bytes:
+        return data
+
+    def three(data: bytes, path: str, etl_args: str) -> bytes:
+        return data
+
+    def star(data: bytes, *rest: str) -> bytes:
+        return data
+
+    assert not accepts_context(one, 1)
+    assert accepts_context(three, 1)
+    assert accepts_context(star, 1)
+    assert not accepts_context(three, 2)
+
+
+def test_body_framing() -> None:
+    assert b"".join(read_body(io.BytesIO(b"abcdefXX"), {"Content-Length": "6"})) == b"abcdef"
+    chunked = io.BytesIO(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n")
+    assert b"".join(read_body(chunked, {"Transfer-Encoding": "chunked"})) == b"abcde"
+    with pytest.raises(EOFError):
+        b"".join(read_body(io.BytesIO(b"abc"), {"Content-Length": "6"}))
+    with pytest.raises(EOFError):
+        b"".join(read_body(io.BytesIO(b"5\r\nab"), {"Transfer-Encoding": "chunked"}))
+    with pytest.raises(ValueError, match="Content-Length"):
+        b"".join(read_body(io.BytesIO(b""), {}))
+
+
+def test_grants_cover_one_bucket_until_revoked(tmp_path: Path) -> None:
+    buckets = str(tmp_path / "buckets.json")
+    token = grant(buckets, "b-dst")
+    assert granted(buckets, f"uuid={token}", "b-dst")
+    assert not granted(buckets, f"uuid={token}", "b-src")
+    assert not granted(buckets, "uuid=forged", "b-dst")
+    assert not granted(buckets, "", "b-dst")
+    revoke(buckets, token)
+    assert not granted(buckets, f"uuid={token}", "b-dst")
