@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aistore.sdk.etl.webserver.utils import compose_etl_direct_put_url
 
-from airflow_ais_etl.cluster.directput import grant, granted, read_body, revoke
+from airflow_ais_etl.cluster.directput import grant, granted, puts_store, read_body, revoke
 from airflow_ais_etl.runtime.aisproto import (
     accepts_context,
     compose_direct_put_url,
@@ -79,11 +79,13 @@ def test_body_framing() -> None:
 
 
 def test_grants_cover_one_bucket_until_revoked(tmp_path: Path) -> None:
-    buckets = str(tmp_path / "buckets.json")
-    token = grant(buckets, "b-dst")
-    assert granted(buckets, f"uuid={token}", "b-dst")
-    assert not granted(buckets, f"uuid={token}", "b-src")
-    assert not granted(buckets, "uuid=forged", "b-dst")
-    assert not granted(buckets, "", "b-dst")
-    revoke(buckets, token)
-    assert not granted(buckets, f"uuid={token}", "b-dst")
+    store = puts_store(str(tmp_path / "grants"))
+    token = grant(store, "b-dst", "/data/dst")
+    assert granted(store, f"uuid={token}", "b-dst") == "/data/dst"
+    assert granted(store, f"uuid={token}", "b-src") is None
+    assert granted(store, "uuid=forged", "b-dst") is None
+    assert granted(store, "", "b-dst") is None
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "grants").iterdir()} == {0o600}
+    assert (tmp_path / "grants").stat().st_mode & 0o777 == 0o700
+    revoke(store, token)
+    assert granted(store, f"uuid={token}", "b-dst") is None
