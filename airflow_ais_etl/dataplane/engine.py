@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.firstcause import WatchCauses, cause_before
 from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
 from airflow_ais_etl.dataplane.journal import FLUSH_SECONDS, Journal
 from airflow_ais_etl.dataplane.optiontypes import check_option_types
@@ -43,9 +44,6 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import Backend, MembershipWatch, PodEndpoint
     from airflow_ais_etl.dataplane.storage.base import Bucket
     from airflow_ais_etl.etl.msg import InitMsg
-
-EVENT_SLACK = 0.5
-"""Seconds a pod's recorded exit may trail the failure it caused (its shim records it just after)."""
 
 __all__ = ["JobControl", "OfflineOptions", "job_fingerprint", "plan", "run_offline"]
 
@@ -200,31 +198,30 @@ class _Job:
         endpoints = self._running_endpoints()
         dst = await asyncio.to_thread(self.open_dst)
         journal = Journal(dst, self.msg.name, job_fingerprint(self.msg), auto_flush=False)
-        watch = self.backend.watch_membership(
-            self.msg.name, lambda cause: self.control.abort(cause, stop_pods=True)
-        )
+        seen = WatchCauses()
+        watch = self.backend.watch_membership(self.msg.name, lambda cause: self._cluster_changed(cause, seen))
         try:
             done = await self._prepare_destination(dst, journal)
             await self._transform(items, endpoints, dst, journal, done, aborted)
-            await asyncio.to_thread(self._report_first_event, watch)
+            await asyncio.to_thread(self._report_first_event, watch, seen)
         finally:
             watch.close()
             await self._flush(journal)
         return self._conclude()
 
     # ---------------------------------------------------------------- the steps of run
-    def _report_first_event(self, watch: MembershipWatch) -> None:
-        """When an object failed, report the cluster event behind it instead, if that came first.
+    def _cluster_changed(self, cause: str, seen: WatchCauses) -> None:
+        seen.seen(cause)
+        self.control.abort(cause, stop_pods=True)
 
-        A removed target or a stopped ETL kills pods, and their in-flight objects fail a moment
-        before the watch looks again; the event's time is recorded where it happened.
-        """
+    def _report_first_event(self, watch: MembershipWatch, seen: WatchCauses) -> None:
+        """When an object failed, report the cluster event behind it instead, if that came first."""
         if self.failure is None:
             return
-        event = watch.earliest_event()
-        if event is not None and event[0] <= self._failed_at + EVENT_SLACK:
+        cause = cause_before(self.failure, self._failed_at, watch, seen)
+        if cause is not None:
             self.failure = None
-            self.control.abort(event[1], stop_pods=True, replace=True)
+            self.control.abort(cause, stop_pods=True, replace=True)
 
     def _abort_event(self) -> asyncio.Event:
         """Return an event of this loop that an abort from any thread sets."""
