@@ -9,20 +9,21 @@ names; :meth:`EtlDefinition.to_msg` turns it into the model's init message.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from airflow_ais_etl.etl.coerce import as_bool, as_float, as_int, as_str, as_str_map, describe
 from airflow_ais_etl.etl.constants import ARG_BYTES, DEFAULT_TIMEOUT, HPUSH
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import ValidationError
+from airflow_ais_etl.etl.specdefaults import merge_declared, spec_document_of
 from airflow_ais_etl.etl.msg import CODE, SPEC, InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
 from airflow_ais_etl.etl.runtimes import default_runtime
 from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 
-COMMON_KEYS = ("comm_type", "arg_type", "timeout", "env", "replace")
+COMMON_KEYS = ("comm_type", "arg_type", "timeout", "obj_timeout", "direct_put", "env", "replace")
 """Arguments of every ETL definition."""
 CODE_KEYS = (
     "code",
@@ -88,6 +89,8 @@ class EtlDefinition:
     :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://``
     :param arg_type: ``""`` (bytes), ``url`` or ``fqn``
     :param timeout: seconds each pod may take to become ready
+    :param obj_timeout: seconds one object's transform may take (0: the default)
+    :param direct_put: the pods deliver results to the target themselves (AIS direct put)
     :param env: extra environment variables of the pods (stored with the ETL, restored by ``start``)
     :param replace: replace an existing ETL of the same name that has a different definition
     """
@@ -96,6 +99,8 @@ class EtlDefinition:
     comm_type: str = HPUSH
     arg_type: str = ARG_BYTES
     timeout: float = DEFAULT_TIMEOUT
+    obj_timeout: float = 0.0
+    direct_put: bool = False
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     replace: bool = False
 
@@ -105,6 +110,9 @@ class EtlDefinition:
         as_str("comm_type", self.comm_type)
         as_str("arg_type", self.arg_type)
         as_float("timeout", self.timeout, positive=False)
+        as_float("obj_timeout", self.obj_timeout, positive=False)
+        if not isinstance(self.direct_put, bool):
+            raise ValidationError(f"direct_put must be a bool, got {describe(self.direct_put)}")
         if as_str_map("env", self.env) != self.env:
             raise ValidationError(f"env must map strings to strings, got {describe(self.env)}")
         if not isinstance(self.replace, bool):
@@ -127,6 +135,7 @@ class EtlDefinition:
             "arg_type": self.arg_type,
             "timeout": self.timeout,
         }
+        common.update(_optional_msg_fields(self))
         source = self.source
         if isinstance(source, SpecSource):
             return InitSpecMsg(**common, spec=source.spec)
@@ -162,9 +171,11 @@ class EtlDefinition:
                 f"unknown argument(s) of a {kind} ETL definition: {', '.join(unknown)} "
                 f"(allowed: kind, {', '.join(_KEYS[kind])})"
             )
-        source = _code_source(given) if kind == CODE else SpecSource(spec_text(given.get("spec")))
         options = {key: parse(key, given[key]) for key, parse in _OPTIONS.items() if key in given}
-        return cls(source, **options)
+        if kind == CODE:
+            return cls(_code_source(given), **options)
+        document = spec_document_of(spec_text(given.get("spec")))
+        return cls(SpecSource(document.text), **merge_declared(document, options))
 
 
 def _kind(data: Mapping[str, Any], kind: str | None) -> str:
@@ -204,10 +215,31 @@ def _timeout(name: str, value: Any) -> float:
         raise ValidationError(f"{name}: {exc}") from None
 
 
+def _optional_msg_fields(definition: EtlDefinition) -> dict[str, Any]:
+    """Return the init-message fields this build's message has for ``obj_timeout`` and direct put.
+
+    A value the message cannot carry is an error, never dropped.
+    """
+    names = {f.name for f in fields(InitMsg)}
+    out: dict[str, Any] = {}
+    for value, candidates, default in (
+        (definition.obj_timeout, ("obj_timeout",), 0.0),
+        (definition.direct_put, ("direct_put", "support_direct_put"), False),
+    ):
+        name = next((n for n in candidates if n in names), None)
+        if name is not None:
+            out[name] = value
+        elif value != default:
+            raise ValidationError(f"{candidates[0]} is not supported by this version of airflow-ais-etl")
+    return out
+
+
 _OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "comm_type": _comm_type,
     "arg_type": as_str,
     "timeout": _timeout,
+    "obj_timeout": _timeout,
+    "direct_put": as_bool,
     "env": as_str_map,
     "replace": as_bool,
 }

@@ -29,6 +29,7 @@ from airflow_ais_etl.etl.errors import ValidationError, go_quote
 from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
 from airflow_ais_etl.etl.podcheck import parse_pod_spec, validate_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIMES
+from airflow_ais_etl.etl.specdefaults import apply_pod_annotations
 
 __all__ = ["validate", "validate_name"]
 
@@ -174,6 +175,8 @@ def validate(msg: InitMsg, *, allow_fqn: bool = True) -> InitMsg:
     if not isinstance(msg, (InitCodeMsg, InitSpecMsg)):
         raise TypeError(f"expected InitCodeMsg or InitSpecMsg, got {type(msg).__name__}")
     _check_types(msg)
+    if isinstance(msg, InitSpecMsg):
+        msg = apply_pod_annotations(msg)
     detail = f" [{msg}]"
     _check_name(msg.name, detail)
     comm = _checked_comm_type(msg, detail)

@@ -57,6 +57,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
     :param chunk_size: > 0 streams objects to ``transform(reader, writer)`` (templated)
     :param timeout: how long the pods may take to become ready, e.g. ``"45s"`` (templated)
+    :param obj_timeout: how long one object's transform may take (templated)
+    :param direct_put: the pods deliver results to the target themselves (templated)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
     :return: the ETL's info (name, state, pods, ...)
@@ -74,6 +76,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "arg_type",
         "chunk_size",
         "timeout",
+        "obj_timeout",
+        "direct_put",
         "env",
         "ais_etl_conn_id",
     )
@@ -93,6 +97,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         arg_type: str = "",
         chunk_size: int | str = 0,
         timeout: str | float = "45s",
+        obj_timeout: str | float | None = None,
+        direct_put: bool | str | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
         **kwargs: Any,
@@ -109,6 +115,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.arg_type = arg_type
         self.chunk_size = chunk_size
         self.timeout = timeout
+        self.obj_timeout = obj_timeout
+        self.direct_put = direct_put
         self.env = env or {}
         self.replace = replace
 
@@ -117,10 +125,14 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     """Initialise an ETL from a Pod spec whose container speaks the transformer protocol.
 
     :param etl_name: ETL name (templated)
-    :param spec: the Pod spec as a dict, YAML/JSON text, or a ``.yaml``/``.json`` file path (templated)
-    :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated)
+    :param spec: the Pod spec or an AIS runtime spec (``etl_spec.yaml``) as a dict, YAML/JSON text, or
+        a ``.yaml``/``.json`` file path (templated); what it declares (Pod annotations, runtime-spec
+        fields) applies unless given here
+    :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated; default hpush)
     :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
-    :param timeout: how long the pods may take to become ready (templated)
+    :param timeout: how long the pods may take to become ready (templated; default 45s)
+    :param obj_timeout: how long one object's transform may take (templated)
+    :param direct_put: the pods deliver results to the target themselves (templated)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
     :return: the ETL's info
@@ -134,6 +146,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "comm_type",
         "arg_type",
         "timeout",
+        "obj_timeout",
+        "direct_put",
         "env",
         "ais_etl_conn_id",
     )
@@ -144,9 +158,11 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         *,
         etl_name: str,
         spec: str | Mapping[str, Any],
-        comm_type: str = HPUSH,
-        arg_type: str = "",
-        timeout: str | float = "45s",
+        comm_type: str | None = None,
+        arg_type: str | None = None,
+        timeout: str | float | None = None,
+        obj_timeout: str | float | None = None,
+        direct_put: bool | str | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
         **kwargs: Any,
@@ -157,6 +173,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.comm_type = comm_type
         self.arg_type = arg_type
         self.timeout = timeout
+        self.obj_timeout = obj_timeout
+        self.direct_put = direct_put
         self.env = env or {}
         self.replace = replace
 
