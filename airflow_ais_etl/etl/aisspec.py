@@ -118,7 +118,9 @@ def load_spec_documents(text: str, env: Mapping[str, str] | None = None) -> list
     return out
 
 
-def spec_document(doc: Any, env: Mapping[str, str] | None = None, *, original: str | None = None) -> SpecDocument:
+def spec_document(
+    doc: Any, env: Mapping[str, str] | None = None, *, original: str | None = None
+) -> SpecDocument:
     """Turn one parsed document into a :class:`SpecDocument` (placeholders expanded first).
 
     :param original: the document's own text, kept as :attr:`SpecDocument.text` when unchanged
@@ -168,13 +170,15 @@ def _env_list(what: str, value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(e, Mapping) and e.get("name") for e in value):
-        raise ValidationError(f"{what} must be a list of {{name: NAME, value: VALUE}} entries, got {describe(value)}")
+        raise ValidationError(
+            f"{what} must be a list of {{name: NAME, value: VALUE}} entries, got {describe(value)}"
+        )
     out = []
     for e in value:
         if "value" in e and not isinstance(e["value"], str):
             raise ValidationError(
                 f"{what}: the value of {e['name']!r} must be a string, got {describe(e['value'])} "
-                f"(quote it: value: \"{e['value']}\")"
+                f'(quote it: value: "{e["value"]}")'
             )
         out.append(dict(e))
     return out
@@ -189,17 +193,23 @@ def _runtime_document(doc: Mapping[str, Any]) -> SpecDocument:
         )
     runtime = doc["runtime"]
     if not isinstance(runtime, Mapping):
-        raise ValidationError(f"runtime must be a mapping with image, command and env, got {describe(runtime)}")
+        raise ValidationError(
+            f"runtime must be a mapping with image, command and env, got {describe(runtime)}"
+        )
     bad = sorted(str(k) for k in runtime if k not in _RUNTIME_KEYS)
     if bad:
-        raise ValidationError(f"unknown field(s) {', '.join(bad)} in runtime (allowed: {', '.join(_RUNTIME_KEYS)})")
+        raise ValidationError(
+            f"unknown field(s) {', '.join(bad)} in runtime (allowed: {', '.join(_RUNTIME_KEYS)})"
+        )
     image = runtime.get("image")
     if not isinstance(image, str) or not image.strip():
         raise ValidationError("runtime.image must be specified (the transformer's container image)")
     command = runtime.get("command")
-    if command is not None and (not isinstance(command, list) or not all(isinstance(c, str) for c in command)):
+    if command is not None and (
+        not isinstance(command, list) or not all(isinstance(c, str) for c in command)
+    ):
         raise ValidationError(
-            f"runtime.command must be a list of strings such as [\"python\", \"server.py\"], got {describe(command)}"
+            f'runtime.command must be a list of strings such as ["python", "server.py"], got {describe(command)}'
         )
     name = _str("name", doc.get("name") or "")
     container: dict[str, Any] = {
@@ -217,7 +227,9 @@ def _runtime_document(doc: Mapping[str, Any]) -> SpecDocument:
     resources = doc.get("resources")
     if resources:
         if not isinstance(resources, Mapping):
-            raise ValidationError(f"resources must be a mapping (requests, limits), got {describe(resources)}")
+            raise ValidationError(
+                f"resources must be a mapping (requests, limits), got {describe(resources)}"
+            )
         container["resources"] = dict(resources)
     pod: dict[str, Any] = {
         "apiVersion": "v1",
@@ -258,7 +270,7 @@ def pod_annotation_options(pod: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if not isinstance(value, str):
             raise ValidationError(
-                f"annotation {key} must be a string, got {describe(value)}: quote it, e.g. {key}: \"{value}\""
+                f'annotation {key} must be a string, got {describe(value)}: quote it, e.g. {key}: "{value}"'
             )
         what = f"annotation {key}"
         if key == COMM_ANNOTATION:

@@ -16,10 +16,10 @@ from airflow_ais_etl.etl.coerce import as_bool, as_float, as_int, as_str, as_str
 from airflow_ais_etl.etl.constants import ARG_BYTES, DEFAULT_TIMEOUT, HPUSH
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import ValidationError
-from airflow_ais_etl.etl.specdefaults import merge_declared, spec_document_of
 from airflow_ais_etl.etl.msg import CODE, SPEC, InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
 from airflow_ais_etl.etl.runtimes import default_runtime
 from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
+from airflow_ais_etl.etl.specdefaults import merge_declared, spec_document_of
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 

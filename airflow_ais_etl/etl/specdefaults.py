@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["apply_pod_annotations", "merge_declared", "spec_document_of"]
 
-_ANNOTATION_OF = {"comm_type": COMM_ANNOTATION, "timeout": WAIT_ANNOTATION, "direct_put": DIRECT_PUT_ANNOTATION}
+_ANNOTATION_OF = {
+    "comm_type": COMM_ANNOTATION,
+    "timeout": WAIT_ANNOTATION,
+    "direct_put": DIRECT_PUT_ANNOTATION,
+}
 
 
 def spec_document_of(text: str) -> SpecDocument:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_ais_etl.cluster.local.podnet import own_address
 from airflow_ais_etl.etl.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -131,6 +132,8 @@ def _plan_container(
     mounts = _mounts(container, volume_dirs)
     proc_env = container_env(container, facts=facts, mounts=mounts, base_env=env, key_resolver=key_resolver)
     argv = container_argv(container, proc_env, mounts, image_command)
+    ip = facts["status.podIP"]  # inside a pod 0.0.0.0 is the pod's own address: keep it so here
+    argv, proc_env = [own_address(a, ip) for a in argv], {k: own_address(v, ip) for k, v in proc_env.items()}
     working_dir = container.get("workingDir")
     cwd = Path(translate_paths(str(working_dir), mounts)) if working_dir else workdir
     return ContainerPlan(str(container["name"]), argv, proc_env, cwd)
