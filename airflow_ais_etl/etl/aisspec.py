@@ -132,7 +132,7 @@ def spec_document(
     expanded = expand_placeholders(doc, os.environ if env is None else env)
     if "runtime" in expanded:
         return _runtime_document(expanded)
-    if "spec" in expanded or expanded.get("kind") == "Pod":
+    if "spec" in expanded or "kind" in expanded or "apiVersion" in expanded:
         pod = dict(expanded)
         text = original if original is not None and expanded == doc else yaml.safe_dump(pod, sort_keys=False)
         meta = pod.get("metadata")

@@ -15,7 +15,6 @@ each with its own loopback address (``127.x.y.z``). Two mechanisms keep them apa
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import TYPE_CHECKING
 
@@ -35,14 +34,16 @@ def own_address(text: str, ip: str) -> str:
     return _ANY.sub(ip, text)
 
 
-def _tree(pids: Iterable[int]) -> set[int]:
-    out: set[int] = set()
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            out.add(pid)
-            out.update(child.pid for child in proc.children(recursive=True))
-    return out
+def _belongs(pid: int | None, roots: set[int]) -> bool:
+    """Tell whether ``pid`` is one of ``roots`` or descends from one (asked of the process itself, so a
+    worker forked a moment ago counts too)."""
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return pid in roots or any(parent.pid in roots for parent in proc.parents())
+    except psutil.Error:
+        return False
 
 
 def _describe(pid: int | None) -> str:
@@ -61,9 +62,9 @@ def listener_problem(ip: str, port: int, pod_pids: Iterable[int]) -> str | None:
     The kernel hands a connection to the most specific listener: one bound to ``ip`` itself, else
     one bound to a wildcard address. That listener must belong to the pod's process tree.
 
-    :param pod_pids: the pod's top-level processes (container shims); their children are included
+    :param pod_pids: the pod's top-level processes (container shims); their descendants count too
     """
-    own = _tree(pod_pids)
+    roots = set(pod_pids)
     exact: list[tuple[int | None, str]] = []
     wildcard: list[tuple[int | None, str]] = []
     try:
@@ -81,7 +82,7 @@ def listener_problem(ip: str, port: int, pod_pids: Iterable[int]) -> str | None:
     chosen = exact or wildcard
     if not chosen:
         return None  # nothing listens (yet): the probe itself fails and says so
-    if any(pid in own for pid, _ in chosen):
+    if any(_belongs(pid, roots) for pid, _ in chosen):
         return None
     pid, addr = chosen[0]
     where = f"{addr or '*'}:{port}"
