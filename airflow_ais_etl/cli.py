@@ -189,7 +189,7 @@ def cmd_stop(api: AisEtl, args: argparse.Namespace) -> None:
     names = compat.names_of(args, api)
     if not names:
         raise ValidationError("give ETL name(s), --all or -f FILE")
-    for name in names:
+    for name in compat.existing(api, names):
         was_running = api.stop(name)
         human = f"ETL {name} stopped" if was_running else f"ETL {name} was not running"
         _print(args, {"name": name, "was_running": was_running}, human)
@@ -209,7 +209,7 @@ def cmd_rm(api: AisEtl, args: argparse.Namespace) -> None:
     names = compat.names_of(args, api)
     if not names:
         raise ValidationError("give ETL name(s), --all or -f FILE")
-    for name in names:
+    for name in compat.existing(api, names):
         api.delete(name, force=True)
         _print(args, {"deleted": name}, f"ETL {name} deleted")
 

@@ -236,3 +236,15 @@ class _Deadline:
 def deadline(seconds: float | None) -> _Deadline:
     """Return a deadline ``seconds`` from now (None: never passes): ``bucket --timeout``."""
     return _Deadline(seconds)
+
+
+def existing(api: AisEtl, names: list[str]) -> list[str]:
+    """Return the names that exist; warn on stderr about the others (AIS: "not found, nothing to do")."""
+    known = set(api.backend.read_md().names())
+    out = []
+    for name in names:
+        if name not in known and not api.backend.endpoints(name):
+            print(f"Warning: ETL[{name}] not found, nothing to do", file=sys.stderr)
+            continue
+        out.append(name)
+    return out

@@ -231,7 +231,9 @@ def container_argv(
             raise ValidationError(
                 f"container {container.get('name')!r}: image {image!r} cannot run locally; the local "
                 "backend runs images of airflow-ais-etl's runtime, or a container whose `command` "
-                "names a program installed on this machine (add `command:` to the spec)"
+                "names a program installed on this machine: add `command:` to the Pod's container, or "
+                '`runtime.command` to an ETL runtime spec (e.g. ["uvicorn", "fastapi_server:fastapi_app", '
+                '"--host", "0.0.0.0", "--port", "8000"] with the image\'s server module on this machine)'
             )
     argv = [translate_paths(expand_var_refs(a, env), mounts) for a in command + args]
     if shutil.which(argv[0], path=env.get("PATH")) is None:

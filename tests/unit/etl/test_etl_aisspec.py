@@ -189,3 +189,10 @@ def test_bad_spec_files_say_what_is_wrong(text: str, message: str) -> None:
 def test_plain_pod_specs_are_kept_verbatim() -> None:
     plain = POD.replace('${COMMUNICATION_TYPE:-"\\"hpull://\\""}', "hpull://")
     assert EtlDefinition.from_mapping({"spec": plain}).source == SpecSource(plain)
+
+
+def test_a_runtime_spec_dict_from_the_api_is_read_the_same() -> None:
+    as_dict = yaml.safe_load(RUNTIME_SPEC.replace('${COMPRESS_OPTIONS:-"{}"}', "'{}'"))
+    from_dict = EtlDefinition.from_mapping({"spec": as_dict})
+    from_text = EtlDefinition.from_mapping({"spec": RUNTIME_SPEC})
+    assert from_dict == from_text
