@@ -408,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as exc:
         return int(exc.code or 0)
+    except BrokenPipeError:  # `ais-etl view-logs NAME | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -73,6 +73,7 @@ def add_init(sub: Any, handler: Callable[..., None]) -> None:
     init.set_defaults(func=handler, init_cmd=None)
     kinds = init.add_subparsers(dest="init_cmd")
     spec = kinds.add_parser("spec", help="from an ETL runtime spec or a Pod spec (YAML or JSON)")
+    spec.add_argument("etl_name", nargs="?", help="ETL name, as --name (older AIS docs put it last)")
     _spec_file(spec, suppress=True)
     _init_options(spec, suppress=True)
     code = kinds.add_parser("code", help="from Python code defining the transform function")

@@ -165,6 +165,11 @@ def cmd_init_file(api: AisEtl, args: argparse.Namespace, flags: dict[str, Any], 
     from airflow_ais_etl.etl.aisspec import load_spec_documents
     from airflow_ais_etl.etl.definition import EtlDefinition
 
+    positional = getattr(args, "etl_name", None)
+    if positional:
+        if args.name and args.name != positional:
+            raise ValidationError(f"two ETL names: --name {args.name} and {positional}; give one")
+        args.name = positional
     if not args.from_file:
         raise ValidationError("give the spec file: ais-etl init -f FILE (or --spec/--from-file FILE)")
     docs = load_spec_documents(_read(args.from_file))

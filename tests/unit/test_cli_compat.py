@@ -58,6 +58,7 @@ def test_ais_spellings_parse_to_the_same_options() -> None:
     )
     assert (d.continue_on_error, d.requests_timeout, d.timeout) == (True, 30.0, 60.0)
     assert p.parse_args(["stop", "a", "b", "c"]).names == ["a", "b", "c"]
+    assert p.parse_args(["init", "spec", "--from-file", "s.yaml", "md5-etl"]).etl_name == "md5-etl"
     assert p.parse_args(["view-logs", "e", "t1"]).target == "t1"
     assert p.parse_args(["object", "e", "ais://b/o", "-", "--args", "k=v"]).etl_args == "k=v"
 
