@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.cli import build_parser
+from airflow_ais_etl.cli import build_parser, main
 from airflow_ais_etl.cli_compat import parse_seconds, parse_size
 from airflow_ais_etl.cluster.local.podnet import own_address
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -69,3 +73,22 @@ def test_zero_address_becomes_the_pods_own() -> None:
     assert own_address("0.0.0.0:8000", ip) == f"{ip}:8000"
     assert own_address("--host=0.0.0.0", ip) == f"--host={ip}"
     assert own_address("10.0.0.0.1 and 100.0.0.0", ip) == "10.0.0.0.1 and 100.0.0.0"
+
+
+def test_override_flags_are_refused_with_a_multi_etl_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "multi.yaml"
+    one = "name: {}\nruntime:\n  image: aistorage/transformer_echo:latest\n"
+    spec.write_text(one.format("echo-one") + "---\n" + one.format("echo-two"))
+    rc = main(
+        ["--home", str(tmp_path / "home"), "init", "-f", str(spec), "--name", "x-etl", "--init-timeout", "1m"]
+    )
+    assert rc == 1
+    assert (
+        "cannot use override flags ['--name', '--init-timeout'] with a multi-ETL file"
+        in capsys.readouterr().err
+    )
+    spec.write_text("name: echo-one\nimage: aistorage/transformer_echo:latest\n")
+    assert main(["--home", str(tmp_path / "home"), "init", "-f", str(spec)]) == 1
+    assert "unknown document (missing 'runtime' or 'spec'" in capsys.readouterr().err
