@@ -56,10 +56,10 @@ spec:
 """
 
 
-def _pod(tmp_path: Path, name: str, port: int, start: str, args: str = "") -> str:
+def _pod(tmp_path: Path, name: str, port: int, start: str, args: str = "", python: str = '"python"') -> str:
     server = tmp_path / f"{name}.py"
     server.write_text(MT_SERVER.format(start=start))
-    return POD.format(name=name, port=port, command=f'["python", "{server}"{args}]')
+    return POD.format(name=name, port=port, command=f'[{python}, "{server}"{args}]')
 
 
 def test_hpull_annotation_and_zero_address_per_pod(
@@ -82,11 +82,29 @@ def test_hpull_annotation_and_zero_address_per_pod(
     api.stop("mt-upper")
 
 
-def test_a_server_binding_all_addresses_in_code_fails_readiness_naming_the_fix(
+def test_a_python_server_binding_all_addresses_in_code_gets_its_pods_address(
     api: AisEtl, tmp_path: Path
 ) -> None:
-    """AIS's multi-threaded server defaults to 0.0.0.0 in code: a second pod must not pass as ready."""
-    spec = _pod(tmp_path, "mt-wild", 18232, "Upper(port=18232).start()")
+    """AIS's multi-threaded server binds 0.0.0.0 in code; each local pod's binds its own address."""
+    api.init_spec("mt-code", _pod(tmp_path, "mt-code", 18233, "Upper(port=18233).start()"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"o{i}").write_bytes(f"object {i}".encode())
+    stats = api.transform_bucket("mt-code", str(src), str(tmp_path / "dst"))
+    assert stats["objects"] == 8
+    assert {p.name: p.read_bytes() for p in (tmp_path / "dst").iterdir() if p.is_file()} == {
+        f"o{i}": f"OBJECT {i}".encode() for i in range(8)
+    }
+    pods = api.backend._pods("mt-code")  # type: ignore[attr-defined]
+    assert len({pod.ip for pod in pods.values()}) == 2
+    assert all(h.healthy for h in api.health("mt-code"))
+    api.stop("mt-code")
+
+
+def test_a_server_binding_all_addresses_fails_readiness_naming_the_fix(api: AisEtl, tmp_path: Path) -> None:
+    """Outside our reach (python -I ignores PYTHONPATH), a 0.0.0.0 bind must not pass as the next pod's."""
+    spec = _pod(tmp_path, "mt-wild", 18232, "Upper(port=18232).start()", python='"python", "-I"')
     with pytest.raises(PodStartError) as err:
         api.init_spec("mt-wild", spec)
     text = str(err.value)

@@ -7,6 +7,8 @@ each with its own loopback address (``127.x.y.z``). Two mechanisms keep them apa
 * :func:`own_address` rewrites ``0.0.0.0`` in a container's command and env to the pod's address
   (``--host 0.0.0.0``, ``--bind 0.0.0.0:8000``, ``-l 0.0.0.0``), which is what ``0.0.0.0`` means
   inside a pod;
+* :func:`pod_site_env` does the same for Python programs that bind ``0.0.0.0`` in their code (AIS's
+  transformer servers do), through ``podsite/sitecustomize.py``;
 * :func:`listener_problem` checks, before a pod counts as ready, that the socket answering on its
   address and port belongs to that pod's own processes. A server that binds ``0.0.0.0`` in its code
   would otherwise take every other pod's traffic, and a second pod that cannot bind would be
@@ -15,7 +17,9 @@ each with its own loopback address (``127.x.y.z``). Two mechanisms keep them apa
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -23,7 +27,7 @@ import psutil
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["WILDCARDS", "listener_problem", "own_address"]
+__all__ = ["WILDCARDS", "listener_problem", "own_address", "pod_site_env", "wildcard_listener"]
 
 WILDCARDS = ("0.0.0.0", "::", "")
 _ANY = re.compile(r"(?<![\d.])0\.0\.0\.0(?![\d.])")
@@ -32,6 +36,18 @@ _ANY = re.compile(r"(?<![\d.])0\.0\.0\.0(?![\d.])")
 def own_address(text: str, ip: str) -> str:
     """Return ``text`` with every ``0.0.0.0`` (as an address, not inside a longer one) replaced by ``ip``."""
     return _ANY.sub(ip, text)
+
+
+def pod_site_env(ip: str, pythonpath: str) -> dict[str, str]:
+    """Return the env that makes Python programs of a local pod bind ``0.0.0.0`` as the pod's ``ip``.
+
+    ``podsite/sitecustomize.py`` goes first on ``PYTHONPATH``; the pod's own entries follow.
+    """
+    site = str(Path(__file__).with_name("podsite"))
+    return {
+        "PYTHONPATH": os.pathsep.join(p for p in (site, pythonpath) if p),
+        "AIS_ETL_LOCAL_POD_IP": ip,
+    }
 
 
 def _belongs(pid: int | None, roots: set[int]) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ais_etl.cluster.local.podnet import own_address
+from airflow_ais_etl.cluster.local.podnet import own_address, pod_site_env
 from airflow_ais_etl.etl.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ def _plan_container(
     argv = container_argv(container, proc_env, mounts, image_command)
     ip = facts["status.podIP"]  # inside a pod 0.0.0.0 is the pod's own address: keep it so here
     argv, proc_env = [own_address(a, ip) for a in argv], {k: own_address(v, ip) for k, v in proc_env.items()}
+    proc_env.update(pod_site_env(ip, proc_env.get("PYTHONPATH", "")))
     working_dir = container.get("workingDir")
     cwd = Path(translate_paths(str(working_dir), mounts)) if working_dir else workdir
     return ContainerPlan(str(container["name"]), argv, proc_env, cwd)
