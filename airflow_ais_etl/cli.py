@@ -7,10 +7,11 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.etl.constants import HPUSH
+from airflow_ais_etl import cli_compat as compat
 from airflow_ais_etl.etl.errors import AisEtlError, ValidationError
 from airflow_ais_etl.interrupts import Interrupted, exit_code, run_interruptible, signals_raise
 
@@ -78,18 +79,11 @@ def definition_from_flags(args: argparse.Namespace) -> EtlDefinition:
     """Build the ETL definition from ``ais-etl init code|spec`` flags (files read, ``-`` is stdin)."""
     from airflow_ais_etl.etl.definition import EtlDefinition
 
-    flags: dict[str, Any] = {
-        "comm_type": args.comm_type,
-        "arg_type": args.arg_type,
-        "timeout": args.wait_timeout,
-        "obj_timeout": args.obj_timeout,
-        "env": _env_pairs(args.env),
-        "replace": args.replace,
-        "protocol": args.protocol,
-        "direct_put": args.direct_put,
-    }
-    if args.init_cmd == "spec":
+    flags = _init_flags(args)
+    if args.init_cmd != "code":
         return EtlDefinition.from_mapping({**flags, "spec": _read_text(args.from_file)}, kind="spec")
+    if not args.name:
+        raise ValidationError("init code needs --name NAME")
     code = {
         "code": _read_text(args.from_file),
         "dependencies": _read_text(args.deps_file) if args.deps_file else None,
@@ -100,12 +94,43 @@ def definition_from_flags(args: argparse.Namespace) -> EtlDefinition:
     return EtlDefinition.from_mapping({**flags, **code}, kind="code")
 
 
+def _init_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The definition options given on the command line (None: not given, the spec's or the default)."""
+    return {
+        "comm_type": args.comm_type,
+        "arg_type": args.arg_type,
+        "timeout": args.wait_timeout,
+        "obj_timeout": args.obj_timeout,
+        "env": _env_pairs(args.env),
+        "replace": args.replace,
+        "protocol": args.protocol,
+        "direct_put": args.direct_put,
+    }
+
+
 def cmd_init(api: AisEtl, args: argparse.Namespace) -> None:
-    info = api.init(args.name, definition_from_flags(args))
-    _print(args, info.to_dict(), f"ETL {info.name} is {info.state} on {info.pods} target(s)")
+    def show(info: Any) -> None:
+        _print(args, info.to_dict(), f"ETL {info.name} is {info.state} on {info.pods} target(s)")
+
+    if args.init_cmd == "code":
+        show(api.init(args.name, definition_from_flags(args)))
+    else:
+        compat.cmd_init_file(api, args, _init_flags(args), show)
 
 
 def cmd_show(api: AisEtl, args: argparse.Namespace) -> None:
+    names = list(args.names or [])
+    if names[:1] == ["errors"]:
+        raise ValidationError(
+            "ais-etl keeps no per-object error log: errors are printed by `bucket` and `object`"
+        )
+    if names:
+        for i, name in enumerate(names[1:] if names[0] == "details" else names):
+            if i:
+                print("-" * 40)
+            args.name = name
+            cmd_view(api, args)
+        return
     infos = api.list()
     rows = [
         [
@@ -119,6 +144,8 @@ def cmd_show(api: AisEtl, args: argparse.Namespace) -> None:
         for i in infos
     ]
     human = _table(rows, ["ETL NAME", "KIND", "COMM", "STATE", "PODS", "OBJECTS"]) if rows else "No ETLs."
+    if rows and args.no_headers:
+        human = "\n".join(human.splitlines()[1:])
     _print(args, [i.to_dict() for i in infos], human)
 
 
@@ -165,7 +192,7 @@ def cmd_metrics(api: AisEtl, args: argparse.Namespace) -> None:
 
 
 def cmd_stop(api: AisEtl, args: argparse.Namespace) -> None:
-    if args.all:
+    if args.all and not args.names and not args.spec_file:
         names = api.stop_all()
         _print(
             args,
@@ -173,28 +200,48 @@ def cmd_stop(api: AisEtl, args: argparse.Namespace) -> None:
             f"Stopped {len(names)} ETL(s)" + (f": {', '.join(names)}" if names else ""),
         )
         return
-    if not args.name:
-        raise ValidationError("give an ETL name or --all")
-    was_running = api.stop(args.name)
-    human = f"ETL {args.name} stopped" if was_running else f"ETL {args.name} was not running"
-    _print(args, {"name": args.name, "was_running": was_running}, human)
+    names = compat.names_of(args, api)
+    if not names:
+        raise ValidationError("give ETL name(s), --all or -f FILE")
+    for name in compat.existing(api, names):
+        was_running = api.stop(name)
+        human = f"ETL {name} stopped" if was_running else f"ETL {name} was not running"
+        _print(args, {"name": name, "was_running": was_running}, human)
 
 
 def cmd_start(api: AisEtl, args: argparse.Namespace) -> None:
-    info = api.start(args.name)
-    _print(args, info.to_dict(), f"ETL {info.name} is {info.state} on {info.pods} target(s)")
+    names = compat.names_of(args, api, allow_all=False)
+    if not names:
+        raise ValidationError("give ETL name(s) or -f FILE")
+    for name in names:
+        info = api.start(name)
+        _print(args, info.to_dict(), f"ETL {info.name} is {info.state} on {info.pods} target(s)")
 
 
 def cmd_rm(api: AisEtl, args: argparse.Namespace) -> None:
-    api.delete(args.name, force=args.force)
-    _print(args, {"deleted": args.name}, f"ETL {args.name} deleted")
+    """Delete ETLs; as in AIS a running one is stopped first (``--force`` is accepted, now implied)."""
+    names = compat.names_of(args, api)
+    if not names:
+        raise ValidationError("give ETL name(s), --all or -f FILE")
+    for name in compat.existing(api, names):
+        api.delete(name, force=True)
+        _print(args, {"deleted": name}, f"ETL {name} deleted")
 
 
 def cmd_object(api: AisEtl, args: argparse.Namespace) -> None:
+    home = compat.env_home(args)
+    args.name = compat.pipeline_name(args.name)
+    if args.src == "cp":  # AIS: ais etl object ETL cp SRC DST
+        if args.rest is None:
+            raise ValidationError("usage: ais-etl object ETL cp SRC_BUCKET/OBJECT DST_BUCKET[/OBJECT]")
+        args.src, args.dst = args.dst, args.rest
+        if args.dst.endswith("/"):
+            args.dst += args.src.rstrip("/").rsplit("/", 1)[-1]
+    args.src, args.dst = compat.ais_path(home, args.src), compat.ais_path(home, args.dst)
     bucket, obj = _split_object(args.src, args.bucket)
     if args.dst == "-":
         data = api.transform_object(
-            args.name, bucket, obj, timeout=args.requests_timeout, etl_args=args.etl_args
+            args.name, bucket, obj, timeout=args.requests_timeout, etl_args=args.etl_args or ""
         )
         assert isinstance(data, bytes)
         sys.stdout.buffer.write(data)
@@ -210,7 +257,7 @@ def cmd_object(api: AisEtl, args: argparse.Namespace) -> None:
         dst=dst_bucket,
         dst_name=dst_obj,
         timeout=args.requests_timeout,
-        etl_args=args.etl_args,
+        etl_args=args.etl_args or "",
     )
     _print(args, summary, f"wrote {args.dst}")
 
@@ -236,6 +283,10 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
     from airflow_ais_etl.dataplane.progress import ProgressPrinter
     from airflow_ais_etl.etl.naming import parse_ext
 
+    home = compat.env_home(args)
+    args.name = compat.pipeline_name(args.name)
+    args.src, args.dst = compat.ais_path(home, args.src), compat.ais_path(home, args.dst)
+    args.wait = args.wait or args.timeout is not None
     options = OfflineOptions(
         prefix=args.prefix or "",
         objects=tuple(x for x in args.list.split(",") if x) if args.list else None,
@@ -245,10 +296,10 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
         dry_run=args.dry_run,
         continue_on_error=args.continue_on_error,
         request_timeout=args.requests_timeout,
-        num_workers=args.num_workers,
+        num_workers=args.num_workers or 8,
         skip_existing=args.skip_existing,
         progress_interval=0.5 if args.wait else 30.0,
-        etl_args=args.etl_args,
+        etl_args=args.etl_args or "",
     )
     control = JobControl()
     printer = ProgressPrinter(sys.stderr) if args.wait and not args.json else None
@@ -265,7 +316,18 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
         except BaseException as exc:
             error.append(exc)
 
-    signum = run_interruptible(run, lambda sig: control.abort(f"interrupted by {signal.Signals(sig).name}"))
+    expiry = None
+    if args.timeout is not None:  # AIS's bucket --timeout: abort the job when it runs out
+        expiry = threading.Timer(args.timeout, control.abort, [f"--timeout {args.timeout:g}s expired"])
+        expiry.daemon = True
+        expiry.start()
+    try:
+        signum = run_interruptible(
+            run, lambda sig: control.abort(f"interrupted by {signal.Signals(sig).name}")
+        )
+    finally:
+        if expiry is not None:
+            expiry.cancel()
     if printer:
         printer.finish(result or None)
     if signum is not None:  # the job's abort error (or, if it did not wind down, the signal) and 130/143
@@ -324,94 +386,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    init = sub.add_parser("init", help="initialise an ETL").add_subparsers(dest="init_cmd", required=True)
-    code = init.add_parser("code", help="from Python code defining the transform function")
-    code.add_argument("--name", required=True)
-    code.add_argument("--from-file", required=True, help="file with the code ('-' for stdin)")
-    code.add_argument("--deps-file", help="pip requirements file")
-    code.add_argument("--runtime", help="runtime, e.g. python3.11v2 (default: this Python's)")
-    code.add_argument("--transform", default="transform", help="name of the transform function")
-    code.add_argument(
-        "--chunk-size", type=int, default=0, help="stream in chunks of this size (0: whole object)"
-    )
-    spec = init.add_parser("spec", help="from a Pod spec (YAML or JSON)")
-    spec.add_argument("--name", required=True)
-    spec.add_argument("--from-file", required=True, help="file with the Pod spec ('-' for stdin)")
-    for sp in (code, spec):
-        sp.add_argument("--comm-type", default=HPUSH, help="hpush, hpull, hrev or io (default hpush)")
-        sp.add_argument("--arg-type", default="", help="'' (bytes), url or fqn")
-        sp.add_argument("--wait-timeout", default="45s", help="how long to wait for the pods (e.g. 45s, 5m)")
-        sp.add_argument("--obj-timeout", help="how long one object may take (e.g. 45s, 2m; default 45s)")
-        sp.add_argument(
-            "--env",
-            action="append",
-            metavar="NAME[=VALUE]",
-            help="extra env for the pods; NAME alone passes this shell's $NAME (keeps a secret out of ps)",
-        )
-        sp.add_argument("--replace", action="store_true", help="replace an existing ETL of that name")
-        sp.add_argument(
-            "--protocol", default="", help="transformer protocol: 2025 (default, AIS 2.x) or 2024"
-        )
-        sp.add_argument(
-            "--direct-put",
-            action="store_true",
-            help="pods deliver offline results themselves (support_direct_put)",
-        )
-        sp.set_defaults(func=cmd_init)
+    from airflow_ais_etl.cli_args import add_etl_commands
 
-    sub.add_parser("show", help="list ETLs with state and stats").set_defaults(func=cmd_show)
-    for name, fn, helptext in (
-        ("view", cmd_view, "show an ETL's init message"),
-        ("health", cmd_health, "health of the ETL's pods"),
-        ("metrics", cmd_metrics, "CPU and memory of the ETL's pods"),
-        ("start", cmd_start, "start a stopped ETL"),
-    ):
-        sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("name")
-        sp.set_defaults(func=fn)
-    logs = sub.add_parser("logs", help="logs of the ETL's pods")
-    logs.add_argument("name")
-    logs.add_argument("target", nargs="?")
-    logs.set_defaults(func=cmd_logs)
-    stop = sub.add_parser("stop", help="stop an ETL (or --all); its definition is kept")
-    stop.add_argument("name", nargs="?")
-    stop.add_argument("--all", action="store_true")
-    stop.set_defaults(func=cmd_stop)
-    rm = sub.add_parser("rm", help="delete an ETL's definition")
-    rm.add_argument("name")
-    rm.add_argument("--force", action="store_true", help="stop it first if it is running")
-    rm.set_defaults(func=cmd_rm)
-
-    obj = sub.add_parser("object", help="transform one object (inline)")
-    obj.add_argument("name")
-    obj.add_argument("src", help="the object: a file path or URL (see --bucket for nested names)")
-    obj.add_argument("dst", help="destination file or URL, or '-' for stdout")
-    obj.add_argument("--bucket", help="bucket of SRC, so that SRC's object name may contain '/'")
-    obj.add_argument("--requests-timeout", type=float, default=None, help="seconds")
-    obj.add_argument(
-        "--args", dest="etl_args", default="", help="per-request arguments for the transform (AIS's etl_args)"
-    )
-    obj.set_defaults(func=cmd_object)
-
-    bck = sub.add_parser("bucket", help="transform a bucket (offline) into another")
-    bck.add_argument("name")
-    bck.add_argument("src")
-    bck.add_argument("dst")
-    bck.add_argument("--list", help="comma-separated object names")
-    bck.add_argument("--template", help="e.g. 'shard-{0000..0999}.tar'")
-    bck.add_argument("--prefix", help="select source objects by name prefix")
-    bck.add_argument("--ext", help="extension map, e.g. '{jpg:txt}' or JSON")
-    bck.add_argument("--prepend", help="prefix added to every destination name")
-    bck.add_argument("--dry-run", action="store_true")
-    bck.add_argument("--continue-on-error", action="store_true")
-    bck.add_argument("--requests-timeout", type=float, default=None, help="per-object timeout, seconds")
-    bck.add_argument("--num-workers", type=int, default=8, help="in-flight requests per target")
-    bck.add_argument("--skip-existing", action="store_true", help="resume: skip objects already transformed")
-    bck.add_argument("--wait", action="store_true", help="show progress until the job ends")
-    bck.add_argument(
-        "--args", dest="etl_args", default="", help="per-request arguments for the transform (AIS's etl_args)"
-    )
-    bck.set_defaults(func=cmd_bucket)
+    handlers = {
+        "init": cmd_init,
+        "show": cmd_show,
+        "logs": cmd_logs,
+        "start": cmd_start,
+        "stop": cmd_stop,
+        "rm": cmd_rm,
+        "view": cmd_view,
+        "health": cmd_health,
+        "metrics": cmd_metrics,
+        "object": cmd_object,
+        "bucket": cmd_bucket,
+    }
+    add_etl_commands(sub, handlers)
 
     cluster = sub.add_parser("cluster", help="the local cluster's targets").add_subparsers(
         dest="cluster_cmd", required=True
@@ -447,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as exc:
         return int(exc.code or 0)
+    except BrokenPipeError:  # `ais-etl view-logs NAME | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -20,6 +20,7 @@ from airflow_ais_etl.etl.msg import CODE, SPEC, InitCodeMsg, InitMsg, InitSpecMs
 from airflow_ais_etl.etl.protocol import check_protocol
 from airflow_ais_etl.etl.runtimes import default_runtime
 from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
+from airflow_ais_etl.etl.specdefaults import merge_declared, spec_document_of
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 
@@ -176,9 +177,11 @@ class EtlDefinition:
                 f"unknown argument(s) of a {kind} ETL definition: {', '.join(unknown)} "
                 f"(allowed: kind, {', '.join(_KEYS[kind])})"
             )
-        source = _code_source(given) if kind == CODE else SpecSource(spec_text(given.get("spec")))
         options = {key: parse(key, given[key]) for key, parse in _OPTIONS.items() if key in given}
-        return cls(source, **options)
+        if kind == CODE:
+            return cls(_code_source(given), **options)
+        document = spec_document_of(spec_text(given.get("spec")))
+        return cls(SpecSource(document.text), **merge_declared(document, options))
 
 
 def _kind(data: Mapping[str, Any], kind: str | None) -> str:

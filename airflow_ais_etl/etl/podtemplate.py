@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["IO_CODE_COMMAND", "code_env", "code_pod_spec", "load_template"]
 
-IO_CODE_COMMAND = ['python "$AIS_ETL_CODE_DIR/code.py"']
-"""Container 0's command for io:// init code: what the io server runs (via ``bash -c``) per object."""
+IO_CODE_COMMAND = ['python -m airflow_ais_etl.runtime.iomain "$AIS_ETL_CODE_DIR/code.py"']
+"""Container 0's command for io:// init code: the io server runs it (``bash -c``) per object; the runner calls ``transform`` when the module does not."""
 
 _PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 

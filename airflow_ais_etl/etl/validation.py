@@ -37,6 +37,7 @@ from airflow_ais_etl.etl.msg import (
 from airflow_ais_etl.etl.podcheck import parse_pod_spec, validate_pod_spec
 from airflow_ais_etl.etl.protocol import check_protocol
 from airflow_ais_etl.etl.runtimes import RUNTIMES
+from airflow_ais_etl.etl.specdefaults import apply_pod_annotations
 
 __all__ = ["validate", "validate_name"]
 
@@ -191,6 +192,8 @@ def validate(msg: InitMsg, *, allow_fqn: bool = True) -> InitMsg:
     if not isinstance(msg, (InitCodeMsg, InitSpecMsg)):
         raise TypeError(f"expected InitCodeMsg or InitSpecMsg, got {type(msg).__name__}")
     _check_types(msg)
+    if isinstance(msg, InitSpecMsg):
+        msg = apply_pod_annotations(msg)
     detail = f" [{msg}]"
     _check_name(msg.name, detail)
     comm = _checked_comm_type(msg, detail)

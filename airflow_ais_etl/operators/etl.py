@@ -130,11 +130,13 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     """Initialise an ETL from a Pod spec whose container speaks the transformer protocol.
 
     :param etl_name: ETL name (templated)
-    :param spec: the Pod spec as a dict, YAML/JSON text, or a ``.yaml``/``.json`` file path (templated)
-    :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated)
+    :param spec: the Pod spec or an AIS runtime spec (``etl_spec.yaml``) as a dict, YAML/JSON text, or
+        a ``.yaml``/``.json`` file path (templated); what it declares (Pod annotations, runtime-spec
+        fields) applies unless given here
+    :param comm_type: ``hpush://``, ``hpull://``, ``hrev://`` or ``io://`` (templated; default hpush)
     :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
-    :param timeout: how long the pods may take to become ready (templated)
-    :param obj_timeout: how long one object's transform may take (templated; default ``45s``)
+    :param timeout: how long the pods may take to become ready (templated; default 45s)
+    :param obj_timeout: how long one object's transform may take (templated)
     :param env: extra environment variables of the pods (templated)
     :param replace: replace an existing ETL of that name with a different definition
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
@@ -163,14 +165,14 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         *,
         etl_name: str,
         spec: str | Mapping[str, Any],
-        comm_type: str = HPUSH,
-        arg_type: str = "",
-        timeout: str | float = "45s",
+        comm_type: str | None = None,
+        arg_type: str | None = None,
+        timeout: str | float | None = None,
         obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
         replace: bool = False,
         protocol: str = "",
-        direct_put: bool | str = False,
+        direct_put: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

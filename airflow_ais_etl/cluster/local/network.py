@@ -24,7 +24,15 @@ def free_loopback_ip(port: int, attempts: int = 50) -> str:
             except OSError:
                 continue
         return ip
-    raise OSError(f"no free loopback address for port {port} after {attempts} attempts")
+    from airflow_ais_etl.cluster.local.podnet import wildcard_listener
+    from airflow_ais_etl.etl.errors import PodStartError
+
+    owner = wildcard_listener(port)
+    why = f": {owner}, which takes the port on every local address" if owner else ""
+    raise PodStartError(
+        f"no free loopback address for port {port} after {attempts} attempts{why}; stop that process, or "
+        "give the pod another containerPort (local pods share this machine's network)"
+    )
 
 
 def probe_http(url: str, timeout: float = 5.0) -> tuple[bool, str]:

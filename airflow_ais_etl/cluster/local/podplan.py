@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_ais_etl.cluster.local.podnet import own_address, pod_site_env
 from airflow_ais_etl.cluster.private import private_dir
 from airflow_ais_etl.etl.errors import ValidationError
 
@@ -132,6 +133,9 @@ def _plan_container(
     mounts = _mounts(container, volume_dirs)
     proc_env = container_env(container, facts=facts, mounts=mounts, base_env=env, key_resolver=key_resolver)
     argv = container_argv(container, proc_env, mounts, image_command)
+    ip = facts["status.podIP"]  # inside a pod 0.0.0.0 is the pod's own address: keep it so here
+    argv, proc_env = [own_address(a, ip) for a in argv], {k: own_address(v, ip) for k, v in proc_env.items()}
+    proc_env.update(pod_site_env(ip, proc_env.get("PYTHONPATH", "")))
     working_dir = container.get("workingDir")
     cwd = Path(translate_paths(str(working_dir), mounts)) if working_dir else workdir
     return ContainerPlan(str(container["name"]), argv, proc_env, cwd)
@@ -229,7 +233,9 @@ def container_argv(
             raise ValidationError(
                 f"container {container.get('name')!r}: image {image!r} cannot run locally; the local "
                 "backend runs images of airflow-ais-etl's runtime, or a container whose `command` "
-                "names a program installed on this machine (add `command:` to the spec)"
+                "names a program installed on this machine: add `command:` to the Pod's container, or "
+                '`runtime.command` to an ETL runtime spec (e.g. ["uvicorn", "fastapi_server:fastapi_app", '
+                '"--host", "0.0.0.0", "--port", "8000"] with the image\'s server module on this machine)'
             )
     argv = [translate_paths(expand_var_refs(a, env), mounts) for a in command + args]
     if shutil.which(argv[0], path=env.get("PATH")) is None:

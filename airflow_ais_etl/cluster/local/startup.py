@@ -7,9 +7,11 @@ not ready within the ETL's timeout, becomes a :class:`PodStartError` carrying it
 from __future__ import annotations
 
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.local.network import probe_http, readiness_url
+from airflow_ais_etl.cluster.local.podnet import listener_problem
 from airflow_ais_etl.cluster.local.processes import log_tail
 from airflow_ais_etl.etl.constants import DEFAULT_TIMEOUT
 from airflow_ais_etl.etl.duration import format_duration, probing_interval
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["wait_ready"]
 
 _MAX_INTERVAL = 0.25
+BIND_HINT = (
+    ": its server could not bind its port, which another process owns. Local pods share this "
+    "machine's network, each on its own address: bind to $(POD_IP) (env POD_IP), not 0.0.0.0 in code"
+)
 _PROBE_TIMEOUT = 5
 
 
@@ -47,6 +53,7 @@ def wait_ready(
             url = readiness_url(pod_spec(tid), pod.ip)
             ready, detail[tid] = probe_http(url, timeout=_PROBE_TIMEOUT) if url else (True, "no probe")
             if ready:
+                _fail_if_not_own(msg, tid, pod, url)
                 del pending[tid]
         if pending and time.monotonic() > deadline:
             tid, pod = next(iter(pending.items()))
@@ -59,8 +66,9 @@ def _fail_if_exited(msg: InitMsg, tid: str, pod: LocalPod) -> None:
         return
     container, code = exited
     tail = log_tail(pod.workdir / "logs" / f"{container}.log")
+    hint = BIND_HINT if "address already in use" in tail.lower() else ""
     raise PodStartError(
-        f"pod exited with code {code} before becoming ready (container {container!r}); "
+        f"pod exited with code {code} before becoming ready (container {container!r}){hint}; "
         f"last log lines:\n{tail}",
         exit_code=code,
         log_tail=tail,
@@ -68,6 +76,14 @@ def _fail_if_exited(msg: InitMsg, tid: str, pod: LocalPod) -> None:
         target=tid,
         pod_name=pod.name,
     )
+
+
+def _fail_if_not_own(msg: InitMsg, tid: str, pod: LocalPod, url: str | None) -> None:
+    """A probe answered by another pod's (or any other) process is a failure, never readiness."""
+    port = urllib.parse.urlsplit(url).port if url else None
+    problem = listener_problem(pod.ip, port, [c.shim_pid for c in pod.containers]) if port else None
+    if problem:
+        raise PodStartError(problem, etl_name=msg.name, target=tid, pod_name=pod.name)
 
 
 def _not_ready(msg: InitMsg, tid: str, pod: LocalPod, timeout: float, probe_detail: str) -> PodStartError:

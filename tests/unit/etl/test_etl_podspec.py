@@ -153,7 +153,7 @@ def test_code_pod_spec_shape(runtime: str, comm: str) -> None:
 
 
 def test_io_command_is_the_reference_single_element_form() -> None:
-    assert IO_CODE_COMMAND == ['python "$AIS_ETL_CODE_DIR/code.py"']
+    assert IO_CODE_COMMAND == ['python -m airflow_ais_etl.runtime.iomain "$AIS_ETL_CODE_DIR/code.py"']
 
 
 def test_placeholders_for_zero_values_are_present_and_empty() -> None:

@@ -14,7 +14,7 @@ from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.msg import InitCodeMsg, InitSpecMsg
 from airflow_ais_etl.etl.podcheck import parse_pod_spec
 from airflow_ais_etl.etl.podspec import IO_SERVER_COMMAND, Target, io_query, prepare_pod
-from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
+from airflow_ais_etl.etl.podtemplate import IO_CODE_COMMAND, code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND
 from airflow_ais_etl.etl.validation import validate
 
@@ -142,11 +142,11 @@ def test_io_with_our_image_uses_our_server() -> None:
     assert isinstance(code, InitCodeMsg)
     prep = prepare_pod(code_pod_spec(code), code, TARGET, target_url=URL, extra_env=code_env(code))
     container = prep.pod["spec"]["containers"][0]
-    assert prep.io_command == ['python "$AIS_ETL_CODE_DIR/code.py"']
+    assert prep.io_command == IO_CODE_COMMAND
     assert container["command"] == RUNTIME_SERVER_COMMAND
     assert json.loads(env_map(container)["AIS_ETL_IO_COMMAND"]) == prep.io_command
     assert urlencode(io_query(prep.io_command)) == (
-        "command=bash&command=-c&command=python+%22%24AIS_ETL_CODE_DIR%2Fcode.py%22"
+        "command=bash&command=-c&command=python+-m+airflow_ais_etl.runtime.iomain+%22%24AIS_ETL_CODE_DIR%2Fcode.py%22"
     )
 
 
