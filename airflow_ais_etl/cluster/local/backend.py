@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +55,7 @@ from airflow_ais_etl.cluster.local.state import (
     write_text_atomic,
 )
 from airflow_ais_etl.cluster.local.targetids import tid_order, validate_target_id
+from airflow_ais_etl.cluster.local.watch import PollingWatch
 from airflow_ais_etl.etl.constants import TOKEN_ENV
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.md import EtlMD
@@ -75,7 +75,6 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 10.0
 ABORT_GRACE = 2.0
 """Seconds an aborted ETL's pods get to exit before SIGKILL (AIS's ``DefaultAbortTimeout``)."""
-WATCH_INTERVAL = 0.25
 
 
 def _image_command(image: str) -> list[str] | None:
@@ -84,40 +83,6 @@ def _image_command(image: str) -> list[str] | None:
 
 def _deps_key(deps: str | None) -> str:
     return hashlib.sha256((deps or "").encode()).hexdigest()[:16]
-
-
-class _Watch(MembershipWatch):
-    def __init__(self, backend: LocalBackend, name: str, on_change: Callable[[str], None]) -> None:
-        self._backend = backend
-        self._name = name
-        self._on_change = on_change
-        self._stop = threading.Event()
-        self._baseline = backend._snapshot(name)
-        self.event: Event | None = None
-        self._thread = threading.Thread(target=self._run, name=f"etl-aborter-{name}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(WATCH_INTERVAL):
-            try:
-                event = self._backend.membership_event(self._name, self._baseline)
-            except Exception as exc:  # a watch must never die silently
-                event = Event(time.time(), f"membership check failed: {exc}")
-            if event:
-                self.event = event
-                self._on_change(event.cause)
-                return
-
-    def earliest_event(self) -> tuple[float, str] | None:
-        """Look again now and return the first event since the watch began (epoch time, cause)."""
-        event = self._backend.membership_event(self._name, self._baseline)
-        event = earliest(e for e in (event, self.event) if e is not None)
-        return (event.at, event.cause) if event else None
-
-    def close(self) -> None:
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
 
 
 class LocalBackend(Backend):
@@ -473,7 +438,8 @@ class LocalBackend(Backend):
         return earliest(events)
 
     def watch_membership(self, name: str, on_change: Callable[[str], None]) -> MembershipWatch:
-        return _Watch(self, name, on_change)
+        baseline = self._snapshot(name)
+        return PollingWatch(name, lambda: self.membership_event(name, baseline), on_change)
 
     # ---------------------------------------------------------------- stats
     def add_stats(self, name: str, delta: Mapping[str, int]) -> None:
