@@ -53,12 +53,26 @@ class PodEvents:
 
     # -- containers -------------------------------------------------------------------------
     def created(self, c: ContainerState) -> None:
-        self.kubelet("Pulled", f'Container image "{c.image}" already present on machine', container=c)
         self.kubelet("Created", f"Created container {c.name}", container=c)
         self.kubelet("Started", f"Started container {c.name}", container=c)
 
-    def pull_failed(self, c: ContainerState, reason_text: str) -> None:
+    # -- images -----------------------------------------------------------------------------
+    def image_present(self, c: ContainerState) -> None:
+        self.kubelet("Pulled", f'Container image "{c.image}" already present on machine', container=c)
+
+    def pulling(self, c: ContainerState) -> None:
         self.kubelet("Pulling", f'Pulling image "{c.image}"', container=c)
+
+    def pulled(self, c: ContainerState, seconds: float, size: int) -> None:
+        took = f"{seconds:.3f}s"
+        message = f'Successfully pulled image "{c.image}" in {took} ({took} including waiting). Image size: {size} bytes.'
+        self.kubelet("Pulled", message, container=c)
+
+    def never_pull(self, c: ContainerState, message: str) -> None:
+        self.kubelet("ErrImageNeverPull", message, type_=_WARNING, container=c)
+        self.kubelet("Failed", "Error: ErrImageNeverPull", type_=_WARNING, container=c)
+
+    def pull_failed(self, c: ContainerState, reason_text: str) -> None:
         self.kubelet(
             "Failed", f'Failed to pull image "{c.image}": {reason_text}', type_=_WARNING, container=c
         )
