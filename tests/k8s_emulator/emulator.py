@@ -207,6 +207,10 @@ class K8sEmulator:
             self.kubelet.images.remove(image)
         self.kubelet.images.set_pullable(image, not failing)
 
+    def refuse_image(self, image: str, refusing: bool = True) -> None:
+        """Make the registry refuse ``image`` (nodes keep their copies: only ``Always`` pulls fail)."""
+        self.kubelet.images.set_pullable(image, not refusing)
+
     def remove_image(self, image: str) -> None:
         """Delete ``image`` from every node (the registry still serves it unless :meth:`fail_image`)."""
         self.kubelet.images.remove(image)

@@ -105,3 +105,21 @@ def test_a_pod_that_is_still_starting_is_left_alone() -> None:
     )
     running = {"name": "server", "state": {"running": {}}, "ready": False}
     assert start_problem(pod(phase="Running", statuses=[running]), elapsed=5, scheduling_timeout=60) is None
+
+
+def test_health_of_a_crash_looping_pod_names_restarts_and_last_exit() -> None:
+    from airflow_ais_etl.cluster.base import PodStatus
+    from airflow_ais_etl.cluster.kubernetes.health import status_health
+
+    last = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}, "restartCount": 4}
+    looping = pod(phase="Running", statuses=[waiting("CrashLoopBackOff", "back-off 40s", **last)])
+    looping["metadata"] = {"name": "etl-node-a", "labels": {}}
+    health = status_health(looping)
+    assert health.status is PodStatus.FAILED
+    assert (
+        health.detail
+        == "container server is waiting: CrashLoopBackOff, restarted 4 time(s), last exit code 3"
+    )
+    ended = pod(phase="Running", statuses=[{"name": "server", "state": {"terminated": {"exitCode": 137}}}])
+    ended["metadata"] = {"name": "etl-node-a", "labels": {}}
+    assert status_health(ended).detail == "container server exited with code 137"
