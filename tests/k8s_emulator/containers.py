@@ -46,6 +46,7 @@ class Waiting(str, Enum):
     ERR_IMAGE_PULL = "ErrImagePull"
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
     ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 
     def __str__(self) -> str:

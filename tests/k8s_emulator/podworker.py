@@ -55,6 +55,7 @@ _PULL_FAILURE = (
     'rpc error: code = NotFound desc = failed to pull and unpack image "{0}": '
     'failed to resolve reference "{0}": {0}: not found'
 )
+_CONFIG_ERROR = re.compile(r"(secret|configmap) '[^']*' or its key '[^']*' not found")
 _NOT_RUNNABLE = (
     "image {0!r} cannot run locally: the emulator runs the project's runtime images and containers "
     "whose `command` names a program on this machine"
@@ -259,6 +260,8 @@ class PodWorker(threading.Thread):
                 c.wait(Waiting.POD_INITIALIZING)
             named = re.findall(r"container '([^']+)'", str(exc))
             culprits = [c for c in everything if c.name in named] or everything
+            if _CONFIG_ERROR.search(str(exc)):
+                return self._config_error(culprits, str(exc))
             return self._image_failure([(c, str(exc)) for c in culprits])
         except PodStartError as exc:
             return self._init_failed(exc, offsets)
@@ -330,6 +333,14 @@ class PodWorker(threading.Thread):
             self._publish()
             return StartOutcome.RETRY
         return None
+
+    def _config_error(self, containers: list[ContainerState], text: str) -> StartOutcome:
+        """Report env that names a missing Secret/ConfigMap key (``CreateContainerConfigError``); retry."""
+        for c in containers:
+            c.wait(Waiting.CREATE_CONTAINER_CONFIG_ERROR, text)
+            self.events.kubelet("Failed", f"Error: {text}", type_="Warning", container=c)
+        self._publish()
+        return StartOutcome.RETRY
 
     def _image_failure(self, failures: list[tuple[ContainerState, str]]) -> StartOutcome:
         """Report a failed pull (``ErrImagePull``), then the back-off (``ImagePullBackOff``)."""

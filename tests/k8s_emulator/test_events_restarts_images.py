@@ -43,6 +43,12 @@ def _phase(core: client.CoreV1Api, name: str, phase: str) -> Any:
     return wait_for(lambda: (p := _pod(core, name)).status.phase == phase and p)
 
 
+def _restarted(core: client.CoreV1Api, name: str) -> Any:
+    """Return the first container's status once it restarted at least once (else None)."""
+    status = _pod(core, name).status.container_statuses[0]
+    return status if status.restart_count >= 1 else None
+
+
 def _on(node: str) -> dict[str, Any]:
     return {"nodeSelector": {"kubernetes.io/hostname": node}}
 
@@ -88,7 +94,8 @@ def test_failed_scheduling_events_have_the_real_shape_and_can_be_watched(
             w.stop()
     assert ("ADDED", "Scheduled", "default-scheduler") in seen
     assert ("ADDED", "Started", "kubelet") in seen
-    assert wait_ready(core_v1, "greedy").spec.node_name == "node-big"
+    ready = wait_ready(core_v1, "greedy")
+    assert (ready.spec.node_name, ready.status.qos_class) == ("node-big", "Burstable")
     scheduled = [m for _t, r, m in events_for(core_v1, "greedy") if r == "Scheduled"]
     assert scheduled == ["Successfully assigned default/greedy to node-big"]
 
@@ -136,9 +143,7 @@ def test_restart_policies_and_crash_loop_back_off_doubling(core_v1: client.CoreV
     done = _phase(core_v1, "done", "Succeeded")
     assert done.status.container_statuses[0].restart_count == 0
     for name, exit_code, reason in (("retry", 2, "Error"), ("again", 0, "Completed")):
-        status = wait_for(
-            lambda n=name: (s := _pod(core_v1, n).status.container_statuses[0]).restart_count >= 1 and s
-        )
+        status = wait_for(lambda n=name: _restarted(core_v1, n))
         assert (status.last_state.terminated.exit_code, status.last_state.terminated.reason) == (
             exit_code,
             reason,

@@ -133,3 +133,18 @@ def test_taints_keep_pods_away_unless_tolerated() -> None:
         "1 node(s) had untolerated taint {dedicated: gpu}. "
         "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
     )
+
+
+def test_qos_class_follows_requests_and_limits() -> None:
+    from tests.k8s_emulator.podstatus import qos_class
+
+    def spec(*resources: dict[str, Any]) -> dict[str, Any]:
+        return {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(resources)]}
+
+    both = {"cpu": "100m", "memory": "64Mi"}
+    assert qos_class(spec({})) == "BestEffort"
+    assert qos_class(spec({"requests": {"cpu": "100m"}})) == "Burstable"
+    assert qos_class(spec({"limits": both})) == "Guaranteed"  # requests default to limits
+    assert qos_class(spec({"limits": both, "requests": both}, {"limits": both})) == "Guaranteed"
+    assert qos_class(spec({"limits": both}, {})) == "Burstable"
+    assert qos_class(spec({"limits": both, "requests": {"cpu": "50m"}})) == "Burstable"
