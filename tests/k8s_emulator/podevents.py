@@ -9,9 +9,17 @@ if TYPE_CHECKING:
     from tests.k8s_emulator.events import EventRecorder
     from tests.k8s_emulator.store import Store
 
-__all__ = ["PodEvents"]
+__all__ = ["PodEvents", "go_duration"]
 
 _WARNING = "Warning"
+
+
+def go_duration(seconds: float) -> str:
+    """Format seconds as Go's ``time.Duration`` prints them (``500ms``, ``10s``, ``1m20s``, ``5m0s``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000):d}ms"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:g}s" if minutes else f"{rest:g}s"
 
 
 class PodEvents:
@@ -88,7 +96,7 @@ class PodEvents:
 
     def back_off_message(self, c: ContainerState, delay: float | None = None) -> str:
         """Return the ``CrashLoopBackOff`` message of a container (with the delay when known)."""
-        wait = f"back-off {delay:g}s" if delay is not None else "back-off"
+        wait = f"back-off {go_duration(delay)}" if delay is not None else "back-off"
         return f"{wait} restarting failed container={c.name} pod={self._ref}"
 
     def unhealthy(self, c: ContainerState, failure: str) -> None:

@@ -6,6 +6,7 @@ to 5 min) and preloads only the project's runtime images on its nodes.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -143,7 +144,7 @@ def test_restart_policies_and_crash_loop_back_off_doubling(core_v1: client.CoreV
     done = _phase(core_v1, "done", "Succeeded")
     assert done.status.container_statuses[0].restart_count == 0
     for name, exit_code, reason in (("retry", 2, "Error"), ("again", 0, "Completed")):
-        status = wait_for(lambda n=name: _restarted(core_v1, n))
+        status = wait_for(functools.partial(_restarted, core_v1, name))
         assert (status.last_state.terminated.exit_code, status.last_state.terminated.reason) == (
             exit_code,
             reason,
@@ -164,7 +165,7 @@ def test_restart_policies_and_crash_loop_back_off_doubling(core_v1: client.CoreV
                 back_offs.append(delay)
         if len(back_offs) >= 3:
             w.stop()
-    assert back_offs[:3] == ["back-off 0.5s", "back-off 1s", "back-off 2s"]
+    assert back_offs[:3] == ["back-off 500ms", "back-off 1s", "back-off 2s"]
     status = _pod(core_v1, "loop").status.container_statuses[0]
     assert status.restart_count >= 3
     assert status.last_state.terminated.exit_code == 1

@@ -148,3 +148,16 @@ def test_qos_class_follows_requests_and_limits() -> None:
     assert qos_class(spec({"limits": both, "requests": both}, {"limits": both})) == "Guaranteed"
     assert qos_class(spec({"limits": both}, {})) == "Burstable"
     assert qos_class(spec({"limits": both, "requests": {"cpu": "50m"}})) == "Burstable"
+
+
+def test_back_off_delays_print_as_go_durations() -> None:
+    from tests.k8s_emulator.podevents import go_duration
+
+    assert [go_duration(s) for s in (0.5, 1, 10, 80, 160, 300)] == [
+        "500ms",
+        "1s",
+        "10s",
+        "1m20s",
+        "2m40s",
+        "5m0s",
+    ]

@@ -47,7 +47,10 @@ def test_without_events_a_pull_is_given_up_at_its_back_off() -> None:
 
 
 def test_a_crash_looping_container_reports_how_it_last_ended() -> None:
-    last = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}, "restartCount": 2}
+    last: dict[str, Any] = {
+        "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}},
+        "restartCount": 2,
+    }
     problem = start_problem(
         pod(phase="Running", statuses=[waiting("CrashLoopBackOff", **last)]), elapsed=9, scheduling_timeout=60
     )
@@ -62,7 +65,7 @@ def test_a_container_that_crashed_once_is_given_its_restart() -> None:
     crashed = pod(phase="Running", statuses=[ended])
     crashed["spec"] = {"restartPolicy": "Always"}
     assert start_problem(crashed, elapsed=2, scheduling_timeout=60) is None
-    last = {"lastState": {"terminated": {"exitCode": 1}}, "restartCount": 1}
+    last: dict[str, Any] = {"lastState": {"terminated": {"exitCode": 1}}, "restartCount": 1}
     back = pod(phase="Running", statuses=[{"name": "server", "state": {"running": {}}, **last}])
     assert start_problem(back, elapsed=3, scheduling_timeout=60) is None
 
@@ -111,7 +114,10 @@ def test_health_of_a_crash_looping_pod_names_restarts_and_last_exit() -> None:
     from airflow_ais_etl.cluster.base import PodStatus
     from airflow_ais_etl.cluster.kubernetes.health import status_health
 
-    last = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}, "restartCount": 4}
+    last: dict[str, Any] = {
+        "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}},
+        "restartCount": 4,
+    }
     looping = pod(phase="Running", statuses=[waiting("CrashLoopBackOff", "back-off 40s", **last)])
     looping["metadata"] = {"name": "etl-node-a", "labels": {}}
     health = status_health(looping)
