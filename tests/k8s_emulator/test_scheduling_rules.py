@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.k8s_emulator.images import ImageCatalog, PullStep, pull_step
 from tests.k8s_emulator.objects import node_object
 from tests.k8s_emulator.scheduler import node_fits, pick_node, pod_requests
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RUNTIME = "airflow-ais-etl/runtime-python:3.11v2"
 
@@ -161,3 +164,15 @@ def test_back_off_delays_print_as_go_durations() -> None:
         "2m40s",
         "5m0s",
     ]
+
+
+def test_restart_back_off_doubles_from_a_configurable_base_to_its_cap(tmp_path: Path) -> None:
+    from tests.k8s_emulator.events import EventRecorder
+    from tests.k8s_emulator.kubelet import Kubelet
+    from tests.k8s_emulator.store import Store
+
+    store = Store()
+    real = Kubelet(store, EventRecorder(store), tmp_path, mark="m")  # the kubelet's 10 s .. 5 min
+    assert [real.backoff(n) for n in range(8)] == [0, 10, 20, 40, 80, 160, 300, 300]
+    fast = Kubelet(store, EventRecorder(store), tmp_path, mark="m", backoff=(0.5, 5.0))
+    assert [fast.backoff(n) for n in range(6)] == [0, 0.5, 1, 2, 4, 5]
