@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import logging
 import re
 import threading
@@ -29,11 +28,12 @@ from tests.k8s_emulator.containers import (
     exit_status,
     new_container_id,
 )
-from tests.k8s_emulator.images import PullStep, pull_step
+from tests.k8s_emulator.images import PullStep
 from tests.k8s_emulator.logbuffer import LogBuffer, file_size
 from tests.k8s_emulator.objects import ApiError, bad_request
 from tests.k8s_emulator.podevents import PodEvents
 from tests.k8s_emulator.podstatus import Placement, StatusReporter
+from tests.k8s_emulator.pulls import ImagePuller
 from tests.k8s_emulator.readiness import probe_container
 from tests.k8s_emulator.scheduler import Requests, pick_node
 
@@ -51,15 +51,7 @@ log = logging.getLogger(__name__)
 
 _TICK = 0.1
 _DEFAULT_PORT = 80
-_PULL_FAILURE = (
-    'rpc error: code = NotFound desc = failed to pull and unpack image "{0}": '
-    'failed to resolve reference "{0}": {0}: not found'
-)
 _CONFIG_ERROR = re.compile(r"(secret|configmap) '[^']*' or its key '[^']*' not found")
-_NOT_RUNNABLE = (
-    "image {0!r} cannot run locally: the emulator runs the project's runtime images and containers "
-    "whose `command` names a program on this machine"
-)
 
 
 class StartOutcome(str, Enum):
@@ -138,6 +130,9 @@ class PodWorker(threading.Thread):
         self._reporter = StatusReporter()
         self.events = PodEvents(kubelet.events, kubelet.store, pod)
         self.events.node = self.node
+        self.puller = ImagePuller(
+            kubelet.images, kubelet.runnable, self.events, self._sleep, kubelet.pull_seconds
+        )
 
     @property
     def started(self) -> bool:
@@ -287,28 +282,6 @@ class PodWorker(threading.Thread):
             self._publish()
 
     # -- images -----------------------------------------------------------------------------
-    def _pull(self, c: ContainerState) -> tuple[PullStep, str]:
-        """Make ``c``'s image present as its ``imagePullPolicy`` says; return the step and any error."""
-        images = self.kubelet.images
-        served, runnable = images.pullable(c.image), self.kubelet.runnable(c.spec)
-        present = images.present(self.node, c.image)
-        step = pull_step(c.pull_policy, present=present, pullable=served and runnable)
-        if step is PullStep.USE_PRESENT:
-            self.events.image_present(c)
-        elif step is PullStep.NEVER_PULL:
-            return step, f'Container image "{c.image}" is not present with pull policy of Never'
-        else:
-            self.events.pulling(c)
-            if step is PullStep.PULL_FAILS:
-                template = _NOT_RUNNABLE if served else _PULL_FAILURE
-                return step, template.format(c.image)
-            started = time.monotonic()
-            self._sleep(self.kubelet.pull_seconds)
-            images.pulled(self.node, c.image)
-            size = 20_000_000 + int(hashlib.sha256(c.image.encode()).hexdigest()[:6], 16)
-            self.events.pulled(c, time.monotonic() - started, size)
-        return step, ""
-
     def _ensure_images(self, containers: list[ContainerState]) -> StartOutcome | None:
         """Pull what the containers need; report the ones whose image cannot be had (None: all fine).
 
@@ -317,7 +290,7 @@ class PodWorker(threading.Thread):
         never: list[tuple[ContainerState, str]] = []
         failed: list[tuple[ContainerState, str]] = []
         for c in containers:
-            step, message = self._pull(c)
+            step, message = self.puller.pull(c, self.node)
             if step is PullStep.NEVER_PULL:
                 never.append((c, message))
             elif step is PullStep.PULL_FAILS:
@@ -325,8 +298,7 @@ class PodWorker(threading.Thread):
             if (never or failed) and c.init:
                 break
         for c, message in never:
-            c.wait(Waiting.ERR_IMAGE_NEVER_PULL, message)
-            self.events.never_pull(c, message)
+            self.puller.report(c, PullStep.NEVER_PULL, message)
         if failed:
             return self._image_failure(failed)
         if never:
@@ -345,8 +317,7 @@ class PodWorker(threading.Thread):
     def _image_failure(self, failures: list[tuple[ContainerState, str]]) -> StartOutcome:
         """Report a failed pull (``ErrImagePull``), then the back-off (``ImagePullBackOff``)."""
         for c, reason_text in failures:
-            c.wait(Waiting.ERR_IMAGE_PULL, reason_text)
-            self.events.pull_failed(c, reason_text)
+            self.puller.report(c, PullStep.PULL_FAILS, reason_text)
         self._publish()
         if not self._sleep(min(1.0, self.kubelet.backoff(1))):
             return StartOutcome.STOPPED
@@ -450,14 +421,9 @@ class PodWorker(threading.Thread):
         single["spec"]["initContainers"] = []
         single["spec"]["containers"] = [copy.deepcopy(c.spec)]
         offset = file_size(self._log_path(c))
-        step, message = self._pull(c)
+        step, message = self.puller.pull(c, self.node)
         if step in (PullStep.NEVER_PULL, PullStep.PULL_FAILS):
-            if step is PullStep.NEVER_PULL:
-                c.wait(Waiting.ERR_IMAGE_NEVER_PULL, message)
-                self.events.never_pull(c, message)
-            else:
-                c.wait(Waiting.ERR_IMAGE_PULL, message)
-                self.events.pull_failed(c, message)
+            self.puller.report(c, step, message)
             c.next_restart = time.monotonic() + self.kubelet.backoff(c.restart_count + 1)
             return
         try:
