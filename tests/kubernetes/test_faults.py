@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -162,7 +163,7 @@ def test_unknown_image_fails_fast_naming_pod_reason_and_events(
     assert "ErrImagePull" in text or "ImagePullBackOff" in text
     assert f"pod {cluster.namespace}/image-etl-node-" in text
     assert 'phase "Pending"' in text
-    assert "after 3 failed pull(s)" in text
+    assert re.search(r"after [3-9] failed pull\(s\)", text)
     assert "last warning events: [" in text
     assert "registry.invalid/no-such-image:1.0" in text
     assert err.value.etl_name == "image-etl"

@@ -8,6 +8,7 @@ container restarts produce the same Events and states as a real cluster's.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -82,7 +83,11 @@ def test_an_image_the_registry_refuses_is_given_up_after_three_pulls(
     with pytest.raises(PodStartError) as err:
         api.init_spec("refused-etl", _spec(image), timeout="5m")
     text = str(err.value)
-    assert "after 3 failed pull(s)" in text or "after 4 failed pull(s)" in text
+    tries = re.search(
+        r"is waiting with reason (?:ErrImagePull|ImagePullBackOff) after (\d+) failed pull\(s\)", text
+    )
+    assert tries is not None
+    assert int(tries.group(1)) >= 3  # given up at the third failed pull (a slow poll may see a fourth)
     assert f'Failed: Failed to pull image "{image}": rpc error: code = NotFound' in text
     assert "Failed: Error: ImagePullBackOff" in text or "Failed: Error: ErrImagePull" in text
     assert api.list() == []
