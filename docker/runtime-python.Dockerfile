@@ -1,4 +1,4 @@
-# Transformer runtime image for init-code ETLs: Python + airflow_ais_etl.runtime, nothing else.
+# Transformer runtime image for init-code ETLs: Python + airflow_ais_etl.runtime (+ the gateway).
 # Build all tags with docker/build-runtime-images.sh; the pod specs use
 # image airflow-ais-etl/runtime-python:<X.Y>v2 and command `python -m airflow_ais_etl.runtime`.
 ARG PYTHON_VERSION=3.11
@@ -15,6 +15,9 @@ ENV PYTHONUNBUFFERED=1 \
 COPY airflow_ais_etl/__init__.py /opt/airflow-ais-etl/airflow_ais_etl/__init__.py
 COPY airflow_ais_etl/etl/__init__.py airflow_ais_etl/etl/constants.py /opt/airflow-ais-etl/airflow_ais_etl/etl/
 COPY airflow_ais_etl/runtime/ /opt/airflow-ais-etl/airflow_ais_etl/runtime/
+# The gateway sidecar runs from this image too (python -m airflow_ais_etl.cluster.gateway): standard
+# library only for directory buckets; object-store buckets need airflow_ais_etl.dataplane, not here.
+COPY airflow_ais_etl/cluster/__init__.py airflow_ais_etl/cluster/gateway.py /opt/airflow-ais-etl/airflow_ais_etl/cluster/
 RUN python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'airflow-ais-etl-runtime.pth').write_text('/opt/airflow-ais-etl\n')" \
  && python -m compileall -q /opt/airflow-ais-etl \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin etl \

@@ -45,6 +45,8 @@ class Waiting(str, Enum):
     POD_INITIALIZING = "PodInitializing"
     ERR_IMAGE_PULL = "ErrImagePull"
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 
     def __str__(self) -> str:
@@ -87,6 +89,10 @@ class ContainerState:
     @property
     def image(self) -> str:
         return str(self.spec.get("image", ""))
+
+    @property
+    def pull_policy(self) -> str:
+        return str(self.spec.get("imagePullPolicy") or "IfNotPresent")
 
     @property
     def running(self) -> bool:

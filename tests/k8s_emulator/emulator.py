@@ -17,6 +17,7 @@ import psutil
 
 from tests.k8s_emulator.api import Api
 from tests.k8s_emulator.events import EventRecorder
+from tests.k8s_emulator.images import ImageCatalog, ImageSource
 from tests.k8s_emulator.kubelet import MARK_ENV, Kubelet
 from tests.k8s_emulator.metrics import UsageSampler
 from tests.k8s_emulator.objects import (
@@ -43,6 +44,10 @@ class K8sEmulator:
     :param probe_period_max: cap on readiness ``periodSeconds`` (None honours it)
     :param bookmark_interval: seconds between BOOKMARK events on watches that allow them; None (the
         default) sends none, as real API servers mostly do, so that nothing relies on them
+    :param present_images: images every node holds from the start (names or a predicate; None: the
+        project's runtime images). ``imagePullPolicy`` decides what happens to the others
+    :param registry_images: images the fake registry serves (names or a predicate; None: every image)
+    :param pull_seconds: how long a successful pull takes
     """
 
     def __init__(
@@ -53,6 +58,9 @@ class K8sEmulator:
         backoff: tuple[float, float] = (10.0, 300.0),
         probe_period_max: float | None = None,
         bookmark_interval: float | None = None,
+        present_images: ImageSource = None,
+        registry_images: ImageSource = None,
+        pull_seconds: float = 0.0,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="k8s-emulator-")) if workdir is None else workdir
@@ -69,6 +77,8 @@ class K8sEmulator:
             mark=self.mark,
             backoff=backoff,
             probe_period_max=probe_period_max,
+            images=ImageCatalog(present_images, registry_images),
+            pull_seconds=pull_seconds,
         )
         self.sampler = UsageSampler()
         self.api = Api(self)
@@ -129,12 +139,27 @@ class K8sEmulator:
         full["kind"], full["apiVersion"] = "Node", "v1"
         return full
 
-    def add_node(self, name: str, labels: dict[str, str] | None = None, ready: bool = True) -> dict[str, Any]:
-        """Register a node (as its kubelet would) and return it."""
+    def add_node(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        ready: bool = True,
+        *,
+        allocatable: dict[str, str] | None = None,
+        taints: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Register a node (as its kubelet would) and return it.
+
+        :param allocatable: e.g. ``{"cpu": "500m"}`` (overrides the default 2 CPUs, ~7.6 GiB, 110 pods)
+        :param taints: e.g. ``[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]``
+        """
         node = node_object(
             name, dict(labels or {}), ready=ready, ip=NODE_IP, boot_id=str(uuid.uuid4()), now=time.time()
         )
         node["kind"], node["apiVersion"] = "Node", "v1"
+        node["status"]["allocatable"].update(allocatable or {})
+        if taints:
+            node["spec"]["taints"] = [dict(t) for t in taints]
         created = self.store.create("nodes", "", node)
         self._wake_workers()
         return created
@@ -174,11 +199,25 @@ class K8sEmulator:
         return self.kubelet.kill_container(namespace, pod, signal, container)
 
     def fail_image(self, image: str, failing: bool = True) -> None:
-        """Make pulls of ``image`` fail (``ErrImagePull``) from now on, or stop doing so."""
+        """Make ``image`` unavailable: gone from every node, and the registry refuses it (``ErrImagePull``).
+
+        ``failing=False`` makes the registry serve it again (the nodes pull it when they need it).
+        """
         if failing:
-            self.kubelet.failing_images.add(image)
-        else:
-            self.kubelet.failing_images.discard(image)
+            self.kubelet.images.remove(image)
+        self.kubelet.images.set_pullable(image, not failing)
+
+    def refuse_image(self, image: str, refusing: bool = True) -> None:
+        """Make the registry refuse ``image`` (nodes keep their copies: only ``Always`` pulls fail)."""
+        self.kubelet.images.set_pullable(image, not refusing)
+
+    def remove_image(self, image: str) -> None:
+        """Delete ``image`` from every node (the registry still serves it unless :meth:`fail_image`)."""
+        self.kubelet.images.remove(image)
+
+    def image_present(self, node: str, image: str) -> bool:
+        """Tell whether ``node`` holds ``image`` (preloaded or pulled)."""
+        return self.kubelet.images.present(node, image)
 
     def fail_probe(self, namespace: str, pod: str, failing: bool = True) -> None:
         """Make the pod's readiness probes fail (or pass through to the real probe again)."""
@@ -281,9 +320,9 @@ class K8sEmulator:
 
         Every pod is deleted at once (grace 0) and its processes stopped; every other namespaced object
         goes; namespaces and nodes return to the checkpoint (a node that changed is registered anew);
-        failing images, the BOOKMARK choice, the watch ends and the received bodies return to their
-        start. Returns the pod processes that were still alive once their pods were gone (they are
-        killed).
+        images (pulls, removals, refusals), the BOOKMARK choice, the watch ends and the received bodies
+        return to their start. Returns the pod processes that were still alive once their pods were gone
+        (they are killed).
         """
         for pod in self.store.list("pods")[0]:
             with contextlib.suppress(ApiError):
@@ -332,7 +371,7 @@ class K8sEmulator:
                 else:
                     self.create_namespace(name)
         self.checkpoint()
-        self.kubelet.failing_images.clear()
+        self.kubelet.images.reset()
         self.bookmark_interval = self._default_bookmark_interval
         with self.api._watches_lock:
             self.api.watch_ends.clear()

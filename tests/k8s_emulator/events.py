@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from tests.k8s_emulator.objects import ApiError, rfc3339
@@ -21,6 +20,7 @@ class EventRecorder:
         self._store = store
         self._lock = threading.Lock()
         self._names: dict[tuple[str, ...], str] = {}
+        self._last_ns = 0
 
     def record(
         self,
@@ -59,7 +59,7 @@ class EventRecorder:
             event = {
                 "apiVersion": "v1",
                 "kind": "Event",
-                "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+                "metadata": {"name": f"{meta.get('name')}.{self._stamp():x}", "namespace": namespace},
                 "involvedObject": involved,
                 "reason": reason,
                 "message": message,
@@ -74,6 +74,11 @@ class EventRecorder:
             }
             created = self._store.create("events", namespace, event)
             self._names[key] = created["metadata"]["name"]
+
+    def _stamp(self) -> int:
+        """Return an increasing nanosecond time: names ``<object>.<hex>`` list oldest first, as the kubelet's do."""
+        self._last_ns = max(self._last_ns + 1, time.time_ns())
+        return self._last_ns
 
 
 def _bump(event: dict[str, Any], now: str) -> None:

@@ -19,8 +19,11 @@ import psutil
 
 from airflow_ais_etl.cluster.local.podrunner import start_pod
 from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND, is_runtime_image
+from tests.k8s_emulator.images import ImageCatalog
 from tests.k8s_emulator.objects import node_is_ready, not_found, rfc3339
+from tests.k8s_emulator.podstatus import PodPhase, pod_phase
 from tests.k8s_emulator.podworker import PodWorker
+from tests.k8s_emulator.scheduler import Requests, pod_requests
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,6 +52,8 @@ class Kubelet:
     :param mark: value of ``K8S_EMULATOR_MARK`` in every container's environment (finds strays)
     :param backoff: ``(base, cap)`` of container restart and image pull back-off, in seconds
     :param probe_period_max: cap on readiness ``periodSeconds`` (None honours it exactly)
+    :param images: the images on the nodes and in the registry (default: see :class:`ImageCatalog`)
+    :param pull_seconds: how long a successful image pull takes
     """
 
     def __init__(
@@ -60,6 +65,8 @@ class Kubelet:
         mark: str,
         backoff: tuple[float, float] = (10.0, 300.0),
         probe_period_max: float | None = None,
+        images: ImageCatalog | None = None,
+        pull_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.events = events
@@ -67,7 +74,8 @@ class Kubelet:
         self.mark = mark
         self.backoff_base, self.backoff_cap = backoff
         self.probe_period_max = probe_period_max
-        self.failing_images: set[str] = set()
+        self.images = images or ImageCatalog()
+        self.pull_seconds = pull_seconds
         self.workers: dict[tuple[str, str], PodWorker] = {}
         self.lock = threading.RLock()
         self.all_pids: set[int] = set()
@@ -88,6 +96,19 @@ class Kubelet:
                 if w.node:
                     out[w.node] = out.get(w.node, 0) + 1
             return out
+
+    def requested(self) -> dict[str, Requests]:
+        """Sum the requests of the pods bound to each node that have not finished (for fitting)."""
+        with self.lock:
+            workers = [w for w in self.workers.values() if w.node and w.bound]
+        out: dict[str, Requests] = {}
+        for w in workers:
+            if pod_phase(w) in (PodPhase.SUCCEEDED, PodPhase.FAILED):
+                continue
+            node = out.setdefault(w.node, {})
+            for k, v in pod_requests(w.pod).items():
+                node[k] = node.get(k, 0) + v
+        return out
 
     def node_ready(self, name: str) -> bool:
         """Tell whether the node exists and is Ready."""
@@ -111,6 +132,10 @@ class Kubelet:
             for c in local.containers:
                 self.all_pids.add(c.shim_pid)
         return local
+
+    def runnable(self, container: dict[str, Any]) -> bool:
+        """Tell whether the emulator can run ``container`` (it has a ``command``, or a runtime image)."""
+        return bool(container.get("command")) or image_command(str(container.get("image", ""))) is not None
 
     def key_value(self, namespace: str, kind: str, name: str, key: str) -> str | None:
         """Return a key of a Secret (base64 ``data`` decoded) or ConfigMap, as env refs read it."""

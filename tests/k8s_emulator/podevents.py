@@ -9,9 +9,17 @@ if TYPE_CHECKING:
     from tests.k8s_emulator.events import EventRecorder
     from tests.k8s_emulator.store import Store
 
-__all__ = ["PodEvents"]
+__all__ = ["PodEvents", "go_duration"]
 
 _WARNING = "Warning"
+
+
+def go_duration(seconds: float) -> str:
+    """Format seconds as Go's ``time.Duration`` prints them (``500ms``, ``10s``, ``1m20s``, ``5m0s``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000):d}ms"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:g}s" if minutes else f"{rest:g}s"
 
 
 class PodEvents:
@@ -53,12 +61,26 @@ class PodEvents:
 
     # -- containers -------------------------------------------------------------------------
     def created(self, c: ContainerState) -> None:
-        self.kubelet("Pulled", f'Container image "{c.image}" already present on machine', container=c)
         self.kubelet("Created", f"Created container {c.name}", container=c)
         self.kubelet("Started", f"Started container {c.name}", container=c)
 
-    def pull_failed(self, c: ContainerState, reason_text: str) -> None:
+    # -- images -----------------------------------------------------------------------------
+    def image_present(self, c: ContainerState) -> None:
+        self.kubelet("Pulled", f'Container image "{c.image}" already present on machine', container=c)
+
+    def pulling(self, c: ContainerState) -> None:
         self.kubelet("Pulling", f'Pulling image "{c.image}"', container=c)
+
+    def pulled(self, c: ContainerState, seconds: float, size: int) -> None:
+        took = f"{seconds:.3f}s"
+        message = f'Successfully pulled image "{c.image}" in {took} ({took} including waiting). Image size: {size} bytes.'
+        self.kubelet("Pulled", message, container=c)
+
+    def never_pull(self, c: ContainerState, message: str) -> None:
+        self.kubelet("ErrImageNeverPull", message, type_=_WARNING, container=c)
+        self.kubelet("Failed", "Error: ErrImageNeverPull", type_=_WARNING, container=c)
+
+    def pull_failed(self, c: ContainerState, reason_text: str) -> None:
         self.kubelet(
             "Failed", f'Failed to pull image "{c.image}": {reason_text}', type_=_WARNING, container=c
         )
@@ -74,7 +96,7 @@ class PodEvents:
 
     def back_off_message(self, c: ContainerState, delay: float | None = None) -> str:
         """Return the ``CrashLoopBackOff`` message of a container (with the delay when known)."""
-        wait = f"back-off {delay:g}s" if delay is not None else "back-off"
+        wait = f"back-off {go_duration(delay)}" if delay is not None else "back-off"
         return f"{wait} restarting failed container={c.name} pod={self._ref}"
 
     def unhealthy(self, c: ContainerState, failure: str) -> None:

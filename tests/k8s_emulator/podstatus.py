@@ -15,7 +15,7 @@ from tests.k8s_emulator.objects import rfc3339
 if TYPE_CHECKING:
     from tests.k8s_emulator.containers import ContainerState
 
-__all__ = ["NODE_IP", "Placement", "PodFacts", "PodPhase", "StatusReporter", "pod_phase"]
+__all__ = ["NODE_IP", "Placement", "PodFacts", "PodPhase", "StatusReporter", "pod_phase", "qos_class"]
 
 NODE_IP = "127.0.0.1"
 
@@ -46,6 +46,7 @@ class Placement(str, Enum):
 class PodFacts(Protocol):
     """What the reporter reads of a pod worker."""
 
+    pod: dict[str, Any]
     placement: Placement
     schedule_message: str
     initialized: bool
@@ -72,6 +73,23 @@ def pod_phase(pod: PodFacts) -> PodPhase:
     return PodPhase.RUNNING
 
 
+def qos_class(spec: dict[str, Any]) -> str:
+    """Return the pod's QoS class as the API server derives it from CPU and memory requests/limits."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    guaranteed, any_set = True, False
+    for c in containers:
+        resources = c.get("resources") or {}
+        limits = resources.get("limits") or {}
+        requests = {**limits, **(resources.get("requests") or {})}  # requests default to limits
+        for name in ("cpu", "memory"):
+            any_set = any_set or name in requests or name in limits
+            if name not in limits or str(requests.get(name)) != str(limits[name]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
 class StatusReporter:
     """Build the ``status`` of one pod, remembering when each condition last changed."""
 
@@ -80,7 +98,10 @@ class StatusReporter:
 
     def status(self, pod: PodFacts, *, node_ready: bool) -> dict[str, Any]:
         """Return the pod status the kubelet reports now."""
-        status: dict[str, Any] = {"phase": pod_phase(pod).value, "qosClass": "BestEffort"}
+        status: dict[str, Any] = {
+            "phase": pod_phase(pod).value,
+            "qosClass": qos_class(pod.pod.get("spec") or {}),
+        }
         if pod.placement is Placement.UNSCHEDULABLE:
             reason = Placement.UNSCHEDULABLE.value
             status["conditions"] = [self._condition("PodScheduled", "False", reason, pod.schedule_message)]

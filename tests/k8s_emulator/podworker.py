@@ -28,18 +28,21 @@ from tests.k8s_emulator.containers import (
     exit_status,
     new_container_id,
 )
+from tests.k8s_emulator.images import PullStep
 from tests.k8s_emulator.logbuffer import LogBuffer, file_size
 from tests.k8s_emulator.objects import ApiError, bad_request
 from tests.k8s_emulator.podevents import PodEvents
 from tests.k8s_emulator.podstatus import Placement, StatusReporter
+from tests.k8s_emulator.pulls import ImagePuller
 from tests.k8s_emulator.readiness import probe_container
-from tests.k8s_emulator.scheduler import pick_node
+from tests.k8s_emulator.scheduler import Requests, pick_node
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_ais_etl.cluster.local.processes import ContainerProcess, LocalPod
     from tests.k8s_emulator.events import EventRecorder
+    from tests.k8s_emulator.images import ImageCatalog
     from tests.k8s_emulator.store import Store
 
 __all__ = ["PodHost", "PodWorker", "StartOutcome"]
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 
 _TICK = 0.1
 _DEFAULT_PORT = 80
-_PULL_FAILURE = "rpc error: code = NotFound desc = failed to pull and unpack image: not found"
+_CONFIG_ERROR = re.compile(r"(secret|configmap) '[^']*' or its key '[^']*' not found")
 
 
 class StartOutcome(str, Enum):
@@ -72,16 +75,21 @@ class PodHost(Protocol):
     store: Store
     events: EventRecorder
     workdir: Path
-    failing_images: set[str]
+    images: ImageCatalog
+    pull_seconds: float
     probe_period_max: float | None
 
     def backoff(self, attempt: int) -> float: ...
 
     def load(self) -> dict[str, int]: ...
 
+    def requested(self) -> dict[str, Requests]: ...
+
     def node_ready(self, name: str) -> bool: ...
 
     def start(self, pod: dict[str, Any], workdir: Path, worker: PodWorker) -> LocalPod: ...
+
+    def runnable(self, container: dict[str, Any]) -> bool: ...
 
     def reap(self, pid: int) -> None: ...
 
@@ -122,6 +130,9 @@ class PodWorker(threading.Thread):
         self._reporter = StatusReporter()
         self.events = PodEvents(kubelet.events, kubelet.store, pod)
         self.events.node = self.node
+        self.puller = ImagePuller(
+            kubelet.images, kubelet.runnable, self.events, self._sleep, kubelet.pull_seconds
+        )
 
     @property
     def started(self) -> bool:
@@ -199,7 +210,7 @@ class PodWorker(threading.Thread):
         nodes, _ = self.kubelet.store.list("nodes")
         if self.node:
             return any(n["metadata"]["name"] == self.node for n in nodes)
-        chosen, message = pick_node(self.pod, nodes, self.kubelet.load())
+        chosen, message = pick_node(self.pod, nodes, self.kubelet.load(), self.kubelet.requested())
         if chosen:
             self.node = chosen
             return True
@@ -231,9 +242,9 @@ class PodWorker(threading.Thread):
 
     def _start_once(self) -> StartOutcome:
         everything = self.inits + self.mains
-        failing = [c for c in everything if c.image in self.kubelet.failing_images]
-        if failing:
-            return self._image_failure(failing, _PULL_FAILURE)
+        blocked = self._ensure_images(everything)
+        if blocked is not None:
+            return blocked
         offsets = {c.name: file_size(self._log_path(c)) for c in everything}
         self._create_inits()
         try:
@@ -244,7 +255,9 @@ class PodWorker(threading.Thread):
                 c.wait(Waiting.POD_INITIALIZING)
             named = re.findall(r"container '([^']+)'", str(exc))
             culprits = [c for c in everything if c.name in named] or everything
-            return self._image_failure(culprits, str(exc))
+            if _CONFIG_ERROR.search(str(exc)):
+                return self._config_error(culprits, str(exc))
+            return self._image_failure([(c, str(exc)) for c in culprits])
         except PodStartError as exc:
             return self._init_failed(exc, offsets)
         self._inits_completed(offsets)
@@ -268,15 +281,47 @@ class PodWorker(threading.Thread):
             self.inits[0].run(time.time())
             self._publish()
 
-    def _image_failure(self, containers: list[ContainerState], reason_text: str) -> StartOutcome:
-        """Report a failed pull (``ErrImagePull``), then the back-off (``ImagePullBackOff``)."""
+    # -- images -----------------------------------------------------------------------------
+    def _ensure_images(self, containers: list[ContainerState]) -> StartOutcome | None:
+        """Pull what the containers need; report the ones whose image cannot be had (None: all fine).
+
+        Init containers run in order, so the first one that cannot start blocks the rest.
+        """
+        never: list[tuple[ContainerState, str]] = []
+        failed: list[tuple[ContainerState, str]] = []
         for c in containers:
-            c.wait(Waiting.ERR_IMAGE_PULL, reason_text)
-            self.events.pull_failed(c, reason_text)
+            step, message = self.puller.pull(c, self.node)
+            if step is PullStep.NEVER_PULL:
+                never.append((c, message))
+            elif step is PullStep.PULL_FAILS:
+                failed.append((c, message))
+            if (never or failed) and c.init:
+                break
+        for c, message in never:
+            self.puller.report(c, PullStep.NEVER_PULL, message)
+        if failed:
+            return self._image_failure(failed)
+        if never:
+            self._publish()
+            return StartOutcome.RETRY
+        return None
+
+    def _config_error(self, containers: list[ContainerState], text: str) -> StartOutcome:
+        """Report env that names a missing Secret/ConfigMap key (``CreateContainerConfigError``); retry."""
+        for c in containers:
+            c.wait(Waiting.CREATE_CONTAINER_CONFIG_ERROR, text)
+            self.events.kubelet("Failed", f"Error: {text}", type_="Warning", container=c)
+        self._publish()
+        return StartOutcome.RETRY
+
+    def _image_failure(self, failures: list[tuple[ContainerState, str]]) -> StartOutcome:
+        """Report a failed pull (``ErrImagePull``), then the back-off (``ImagePullBackOff``)."""
+        for c, reason_text in failures:
+            self.puller.report(c, PullStep.PULL_FAILS, reason_text)
         self._publish()
         if not self._sleep(min(1.0, self.kubelet.backoff(1))):
             return StartOutcome.STOPPED
-        for c in containers:
+        for c, _text in failures:
             c.wait(Waiting.IMAGE_PULL_BACK_OFF, f'Back-off pulling image "{c.image}"')
             self.events.pull_back_off(c)
         self._publish()
@@ -376,9 +421,12 @@ class PodWorker(threading.Thread):
         single["spec"]["initContainers"] = []
         single["spec"]["containers"] = [copy.deepcopy(c.spec)]
         offset = file_size(self._log_path(c))
+        step, message = self.puller.pull(c, self.node)
+        if step in (PullStep.NEVER_PULL, PullStep.PULL_FAILS):
+            self.puller.report(c, step, message)
+            c.next_restart = time.monotonic() + self.kubelet.backoff(c.restart_count + 1)
+            return
         try:
-            if c.image in self.kubelet.failing_images:
-                raise ValidationError(f"container {c.name!r}: image pull failure injected")
             restarted = self.kubelet.start(single, self.workdir, self)
         except (ValidationError, PodStartError) as exc:
             c.wait(Waiting.ERR_IMAGE_PULL, str(exc))

@@ -477,4 +477,7 @@ def test_missing_secret_keeps_the_container_from_starting(core_v1: client.CoreV1
         )
     )
     assert "'absent'" in (waiting.message or "")
+    assert waiting.reason == "CreateContainerConfigError"
+    failed = [m for t, r, m in events_for(core_v1, "norefs") if (t, r) == ("Warning", "Failed")]
+    assert any(m.startswith("Error: container 'main': secret 'absent'") for m in failed)
     assert core_v1.read_namespaced_pod("norefs", "default").status.phase == "Pending"

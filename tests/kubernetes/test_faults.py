@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -164,7 +165,8 @@ def test_unknown_image_fails_fast_naming_pod_reason_and_events(
     assert "ErrImagePull" in text or "ImagePullBackOff" in text
     assert f"pod {cluster.namespace}/image-etl-node-" in text
     assert 'phase "Pending"' in text
-    assert "last events: [" in text
+    assert re.search(r"after [3-9] failed pull\(s\)", text)
+    assert "last warning events: [" in text
     assert "registry.invalid/no-such-image:1.0" in text
     assert err.value.etl_name == "image-etl"
     assert err.value.target.startswith("node-")
@@ -182,16 +184,9 @@ def test_unschedulable_pod_fails_after_the_scheduling_timeout(api: AisEtl, clust
     text = str(err.value)
     assert "Unschedulable" in text
     assert "(scheduling timeout " in text
+    assert (
+        "FailedScheduling: 0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+        in text
+    )
     assert f"pod {cluster.namespace}/sched-etl-node-" in text
-    assert api.list() == []
-
-
-def test_crashing_user_code_fails_fast_with_its_traceback(api: AisEtl) -> None:
-    code = "raise ZeroDivisionError('user code is broken')\n\ndef transform(data):\n    return data\n"
-    with pytest.raises(PodStartError) as err:
-        api.init_code("crash-etl", code, timeout="5m")
-    text = str(err.value)
-    assert "container 'server' exited with code" in text
-    assert "ZeroDivisionError: user code is broken" in text
-    assert err.value.exit_code not in (None, 0)
     assert api.list() == []

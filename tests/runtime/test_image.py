@@ -20,6 +20,8 @@ BUILD_SCRIPT = DOCKER_DIR / "build-runtime-images.sh"
 RUNTIME_DIR = REPO_ROOT / "airflow_ais_etl" / "runtime"
 SHARED_MODEL_FILES = ("airflow_ais_etl/etl/__init__.py", "airflow_ais_etl/etl/constants.py")
 """Model modules the runtime imports (they import nothing), so the image carries them too."""
+GATEWAY_FILES = ("airflow_ais_etl/cluster/__init__.py", "airflow_ais_etl/cluster/gateway.py")
+"""The gateway sidecar runs from the runtime image (standard library only for directory buckets)."""
 
 
 def _instructions(text: str) -> list[tuple[str, str]]:
@@ -51,7 +53,12 @@ def test_dockerfile_contract() -> None:
     assert "PYTHONUNBUFFERED=1" in env.split()
     copies = [shlex.split(rest) for word, rest in instructions if word == "COPY"]
     sources = {src for parts in copies for src in parts[:-1]}
-    assert sources == {"airflow_ais_etl/__init__.py", *SHARED_MODEL_FILES, "airflow_ais_etl/runtime/"}
+    assert sources == {
+        "airflow_ais_etl/__init__.py",
+        *SHARED_MODEL_FILES,
+        "airflow_ais_etl/runtime/",
+        *GATEWAY_FILES,
+    }
     for src in sources:
         assert (REPO_ROOT / src).exists()
     # Nothing else is installed: no pip, no Airflow in the image.
@@ -77,7 +84,7 @@ def test_dockerignore_keeps_the_copied_paths() -> None:
     assert "*" in lines
     assert "!airflow_ais_etl/__init__.py" in lines
     assert "!airflow_ais_etl/runtime/" in lines
-    for path in SHARED_MODEL_FILES:
+    for path in SHARED_MODEL_FILES + GATEWAY_FILES:
         assert f"!{path}" in lines
 
 

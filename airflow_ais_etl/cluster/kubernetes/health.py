@@ -64,15 +64,30 @@ def status_health(pod: Mapping[str, Any]) -> HealthStatus:
     if phase is not PodPhase.RUNNING:
         return HealthStatus(tid, pname, PodStatus(phase.value), describe_pod(pod))
     if state.get("terminated") or state.get("waiting"):
-        inner = state.get("terminated") or state.get("waiting") or {}
-        code = inner.get("exitCode")
-        detail = f"container {main.get('name')} exited with code {code}" if code is not None else ""
-        return HealthStatus(
-            tid, pname, PodStatus.FAILED, detail or str(inner.get("reason") or describe_pod(pod))
-        )
+        return HealthStatus(tid, pname, PodStatus.FAILED, _not_running(main) or describe_pod(pod))
     if not pod_ready(pod):
         return HealthStatus(tid, pname, PodStatus.NOT_READY, describe_pod(pod))
     return HealthStatus(tid, pname, PodStatus.RUNNING, _restarts_note(pod))
+
+
+def _not_running(status: Mapping[str, Any]) -> str:
+    """Say why a container does not run: its exit, or what it waits for (with restarts, last exit)."""
+    state = status.get("state") or {}
+    name = status.get("name")
+    terminated = state.get("terminated") or {}
+    if terminated.get("exitCode") is not None:
+        return f"container {name} exited with code {terminated['exitCode']}"
+    reason = (state.get("waiting") or {}).get("reason")
+    if not reason:
+        return ""
+    text = f"container {name} is waiting: {reason}"
+    restarted = int(status.get("restartCount") or 0)
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    if restarted:
+        text += f", restarted {restarted} time(s)"
+    if last.get("exitCode") is not None:
+        text += f", last exit code {last['exitCode']}"
+    return text
 
 
 def _restarts_note(pod: Mapping[str, Any]) -> str:

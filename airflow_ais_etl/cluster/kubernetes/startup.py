@@ -3,6 +3,12 @@
 The decisions are pure functions of the pod as the API returns it (:func:`start_problem`,
 :func:`pod_ready`, :func:`describe_pod`, :func:`failed_container`); :func:`wait_ready` and
 :func:`start_error` only poll and gather events and logs around them.
+
+Hopeless at once: an image the node may not pull (``ErrImageNeverPull``), a bad image name or
+container config, a failed init container, a container in ``CrashLoopBackOff`` (it crashed again
+after its restart) or one that ended for good. Given a chance: a pull that failed fewer than
+``pull_tries`` times (registries hiccup), a container that crashed once and is restarting, an
+Unschedulable pod until the scheduling timeout.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from airflow_ais_etl.cluster.kubernetes.objects import (
     phase_of,
     sidecar_names,
 )
+from airflow_ais_etl.cluster.kubernetes.podevents import pull_failures, warning_lines
 from airflow_ais_etl.etl.constants import DEFAULT_TIMEOUT
 from airflow_ais_etl.etl.duration import format_duration, probing_interval
 from airflow_ais_etl.etl.errors import PodStartError
@@ -31,10 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAIL_FAST_REASONS",
+    "PULL_REASONS",
     "describe_pod",
     "failed_container",
     "failed_log_tail",
     "pod_ready",
+    "pulling_badly",
     "start_error",
     "start_problem",
     "wait_ready",
@@ -42,16 +51,18 @@ __all__ = [
 
 FAIL_FAST_REASONS = frozenset(
     {
-        "ErrImagePull",
-        "ImagePullBackOff",
         "InvalidImageName",
         "ErrImageNeverPull",
         "CreateContainerConfigError",
         "CreateContainerError",
         "RunContainerError",
-        "CrashLoopBackOff",
     }
 )
+"""Waiting reasons that no retry can cure."""
+PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+"""Waiting reasons of a failing pull: hopeless once it failed ``pull_tries`` times."""
+CRASH_LOOP = "CrashLoopBackOff"
+DEFAULT_PULL_TRIES = 3
 _EVENTS = 5
 _LOG_LINES = 20
 
@@ -61,12 +72,32 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return str(conditions(pod).get("Ready", {}).get("status")) == "True"
 
 
-def start_problem(pod: Mapping[str, Any], *, elapsed: float, scheduling_timeout: float) -> str | None:
+def _restarts_after(pod: Mapping[str, Any], name: str, code: int, sidecars: set[str]) -> bool:
+    """Tell whether the kubelet starts container ``name`` again after it exited with ``code``."""
+    policy = str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+    return name in sidecars or policy == "Always" or (policy == "OnFailure" and code != 0)
+
+
+def _ended(terminated: Mapping[str, Any]) -> str:
+    return f"exited with code {int(terminated.get('exitCode') or 0)} ({terminated.get('reason') or 'Error'})"
+
+
+def start_problem(
+    pod: Mapping[str, Any],
+    *,
+    elapsed: float,
+    scheduling_timeout: float,
+    pulls_failed: int | None = None,
+    pull_tries: int = DEFAULT_PULL_TRIES,
+) -> str | None:
     """Return why a starting pod can never become Ready (fail fast), or None while it still may.
 
     :param pod: the pod as the API returns it
     :param elapsed: seconds since the pod was created
     :param scheduling_timeout: how long ``Unschedulable`` is tolerated
+    :param pulls_failed: failed pulls its events report (None: unknown, then ``ImagePullBackOff``,
+        which follows at least one failure, is taken as hopeless)
+    :param pull_tries: failed pulls after which a failing pull is hopeless
     """
     status = pod.get("status") or {}
     phase = phase_of(pod)
@@ -82,18 +113,31 @@ def start_problem(pod: Mapping[str, Any], *, elapsed: float, scheduling_timeout:
         state = cs.get("state") or {}
         waiting = state.get("waiting") or {}
         reason = str(waiting.get("reason") or "")
-        terminated = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
-        if reason in FAIL_FAST_REASONS and not terminated:
-            detail = f": {waiting['message']}" if waiting.get("message") else ""
+        detail = f": {waiting['message']}" if waiting.get("message") else ""
+        if reason in FAIL_FAST_REASONS:
             return f"{kind} {name!r} is waiting with reason {reason}{detail}"
+        if reason in PULL_REASONS:
+            tried = pulls_failed if pulls_failed is not None else 0
+            hopeless = tried >= pull_tries if pulls_failed is not None else reason == "ImagePullBackOff"
+            if hopeless:
+                times = f" after {tried} failed pull(s)" if pulls_failed is not None else ""
+                return f"{kind} {name!r} is waiting with reason {reason}{times}{detail}"
+            continue
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if reason == CRASH_LOOP:
+            restarts = int(cs.get("restartCount") or 0)
+            ended = f"; it last {_ended(last)}" if last else ""
+            return f"{kind} {name!r} is in {CRASH_LOOP} after {restarts} restart(s){ended}"
+        terminated = state.get("terminated") or {}
         if not terminated:
-            continue  # a crash-looping container reports how it last ended, below
+            continue
         code = int(terminated.get("exitCode") or 0)
-        if is_init and name not in sidecars:
-            if code != 0:
+        if kind == "init container":
+            if code != 0:  # installs dependencies: deterministic, a retry would fail alike
                 return f"{kind} {name!r} failed with exit code {code} ({terminated.get('reason') or 'Error'})"
             continue
-        return f"{kind} {name!r} exited with code {code} ({terminated.get('reason') or 'Error'}) before the pod became ready"
+        if not _restarts_after(pod, name, code, sidecars):
+            return f"{kind} {name!r} {_ended(terminated)} before the pod became ready"
     scheduled = conditions(pod).get("PodScheduled", {})
     if str(scheduled.get("status")) == "False" and scheduled.get("reason") == "Unschedulable":
         if elapsed > scheduling_timeout:
@@ -102,6 +146,14 @@ def start_problem(pod: Mapping[str, Any], *, elapsed: float, scheduling_timeout:
                 f"{format_duration(scheduling_timeout)}): {scheduled.get('message') or 'no node fits'}"
             )
     return None
+
+
+def pulling_badly(pod: Mapping[str, Any]) -> bool:
+    """Tell whether a container of the pod waits on a failing image pull (its events tell how often)."""
+    for cs in container_statuses(pod):
+        if str(((cs.get("state") or {}).get("waiting") or {}).get("reason") or "") in PULL_REASONS:
+            return True
+    return False
 
 
 def describe_pod(pod: Mapping[str, Any]) -> str:
@@ -171,14 +223,13 @@ def start_error(
 ) -> PodStartError:
     """Return the error of a pod that will not start: ``problem`` plus its state, events and log tail."""
     name = name_of(pod)
-    events = []
+    events = ["(events unreadable)"]
     with contextlib.suppress(Exception):
-        for e in kube.pod_events(name)[-_EVENTS:]:
-            events.append(f"{e.get('type')} {e.get('reason')}: {e.get('message')}")
+        events = warning_lines(kube.pod_events(name), _EVENTS) or ["none"]
     tail, code = failed_log_tail(kube, pod)
     text = (
-        f"{problem}; pod {kube.namespace}/{name}: {describe_pod(pod)}; "
-        f"last events: [{' | '.join(events) or 'none'}]"
+        f"{problem}; target {target.id}, pod {kube.namespace}/{name}: {describe_pod(pod)}; "
+        f"last warning events: [{' | '.join(events)}]"
     )
     if tail:
         text += f"; last log lines:\n{tail}"
@@ -200,10 +251,12 @@ def wait_ready(
     *,
     scheduling_timeout: float,
     poll_interval: float | None = None,
+    pull_tries: int = DEFAULT_PULL_TRIES,
 ) -> None:
     """Poll the created pods until every one is Ready; raise :class:`PodStartError` when one will not be.
 
     :param poll_interval: seconds between polls (default: the reference's ``probing_interval``)
+    :param pull_tries: failed pulls of an image after which the pod is given up
     """
     timeout = msg.timeout or DEFAULT_TIMEOUT
     interval = poll_interval or probing_interval(timeout)
@@ -221,7 +274,13 @@ def wait_ready(
                     target=tid,
                     pod_name=prep.pod_name,
                 )
-            problem = start_problem(pod, elapsed=elapsed, scheduling_timeout=scheduling_timeout)
+            problem = start_problem(
+                pod,
+                elapsed=elapsed,
+                scheduling_timeout=scheduling_timeout,
+                pulls_failed=_pulls_failed(kube, pod) if pulling_badly(pod) else None,
+                pull_tries=pull_tries,
+            )
             if problem:
                 raise start_error(kube, msg, target, pod, problem)
             if pod_ready(pod):
@@ -231,3 +290,11 @@ def wait_ready(
             pod = kube.read_pod(prep.pod_name) or {}
             reason = f"pod did not become ready within the startup timeout of {format_duration(timeout)}"
             raise start_error(kube, msg, target, pod, reason)
+
+
+def _pulls_failed(kube: KubeClient, pod: Mapping[str, Any]) -> int | None:
+    """Count the pod's failed pulls from its events (None when they cannot be read, e.g. no RBAC)."""
+    try:
+        return pull_failures(kube.pod_events(name_of(pod)))
+    except Exception:
+        return None
