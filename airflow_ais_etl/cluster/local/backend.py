@@ -310,6 +310,7 @@ class LocalBackend(Backend):
 
     def stop_pods(self, name: str) -> bool:
         pods = self._pods(name)
+        secrets = self.access.secrets(name)  # those of the pods stopped here, not of a later start
         stopping = self.state.stopping_file(name)
         if pods:  # running jobs' watches then name the stop, not the pods' exits it causes
             write_text_atomic(stopping, f"etl {name} stopped")
@@ -318,7 +319,8 @@ class LocalBackend(Backend):
                 stop_pod(pod, grace=STOP_GRACE)
             for tid in pods:
                 (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
-            self.access.end(name)
+            if secrets is not None:
+                self.access.end(name, only=secrets)
         finally:
             stopping.unlink(missing_ok=True)
         self._stop_idle_gateways()
