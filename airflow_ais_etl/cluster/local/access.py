@@ -40,11 +40,16 @@ class LocalAccess:
         create_grants(str(self.state.grants_dir()), value.gateway_secret, name)
         return value
 
-    def end(self, name: str) -> None:
-        """Forget ETL ``name``'s secrets and grants: nothing opens with them any more. Idempotent."""
+    def end(self, name: str, only: EtlSecrets | None = None) -> None:
+        """Forget ETL ``name``'s secrets and grants: nothing opens with them any more. Idempotent.
+
+        :param only: forget them only if they are still these (a stop that began before a newer
+            start must not take that start's secrets away)
+        """
         value = load_secrets(self.state.secrets_file(name))
-        if value is not None:
-            drop_grants(str(self.state.grants_dir()), value.gateway_secret)
+        if value is None or (only is not None and value != only):
+            return
+        drop_grants(str(self.state.grants_dir()), value.gateway_secret)
         self.state.secrets_file(name).unlink(missing_ok=True)
 
     def secrets(self, name: str) -> EtlSecrets | None:

@@ -336,12 +336,14 @@ class LocalBackend(Backend):
         """
         with self.lifecycle():
             pods = self._pods(name)
+            secrets = self.access.secrets(name)  # those of the pods stopped here, not of a later start
             if pods:
                 write_event(self.state.stopping_file(name), f"etl {name} stopped")
             stop_pods(list(pods.values()), grace=grace)
             for tid in pods:
                 (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)
-            self.access.end(name)
+            if secrets is not None:
+                self.access.end(name, only=secrets)
             self._stop_idle_gateways()
         return bool(pods)
 
