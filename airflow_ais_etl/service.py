@@ -152,8 +152,9 @@ class AisEtl:
 
     def stop_all(self) -> list[str]:
         """Stop every running ETL; return the names that were running."""
-        with self.backend.lifecycle():
-            return [name for name in self.backend.read_md().names() if self.backend.stop_pods(name)]
+        with self.backend.lifecycle():  # also pods no definition names (an init killed with -9)
+            names = dict.fromkeys([*self.backend.read_md().names(), *self.backend.running_names()])
+            return [name for name in names if self.backend.stop_pods(name)]
 
     def delete(self, name: str, *, force: bool = False) -> None:
         """Remove the definition of ``name``; refused while it runs unless ``force`` (which stops it)."""

@@ -206,6 +206,10 @@ class Backend(abc.ABC):
     def bucket_ref(self, url: str) -> BucketRef:
         """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
 
+    def running_names(self) -> list[str]:
+        """Return the ETLs that have pods, defined or not (an init killed mid-way leaves some)."""
+        return []
+
     def lifecycle(self) -> contextlib.AbstractContextManager[None]:
         """Hold the backend's lifecycle lock: init, start, stop and rm of ETLs take turns under it.
 

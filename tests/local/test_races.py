@@ -151,3 +151,20 @@ def test_the_lifecycle_lock_is_exclusive_and_dies_with_its_holder(home: Path) ->
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with home_lock(home).hold(), home_lock(home).hold():  # re-entrant within a process
         pass
+
+
+@pytest.mark.integration
+def test_stop_all_also_stops_pods_of_an_init_killed_before_it_stored_the_definition(
+    home: Path, tmp_path: Path
+) -> None:
+    from airflow_ais_etl.etl.definition import EtlDefinition
+    from airflow_ais_etl.etl.validation import validate
+
+    backend = LocalBackend(home)
+    msg = validate(EtlDefinition.from_mapping({"code": UPPER}, kind="code").to_msg("orphan-etl"))
+    backend.start_pods(msg)  # what an init killed with -9 after starting pods leaves: pods, no MD entry
+    assert backend.read_md().get("orphan-etl") is None
+    assert _pod_pids(home)
+    result = _race([_cli(home, "--json", "stop", "--all")])
+    assert result[0][0] == 0
+    assert not _pod_pids(home)

@@ -104,6 +104,9 @@ class LocalBackend(Backend):
     def cluster_version(self) -> int:
         return int(self._ensure_cluster()["version"])
 
+    def running_names(self) -> list[str]:
+        return [name for name in self.state.etl_names() if self._pods(name)]
+
     def lifecycle(self) -> contextlib.AbstractContextManager[None]:
         """Serialise init, start, stop, rm and membership changes on this home (all processes)."""
         return home_lock(self.state.home).hold()
