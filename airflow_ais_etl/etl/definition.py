@@ -17,12 +17,13 @@ from airflow_ais_etl.etl.constants import ARG_BYTES, DEFAULT_TIMEOUT, HPUSH
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.msg import CODE, SPEC, InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
+from airflow_ais_etl.etl.podoptions import parse_pod_options
 from airflow_ais_etl.etl.runtimes import default_runtime
 from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 
-COMMON_KEYS = ("comm_type", "arg_type", "timeout", "env", "replace")
+COMMON_KEYS = ("comm_type", "arg_type", "timeout", "env", "pod_options", "replace")
 """Arguments of every ETL definition."""
 CODE_KEYS = (
     "code",
@@ -89,6 +90,9 @@ class EtlDefinition:
     :param arg_type: ``""`` (bytes), ``url`` or ``fqn``
     :param timeout: seconds each pod may take to become ready
     :param env: extra environment variables of the pods (stored with the ETL, restored by ``start``)
+    :param pod_options: this ETL's pod options (:mod:`~airflow_ais_etl.etl.podoptions`: resources,
+        image pull policy and secrets, tolerations, labels, ...), over the connection's key by key;
+        stored with the ETL and part of its identity, like ``env``
     :param replace: replace an existing ETL of the same name that has a different definition
     """
 
@@ -97,6 +101,7 @@ class EtlDefinition:
     arg_type: str = ARG_BYTES
     timeout: float = DEFAULT_TIMEOUT
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    pod_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     replace: bool = False
 
     def __post_init__(self) -> None:
@@ -107,6 +112,7 @@ class EtlDefinition:
         as_float("timeout", self.timeout, positive=False)
         if as_str_map("env", self.env) != self.env:
             raise ValidationError(f"env must map strings to strings, got {describe(self.env)}")
+        object.__setattr__(self, "pod_options", parse_pod_options(self.pod_options))
         if not isinstance(self.replace, bool):
             raise ValidationError(f"replace must be a bool, got {describe(self.replace)}")
 
@@ -209,5 +215,6 @@ _OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "arg_type": as_str,
     "timeout": _timeout,
     "env": as_str_map,
+    "pod_options": lambda name, value: parse_pod_options(value, name),
     "replace": as_bool,
 }

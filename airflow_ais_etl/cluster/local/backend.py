@@ -32,6 +32,7 @@ from airflow_ais_etl.cluster.base import (
 )
 from airflow_ais_etl.cluster.local.gateways import LocalGateways
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
+from airflow_ais_etl.cluster.local.podoptions import local_pod_meta
 from airflow_ais_etl.cluster.local.podplan import container_port
 from airflow_ais_etl.cluster.local.podrunner import start_pod
 from airflow_ais_etl.cluster.local.processes import LocalPod, stop_pod
@@ -211,6 +212,7 @@ class LocalBackend(Backend):
         extra_env: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | None = None,
     ) -> list[PodEndpoint]:
         if self._pods(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
@@ -226,7 +228,7 @@ class LocalBackend(Backend):
             raise ValidationError(f"unsupported init message kind {type(msg).__name__}", etl_name=msg.name)
         etl_dir = self.state.etl_dir(msg.name)
         self._clear_pod_dirs(msg.name)
-        meta = (labels or {}, annotations or {})
+        meta = local_pod_meta(msg.name, labels, annotations, pod_options)
         started: list[tuple[Target, LocalPod]] = []
         try:
             with self.state.pods_lock(shared=True):  # gateways stay up until our pods are recorded

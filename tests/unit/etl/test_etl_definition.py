@@ -149,7 +149,7 @@ def test_unknown_keys_are_listed_with_the_allowed_ones() -> None:
         ValidationError, match=r"of a spec ETL definition: chunk_size \(allowed: kind, spec, "
     ):
         EtlDefinition.from_mapping({"spec": SPEC, "chunk_size": 64})
-    assert SPEC_KEYS == ("spec", "comm_type", "arg_type", "timeout", "env", "replace")
+    assert SPEC_KEYS == ("spec", "comm_type", "arg_type", "timeout", "env", "pod_options", "replace")
 
 
 def test_kind_must_agree_and_data_must_be_a_mapping() -> None:
