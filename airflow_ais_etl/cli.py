@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ais_etl.cli_podoptions import add_pod_option_flags, pod_options_from_flags
 from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import AisEtlError, ValidationError
 
@@ -73,6 +74,7 @@ def definition_from_flags(args: argparse.Namespace) -> EtlDefinition:
         "arg_type": args.arg_type,
         "timeout": args.wait_timeout,
         "env": _env_pairs(args.env),
+        "pod_options": pod_options_from_flags(args),
         "replace": args.replace,
     }
     if args.init_cmd == "spec":
@@ -324,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--wait-timeout", default="45s", help="how long to wait for the pods (e.g. 45s, 5m)")
         sp.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra env for the pods")
         sp.add_argument("--replace", action="store_true", help="replace an existing ETL of that name")
+        add_pod_option_flags(sp)
         sp.set_defaults(func=cmd_init)
 
     sub.add_parser("show", help="list ETLs with state and stats").set_defaults(func=cmd_show)

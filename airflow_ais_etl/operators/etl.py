@@ -58,6 +58,9 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param chunk_size: > 0 streams objects to ``transform(reader, writer)`` (templated)
     :param timeout: how long the pods may take to become ready, e.g. ``"45s"`` (templated)
     :param env: extra environment variables of the pods (templated)
+    :param pod_options: this ETL's pod options over the connection's, key by key: resources,
+        image_pull_policy, image_pull_secrets, tolerations, pod_labels, pod_annotations,
+        service_account_name, priority_class_name (templated; a dict or its JSON)
     :param replace: replace an existing ETL of that name with a different definition
     :return: the ETL's info (name, state, pods, ...)
     """
@@ -75,9 +78,10 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "chunk_size",
         "timeout",
         "env",
+        "pod_options",
         "ais_etl_conn_id",
     )
-    template_fields_renderers = {"env": "json", "dependencies": "py"}
+    template_fields_renderers = {"env": "json", "pod_options": "json", "dependencies": "py"}
 
     def __init__(
         self,
@@ -94,6 +98,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         chunk_size: int | str = 0,
         timeout: str | float = "45s",
         env: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | str | None = None,
         replace: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -110,6 +115,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.chunk_size = chunk_size
         self.timeout = timeout
         self.env = env or {}
+        self.pod_options = pod_options
         self.replace = replace
 
 
@@ -122,6 +128,9 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param arg_type: ``""``, ``url`` or ``fqn`` (templated)
     :param timeout: how long the pods may take to become ready (templated)
     :param env: extra environment variables of the pods (templated)
+    :param pod_options: this ETL's pod options over the connection's, key by key: resources,
+        image_pull_policy, image_pull_secrets, tolerations, pod_labels, pod_annotations,
+        service_account_name, priority_class_name (templated; a dict or its JSON)
     :param replace: replace an existing ETL of that name with a different definition
     :return: the ETL's info
     """
@@ -135,9 +144,10 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "arg_type",
         "timeout",
         "env",
+        "pod_options",
         "ais_etl_conn_id",
     )
-    template_fields_renderers = {"spec": "yaml", "env": "json"}
+    template_fields_renderers = {"spec": "yaml", "env": "json", "pod_options": "json"}
 
     def __init__(
         self,
@@ -148,6 +158,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         arg_type: str = "",
         timeout: str | float = "45s",
         env: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | str | None = None,
         replace: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -158,6 +169,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.arg_type = arg_type
         self.timeout = timeout
         self.env = env or {}
+        self.pod_options = pod_options
         self.replace = replace
 
 

@@ -33,7 +33,7 @@ from tests.k8s_emulator.objects import ApiError, bad_request
 from tests.k8s_emulator.podevents import PodEvents
 from tests.k8s_emulator.podstatus import Placement, StatusReporter
 from tests.k8s_emulator.readiness import probe_container
-from tests.k8s_emulator.scheduler import pick_node
+from tests.k8s_emulator.volumes import pick_node_with_claims
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -199,7 +199,9 @@ class PodWorker(threading.Thread):
         nodes, _ = self.kubelet.store.list("nodes")
         if self.node:
             return any(n["metadata"]["name"] == self.node for n in nodes)
-        chosen, message = pick_node(self.pod, nodes, self.kubelet.load())
+        chosen, message = pick_node_with_claims(
+            self.kubelet.store, self.namespace, self.pod, nodes, self.kubelet.load()
+        )
         if chosen:
             self.node = chosen
             return True
