@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 UPPER = "def transform(data):\n    return data.upper()\n"
 IO_UPPER = "import sys\nsys.stdout.buffer.write(sys.stdin.buffer.read().upper())\n"
 SCHEMA_VERSIONS = ("1.30.0", "1.37.0")
+VALIDATED = ("pods", "services", "configmaps", "secrets")
 REAL_CLUSTER = bool(os.environ.get("KUBECONFIG"))
 
 
@@ -94,17 +95,18 @@ def leftovers(backend: KubernetesBackend) -> list[str]:
     out = [f"pod/{p['metadata']['name']}" for p in pods]
     out += [f"service/{s['metadata']['name']}" for s in backend.kube.list_services(selector)]
     out += [f"secret/{s['metadata']['name']}" for s in backend.kube.list_secrets(selector)]
+    out += [f"networkpolicy/{p['metadata']['name']}" for p in backend.kube.list_network_policies(selector)]
     if backend.kube.read_config_map(MD_CONFIGMAP) is not None:
         out.append(f"configmap/{MD_CONFIGMAP}")
     return out
 
 
 def validate_sent(emulator: K8sEmulator) -> int:
-    """Validate every Pod, Service, ConfigMap and Secret the emulator received; return how many were checked."""
+    """Validate every Pod, Service, ConfigMap, Secret, NetworkPolicy and PVC the emulator received; count them."""
     import kubernetes_validate
 
     count = 0
-    for resource in ("pods", "services", "configmaps", "secrets"):
+    for resource in (*VALIDATED, "networkpolicies", "persistentvolumeclaims", "persistentvolumes"):
         for obj in emulator.received_objects(resource):
             for version in SCHEMA_VERSIONS:
                 kubernetes_validate.validate(obj, version, strict=True)
