@@ -101,6 +101,40 @@ def leftovers(backend: KubernetesBackend) -> list[str]:
     return out
 
 
+def claim_volume(backend: KubernetesBackend, path: str, claim: str) -> str:
+    """Create a hostPath PersistentVolume at ``path`` and a claim bound to it; return the volume's name."""
+    pv = f"{backend.namespace}-{claim}"
+    backend.kube.core.create_persistent_volume(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "hostPath": {"path": path},
+                "claimRef": {"namespace": backend.namespace, "name": claim},
+            },
+        }
+    )
+    backend.kube.core.create_namespaced_persistent_volume_claim(
+        backend.namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "volumeName": pv,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    return pv
+
+
 def validate_sent(emulator: K8sEmulator) -> int:
     """Validate every Pod, Service, ConfigMap, Secret, NetworkPolicy and PVC the emulator received; count them."""
     import kubernetes_validate

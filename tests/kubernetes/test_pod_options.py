@@ -11,7 +11,7 @@ from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, PodStartError
 from airflow_ais_etl.etl.podsecurity import violations
 from airflow_ais_etl.service import AisEtl
-from tests.kubernetes.conftest import UPPER, leftovers, make_bucket, validate_sent
+from tests.kubernetes.conftest import UPPER, claim_volume, leftovers, make_bucket, validate_sent
 
 if TYPE_CHECKING:
     from airflow_ais_etl.cluster.kubernetes.backend import KubernetesBackend
@@ -75,40 +75,6 @@ def test_etl_options_land_in_the_pods_over_the_connection_and_survive_a_restart(
     assert cluster.emulator is None or validate_sent(cluster.emulator) > 0
 
 
-def _volume(emulator: K8sEmulator, backend: KubernetesBackend, path: str, claim: str) -> str:
-    """Create a hostPath PersistentVolume at ``path`` and a claim bound to it; return the volume's name."""
-    pv = f"{backend.namespace}-{claim}"
-    backend.kube.core.create_persistent_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadOnlyMany"],
-                "storageClassName": "",
-                "hostPath": {"path": path},
-                "claimRef": {"namespace": backend.namespace, "name": claim},
-            },
-        }
-    )
-    backend.kube.core.create_namespaced_persistent_volume_claim(
-        backend.namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": claim},
-            "spec": {
-                "accessModes": ["ReadOnlyMany"],
-                "storageClassName": "",
-                "volumeName": pv,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
-    return pv
-
-
 def test_claims_hold_fqn_buckets_and_a_network_policy_comes_and_goes(
     cluster: Cluster, emulator: K8sEmulator
 ) -> None:
@@ -122,7 +88,7 @@ def test_claims_hold_fqn_buckets_and_a_network_policy_comes_and_goes(
         network_policy_pods={"component": "worker"},
     )
     api = AisEtl(b)
-    pv = _volume(emulator, b, str(shared), "datasets")
+    pv = claim_volume(b, str(shared), "datasets")
     try:
         api.init_code("claim-etl", UPPER, comm_type="hpush://", arg_type="fqn")
         for pod in _pods(b, "claim-etl"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,11 +168,14 @@ class KubernetesBackend(Backend):
         self.shared_paths = tuple(str(Path(p).expanduser().resolve()) for p in shared_paths)
         self.mount_shared_paths = mount_shared_paths
         self.claims = claims_of(volume_claims)
-        self.network_policy = NetworkPolicyConfig(
+        self.volume_claims = {
+            c.path: {"claim_name": c.claim_name, "read_only": c.read_only} for c in self.claims
+        }
+        self.policy = NetworkPolicyConfig(
             network_policy, dict(network_policy_namespaces or {}), dict(network_policy_pods or {})
         )
-        self.visible_paths = self.shared_paths + tuple(c.path for c in self.claims)
-        """Directories of this machine that pods see at the same path (hostPath or claims)."""
+        self.network_policy, self.network_policy_namespaces, self.network_policy_pods = astuple(self.policy)
+        self.visible_paths = self.shared_paths + tuple(c.path for c in self.claims)  # seen at the same path
         if buckets_file:
             self.buckets_file = str(Path(buckets_file).expanduser().resolve())
         elif self.visible_paths:
@@ -301,7 +305,7 @@ class KubernetesBackend(Backend):
         for _target, prep in prepared:
             apply_knobs(prep.pod, knobs, GATEWAY_CONTAINER, ours=isinstance(msg, InitCodeMsg))
             reference_code(prep.pod, msg.name)
-        owned = EtlObjects.build(msg, self.namespace, prepared[0][1].pod, self.network_policy)
+        owned = EtlObjects.build(msg, self.namespace, prepared[0][1].pod, self.policy)
         self._force_remove(msg.name)  # leftovers of a crashed run (the reference's pre-clean)
         self.record_abort(msg.name, None)
         try:
@@ -340,7 +344,7 @@ class KubernetesBackend(Backend):
 
     def _delete_etl_objects(self, name: str) -> None:
         """Delete the Secret, code ConfigMap and NetworkPolicy of ``name`` (by label: leaked ones too)."""
-        delete_etl_objects(self.kube, self.etl_selector(name), policies=self.network_policy.enabled)
+        delete_etl_objects(self.kube, self.etl_selector(name), policies=self.network_policy)
 
     def _force_remove(self, name: str) -> None:
         """Delete every Service, Pod and Secret of ``name`` immediately and wait for the pods to go."""
