@@ -84,7 +84,9 @@ def test_a_pod_waits_for_its_claim_then_reads_the_volume(core_v1: client.CoreV1A
         code,
         volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data-claim", "readOnly": True}}],
     )
-    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "d", "mountPath": "/mnt/claimed", "readOnly": True}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "d", "mountPath": "/mnt/claimed", "readOnly": True}
+    ]
     core_v1.create_namespaced_pod("default", pod)
 
     def unschedulable_because() -> str:
