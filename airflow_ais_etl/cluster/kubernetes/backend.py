@@ -115,12 +115,10 @@ class KubernetesBackend(Backend):
     :param mount_shared_paths: mount ``shared_paths`` as hostPath volumes (False when something else
         makes them visible); namespaces enforcing the baseline or restricted Pod Security level
         refuse such pods
-    :param volume_claims: ``{directory: claim name}`` (or ``{directory: {"claim_name", "read_only"}}``):
-        existing PersistentVolumeClaims mounted at those directories, read-only unless said otherwise
-        (:mod:`~airflow_ais_etl.cluster.kubernetes.claims`); like ``shared_paths`` they hold local
-        buckets, ``fqn`` files and the bucket map
-    :param network_policy: create a NetworkPolicy per ETL letting in only the workers named by
-        ``network_policy_namespaces`` (namespace labels) and/or ``network_policy_pods`` (pod labels)
+    :param volume_claims: PersistentVolumeClaims mounted at directories of this machine, like
+        ``shared_paths`` (:mod:`~airflow_ais_etl.cluster.kubernetes.claims`)
+    :param network_policy: a NetworkPolicy per ETL letting in only the workers labelled by
+        ``network_policy_namespaces``/``_pods`` (:mod:`~airflow_ais_etl.cluster.kubernetes.netpolicy`)
     :param gateway_image: image of the gateway sidecar (default: the runtime image)
     :param gateway_port: port of the gateway sidecar (moved up by one if the transformer uses it)
     :param stop_grace: grace period of pod deletion, seconds
