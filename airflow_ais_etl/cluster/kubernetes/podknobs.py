@@ -60,7 +60,7 @@ DEFAULT_PULL_POLICY = "IfNotPresent"
 
 @dataclass(frozen=True)
 class PodKnobs:
-    """What the connection adds to every ETL pod (each value already checked)."""
+    """What the connection, or an ETL's options laid over it, add to every ETL pod (each value checked)."""
 
     resources: Mapping[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
     image_pull_policy: str | None = None
