@@ -124,7 +124,13 @@ def test_backend_defaults_are_the_connection_defaults() -> None:
     defaults = AisEtlSettings().kubernetes_backend_kwargs()
     knobs = {name: defaults.pop(name) for name in PodKnobs.__dataclass_fields__}
     assert PodKnobs.checked(**knobs) == PodKnobs()  # the pod knobs come as **kwargs
-    none_means = {"kubernetes_conn_id": "kubernetes_default", "node_selector": {}}
+    none_means = {
+        "kubernetes_conn_id": "kubernetes_default",
+        "node_selector": {},
+        "volume_claims": {},
+        "network_policy_namespaces": {},
+        "network_policy_pods": {},
+    }
     backend_defaults = {
         name: none_means.get(name)
         if params[name].default is None and name in none_means
