@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl import cli_compat as compat
+from airflow_ais_etl.cli_podoptions import pod_options_from_flags
 from airflow_ais_etl.etl.errors import AisEtlError, ValidationError
 from airflow_ais_etl.interrupts import Interrupted, exit_code, run_interruptible, signals_raise
 
@@ -102,6 +103,7 @@ def _init_flags(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": args.wait_timeout,
         "obj_timeout": args.obj_timeout,
         "env": _env_pairs(args.env),
+        "pod_options": pod_options_from_flags(args),
         "replace": args.replace,
         "protocol": args.protocol,
         "direct_put": args.direct_put,

@@ -10,6 +10,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cli_compat import parse_seconds, parse_size
+from airflow_ais_etl.cli_podoptions import add_pod_option_flags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,12 +85,14 @@ def add_init(sub: Any, handler: Callable[..., None]) -> None:
     init = sub.add_parser("init", help="initialise ETL(s) from a spec file, or from code")
     _spec_file(init)
     _init_options(init)
+    add_pod_option_flags(init)
     init.set_defaults(func=handler, init_cmd=None)
     kinds = init.add_subparsers(dest="init_cmd")
     spec = kinds.add_parser("spec", help="from an ETL runtime spec or a Pod spec (YAML or JSON)")
     spec.add_argument("etl_name", nargs="?", help="ETL name, as --name (older AIS docs put it last)")
     _spec_file(spec, suppress=True)
     _init_options(spec, suppress=True)
+    add_pod_option_flags(spec, suppress=True)
     code = kinds.add_parser("code", help="from Python code defining the transform function")
     code.add_argument("--from-file", required=True, help="file with the code ('-' for stdin)")
     code.add_argument("--deps-file", help="pip requirements file")
@@ -102,6 +105,7 @@ def add_init(sub: Any, handler: Callable[..., None]) -> None:
         help="stream in chunks of this size, e.g. 32KiB (0: whole object)",
     )
     _init_options(code, suppress=True)
+    add_pod_option_flags(code, suppress=True)
 
 
 def add_lifecycle(sub: Any, handlers: dict[str, Callable[..., None]]) -> None:

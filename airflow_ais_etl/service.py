@@ -81,19 +81,26 @@ class AisEtl:
 
         Re-initialising the identical definition is a no-op that reports the running ETL (safe for
         task retries) or starts it when stopped; a different one is refused unless
-        ``definition.replace``. ``origin`` (the Airflow task) labels and annotates the objects
+        ``definition.replace``. The pod options are part of the definition: a changed resource
+        request replaces the ETL like any other change. ``origin`` (the Airflow task) labels and annotates the objects
         created; it is not part of the definition, so it never makes a re-init differ.
         """
         msg = validate(definition.to_msg(name))
-        env = dict(definition.env)
+        env, options = dict(definition.env), dict(definition.pod_options)
         with self.backend.lifecycle():  # racing inits: the later one sees the earlier one's ETL
-            return self._init(msg, env, definition.replace, origin)
+            return self._init(msg, env, options, definition.replace, origin)
 
-    def _init(self, msg: InitMsg, env: dict[str, str], replace: bool, origin: Origin | None) -> EtlInfo:
+    def _init(
+        self, msg: InitMsg, env: dict[str, str], options: dict[str, Any], replace: bool, origin: Origin | None
+    ) -> EtlInfo:
         md = self.backend.read_md()
         existing = md.get(msg.name)
         if existing is not None:
-            same = to_wire(existing) == to_wire(msg) and md.env_of(msg.name) == env
+            same = (to_wire(existing), md.env_of(msg.name), md.pod_options_of(msg.name)) == (
+                to_wire(msg),
+                env,
+                options,
+            )
             if not same and not replace:
                 raise EtlExistsError(
                     "etl already exists with a different definition; pass replace=True (CLI: --replace) "
@@ -103,8 +110,8 @@ class AisEtl:
             if same and self._running(msg.name):
                 return self.info(msg.name)
             self.backend.stop_pods(msg.name)
-        self._start_pods(msg, env, origin)
-        self.backend.update_md(lambda md: md.add(msg, env))
+        self._start_pods(msg, env, origin, options)
+        self.backend.update_md(lambda md: md.add(msg, env, options))
         return self.info(msg.name)
 
     def init_code(self, name: str, code: str, **options: Any) -> EtlInfo:
@@ -125,12 +132,17 @@ class AisEtl:
             msg = self.view(name)
             if not self._running(name):
                 self.backend.stop_pods(name)
-                self._start_pods(msg, self.backend.read_md().env_of(name), origin)
+                md = self.backend.read_md()
+                self._start_pods(msg, md.env_of(name), origin, md.pod_options_of(name))
             return self.info(name)
 
-    def _start_pods(self, msg: InitMsg, env: dict[str, str], origin: Origin | None) -> None:
+    def _start_pods(
+        self, msg: InitMsg, env: dict[str, str], origin: Origin | None, options: dict[str, Any]
+    ) -> None:
         labels, annotations = (origin.labels(), origin.annotations()) if origin else (None, None)
-        self.backend.start_pods(msg, extra_env=env, labels=labels, annotations=annotations)
+        self.backend.start_pods(
+            msg, extra_env=env, labels=labels, annotations=annotations, pod_options=options or None
+        )
         from airflow_ais_etl.dataplane.protoprobe import check_fqn_protocol
 
         try:

@@ -149,12 +149,15 @@ class Backend(abc.ABC):
         extra_env: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | None = None,
     ) -> list[PodEndpoint]:
         """Start one pod of ``msg`` per target and wait until all are ready.
 
         All or nothing: on any failure every pod started by this call is removed and the error
         (a :class:`~airflow_ais_etl.etl.errors.PodStartError` with context) is raised. ``labels`` and
         ``annotations`` go on every object created (e.g. the Airflow origin, for ``kubectl -l``).
+        ``pod_options`` are the ETL's own (checked) pod options
+        (:mod:`~airflow_ais_etl.etl.podoptions`); a backend reports those it cannot honour.
         """
 
     @abc.abstractmethod

@@ -17,6 +17,7 @@ from airflow_ais_etl.etl.constants import ARG_BYTES, DEFAULT_TIMEOUT, HPUSH
 from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.msg import CODE, SPEC, InitCodeMsg, InitMsg, InitSpecMsg, normalize_comm_type
+from airflow_ais_etl.etl.podoptions import parse_pod_options
 from airflow_ais_etl.etl.protocol import check_protocol
 from airflow_ais_etl.etl.runtimes import default_runtime
 from airflow_ais_etl.etl.sources import code_text, requirements_text, spec_text
@@ -24,7 +25,17 @@ from airflow_ais_etl.etl.specdefaults import merge_declared, spec_document_of
 
 __all__ = ["CODE_KEYS", "COMMON_KEYS", "SPEC_KEYS", "CodeSource", "EtlDefinition", "SpecSource"]
 
-COMMON_KEYS = ("comm_type", "arg_type", "timeout", "obj_timeout", "env", "replace", "protocol", "direct_put")
+COMMON_KEYS = (
+    "comm_type",
+    "arg_type",
+    "timeout",
+    "obj_timeout",
+    "env",
+    "pod_options",
+    "replace",
+    "protocol",
+    "direct_put",
+)
 """Arguments of every ETL definition."""
 CODE_KEYS = (
     "code",
@@ -92,6 +103,9 @@ class EtlDefinition:
     :param timeout: seconds each pod may take to become ready
     :param obj_timeout: seconds one object's transform may take (0: the default, 45 s)
     :param env: extra environment variables of the pods (stored with the ETL, restored by ``start``)
+    :param pod_options: this ETL's pod options (:mod:`~airflow_ais_etl.etl.podoptions`: resources,
+        image pull policy and secrets, tolerations, labels, ...), over the connection's key by key;
+        stored with the ETL and part of its identity, like ``env``
     :param replace: replace an existing ETL of the same name that has a different definition
     :param protocol: transformer protocol generation, ``2025`` (default) or ``2024`` (docs/protocol.md)
     :param direct_put: offline jobs let the pod PUT results to the target itself (``support_direct_put``)
@@ -103,6 +117,7 @@ class EtlDefinition:
     timeout: float = DEFAULT_TIMEOUT
     obj_timeout: float = 0.0
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    pod_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     replace: bool = False
     protocol: str = ""
     direct_put: bool = False
@@ -119,6 +134,7 @@ class EtlDefinition:
         as_float("obj_timeout", self.obj_timeout, positive=False)
         if as_str_map("env", self.env) != self.env:
             raise ValidationError(f"env must map strings to strings, got {describe(self.env)}")
+        object.__setattr__(self, "pod_options", parse_pod_options(self.pod_options))
         if not isinstance(self.replace, bool):
             raise ValidationError(f"replace must be a bool, got {describe(self.replace)}")
 
@@ -227,6 +243,7 @@ _OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     "timeout": _timeout,
     "obj_timeout": _timeout,
     "env": as_str_map,
+    "pod_options": lambda name, value: parse_pod_options(value, name),
     "replace": as_bool,
     "protocol": as_str,
     "direct_put": as_bool,

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow_ais_etl.etl.errors import ValidationError, go_quote
 from airflow_ais_etl.etl.msg import InitMsg, decode_msg, to_wire
+from airflow_ais_etl.etl.podoptions import parse_pod_options
 
 __all__ = ["EtlMD"]
 
@@ -22,19 +23,30 @@ class EtlMD:
     :param version: increases with every add or delete; receivers ignore older versions
     :param etls: messages by ETL name
     :param env: the extra pod env each ETL was initialised with (so that ``start`` restores it)
+    :param pod_options: the pod options each ETL was initialised with (likewise)
     """
 
     version: int = 0
     etls: dict[str, InitMsg] = field(default_factory=dict)
     env: dict[str, dict[str, str]] = field(default_factory=dict)
+    pod_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, msg: InitMsg, env: Mapping[str, str] | None = None) -> None:
-        """Insert or replace a message (and its extra pod env) by its name and bump the version."""
+    def add(
+        self, msg: InitMsg, env: Mapping[str, str] | None = None, pod_options: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert or replace a message (with its extra pod env and options) by its name; bump the version."""
         self.etls[msg.name] = msg
         self.env.pop(msg.name, None)
+        self.pod_options.pop(msg.name, None)
         if env:
             self.env[msg.name] = dict(env)
+        if pod_options:
+            self.pod_options[msg.name] = parse_pod_options(pod_options)
         self.version += 1
+
+    def pod_options_of(self, name: str) -> dict[str, Any]:
+        """Return the pod options ``name`` was initialised with (empty when none)."""
+        return parse_pod_options(self.pod_options.get(name))
 
     def env_of(self, name: str) -> dict[str, str]:
         """Return the extra pod env ``name`` was initialised with (empty when none)."""
@@ -52,6 +64,7 @@ class EtlMD:
         if self.etls.pop(name, None) is None:
             return False
         self.env.pop(name, None)
+        self.pod_options.pop(name, None)
         self.version += 1
         return True
 
@@ -72,6 +85,8 @@ class EtlMD:
         entry: dict[str, Any] = {"type": json.dumps(msg.kind), "msg": to_wire(msg)}
         if self.env.get(name):
             entry["env"] = self.env[name]  # our addition; the reference's readers ignore it
+        if self.pod_options.get(name):
+            entry["pod_options"] = self.pod_options[name]  # likewise
         return entry
 
     @classmethod
@@ -96,6 +111,7 @@ class EtlMD:
             raise ValidationError("invalid ETL metadata: etls must be an object")
         etls: dict[str, InitMsg] = {}
         envs: dict[str, dict[str, str]] = {}
+        options: dict[str, dict[str, Any]] = {}
         for name, entry in entries.items():
             if not isinstance(entry, Mapping) or not isinstance(entry.get("msg"), Mapping):
                 raise ValidationError(
@@ -112,7 +128,13 @@ class EtlMD:
                 )
             if env:
                 envs[str(name)] = {str(k): v for k, v in env.items()}
-        return cls(version=version, etls=etls, env=envs)
+            try:
+                pod_options = parse_pod_options(entry.get("pod_options"))
+            except ValidationError as exc:
+                raise ValidationError(f"invalid ETL metadata entry {go_quote(str(name))}: {exc}") from None
+            if pod_options:
+                options[str(name)] = pod_options
+        return cls(version=version, etls=etls, env=envs, pod_options=options)
 
     def __str__(self) -> str:
         return f"EtlMD v{self.version}({len(self.etls)})"

@@ -81,7 +81,7 @@ class Text:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a few words (case-insensitive); the form shows a drop-down."""
+    """One of a few words (case-insensitive, returned as spelled in ``options``); the form shows a drop-down."""
 
     options: tuple[str, ...]
 
@@ -91,8 +91,8 @@ class Choice:
     def parse(self, name: str, raw: Any) -> str:
         if not isinstance(raw, str):
             raise _type_error(name, f"one of {', '.join(self.options)}", raw)
-        word = raw.strip().lower()
-        if word not in self.options:
+        word = {o.lower(): o for o in self.options}.get(raw.strip().lower())
+        if word is None:
             raise _value_error(name, f"one of {', '.join(self.options)}", raw)
         return word
 

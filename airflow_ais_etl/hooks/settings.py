@@ -17,6 +17,8 @@ from functools import partial
 from typing import Any
 
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES
+from airflow_ais_etl.cluster.kubernetes.claims import check_volume_claims
+from airflow_ais_etl.cluster.kubernetes.netpolicy import NetworkPolicyConfig
 from airflow_ais_etl.cluster.kubernetes.podknobs import (
     DEFAULT_RESOURCES,
     check_annotations,
@@ -26,6 +28,7 @@ from airflow_ais_etl.cluster.kubernetes.podknobs import (
     check_secret_names,
     check_tolerations,
 )
+from airflow_ais_etl.etl.podoptions import PULL_POLICIES
 from airflow_ais_etl.hooks.setting_kinds import (
     Checked,
     Choice,
@@ -200,12 +203,23 @@ class AisEtlSettings:
         "makes them visible. hostPath is forbidden by the baseline and restricted Pod Security levels.",
         backend="kubernetes",
     )
+    volume_claims: dict[str, Any] = _setting(
+        {},
+        Json("object", check_volume_claims),
+        "Volume claims",
+        "Existing PersistentVolumeClaims mounted in every ETL pod at a directory of this machine that "
+        "holds the same files (local buckets, fqn arguments, the bucket map): an object of directory -> "
+        'claim name, read-only; {"claim_name": ..., "read_only": false} for a writable one. Allowed by '
+        "every Pod Security level, unlike shared paths. Default: none.",
+        example='{"/mnt/datasets": "datasets-pvc"}',
+        backend="kubernetes",
+    )
     buckets_file: str | None = _setting(
         None,
         Text(),
         "Bucket map file",
         "Path of the gateway's bucket map; pods must see it at the same path. Default: under the "
-        "first shared path, else under the local state directory.",
+        "first shared path or volume claim directory, else under the local state directory.",
         example="/mnt/datasets/.airflow-ais-etl/buckets.json",
         backend="kubernetes",
     )
@@ -241,6 +255,14 @@ class AisEtlSettings:
         "Requests and limits of each ETL server container (quantities such as 100m, 256Mi); the "
         "ETL's own pod spec wins. Default: requests cpu 100m, memory 128Mi, no limits (Burstable).",
         example='{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}',
+        backend="kubernetes",
+    )
+    image_pull_policy: str | None = _setting(
+        None,
+        Choice(PULL_POLICIES),
+        "Image pull policy",
+        "imagePullPolicy of the runtime and gateway containers (a Pod spec's own value wins): "
+        "IfNotPresent, Always or Never. Default: IfNotPresent.",
         backend="kubernetes",
     )
     image_pull_secrets: tuple[str, ...] | None = _setting(
@@ -293,6 +315,32 @@ class AisEtlSettings:
         "Priority class",
         "PriorityClass of ETL pods (unless the ETL's pod spec names one). Default: the cluster's default.",
         example="high-priority",
+        backend="kubernetes",
+    )
+
+    network_policy: bool = _setting(
+        False,
+        Flag(),
+        "NetworkPolicy per ETL",
+        "Create a NetworkPolicy with every ETL so that its pods accept traffic only from the Airflow "
+        "workers (the two settings below) and from the ETL's own pods. Default: off.",
+        backend="kubernetes",
+    )
+    network_policy_namespaces: dict[str, str] = _setting(
+        {},
+        Labels(),
+        "Worker namespace labels",
+        "Labels of the namespace(s) of the Airflow workers the NetworkPolicy lets in. Default: none.",
+        example='{"kubernetes.io/metadata.name": "airflow"}',
+        backend="kubernetes",
+    )
+    network_policy_pods: dict[str, str] = _setting(
+        {},
+        Labels(),
+        "Worker pod labels",
+        "Labels of the Airflow worker pods the NetworkPolicy lets in (in any namespace unless worker "
+        "namespace labels are set too). Default: none.",
+        example='{"component": "worker"}',
         backend="kubernetes",
     )
 
@@ -373,6 +421,12 @@ def parse_extras(extras: Mapping[str, Any] | None) -> AisEtlSettings:
     settings = AisEtlSettings(**values)
     if settings.link_template is not None:
         format_link(settings.link_template, "probe-etl")
+    try:
+        NetworkPolicyConfig(
+            settings.network_policy, settings.network_policy_namespaces, settings.network_policy_pods
+        )
+    except ValueError as exc:
+        raise ValueError(f"connection extras network_policy*: {exc}") from None
     return settings
 
 

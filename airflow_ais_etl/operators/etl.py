@@ -60,6 +60,9 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param obj_timeout: how long one object's transform may take, e.g. ``"2m"`` (templated;
         default ``45s``, as AIS's ``obj_timeout``)
     :param env: extra environment variables of the pods (templated)
+    :param pod_options: this ETL's pod options over the connection's, key by key: resources,
+        image_pull_policy, image_pull_secrets, tolerations, pod_labels, pod_annotations,
+        service_account_name, priority_class_name (templated; a dict or its JSON)
     :param replace: replace an existing ETL of that name with a different definition
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
     :param direct_put: pods deliver offline results to the target themselves (templated)
@@ -80,11 +83,12 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "timeout",
         "obj_timeout",
         "env",
+        "pod_options",
         "protocol",
         "direct_put",
         "ais_etl_conn_id",
     )
-    template_fields_renderers = {"env": "json", "dependencies": "py"}
+    template_fields_renderers = {"env": "json", "pod_options": "json", "dependencies": "py"}
 
     def __init__(
         self,
@@ -102,6 +106,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         timeout: str | float = "45s",
         obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | str | None = None,
         replace: bool = False,
         protocol: str = "",
         direct_put: bool | str = False,
@@ -121,6 +126,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.timeout = timeout
         self.obj_timeout = obj_timeout
         self.env = env or {}
+        self.pod_options = pod_options
         self.replace = replace
         self.protocol = protocol
         self.direct_put = direct_put
@@ -138,6 +144,9 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param timeout: how long the pods may take to become ready (templated; default 45s)
     :param obj_timeout: how long one object's transform may take (templated)
     :param env: extra environment variables of the pods (templated)
+    :param pod_options: this ETL's pod options over the connection's, key by key: resources,
+        image_pull_policy, image_pull_secrets, tolerations, pod_labels, pod_annotations,
+        service_account_name, priority_class_name (templated; a dict or its JSON)
     :param replace: replace an existing ETL of that name with a different definition
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
     :param direct_put: pods deliver offline results to the target themselves (templated)
@@ -154,11 +163,12 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "timeout",
         "obj_timeout",
         "env",
+        "pod_options",
         "protocol",
         "direct_put",
         "ais_etl_conn_id",
     )
-    template_fields_renderers = {"spec": "yaml", "env": "json"}
+    template_fields_renderers = {"spec": "yaml", "env": "json", "pod_options": "json"}
 
     def __init__(
         self,
@@ -170,6 +180,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         timeout: str | float | None = None,
         obj_timeout: str | float | None = None,
         env: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | str | None = None,
         replace: bool = False,
         protocol: str = "",
         direct_put: bool | str | None = None,
@@ -183,6 +194,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.timeout = timeout
         self.obj_timeout = obj_timeout
         self.env = env or {}
+        self.pod_options = pod_options
         self.replace = replace
         self.protocol = protocol
         self.direct_put = direct_put

@@ -26,7 +26,7 @@ from airflow_ais_etl.etl.errors import EtlError
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
 from airflow_ais_etl.hooks.settings import AisEtlSettings, parse_extras, setting_fields, spec_of
 from tests.k8s_emulator.plugin import NODE_LABELS
-from tests.kubernetes.conftest import UPPER
+from tests.kubernetes.conftest import UPPER, claim_volume
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -178,6 +178,11 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
         "pod_annotations": {"example.com/owner": "form"},
         "service_account_name": "ais-etl",
         "priority_class_name": "etl-high",
+        "image_pull_policy": "Always",
+        "volume_claims": {str(tmp_path / "claimed"): "form-claim"},
+        "network_policy": True,
+        "network_policy_namespaces": {"kubernetes.io/metadata.name": "airflow"},
+        "network_policy_pods": {"component": "worker"},
     }
     assert set(KUBERNETES_SETTINGS) <= set(typed)
     save(api_client, "ais_etl_form_k8s", form_extra(fill_form(hook_meta(api_client), typed)))
@@ -191,6 +196,7 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
             "buckets_file": str(Path(typed["buckets_file"]).resolve()),
             "image_pull_secrets": tuple(typed["image_pull_secrets"]),
             "tolerations": tuple(typed["tolerations"]),
+            "volume_claims": {str(tmp_path / "claimed"): {"claim_name": "form-claim", "read_only": True}},
         }
         expected = {**typed, **resolved}
         knobs = backend.pod_knobs
@@ -203,6 +209,7 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
         assert backend.kube.hook.conn_id == kubernetes_conn_env
 
         backend.kube.core.create_namespace({"metadata": {"name": "ais-form"}})
+        claim_volume(backend, str(tmp_path / "claimed"), "form-claim")
         k8s_emulator.add_node("node-unlabelled", {})
         assert [t.id for t in backend.targets()] == ["node-a", "node-b"]
 
@@ -228,6 +235,17 @@ def test_every_kubernetes_setting_saved_from_the_form_reaches_the_backend(
         assert pod["spec"]["priorityClassName"] == "etl-high"
         assert pod["metadata"]["labels"]["team"] == "data"
         assert pod["metadata"]["annotations"]["example.com/owner"] == "form"
+        (claim,) = [
+            v["persistentVolumeClaim"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v
+        ]
+        assert claim == {"claimName": "form-claim", "readOnly": True}
+        everything = pod["spec"]["containers"] + pod["spec"]["initContainers"]
+        assert {c["imagePullPolicy"] for c in everything} == {"Always"}
+    (policy,) = k8s_emulator.received_objects("networkpolicies", "create")
+    assert policy["spec"]["ingress"][0]["from"][0] == {
+        "namespaceSelector": {"matchLabels": typed["network_policy_namespaces"]},
+        "podSelector": {"matchLabels": typed["network_policy_pods"]},
+    }
 
 
 def test_local_settings_saved_from_the_form_reach_the_hook(

@@ -75,6 +75,11 @@ def test_every_kubernetes_setting_becomes_a_backend_argument_plain_or_prefixed()
         "pod_annotations": {"note": "x"},
         "service_account_name": "etl",
         "priority_class_name": "high",
+        "image_pull_policy": "always",
+        "volume_claims": '{"/datasets": "data-pvc"}',
+        "network_policy": "true",
+        "network_policy_namespaces": "team=airflow",
+        "network_policy_pods": {"component": "worker"},
     }
     expected = {
         "kubernetes_conn_id": "k8s",
@@ -97,6 +102,11 @@ def test_every_kubernetes_setting_becomes_a_backend_argument_plain_or_prefixed()
         "pod_annotations": {"note": "x"},
         "service_account_name": "etl",
         "priority_class_name": "high",
+        "image_pull_policy": "Always",
+        "volume_claims": {"/datasets": {"claim_name": "data-pvc", "read_only": True}},
+        "network_policy": True,
+        "network_policy_namespaces": {"team": "airflow"},
+        "network_policy_pods": {"component": "worker"},
     }
     assert parse_extras(plain).kubernetes_backend_kwargs() == expected
     prefixed = {FORM_PREFIX + key: value for key, value in plain.items()}
@@ -114,7 +124,13 @@ def test_backend_defaults_are_the_connection_defaults() -> None:
     defaults = AisEtlSettings().kubernetes_backend_kwargs()
     knobs = {name: defaults.pop(name) for name in PodKnobs.__dataclass_fields__}
     assert PodKnobs.checked(**knobs) == PodKnobs()  # the pod knobs come as **kwargs
-    none_means = {"kubernetes_conn_id": "kubernetes_default", "node_selector": {}}
+    none_means = {
+        "kubernetes_conn_id": "kubernetes_default",
+        "node_selector": {},
+        "volume_claims": {},
+        "network_policy_namespaces": {},
+        "network_policy_pods": {},
+    }
     backend_defaults = {
         name: none_means.get(name)
         if params[name].default is None and name in none_means

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.k8s_emulator import objects as ob
 from tests.k8s_emulator.admission import admit_pod
+from tests.k8s_emulator.groups import SERVED_GROUPS, group_docs, route_group
 from tests.k8s_emulator.metrics import cpu_quantity, memory_quantity
 from tests.k8s_emulator.objects import RESOURCES, ApiError, bad_request, not_found, parse_time, rfc3339
 from tests.k8s_emulator.patching import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -136,7 +137,7 @@ class Api:
 
     def _core_resources(self) -> dict[str, Any]:
         resources = []
-        for res in RESOURCES.values():
+        for res in (r for r in RESOURCES.values() if r.group_version == "v1"):
             resources.append(
                 {
                     "name": res.name,
@@ -176,6 +177,8 @@ class Api:
         if not rest:
             return Reply(200, self._core_resources())
         target = self._target(rest)
+        if RESOURCES[target.resource].group_version != "v1":  # served under /apis (groups.py)
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return self._resource(req, target)
 
     def _target(self, rest: list[str]) -> Target:
@@ -270,9 +273,10 @@ class Api:
             raise bad_request(
                 f"the kind in the data ({body.get('kind')}) does not match the expected kind ({kind})"
             )
-        if body.get("apiVersion") not in (None, "", "v1"):
+        version = RESOURCES[t.resource].group_version
+        if body.get("apiVersion") not in (None, "", version):
             raise bad_request(
-                f"the API version in the data ({body.get('apiVersion')}) does not match the expected API version (v1)"
+                f"the API version in the data ({body.get('apiVersion')}) does not match the expected API version ({version})"
             )
         meta = body.get("metadata")
         if meta is not None and not isinstance(meta, dict):
@@ -325,7 +329,7 @@ class Api:
             items = items[:limit]
         return {
             "kind": RESOURCES[t.resource].kind + "List",
-            "apiVersion": "v1",
+            "apiVersion": RESOURCES[t.resource].group_version,
             "metadata": meta,
             "items": [_strip_list_item(o) for o in items],
         }
@@ -706,7 +710,7 @@ class Api:
         return StreamReply("text/plain", produce)
 
     # -- metrics.k8s.io ---------------------------------------------------------------------
-    def _apis(self, req: Request, parts: list[str]) -> Reply:
+    def _apis(self, req: Request, parts: list[str]) -> Reply | StreamReply:
         group = {
             "name": METRICS_GROUP,
             "versions": [{"groupVersion": f"{METRICS_GROUP}/{METRICS_VERSION}", "version": METRICS_VERSION}],
@@ -716,7 +720,9 @@ class Api:
             },
         }
         if not parts:
-            return Reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]})
+            return Reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group, *group_docs()]})
+        if parts[0] in SERVED_GROUPS:
+            return route_group(self, req, parts)
         if parts[0] != METRICS_GROUP:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if len(parts) == 1:

@@ -24,6 +24,7 @@ from tests.k8s_emulator.objects import node_is_ready, not_found, rfc3339
 from tests.k8s_emulator.podstatus import PodPhase, pod_phase
 from tests.k8s_emulator.podworker import PodWorker
 from tests.k8s_emulator.scheduler import Requests, pod_requests
+from tests.k8s_emulator.volumes import claim_volume_dirs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,6 +128,7 @@ class Kubelet:
             extra_base_env={MARK_ENV: f"{self.mark}/{worker.uid}"},
             die_with_parent=True,
             key_resolver=lambda kind, name, key: self.key_value(worker.namespace, kind, name, key),
+            volume_dirs=claim_volume_dirs(self.store, worker.namespace, pod),
         )
         with self.lock:
             for c in local.containers:

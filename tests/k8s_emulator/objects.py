@@ -41,6 +41,9 @@ RESOURCES: dict[str, Resource] = {
         Resource("events", "Event", True),
         Resource("nodes", "Node", False),
         Resource("namespaces", "Namespace", False, "label"),
+        Resource("persistentvolumeclaims", "PersistentVolumeClaim", True),  # claims: volumes.py
+        Resource("persistentvolumes", "PersistentVolume", False),
+        Resource("networkpolicies", "NetworkPolicy", True, group_version="networking.k8s.io/v1"),
     )
 }
 SUBRESOURCES = {

@@ -35,7 +35,7 @@ from tests.k8s_emulator.podevents import PodEvents
 from tests.k8s_emulator.podstatus import Placement, StatusReporter
 from tests.k8s_emulator.pulls import ImagePuller
 from tests.k8s_emulator.readiness import probe_container
-from tests.k8s_emulator.scheduler import Requests, pick_node
+from tests.k8s_emulator.volumes import pick_node_with_claims
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.local.processes import ContainerProcess, LocalPod
     from tests.k8s_emulator.events import EventRecorder
     from tests.k8s_emulator.images import ImageCatalog
+    from tests.k8s_emulator.scheduler import Requests
     from tests.k8s_emulator.store import Store
 
 __all__ = ["PodHost", "PodWorker", "StartOutcome"]
@@ -210,7 +211,9 @@ class PodWorker(threading.Thread):
         nodes, _ = self.kubelet.store.list("nodes")
         if self.node:
             return any(n["metadata"]["name"] == self.node for n in nodes)
-        chosen, message = pick_node(self.pod, nodes, self.kubelet.load(), self.kubelet.requested())
+        chosen, message = pick_node_with_claims(
+            self.kubelet.store, self.namespace, self.pod, nodes, self.kubelet.load(), self.kubelet.requested()
+        )
         if chosen:
             self.node = chosen
             return True

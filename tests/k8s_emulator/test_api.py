@@ -31,7 +31,7 @@ def test_discovery_version_and_health(api_client: client.ApiClient, k8s_emulator
     assert version.git_version.startswith("v1.")
     assert client.CoreApi(api_client).get_api_versions().versions == ["v1"]
     groups = client.ApisApi(api_client).get_api_versions().groups
-    assert [g.name for g in groups] == ["metrics.k8s.io"]
+    assert [g.name for g in groups] == ["metrics.k8s.io", "networking.k8s.io"]
     resources = {r.name for r in client.CoreV1Api(api_client).get_api_resources().resources}
     assert {
         "pods",

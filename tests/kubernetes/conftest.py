@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 UPPER = "def transform(data):\n    return data.upper()\n"
 IO_UPPER = "import sys\nsys.stdout.buffer.write(sys.stdin.buffer.read().upper())\n"
 SCHEMA_VERSIONS = ("1.30.0", "1.37.0")
+VALIDATED = ("pods", "services", "configmaps", "secrets")
 REAL_CLUSTER = bool(os.environ.get("KUBECONFIG"))
 
 
@@ -87,6 +88,7 @@ class Cluster:
 
 def leftovers(backend: KubernetesBackend) -> list[str]:
     """Return every object of ours still in the namespace (pods, services, secrets, the MD ConfigMap)."""
+    from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError
     from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
 
     selector = "app.kubernetes.io/managed-by=airflow-ais-etl"
@@ -94,17 +96,58 @@ def leftovers(backend: KubernetesBackend) -> list[str]:
     out = [f"pod/{p['metadata']['name']}" for p in pods]
     out += [f"service/{s['metadata']['name']}" for s in backend.kube.list_services(selector)]
     out += [f"secret/{s['metadata']['name']}" for s in backend.kube.list_secrets(selector)]
+    try:
+        out += [
+            f"networkpolicy/{p['metadata']['name']}" for p in backend.kube.list_network_policies(selector)
+        ]
+    except KubeApiError as exc:  # a real cluster's test account may not read networkpolicies
+        if exc.status != 403:
+            raise
     if backend.kube.read_config_map(MD_CONFIGMAP) is not None:
         out.append(f"configmap/{MD_CONFIGMAP}")
     return out
 
 
+def claim_volume(backend: KubernetesBackend, path: str, claim: str) -> str:
+    """Create a hostPath PersistentVolume at ``path`` and a claim bound to it; return the volume's name."""
+    pv = f"{backend.namespace}-{claim}"
+    backend.kube.core.create_persistent_volume(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "hostPath": {"path": path},
+                "claimRef": {"namespace": backend.namespace, "name": claim},
+            },
+        }
+    )
+    backend.kube.core.create_namespaced_persistent_volume_claim(
+        backend.namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "volumeName": pv,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    return pv
+
+
 def validate_sent(emulator: K8sEmulator) -> int:
-    """Validate every Pod, Service, ConfigMap and Secret the emulator received; return how many were checked."""
+    """Validate every Pod, Service, ConfigMap, Secret, NetworkPolicy and PVC the emulator received; count them."""
     import kubernetes_validate
 
     count = 0
-    for resource in ("pods", "services", "configmaps", "secrets"):
+    for resource in (*VALIDATED, "networkpolicies", "persistentvolumeclaims", "persistentvolumes"):
         for obj in emulator.received_objects(resource):
             for version in SCHEMA_VERSIONS:
                 kubernetes_validate.validate(obj, version, strict=True)

@@ -6,7 +6,9 @@ ConfigMap ``ais-etl-md``; running ETLs are found by pod labels, so any worker ca
 ETL another worker started. Every API call goes through :mod:`airflow_ais_etl.cluster.kubernetes.pods`.
 
 Code and dependencies of init-code ETLs live in one ConfigMap per ETL
-(:mod:`~airflow_ais_etl.cluster.kubernetes.codemap`), read as env by ``configMapKeyRef``.
+(:mod:`~airflow_ais_etl.cluster.kubernetes.codemap`), read as env by ``configMapKeyRef``; with the
+gateway Secret and the optional NetworkPolicy they are created and deleted together
+(:mod:`~airflow_ais_etl.cluster.kubernetes.etlobjects`).
 
 The backend wires together modules with one job each: :mod:`~airflow_ais_etl.cluster.kubernetes.gateway`
 (building the pods), :mod:`~airflow_ais_etl.cluster.kubernetes.startup` (waiting for Ready, fail-fast
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,17 +38,10 @@ from airflow_ais_etl.cluster.base import (
 )
 from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
-from airflow_ais_etl.cluster.kubernetes.codemap import (
-    code_config_map,
-    reference_code,
-)
-from airflow_ais_etl.cluster.kubernetes.gateway import (
-    GATEWAY_CONTAINER,
-    GatewayConfig,
-    build_pod,
-    gateway_secret,
-    io_command,
-)
+from airflow_ais_etl.cluster.kubernetes.claims import claims_of
+from airflow_ais_etl.cluster.kubernetes.codemap import reference_code
+from airflow_ais_etl.cluster.kubernetes.etlobjects import EtlObjects, delete_etl_objects
+from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER, GatewayConfig, build_pod, io_command
 from airflow_ais_etl.cluster.kubernetes.health import health_of
 from airflow_ais_etl.cluster.kubernetes.membership import (
     Baseline,
@@ -57,6 +53,7 @@ from airflow_ais_etl.cluster.kubernetes.membership import (
     target_changes,
     target_id,
 )
+from airflow_ais_etl.cluster.kubernetes.netpolicy import NetworkPolicyConfig
 from airflow_ais_etl.cluster.kubernetes.objects import (
     etl_selector,
     is_deleting,
@@ -118,6 +115,10 @@ class KubernetesBackend(Backend):
     :param mount_shared_paths: mount ``shared_paths`` as hostPath volumes (False when something else
         makes them visible); namespaces enforcing the baseline or restricted Pod Security level
         refuse such pods
+    :param volume_claims: PersistentVolumeClaims mounted at directories of this machine, like
+        ``shared_paths`` (:mod:`~airflow_ais_etl.cluster.kubernetes.claims`)
+    :param network_policy: a NetworkPolicy per ETL letting in only the workers labelled by
+        ``network_policy_namespaces``/``_pods`` (:mod:`~airflow_ais_etl.cluster.kubernetes.netpolicy`)
     :param gateway_image: image of the gateway sidecar (default: the runtime image)
     :param gateway_port: port of the gateway sidecar (moved up by one if the transformer uses it)
     :param stop_grace: grace period of pod deletion, seconds
@@ -141,6 +142,10 @@ class KubernetesBackend(Backend):
         buckets_file: str | None = None,
         shared_paths: Iterable[str] = (),
         mount_shared_paths: bool = True,
+        volume_claims: Mapping[str, Any] | None = None,
+        network_policy: bool = False,
+        network_policy_namespaces: Mapping[str, str] | None = None,
+        network_policy_pods: Mapping[str, str] | None = None,
         gateway_image: str | None = None,
         gateway_port: int = 8081,
         stop_grace: int = 10,
@@ -160,11 +165,20 @@ class KubernetesBackend(Backend):
         self.scheduling_timeout = float(scheduling_timeout)
         self.shared_paths = tuple(str(Path(p).expanduser().resolve()) for p in shared_paths)
         self.mount_shared_paths = mount_shared_paths
+        self.claims = claims_of(volume_claims)
+        self.volume_claims = {
+            c.path: {"claim_name": c.claim_name, "read_only": c.read_only} for c in self.claims
+        }
+        self.policy = NetworkPolicyConfig(
+            network_policy, dict(network_policy_namespaces or {}), dict(network_policy_pods or {})
+        )
+        self.network_policy, self.network_policy_namespaces, self.network_policy_pods = astuple(self.policy)
+        self.visible_paths = self.shared_paths + tuple(c.path for c in self.claims)  # seen at the same path
         if buckets_file:
             self.buckets_file = str(Path(buckets_file).expanduser().resolve())
-        elif self.shared_paths:
+        elif self.visible_paths:
             self.buckets_file = str(
-                Path(self.shared_paths[0]) / ".airflow-ais-etl" / f"buckets-{self.namespace}.json"
+                Path(self.visible_paths[0]) / ".airflow-ais-etl" / f"buckets-{self.namespace}.json"
             )
         else:
             self.buckets_file = str(default_home() / "kubernetes" / self.namespace / "buckets.json")
@@ -224,7 +238,9 @@ class KubernetesBackend(Backend):
     # ---------------------------------------------------------------- pods
     def _gateway_config(self) -> GatewayConfig:
         mounted = self.shared_paths if self.mount_shared_paths else ()
-        return GatewayConfig(self.gateway_port, self.buckets_file, self.gateway_secret_name, mounted)
+        return GatewayConfig(
+            self.gateway_port, self.buckets_file, self.gateway_secret_name, mounted, self.claims
+        )
 
     def _template(self, msg: InitMsg, env: dict[str, str]) -> tuple[dict[str, Any], str]:
         """Return the pod spec of ``msg`` and the default sidecar image (adding code env to ``env``)."""
@@ -244,16 +260,18 @@ class KubernetesBackend(Backend):
         extra_env: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | None = None,
     ) -> list[PodEndpoint]:
         if self.endpoints(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
         env = dict(extra_env or {})
         template, default_image = self._template(msg, env)
-        if msg.arg_type == ARG_FQN and not self.shared_paths:
+        knobs = self.pod_knobs.with_options(pod_options)
+        if msg.arg_type == ARG_FQN and not self.visible_paths:
             raise ValidationError(
                 "arg type 'fqn' sends the pod a local file path, but no path of this machine is visible "
-                "inside the Kubernetes pods: set the connection extra shared_paths (directories mounted "
-                "at the same path in every ETL pod) or use the default arg type",
+                "inside the Kubernetes pods: set the connection extra volume_claims or shared_paths "
+                "(directories mounted at the same path in every ETL pod) or use the default arg type",
                 etl_name=msg.name,
             )
         targets = self.targets()
@@ -283,17 +301,13 @@ class KubernetesBackend(Backend):
             for t in targets
         ]
         for _target, prep in prepared:
-            apply_knobs(prep.pod, self.pod_knobs, GATEWAY_CONTAINER)
+            apply_knobs(prep.pod, knobs, GATEWAY_CONTAINER, ours=isinstance(msg, InitCodeMsg))
             reference_code(prep.pod, msg.name)
-        code_map = (
-            code_config_map(msg, self.namespace, prepared[0][1].pod) if isinstance(msg, InitCodeMsg) else None
-        )
+        owned = EtlObjects.build(msg, self.namespace, prepared[0][1].pod, self.policy)
         self._force_remove(msg.name)  # leftovers of a crashed run (the reference's pre-clean)
         self.record_abort(msg.name, None)
         try:
-            self.kube.create_secret(gateway_secret(msg.name, self.namespace, prepared[0][1].pod))
-            if code_map is not None:
-                self.kube.create_config_map(code_map)
+            owned.create(self.kube)
             for _target, prep in prepared:
                 self.kube.create_service(prep.service)
                 self.kube.create_pod(prep.pod)
@@ -327,12 +341,8 @@ class KubernetesBackend(Backend):
             self.kube.delete_pod(name_of(pod), grace)
 
     def _delete_etl_objects(self, name: str) -> None:
-        """Delete the gateway Secret and code ConfigMap of ``name`` (by label: a leaked one goes too)."""
-        selector = self.etl_selector(name)
-        for secret in self.kube.list_secrets(selector):
-            self.kube.delete_secret(name_of(secret))
-        for config_map in self.kube.list_config_maps(selector):
-            self.kube.delete_config_map(name_of(config_map))
+        """Delete the Secret, code ConfigMap and NetworkPolicy of ``name`` (by label: leaked ones too)."""
+        delete_etl_objects(self.kube, self.etl_selector(name), policies=self.network_policy)
 
     def _force_remove(self, name: str) -> None:
         """Delete every Service, Pod and Secret of ``name`` immediately and wait for the pods to go."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
+from airflow_ais_etl.cluster.kubernetes.claims import VolumeClaim, mount_claims
 from airflow_ais_etl.cluster.kubernetes.objects import main_port
 from airflow_ais_etl.etl.podsecurity import added_container_context
 from airflow_ais_etl.etl.podspec import (
@@ -64,12 +65,14 @@ class GatewayConfig:
     :param buckets_file: the gateway's bucket map, as a path inside the pods
     :param secret_name: a Secret whose keys become the sidecar's env (object-store credentials)
     :param host_paths: host directories to mount at the same path in every container
+    :param claims: PersistentVolumeClaims to mount at their paths in every container
     """
 
     port: int
     buckets_file: str
     secret_name: str | None = None
     host_paths: tuple[str, ...] = ()
+    claims: tuple[VolumeClaim, ...] = ()
 
 
 def pod_ip_env(name: str = POD_IP_ENV) -> dict[str, Any]:
@@ -194,6 +197,7 @@ def build_pod(
     )
     if config.host_paths:
         mount_host_paths(spec, config.host_paths)
+    mount_claims(spec, config.claims)
     if prepared.io_command is not None:
         annotations = dict(pod["metadata"].get("annotations") or {})
         annotations[ANNOTATION_IO_COMMAND] = json.dumps(prepared.io_command)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
+from kubernetes.client import NetworkingV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 from kubernetes.watch.watch import iter_resp_lines
@@ -187,6 +188,7 @@ class KubeClient:
         self.namespace = namespace or self.hook.get_namespace() or "default"
         self.core = self.hook.core_v1_client
         self.custom = self.hook.custom_object_client
+        self.networking = NetworkingV1Api(self.core.api_client)
         self.pod_manager = PodManager(self.core)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -358,6 +360,27 @@ class KubeClient:
 
     def delete_secret(self, name: str) -> bool:
         return self._delete("delete secret", self.core.delete_namespaced_secret, name)
+
+    # -- network policies --------------------------------------------------------------------
+    def create_network_policy(self, body: dict[str, Any]) -> None:
+        self._send(
+            f"create networkpolicy {body['metadata']['name']}",
+            self.networking.create_namespaced_network_policy,
+            self.namespace,
+            body,
+        )
+
+    def list_network_policies(self, label_selector: str) -> list[dict[str, Any]]:
+        items, _ = self._list(
+            "list networkpolicies",
+            self.networking.list_namespaced_network_policy,
+            self.namespace,
+            label_selector=label_selector,
+        )
+        return items
+
+    def delete_network_policy(self, name: str) -> bool:
+        return self._delete("delete networkpolicy", self.networking.delete_namespaced_network_policy, name)
 
     # -- metrics -----------------------------------------------------------------------------
     def pod_metrics(self, name: str) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from airflow_ais_etl.cluster.local.events import (
 from airflow_ais_etl.cluster.local.gateways import LocalGateways
 from airflow_ais_etl.cluster.local.homelock import home_lock
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
+from airflow_ais_etl.cluster.local.podoptions import local_pod_meta
 from airflow_ais_etl.cluster.local.podplan import container_port
 from airflow_ais_etl.cluster.local.podrunner import start_pod
 from airflow_ais_etl.cluster.local.processes import LocalPod, process_tree, stop_pod, stop_pods
@@ -233,9 +234,11 @@ class LocalBackend(Backend):
         extra_env: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
+        pod_options: Mapping[str, Any] | None = None,
     ) -> list[PodEndpoint]:
+        meta = local_pod_meta(msg.name, labels, annotations, pod_options)
         with self.lifecycle():
-            return self._start_pods(msg, extra_env or {}, (labels or {}, annotations or {}))
+            return self._start_pods(msg, extra_env or {}, meta)
 
     def _start_pods(
         self, msg: InitMsg, extra_env: Mapping[str, str], meta: tuple[Mapping[str, str], Mapping[str, str]]

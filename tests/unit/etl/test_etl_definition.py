@@ -156,6 +156,7 @@ def test_unknown_keys_are_listed_with_the_allowed_ones() -> None:
         "timeout",
         "obj_timeout",
         "env",
+        "pod_options",
         "replace",
         "protocol",
         "direct_put",
