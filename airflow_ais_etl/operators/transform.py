@@ -15,6 +15,7 @@ from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
+from airflow_ais_etl.links.jobfeed import PUBLISH_SECONDS, JobFeed
 from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             if (healed or retry) and not options.skip_existing:
                 self.log.info("resuming: objects this ETL already transformed into %s are skipped", self.dst)
                 options = replace(options, skip_existing=True)
-            stats = self._run(options, control)
+            stats = self._run(options, control, self._feed(context, options))
         finally:
             self._control = None
         if self._killed:
@@ -231,7 +232,18 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         )
         return stats
 
-    def _run(self, options: OfflineOptions, control: JobControl) -> dict[str, Any]:
+    def _feed(self, context: Context, options: OfflineOptions) -> JobFeed:
+        """Return the progress callback: the ETL view gets every snapshot, the log one per interval."""
+        return JobFeed(
+            context,
+            self.etl_name,
+            str(self.ais_etl_conn_id),
+            log_every=options.progress_interval,
+            log_line=self._log_progress,
+        )
+
+    def _run(self, options: OfflineOptions, control: JobControl, feed: JobFeed) -> dict[str, Any]:
+        options = replace(options, progress_interval=min(options.progress_interval, PUBLISH_SECONDS))
         try:
             with fail_without_retry():
                 return self.hook.api.transform_bucket(
@@ -239,7 +251,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
                     self.src,
                     self.dst,
                     options,
-                    progress=self._log_progress,
+                    progress=feed,
                     control=control,
                     src_conn_id=self.src_conn_id or None,
                     dst_conn_id=self.dst_conn_id or None,
