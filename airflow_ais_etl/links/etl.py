@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_ais_etl.version_compat import BaseOperatorLink, conf
 
@@ -17,12 +17,23 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
-__all__ = ["PLUGIN_PREFIX", "TASK_KEY", "AisEtlLink", "base_path", "task_view_url"]
+__all__ = [
+    "PLUGIN_PREFIX",
+    "TASK_KEY",
+    "TASK_TAB",
+    "AisEtlLink",
+    "airflow_task_tab_url",
+    "base_path",
+    "task_view_url",
+]
 
 log = logging.getLogger(__name__)
 
 PLUGIN_PREFIX = "/ais-etl"
 """Where the api-server mounts the provider's ETL view (its FastAPI app)."""
+
+TASK_TAB = "ais-etl-task"
+"""The ``url_route`` of the plugin's tab on Airflow's task instance pages."""
 
 TASK_KEY = "ais_etl_task"
 """XCom key of what a task of the provider worked on: ``{"etl", "conn_id", "dashboard"}``."""
@@ -41,6 +52,13 @@ def task_view_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -
     """Return the same-origin URL of the ETL view of one task instance (its ETL and its job)."""
     query = urlencode({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index})
     return f"{base_path()}{PLUGIN_PREFIX}/task?{query}"
+
+
+def airflow_task_tab_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """Return the URL of the "AIS ETL job" tab on Airflow's own page of one task instance."""
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    path = "/".join(quote(part, safe="") for part in ("dags", dag_id, "runs", run_id, "tasks", task_id))
+    return f"{base_path()}/{path}{mapped}/plugin/{TASK_TAB}"
 
 
 class AisEtlLink(BaseOperatorLink):

@@ -62,7 +62,10 @@ def _attach_jobs(etl: dict[str, Any], records: list[dict[str, Any]]) -> None:
         :10
     ]
     etl["aborts"] = [
-        {k: r.get(k) for k in ("cause", "dag_id", "run_id", "task_id", "map_index", "updated", "view")}
+        {
+            k: r.get(k)
+            for k in ("cause", "dag_id", "run_id", "task_id", "map_index", "updated", "view", "airflow_view")
+        }
         for r in mine
         if r["state"] == "aborted"
     ]
@@ -80,6 +83,11 @@ def create_app(clusters: Clusters | None = None) -> FastAPI:
             return clusters.api(conn_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
+
+    @app.get("/openapi.json", dependencies=read, include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        """The app's OpenAPI description (behind the login, like every route here)."""
+        return app.openapi()
 
     @app.get("/", dependencies=read, response_class=HTMLResponse)
     def index() -> HTMLResponse:
@@ -153,10 +161,12 @@ def create_app(clusters: Clusters | None = None) -> FastAPI:
 
     @app.get("/api/task", dependencies=read)
     def task(
-        dag_id: str, run_id: str, task_id: str, map_index: Annotated[int, Query()] = -1
+        dag_id: str, run_id: str, task_id: str, map_index: Annotated[str, Query()] = "-1"
     ) -> dict[str, Any]:
+        # The UI's tab fills {MAP_INDEX} only for mapped tasks: anything not a number means unmapped.
+        index = int(map_index) if map_index.lstrip("-").isdigit() else -1
         with _session() as session:
-            record = jobs.task_record(session, dag_id, run_id, task_id, map_index)
+            record = jobs.task_record(session, dag_id, run_id, task_id, index)
         record["etl"] = None
         task_info = record.get("task") or {}
         if task_info.get("etl"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_ais_etl.links.etl import PLUGIN_PREFIX
+from airflow_ais_etl.links.etl import PLUGIN_PREFIX, TASK_TAB
 
 __all__ = ["AisEtlPlugin"]
 
@@ -37,6 +37,6 @@ class AisEtlPlugin(AirflowPlugin):
             "href": f"{PLUGIN_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}"
             "&map_index={MAP_INDEX}",
             "destination": "task_instance",
-            "url_route": "ais-etl-task",
+            "url_route": TASK_TAB,
         },
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.links.etl import TASK_KEY, task_view_url
+from airflow_ais_etl.links.etl import TASK_KEY, airflow_task_tab_url, task_view_url
 from airflow_ais_etl.links.jobfeed import JOB_KEY
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def _job(row: Any, session: Session) -> dict[str, Any] | None:
         "map_index": row.map_index,
         "task_state": ti_state,
         "view": task_view_url(row.dag_id, row.run_id, row.task_id, row.map_index),
+        "airflow_view": airflow_task_tab_url(row.dag_id, row.run_id, row.task_id, row.map_index),
     }
 
 

@@ -177,7 +177,12 @@ def test_init_code_from_callable_calls_the_hook() -> None:
     assert source.chunk_size == 0
     assert definition.timeout == 120.0
     assert definition.env == {"N": "3"}
-    ctx["ti"].xcom_push.assert_called_once_with(key="ais_etl_link", value="file:///tmp/etl")
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
+    assert pushed["ais_etl_task"] == {
+        "etl": "my-etl",
+        "conn_id": "ais_etl_default",
+        "dashboard": "file:///tmp/etl",
+    }
 
 
 def test_init_spec_builds_a_spec_definition() -> None:
@@ -253,9 +258,11 @@ def test_bucket_transform_passes_options_and_returns_stats() -> None:
     assert op.execute(_ctx()) == _stats(objects=10)
     (name, src, dst, options), kwargs = hook.api.transform_bucket.call_args
     assert (name, src, dst) == ("my-etl", "/s", "/d")
+    # the engine reports every second (the ETL view's feed); the task log gets a line every 2 s
     assert options == OfflineOptions(
-        prefix="a/", ext={"jpg": "txt"}, num_workers=3, progress_interval=2.0, request_timeout=5.0
+        prefix="a/", ext={"jpg": "txt"}, num_workers=3, progress_interval=1.0, request_timeout=5.0
     )
+    assert kwargs["progress"].log_every == 2.0
     assert isinstance(kwargs["control"], JobControl)
     hook.api.start.assert_not_called()
 

@@ -2,6 +2,13 @@
 "use strict";
 
 const POLL_MS = 2000;
+// Inside Airflow's frame (sandboxed: no top navigation, no dialogs) links stay in the frame; on a
+// page of its own, a job links to its task's "AIS ETL job" tab in Airflow.
+const IN_FRAME = window.top !== window;
+
+function taskLink(rec, ...text) {
+  return h("a", { href: IN_FRAME ? rec.view : rec.airflow_view, class: "job-task" }, ...text);
+}
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -67,8 +74,8 @@ function jobRow(job) {
   const planned = job.planned_objects || 0;
   const eta = job.eta === null || job.eta === undefined ? "-" : `${job.eta}s`;
   return h("tr", { class: "job", "data-state": job.state, "data-done": done, "data-task": job.task_id },
-    h("td", {}, h("a", { href: job.view, target: "_top" }, `${job.dag_id} / ${job.task_id}`,
-      job.map_index >= 0 ? ` [${job.map_index}]` : ""), h("div", { class: "meta" }, job.run_id)),
+    h("td", {}, taskLink(job, `${job.dag_id} / ${job.task_id}`, job.map_index >= 0 ? ` [${job.map_index}]` : ""),
+      h("div", { class: "meta" }, job.run_id)),
     h("td", {}, badge(job.state), job.cause ? h("div", { class: "cause" }, job.cause) : null),
     h("td", {}, h("progress", { max: planned || 1, value: done }), " ",
       h("span", { class: "job-objects" }, `${done}/${planned}`), ` objects (${job.skipped || 0} skipped)`),
@@ -97,18 +104,19 @@ function abortsList(etl) {
   if (etl.cause) items.push(h("li", {}, h("span", { class: "cause" }, etl.cause), " (last abort of this ETL)"));
   for (const a of etl.aborts || []) {
     items.push(h("li", {}, h("span", { class: "cause" }, a.cause || "aborted"), ` — ${when(a.updated)} `,
-      h("a", { href: a.view, target: "_top" }, `${a.dag_id} / ${a.task_id}`)));
+      taskLink(a, `${a.dag_id} / ${a.task_id}`)));
   }
   return items.length ? h("div", {}, h("h3", {}, "Aborts"), h("ul", { class: "aborts" }, items)) : null;
 }
 
 const canEdit = { value: false };
+const lastError = { value: "" };
 
 function lifecycleButtons(etl) {
   if (!canEdit.value) return null;
   const act = (action) => async () => {
     try { await postJson(`api/etls/${encodeURIComponent(etl.name)}/${action}`, { conn_id: etl.conn_id }); }
-    catch (e) { alert(`${action} ${etl.name} failed: ${e.message}`); }
+    catch (e) { lastError.value = `${action} ${etl.name} failed: ${e.message}`; }
     refresh();
   };
   return h("span", { class: "actions" },
@@ -183,7 +191,8 @@ async function refreshEtls() {
   }
   for (const s of [...root.children]) if (!seen.has(s.id)) s.remove();
   if (!count) sectionFor(root, "empty", "note").replaceChildren("No ETLs defined.");
-  setStatus(`${count} ETL(s) · signed in as ${data.user}${data.can_edit ? " (can stop/start)" : " (read only)"} · ${new Date().toLocaleTimeString()}`);
+  setStatus(`${count} ETL(s) · signed in as ${data.user}${data.can_edit ? " (can stop/start)" : " (read only)"} · ` +
+    `${new Date().toLocaleTimeString()}${lastError.value ? ` · ${lastError.value}` : ""}`);
 }
 
 async function refreshTask() {
