@@ -200,7 +200,7 @@ async function refreshTask() {
   const root = document.getElementById("task");
   const params = new URLSearchParams(location.search);
   const head = h("div", { class: "meta" }, `${params.get("dag_id")} / ${params.get("run_id")} / ${params.get("task_id")}`,
-    params.get("map_index") && params.get("map_index") !== "-1" ? ` [${params.get("map_index")}]` : "",
+    /^\d+$/.test(params.get("map_index") || "") ? ` [${params.get("map_index")}]` : "",
     ` · task ${data.task_state || "unknown"}`);
   const parts = [head];
   if (!data.task) parts.push(h("p", { class: "note" }, "This task has not recorded an AIS ETL (not a task of the provider, or it has not started)."));
