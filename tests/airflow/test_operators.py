@@ -326,7 +326,7 @@ def test_etl_definition_with_unknown_keys_fails_listing_the_allowed_ones() -> No
     hook.api.transform_bucket.assert_not_called()
 
 
-def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.CaptureFixture[str]) -> None:
+def test_membership_abort_fails_with_abort_error_and_logs_cause() -> None:
     op = _transform()
     hook = _hook()
     err = AbortError("etl job aborted: target t2 left", cause="target t2 left", etl_name="my-etl")
@@ -335,9 +335,15 @@ def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.Ca
     _with_hook(op, hook)
     with pytest.raises(AbortError) as info:
         op.execute(_ctx())
-    assert info.value is err
     assert not isinstance(info.value, AisEtlTaskKilledError)
-    assert "etl my-etl job aborted: target t2 left; 4 of 10 object(s) done" in capfd.readouterr().out
+    assert info.value.cause == "target t2 left"
+    assert info.value.stats == _stats(objects=4)  # type: ignore[attr-defined]
+    assert info.value.__suppress_context__  # the paragraph, not the engine's traceback
+    message = str(info.value)
+    assert "The offline job of ETL my-etl was aborted: target t2 left. Before the abort 4 of 10" in message
+    assert "To resume, clear this task" in message  # no retries left (retries=0)
+    assert "target t2's pod" in message
+    assert message.count("was aborted") == 1
 
 
 def test_validation_error_from_the_service_fails_without_retry() -> None:
