@@ -39,6 +39,29 @@ def test_offline_example(ais_home: Path, tmp_path: Path) -> None:
     assert LocalBackend(ais_home).endpoints("example-offline") == []
 
 
+def test_a_run_with_changed_params_succeeds_after_a_run_with_the_defaults(
+    ais_home: Path, tmp_path: Path
+) -> None:
+    """The first run's teardown stopped the ETL, so the second run's different definition replaces it."""
+    dag = example_dag("example_ais_etl_offline")
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    first = dag.test(run_conf={"src": str(src), "dst": str(dst), "num_objects": 6})
+    assert str(first.state) == "success", task_states(first)
+    changed = {
+        "src": str(src),
+        "dst": str(tmp_path / "dst2"),
+        "num_objects": 6,
+        "delay_ms": 1,
+        "comm_type": "hpull://",
+    }
+    second = dag.test(run_conf=changed)
+    assert str(second.state) == "success", task_states(second)
+    view = LocalBackend(ais_home).read_md().get("example-offline")
+    assert view is not None
+    assert view.comm_type == "hpull://"
+    assert len(visible_objects(tmp_path / "dst2")) == 6
+
+
 def test_spec_example(ais_home: Path, tmp_path: Path) -> None:
     src, dst, one = tmp_path / "src", tmp_path / "dst", tmp_path / "one.txt"
     dr = example_dag("example_ais_etl_spec").test(
