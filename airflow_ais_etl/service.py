@@ -80,9 +80,10 @@ class AisEtl:
         """Initialise ETL ``name`` from ``definition`` on every target; its env is stored with it.
 
         Re-initialising the identical definition is a no-op that reports the running ETL (safe for
-        task retries) or starts it when stopped; a different one is refused unless
-        ``definition.replace``. The pod options are part of the definition: a changed resource
-        request replaces the ETL like any other change. ``origin`` (the Airflow task) labels and annotates the objects
+        task retries) or starts it when stopped. A different one replaces a stopped ETL (no job can
+        be using it, so a DAG run with changed params just works) and is refused while the ETL runs
+        unless ``definition.replace``. The pod options are part of the definition: a changed
+        resource request replaces the ETL like any other change. ``origin`` (the Airflow task) labels and annotates the objects
         created; it is not part of the definition, so it never makes a re-init differ.
         """
         msg = validate(definition.to_msg(name))
@@ -101,10 +102,11 @@ class AisEtl:
                 env,
                 options,
             )
-            if not same and not replace:
+            if not same and not replace and self._running(msg.name):
                 raise EtlExistsError(
-                    "etl already exists with a different definition; pass replace=True (CLI: --replace) "
-                    "to replace it, or choose another name",
+                    "etl already exists with a different definition and is running (a job of another "
+                    "DAG run may be using it); stop it first (ais-etl stop NAME), pass replace=True "
+                    "(CLI: --replace) to replace it now, or choose another name",
                     etl_name=msg.name,
                 )
             if same and self._running(msg.name):

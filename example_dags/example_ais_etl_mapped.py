@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, task
 
@@ -26,8 +26,19 @@ def reverse_lines(data: bytes) -> bytes:
     return b"".join(reversed(lines))
 
 
+DOC_MD = """
+### One transform task per shard (dynamic task mapping)
+
+**make_sharded_bucket** writes a sample bucket of `shards` shards and returns one prefix per shard;
+**transform_shard** is mapped over those prefixes, so each shard runs, fails and retries on its own
+(`retries=2`, resuming where it stopped). Each mapped task is named by its prefix
+(`map_index_template`), so the grid shows `shard-00/`, `shard-01/`, ... instead of 0, 1, 2.
+The health sensor is deferrable (it waits in the triggerer); **stop_etl** is a teardown.
+"""
+
 with DAG(
     dag_id="example_ais_etl_mapped",
+    doc_md=DOC_MD,
     schedule=None,
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -56,7 +67,9 @@ with DAG(
     # [END howto_operator_ais_etl_mapped_prefixes]
 
     init = AisEtlInitCodeOperator(task_id="init_etl", etl_name=ETL_NAME, python_callable=reverse_lines)
-    healthy = AisEtlHealthSensor(task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120)
+    healthy = AisEtlHealthSensor(
+        task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120, deferrable=True
+    )
 
     # [START howto_operator_ais_etl_mapped_transform]
     transforms = AisEtlBucketTransformOperator.partial(
@@ -65,6 +78,9 @@ with DAG(
         src="{{ params.src }}",
         dst="{{ params.dst }}",
         progress_interval=5,
+        retries=2,
+        retry_delay=timedelta(seconds=3),
+        map_index_template="{{ task.prefix }}",  # the grid names each shard by its prefix
     ).expand(prefix=prefixes)
     # [END howto_operator_ais_etl_mapped_transform]
 

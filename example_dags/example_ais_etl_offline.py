@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, task
 
@@ -35,8 +35,27 @@ def to_upper(data: bytes) -> bytes:
 
 # [END howto_ais_etl_transform_function]
 
+DOC_MD = """
+### Offline transform of a bucket through an AIS ETL
+
+1. **make_sample_bucket** writes a sample source bucket (`src`) when it is empty.
+2. **init_etl** starts the ETL `example-offline`: one transformation pod per target, running
+   `to_upper` from this file (`comm_type` and `delay_ms` come from the run's params).
+3. **wait_healthy** waits until every pod serves. It is *deferrable*: after one check on the worker
+   the wait moves to the triggerer and frees the worker slot.
+4. **transform_bucket** streams every object of `src` through the pods into `dst`. It has
+   `retries=2`: when a target leaves or a pod dies the job aborts with a one-paragraph reason, and
+   the retry restarts the ETL and **resumes** (objects already transformed are skipped).
+5. **verify** compares every result with the transform applied locally; **stop_etl** is a
+   teardown: it stops the pods even when a task failed.
+
+Watch it run in **AIS ETL** (Airflow's navigation) or on the task's *AIS ETL job* tab: pods and
+their health, CPU, memory and logs, and the job's live progress (objects, bytes, rate, ETA, errors).
+"""
+
 with DAG(
     dag_id="example_ais_etl_offline",
+    doc_md=DOC_MD,
     schedule=None,
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -83,7 +102,9 @@ with DAG(
     # [END howto_operator_ais_etl_init_code]
 
     # [START howto_sensor_ais_etl_health]
-    healthy = AisEtlHealthSensor(task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120)
+    healthy = AisEtlHealthSensor(
+        task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120, deferrable=True
+    )
     # [END howto_sensor_ais_etl_health]
 
     # [START howto_operator_ais_etl_bucket_transform]
@@ -95,6 +116,10 @@ with DAG(
         num_workers="{{ params.num_workers }}",
         skip_existing="{{ params.resume }}",
         progress_interval=5,
+        # A retry resumes: the ETL is restarted from etl_definition if an abort stopped it, and the
+        # objects this ETL already wrote to dst are skipped. (Short delay for the demo.)
+        retries=2,
+        retry_delay=timedelta(seconds=3),
         etl_definition={
             "kind": "code",
             "python_callable": to_upper,

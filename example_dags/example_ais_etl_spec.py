@@ -44,8 +44,18 @@ POD_SPEC = {
 }
 # [END howto_ais_etl_pod_spec]
 
+DOC_MD = """
+### An ETL from a Pod spec, a bucket transform and a one-object transform
+
+**init_etl** starts `example-spec` from `POD_SPEC`: the runtime image running `tr a-z A-Z` over
+`io://` (stdin is the object, stdout the result). After the deferrable health sensor,
+**transform_bucket** transforms the whole bucket and **transform_one_object** one object into a
+local file, in parallel; **stop_etl** is a teardown. See the pods, logs and jobs in **AIS ETL**.
+"""
+
 with DAG(
     dag_id="example_ais_etl_spec",
+    doc_md=DOC_MD,
     schedule=None,
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -73,7 +83,9 @@ with DAG(
     init = AisEtlInitSpecOperator(task_id="init_etl", etl_name=ETL_NAME, spec=POD_SPEC, comm_type="io://")
     # [END howto_operator_ais_etl_init_spec]
 
-    healthy = AisEtlHealthSensor(task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120)
+    healthy = AisEtlHealthSensor(
+        task_id="wait_healthy", etl_name=ETL_NAME, poke_interval=1, timeout=120, deferrable=True
+    )
 
     # [START howto_operator_ais_etl_bucket_transform_minimal]
     transform = AisEtlBucketTransformOperator(

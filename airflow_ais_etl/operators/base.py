@@ -77,11 +77,10 @@ class AisEtlBaseOperator(BaseOperator):
         return AisEtlHook(self.ais_etl_conn_id)
 
     def persist_link(self, context: Context, etl_name: str) -> None:
-        """Publish the ETL link now (visible while the task runs); a failure only logs a warning."""
+        """Record the ETL this task works on (the link and the ETL view read it); a failure only warns."""
         try:
-            url = self.hook.etl_url(etl_name)
+            dashboard = self.hook.etl_url(etl_name)
         except ValueError as exc:
-            self.log.warning("cannot build the ETL link: %s", exc)
-            return
-        if url:
-            AisEtlLink.persist(context, url)
+            self.log.warning("cannot build the ETL dashboard link: %s", exc)
+            dashboard = ""
+        AisEtlLink.persist(context, etl_name, str(self.ais_etl_conn_id), dashboard)

@@ -211,7 +211,6 @@ class AisEtlStopOperator(AisEtlBaseOperator):
     """
 
     template_fields: Sequence[str] = ("etl_name", "ais_etl_conn_id")
-    operator_extra_links = ()  # nothing to inspect once stopped
 
     def __init__(self, *, etl_name: str | None = None, all_etls: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -228,6 +227,7 @@ class AisEtlStopOperator(AisEtlBaseOperator):
                 self.log.info("stopped %s running etl(s): %s", len(stopped), ", ".join(stopped) or "none")
                 return {"stopped": stopped}
             name = str(self.etl_name)
+            self.persist_link(context, name)
             try:
                 was_running = self.hook.api.stop(name)
             except EtlNotFoundError:

@@ -15,6 +15,13 @@ from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
+from airflow_ais_etl.links.jobfeed import PUBLISH_SECONDS, JobFeed
+from airflow_ais_etl.operators.abort_report import (
+    LOG_TAIL_LINES,
+    abort_paragraph,
+    clear_abort_error,
+    failing_target,
+)
 from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
 
 if TYPE_CHECKING:
@@ -129,6 +136,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         self.dst_conn_id = dst_conn_id
         self._killed = False
         self._control: JobControl | None = None
+        self._context: Context | None = None
 
     # ------------------------------------------------------------------ arguments
     def build_options(self) -> OfflineOptions:
@@ -220,7 +228,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             if (healed or retry) and not options.skip_existing:
                 self.log.info("resuming: objects this ETL already transformed into %s are skipped", self.dst)
                 options = replace(options, skip_existing=True)
-            stats = self._run(options, control)
+            self._context = context
+            stats = self._run(options, control, self._feed(context, options))
         finally:
             self._control = None
         if self._killed:
@@ -236,7 +245,18 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         )
         return stats
 
-    def _run(self, options: OfflineOptions, control: JobControl) -> dict[str, Any]:
+    def _feed(self, context: Context, options: OfflineOptions) -> JobFeed:
+        """Return the progress callback: the ETL view gets every snapshot, the log one per interval."""
+        return JobFeed(
+            context,
+            self.etl_name,
+            str(self.ais_etl_conn_id),
+            log_every=options.progress_interval,
+            log_line=self._log_progress,
+        )
+
+    def _run(self, options: OfflineOptions, control: JobControl, feed: JobFeed) -> dict[str, Any]:
+        options = replace(options, progress_interval=min(options.progress_interval, PUBLISH_SECONDS))
         try:
             with fail_without_retry():
                 return self.hook.api.transform_bucket(
@@ -244,7 +264,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
                     self.src,
                     self.dst,
                     options,
-                    progress=self._log_progress,
+                    progress=feed,
                     control=control,
                     src_conn_id=self.src_conn_id or None,
                     dst_conn_id=self.dst_conn_id or None,
@@ -253,16 +273,26 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             stats = dict(getattr(exc, "stats", None) or {})
             if self._killed or exc.cause == KILL_CAUSE:
                 raise self._killed_error(stats, exc) from exc
-            self.log.error(
-                "etl %s job aborted: %s; %s of %s object(s) done, %s skipped before the abort; "
-                "a retry resumes where it stopped",
-                self.etl_name,
-                exc.cause or exc,
-                stats.get("objects", "?"),
-                stats.get("planned_objects", "?"),
-                stats.get("skipped", "?"),
-            )
-            raise
+            raise self._clear_abort(exc, stats) from None  # the paragraph says it all: no engine traceback
+
+    def _clear_abort(self, exc: AbortError, stats: dict[str, Any]) -> AbortError:
+        """Return the readable abort: what happened, what was done, how to resume, the pod log tail."""
+        cause = exc.cause or str(exc)
+        ti = self._context.get("ti") if self._context else None
+        try_number = int(getattr(ti, "try_number", 1) or 1)
+        paragraph = abort_paragraph(self.etl_name, cause, stats, try_number, int(self.retries or 0) + 1)
+        try:
+            target_ids = [t.id for t in self.hook.api.backend.targets()]
+        except Exception:
+            target_ids = []
+        target, tail = failing_target(cause, target_ids), ""
+        try:
+            if target:
+                logs = self.hook.api.logs(self.etl_name, target)
+                tail = "\n".join("\n".join(p.logs.splitlines()[-LOG_TAIL_LINES:]) for p in logs)
+        except Exception as err:  # the pods may be gone with the abort: the paragraph still stands
+            self.log.debug("no pod log for the abort report: %s", err)
+        return clear_abort_error(exc, self.etl_name, paragraph, tail, target)
 
     def on_kill(self) -> None:
         """Abort the running job (no partial objects are left); ``execute`` then raises."""

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow_ais_etl.exceptions import AisEtlHealthCheckFailed
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
 from airflow_ais_etl.hooks.health import HealthVerdict
+from airflow_ais_etl.links.etl import AisEtlLink
 from airflow_ais_etl.triggers.etl import AisEtlHealthTrigger, TriggerStatus, validate_trigger_event
 from airflow_ais_etl.version_compat import BaseSensorOperator, conf
 
@@ -36,6 +37,7 @@ class AisEtlHealthSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("etl_name", "ais_etl_conn_id")
+    operator_extra_links = (AisEtlLink(),)
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class AisEtlHealthSensor(BaseSensorOperator):
         return report.healthy
 
     def execute(self, context: Context) -> Any:
+        AisEtlLink.persist(context, self.etl_name, str(self.ais_etl_conn_id))
         if not self.deferrable:
             return super().execute(context)
         if self.poke(context):

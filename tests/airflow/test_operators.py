@@ -177,7 +177,12 @@ def test_init_code_from_callable_calls_the_hook() -> None:
     assert source.chunk_size == 0
     assert definition.timeout == 120.0
     assert definition.env == {"N": "3"}
-    ctx["ti"].xcom_push.assert_called_once_with(key="ais_etl_link", value="file:///tmp/etl")
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
+    assert pushed["ais_etl_task"] == {
+        "etl": "my-etl",
+        "conn_id": "ais_etl_default",
+        "dashboard": "file:///tmp/etl",
+    }
 
 
 def test_init_spec_builds_a_spec_definition() -> None:
@@ -253,9 +258,11 @@ def test_bucket_transform_passes_options_and_returns_stats() -> None:
     assert op.execute(_ctx()) == _stats(objects=10)
     (name, src, dst, options), kwargs = hook.api.transform_bucket.call_args
     assert (name, src, dst) == ("my-etl", "/s", "/d")
+    # the engine reports every second (the ETL view's feed); the task log gets a line every 2 s
     assert options == OfflineOptions(
-        prefix="a/", ext={"jpg": "txt"}, num_workers=3, progress_interval=2.0, request_timeout=5.0
+        prefix="a/", ext={"jpg": "txt"}, num_workers=3, progress_interval=1.0, request_timeout=5.0
     )
+    assert kwargs["progress"].log_every == 2.0
     assert isinstance(kwargs["control"], JobControl)
     hook.api.start.assert_not_called()
 
@@ -319,7 +326,7 @@ def test_etl_definition_with_unknown_keys_fails_listing_the_allowed_ones() -> No
     hook.api.transform_bucket.assert_not_called()
 
 
-def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.CaptureFixture[str]) -> None:
+def test_membership_abort_fails_with_abort_error_and_logs_cause() -> None:
     op = _transform()
     hook = _hook()
     err = AbortError("etl job aborted: target t2 left", cause="target t2 left", etl_name="my-etl")
@@ -328,9 +335,15 @@ def test_membership_abort_fails_with_abort_error_and_logs_cause(capfd: pytest.Ca
     _with_hook(op, hook)
     with pytest.raises(AbortError) as info:
         op.execute(_ctx())
-    assert info.value is err
     assert not isinstance(info.value, AisEtlTaskKilledError)
-    assert "etl my-etl job aborted: target t2 left; 4 of 10 object(s) done" in capfd.readouterr().out
+    assert info.value.cause == "target t2 left"
+    assert info.value.stats == _stats(objects=4)  # type: ignore[attr-defined]
+    assert info.value.__suppress_context__  # the paragraph, not the engine's traceback
+    message = str(info.value)
+    assert "The offline job of ETL my-etl was aborted: target t2 left. Before the abort 4 of 10" in message
+    assert "To resume, clear this task" in message  # no retries left (retries=0)
+    assert "target t2's pod" in message
+    assert message.count("was aborted") == 1
 
 
 def test_validation_error_from_the_service_fails_without_retry() -> None:
