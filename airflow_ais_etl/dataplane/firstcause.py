@@ -23,8 +23,11 @@ __all__ = ["EVENT_SLACK", "WATCH_WINDOW", "WatchCauses", "cause_before"]
 
 EVENT_SLACK = 0.5
 """Seconds a recorded event may trail the failure it caused (a shim records a pod's exit just after)."""
-WATCH_WINDOW = 1.0
-"""Seconds to wait for an unstamped watch to name the cause of a pod that vanished."""
+WATCH_WINDOW = 5.0
+"""Seconds to wait for an unstamped watch to name the cause of a pod that vanished.
+
+Only a failing job waits, and only until the watch speaks: a Kubernetes watch event for a killed
+container took over 1 s on a loaded 2-core machine (the job then named "cannot reach pod")."""
 
 
 class WatchCauses:
