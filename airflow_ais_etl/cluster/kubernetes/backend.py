@@ -40,7 +40,7 @@ from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
 from airflow_ais_etl.cluster.kubernetes.claims import claims_of
 from airflow_ais_etl.cluster.kubernetes.codemap import reference_code
-from airflow_ais_etl.cluster.kubernetes.etlobjects import EtlObjects, delete_etl_objects
+from airflow_ais_etl.cluster.kubernetes.etlobjects import EtlObjects, delete_etl_objects, pod_token
 from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER, GatewayConfig, build_pod, io_command
 from airflow_ais_etl.cluster.kubernetes.health import health_of
 from airflow_ais_etl.cluster.kubernetes.membership import (
@@ -391,11 +391,13 @@ class KubernetesBackend(Backend):
 
     def endpoints(self, name: str) -> list[PodEndpoint]:
         out = []
+        token = pod_token(self.kube, name)
         for pod in self._pods(name):
             url = pod_url(pod, self.address, self.namespace)
             if is_deleting(pod) or url is None:
                 continue
-            out.append(PodEndpoint(label_of(pod, POD_LABEL_TARGET), name_of(pod), url, io_command(pod)))
+            tid = label_of(pod, POD_LABEL_TARGET)
+            out.append(PodEndpoint(tid, name_of(pod), url, io_command(pod), token=token))
         return out
 
     def _require(self, name: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.kubernetes.codemap import code_config_map
-from airflow_ais_etl.cluster.kubernetes.gateway import gateway_secret
+from airflow_ais_etl.cluster.kubernetes.gateway import etl_token, gateway_secret, gateway_secret_name
 from airflow_ais_etl.cluster.kubernetes.netpolicy import network_policy
 from airflow_ais_etl.cluster.kubernetes.objects import name_of
 from airflow_ais_etl.etl.msg import InitCodeMsg
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.kubernetes.pods import KubeClient
     from airflow_ais_etl.etl.msg import InitMsg
 
-__all__ = ["EtlObjects", "delete_etl_objects"]
+__all__ = ["EtlObjects", "delete_etl_objects", "pod_token"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class EtlObjects:
         kube.create_secret(self.secret)
         if self.code_map is not None:
             kube.create_config_map(self.code_map)
+
+
+def pod_token(kube: KubeClient, etl_name: str) -> str | None:
+    """Return the pod token in the ETL's Secret (None while it has none): the engine sends it."""
+    return etl_token(kube.read_secret(gateway_secret_name(etl_name)))
 
 
 def delete_etl_objects(kube: KubeClient, selector: str, *, policies: bool = True) -> None:

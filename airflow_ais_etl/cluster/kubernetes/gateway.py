@@ -12,6 +12,7 @@ as ``$(AIS_ETL_GATEWAY_SECRET)``, which Kubernetes expands from the env declared
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
 from airflow_ais_etl.cluster.kubernetes.claims import VolumeClaim, mount_claims
 from airflow_ais_etl.cluster.kubernetes.objects import main_port
+from airflow_ais_etl.etl.constants import TOKEN_ENV
 from airflow_ais_etl.etl.podsecurity import added_container_context
 from airflow_ais_etl.etl.podspec import (
     POD_LABEL_NAME,
@@ -53,6 +55,8 @@ ANNOTATION_IO_COMMAND = "airflow-ais-etl/io-command"
 GATEWAY_CONTAINER = "ais-etl-gateway"
 POD_IP_ENV = "AIS_ETL_POD_IP"
 SECRET_KEY = "gateway-secret"
+TOKEN_KEY = "pod-token"
+"""Key of the ETL's pod token in its Secret: the server reads it as ``AIS_ETL_TOKEN``, the engine sends it."""
 _DEFAULT_MAIN_PORT = 8080
 _PER_POD_LABELS = (POD_LABEL_NAME, POD_LABEL_NODE, POD_LABEL_TARGET)
 
@@ -98,13 +102,24 @@ def gateway_secret(etl_name: str, namespace: str, pod: Mapping[str, Any]) -> dic
         "kind": "Secret",
         "metadata": {"name": gateway_secret_name(etl_name), "namespace": namespace, "labels": labels},
         "type": "Opaque",
-        "stringData": {SECRET_KEY: new_secret()},
+        "stringData": {SECRET_KEY: new_secret(), TOKEN_KEY: new_secret()},
     }
 
 
 def secret_env(secret_name: str) -> dict[str, Any]:
     """Return the env entry that reads the path secret from the ETL's Secret."""
     return {"name": SECRET_ENV, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": SECRET_KEY}}}
+
+
+def token_env(secret_name: str) -> dict[str, Any]:
+    """Return the env entry that gives a server container the ETL's pod token (the runtime checks it)."""
+    return {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": TOKEN_KEY}}}
+
+
+def etl_token(secret: Mapping[str, Any] | None) -> str | None:
+    """Return the pod token held by an ETL's Secret as read from the API (None: no Secret, no token)."""
+    encoded = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
+    return base64.b64decode(encoded).decode() if encoded else None
 
 
 def gateway_container(
@@ -187,8 +202,9 @@ def build_pod(
     pod = prepared.pod
     spec = pod["spec"]
     for container in spec["containers"]:
-        env_list = [e for e in container.get("env") or [] if e.get("name") not in (POD_IP_ENV, SECRET_ENV)]
-        front = [pod_ip_env(), secret_env(secret_name)]  # before AIS_TARGET_URL, which expands both
+        drop = (POD_IP_ENV, SECRET_ENV, TOKEN_ENV)
+        env_list = [e for e in container.get("env") or [] if e.get("name") not in drop]
+        front = [pod_ip_env(), secret_env(secret_name), token_env(secret_name)]  # before AIS_TARGET_URL
         if not any(e.get("name") == "POD_IP" for e in env_list):
             front.append(pod_ip_env("POD_IP"))  # our runtime (and the io server) bind it
         container["env"] = front + env_list

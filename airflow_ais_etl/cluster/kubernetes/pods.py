@@ -352,6 +352,9 @@ class KubeClient:
             body,
         )
 
+    def read_secret(self, name: str) -> dict[str, Any] | None:
+        return self._read(f"read secret {name}", self.core.read_namespaced_secret, name, self.namespace)
+
     def list_secrets(self, label_selector: str) -> list[dict[str, Any]]:
         items, _ = self._list(
             "list secrets", self.core.list_namespaced_secret, self.namespace, label_selector=label_selector
