@@ -29,7 +29,6 @@ import secrets
 import stat
 import string
 import sys
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.directput import puts_store
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
-from airflow_ais_etl.cluster.private import open_private, private_dir
+from airflow_ais_etl.cluster.private import open_private, private_dir, write_private
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -102,17 +101,7 @@ def register_bucket(buckets_file: str, url: str) -> BucketRef:
             buckets = read_buckets(buckets_file)
             if buckets.get(name, {}).get("url") != norm:
                 buckets[name] = {"url": norm}
-                fd, tmp = tempfile.mkstemp(prefix=".buckets-", dir=directory)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as f:
-                        json.dump(buckets, f, indent=1, sort_keys=True)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, buckets_file)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
+                write_private(buckets_file, json.dumps(buckets, indent=1, sort_keys=True), fsync=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return BucketRef(provider="ais", name=name, extra={"url": norm})
