@@ -199,8 +199,10 @@ def validate(msg: InitMsg, *, allow_fqn: bool = True) -> InitMsg:
     comm = _checked_comm_type(msg, detail)
     _check_arg_type(msg, comm, detail, allow_fqn=allow_fqn)
     check_protocol(msg.protocol)
-    out = dataclasses.replace(msg, comm_type=comm, timeout=_checked_timeout(msg, detail))
-    _check_obj_timeout(msg, detail)
+    out = dataclasses.replace(
+        msg, comm_type=comm, timeout=_checked_duration(msg, "timeout", DEFAULT_TIMEOUT, "45s or 5m", detail)
+    )
+    _checked_duration(msg, "obj_timeout", DEFAULT_OBJ_TIMEOUT, "45s or 2m", detail)
     if isinstance(out, InitCodeMsg):
         _validate_code(out)
     elif isinstance(out, InitSpecMsg):
@@ -254,24 +256,14 @@ def _check_arg_type(msg: InitMsg, comm: str, detail: str, *, allow_fqn: bool) ->
         )
 
 
-def _checked_timeout(msg: InitMsg, detail: str) -> float:
-    """Return the timeout in seconds, :data:`DEFAULT_TIMEOUT` when 0."""
-    timeout = float(msg.timeout)
-    if not math.isfinite(timeout) or timeout < 0:
-        raise ValidationError(
-            f"timeout {msg.timeout!r} is invalid, expecting a positive duration such as 45s or 5m "
-            f"(0 means the default {format_duration(DEFAULT_TIMEOUT)}){detail}",
-            etl_name=msg.name,
-        )
-    return timeout or DEFAULT_TIMEOUT
-
-
-def _check_obj_timeout(msg: InitMsg, detail: str) -> None:
-    """Refuse a negative or infinite ``obj_timeout`` (0 keeps meaning the default)."""
-    value = float(msg.obj_timeout)
+def _checked_duration(msg: InitMsg, field: str, default: float, example: str, detail: str) -> float:
+    """Return ``msg.<field>`` in seconds (``default`` when 0); refuse a negative or infinite one."""
+    raw = getattr(msg, field)
+    value = float(raw)
     if not math.isfinite(value) or value < 0:
         raise ValidationError(
-            f"obj_timeout {msg.obj_timeout!r} is invalid, expecting a positive duration such as 45s or 2m "
-            f"(0 means the default {format_duration(DEFAULT_OBJ_TIMEOUT)}){detail}",
+            f"{field} {raw!r} is invalid, expecting a positive duration such as {example} "
+            f"(0 means the default {format_duration(default)}){detail}",
             etl_name=msg.name,
         )
+    return value or default
