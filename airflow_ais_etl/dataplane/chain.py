@@ -134,28 +134,45 @@ class Chain:
 
     def watch(self, backend: Backend, on_change: Callable[[str], None]) -> ChainWatch:
         """Watch every ETL of the chain: a change or a stop of any of them aborts the job."""
-        watches: list[MembershipWatch] = []
+        chain_watch = ChainWatch()
+
+        def changed(name: str) -> Callable[[str], None]:
+            def call(cause: str) -> None:
+                chain_watch.changed.add(name)
+                on_change(cause)
+
+            return call
+
         try:
             for name in self.names:
-                watches.append(backend.watch_membership(name, on_change))
+                chain_watch.watches.append((name, backend.watch_membership(name, changed(name))))
         except BaseException:
-            ChainWatch(watches).close()
+            chain_watch.close()
             raise
-        return ChainWatch(watches)
+        return chain_watch
 
 
 class ChainWatch(MembershipWatch):
-    """The watches of all ETLs of a chain as one: the earliest event of any of them comes first."""
+    """The watches of all ETLs of a chain as one: the earliest event of any of them comes first.
 
-    def __init__(self, watches: list[MembershipWatch]) -> None:
-        self.watches = watches
+    ``changed`` names the ETLs whose pods or targets changed: a membership abort stops those (all
+    of them when targets changed), never an ETL that merely shared the job.
+    """
+
+    def __init__(self) -> None:
+        self.watches: list[tuple[str, MembershipWatch]] = []
+        self.changed: set[str] = set()
 
     def earliest_event(self) -> tuple[float, str] | None:
-        events = [e for w in self.watches if (e := w.earliest_event()) is not None]
-        return min(events) if events else None
+        events = [(e, name) for name, w in self.watches if (e := w.earliest_event()) is not None]
+        if not events:
+            return None
+        event, name = min(events)
+        self.changed.add(name)
+        return event
 
     def close(self) -> None:
-        for w in self.watches:
+        for _name, w in self.watches:
             with contextlib.suppress(Exception):
                 w.close()
 

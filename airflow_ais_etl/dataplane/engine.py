@@ -181,6 +181,8 @@ class _Job:
         self.failure: BaseException | None = None
         self._failed_at = 0.0
         self._flushing: asyncio.Future[None] | None = None
+        self._changed: set[str] = set()
+        """The ETLs whose membership changed (a membership abort stops their pods)."""
 
     async def run(self) -> dict[str, Any]:
         aborted = self._abort_event()
@@ -193,6 +195,7 @@ class _Job:
         journal = Journal(dst, self.chain.journal_name, self.chain.fingerprint(), auto_flush=False)
         seen = WatchCauses()
         watch = self.chain.watch(self.backend, lambda cause: self._cluster_changed(cause, seen))
+        self._changed = watch.changed
         try:
             done = await self._prepare_destination(dst, journal)
             await self._transform(items, endpoints, dst, journal, done, aborted)
@@ -408,7 +411,7 @@ class _Job:
 
     def _abort_error(self, cause: str, snap: dict[str, Any]) -> AbortError:
         """Stop the pods when membership changed, and say how far the job got and how to resume."""
-        for name in self.chain.names if self.control.stop_pods else ():  # pods still recorded
+        for name in sorted(self._changed) if self.control.stop_pods else ():  # pods still recorded
             with contextlib.suppress(Exception):  # (a removal or a stop already ended them)
                 if self.backend.endpoints(name):
                     self.backend.abort(name, cause)
