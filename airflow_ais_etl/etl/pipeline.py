@@ -31,7 +31,7 @@ def parse_pipeline(value: str | Sequence[str]) -> tuple[str, ...]:
         names = [n.strip() for n in value]
     else:
         raise ValidationError(
-            f"an ETL name or pipeline must be a string (e.g. 'etl-1>>etl-2') or a list of names, "
+            f"ETL name must be a string (a pipeline: 'etl-1>>etl-2' or a list of names), "
             f"got {type(value).__name__}"
         )
     if not names:
