@@ -202,7 +202,7 @@ def _pushed(msg: InitMsg) -> InitMsg:
 
 
 def _at_stage(exc: AisEtlError, chain: Chain, index: int, obj: str) -> TransformError:
-    """Name the stage that failed; keep the cause, so a vanished pod still reads as one."""
+    """Name the stage that failed; raise it ``from`` the original cause, so a vanished pod still reads as one."""
     err = TransformError(
         f"{chain.where(index)}: {getattr(exc, 'reason', str(exc))}",
         object_name=obj,
@@ -211,7 +211,6 @@ def _at_stage(exc: AisEtlError, chain: Chain, index: int, obj: str) -> Transform
         target=getattr(exc, "target", ""),
         pod_name=getattr(exc, "pod_name", ""),
     )
-    err.__cause__ = exc.__cause__
     err.stage = chain.msgs[index].name  # type: ignore[attr-defined]
     return err
 
@@ -242,7 +241,7 @@ class ChainTransformer:
                         ep, ObjInfo(info.name, len(data), info.version)
                     )
             except AisEtlError as exc:
-                raise _at_stage(exc, self.chain, i, info.name) from exc
+                raise _at_stage(exc, self.chain, i, info.name) from exc.__cause__
         return data, ObjInfo(info.name, len(data), info.version)
 
     def _later(self, stage: ObjectTransformer, data: bytes) -> ObjectTransformer:
@@ -261,7 +260,7 @@ class ChainTransformer:
         try:
             return await self._later(self.stages[last], data).to_bytes(self._ep(last, endpoint), held)
         except AisEtlError as exc:
-            raise _at_stage(exc, self.chain, last, info.name) from exc
+            raise _at_stage(exc, self.chain, last, info.name) from exc.__cause__
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
@@ -274,7 +273,7 @@ class ChainTransformer:
                 self._ep(last, endpoint), held, dst, dst_name
             )
         except AisEtlError as exc:
-            raise _at_stage(exc, self.chain, last, info.name) from exc
+            raise _at_stage(exc, self.chain, last, info.name) from exc.__cause__
 
     def _ep(self, index: int, endpoint: PodEndpoint) -> PodEndpoint:
         return self.by_target[index][endpoint.target_id]

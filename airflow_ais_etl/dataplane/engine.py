@@ -186,10 +186,10 @@ class _Job:
 
     async def run(self) -> dict[str, Any]:
         aborted = self._abort_event()
+        self.chain.check()  # a pipeline that cannot work fails before the source is listed
         items = await self._plan()
         if self.options.dry_run:
             return self._finish_dry_run(items)
-        self.chain.check()
         endpoints = self.chain.endpoints(self.backend)
         dst = await asyncio.to_thread(self.open_dst)
         journal = Journal(dst, self.chain.journal_name, self.chain.fingerprint(), auto_flush=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -110,6 +112,28 @@ def test_stop_of_the_second_etl_aborts_and_the_same_chain_resumes(api: AisEtl, t
     )
     other = api.transform_bucket("slow-etl", str(src), str(dst), OfflineOptions(skip_existing=True))
     assert other["skipped"] == 0
+
+
+@pytest.mark.integration
+def test_a_killed_pod_of_the_second_etl_aborts_naming_that_pod(api: AisEtl, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = simple_tree_upper(src, 200)
+    api.init_code("rev-etl", REVERSE)
+    api.init_code("slow-etl", SLOW)
+
+    def kill() -> None:
+        pod = api.backend._pods("slow-etl")["t1"]  # type: ignore[attr-defined]
+        os.kill(pod.containers[0].pid(), signal.SIGKILL)
+
+    when(count_files(dst, 10), kill)
+    with pytest.raises(AbortError) as err:
+        api.transform_bucket("rev-etl>>slow-etl", str(src), str(dst), OfflineOptions(num_workers=2))
+    assert "pod of t1 exited with code -9" in str(err.value)  # the event, not a refused connection
+    assert "rev-etl>>slow-etl" in str(err.value)
+    assert api.info("rev-etl").state == "running"
+    for name, payload in objects(dst).items():
+        assert payload == reverse(data[name]).upper(), name
+    assert temp_files(dst) == []
 
 
 @pytest.mark.integration
