@@ -9,17 +9,19 @@ A chain of one ETL is exactly the single-ETL path. Offline (engine) and inline s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_ais_etl.cluster.base import MembershipWatch
 from airflow_ais_etl.dataplane.comm import PodClient
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
-from airflow_ais_etl.dataplane.transfer import ObjectTransformer
+from airflow_ais_etl.dataplane.transfer import SMALL_OBJECT, ObjectTransformer
 from airflow_ais_etl.etl.constants import ARG_BYTES, HPULL, HPUSH, HREV
 from airflow_ais_etl.etl.errors import AisEtlError, EtlNotFoundError, TransformError, ValidationError
 from airflow_ais_etl.etl.msg import obj_timeout_of, to_wire
@@ -178,22 +180,58 @@ class ChainWatch(MembershipWatch):
 
 
 class _Held:
-    """An intermediate result as the next stage's source: bytes in memory, never a stored object."""
+    """An intermediate result as the next stage's source, never a stored object.
+
+    Up to :data:`SMALL_OBJECT` it stays in memory; a larger one goes to an anonymous temp file of
+    this process (unlinked, mode 0600), so many large objects in flight do not exhaust memory.
+    It can be read again from the start, so a request the retry policy re-sends is complete.
+    """
 
     url = "pipeline://intermediate"
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self) -> None:
+        self.spool = tempfile.SpooledTemporaryFile(max_size=SMALL_OBJECT)  # closed by close()
+        self.size = 0
+
+    async def fill(self, resp: Any) -> _Held:
+        """Store the pod's whole answer (read whole when small, streamed when large)."""
+        try:
+            if resp.content_length is not None and resp.content_length <= SMALL_OBJECT:
+                data = await resp.read()
+                self.spool.write(data)
+                self.size = len(data)
+                return self
+            async for chunk in resp.iter_chunks():
+                await asyncio.to_thread(self.spool.write, chunk)
+                self.size += len(chunk)
+        except BaseException:
+            resp.close()
+            self.close()
+            raise
+        return self
+
+    def info(self, src: ObjInfo) -> ObjInfo:
+        return ObjInfo(src.name, self.size, src.version)
 
     def read_bytes(self, name: str) -> bytes:
-        return self.data
+        self.spool.seek(0)
+        return self.spool.read()
 
     def read_chunks(self, name: str, chunk_size: int) -> Iterator[bytes]:
-        view = memoryview(self.data)
-        return (bytes(view[i : i + chunk_size]) for i in range(0, len(view), chunk_size))
+        offset = 0
+        while True:
+            self.spool.seek(offset)
+            chunk = self.spool.read(chunk_size)
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk
 
     def local_path(self, name: str) -> str | None:
         return None
+
+    def close(self) -> None:
+        self.spool.close()
 
 
 def _pushed(msg: InitMsg) -> InitMsg:
@@ -228,52 +266,62 @@ class ChainTransformer:
         self.stages = stages
         self.by_target = [{e.target_id: e for e in eps} for eps in endpoints]
 
-    async def _intermediate(self, endpoint: PodEndpoint, info: ObjInfo) -> tuple[bytes, ObjInfo]:
-        """Run all stages but the last; return the last intermediate result and its description."""
-        data = b""
+    async def _intermediate(self, endpoint: PodEndpoint, info: ObjInfo) -> _Held:
+        """Run all stages but the last; return the last intermediate result (the caller closes it)."""
+        held: _Held | None = None
         for i, stage in enumerate(self.stages[:-1]):
-            ep = self.by_target[i][endpoint.target_id]
+            ep = self._ep(i, endpoint)
             try:
-                if i == 0:
-                    data = await stage.to_bytes(ep, info)
+                if held is None:
+                    resp = await stage.request(ep, info)
                 else:
-                    data = await self._later(stage, data).to_bytes(
-                        ep, ObjInfo(info.name, len(data), info.version)
-                    )
+                    resp = await self._later(stage, held).request(ep, held.info(info))
+                result = await _Held().fill(resp)
             except AisEtlError as exc:
                 raise _at_stage(exc, self.chain, i, info.name) from exc.__cause__
-        return data, ObjInfo(info.name, len(data), info.version)
+            finally:
+                if held is not None:
+                    held.close()
+            held = result
+        assert held is not None
+        return held
 
-    def _later(self, stage: ObjectTransformer, data: bytes) -> ObjectTransformer:
+    def _later(self, stage: ObjectTransformer, held: _Held) -> ObjectTransformer:
         return ObjectTransformer(
             stage.client,
             stage.msg,
-            cast("Bucket", _Held(data)),
+            cast("Bucket", held),
             stage.bucket_ref,
             etl_args=stage.etl_args,
             direct_put=stage.direct_put,
         )
 
     async def to_bytes(self, endpoint: PodEndpoint, info: ObjInfo) -> bytes:
-        data, held = await self._intermediate(endpoint, info)
+        held = await self._intermediate(endpoint, info)
         last = len(self.stages) - 1
         try:
-            return await self._later(self.stages[last], data).to_bytes(self._ep(last, endpoint), held)
+            return await self._later(self.stages[last], held).to_bytes(
+                self._ep(last, endpoint), held.info(info)
+            )
         except AisEtlError as exc:
             raise _at_stage(exc, self.chain, last, info.name) from exc.__cause__
+        finally:
+            held.close()
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
     ) -> tuple[int, bool]:
         """Write the last stage's result atomically to ``dst`` (or let its pod deliver it)."""
-        data, held = await self._intermediate(endpoint, info)
+        held = await self._intermediate(endpoint, info)
         last = len(self.stages) - 1
         try:
-            return await self._later(self.stages[last], data).to_bucket(
-                self._ep(last, endpoint), held, dst, dst_name
+            return await self._later(self.stages[last], held).to_bucket(
+                self._ep(last, endpoint), held.info(info), dst, dst_name
             )
         except AisEtlError as exc:
             raise _at_stage(exc, self.chain, last, info.name) from exc.__cause__
+        finally:
+            held.close()
 
     def _ep(self, index: int, endpoint: PodEndpoint) -> PodEndpoint:
         return self.by_target[index][endpoint.target_id]

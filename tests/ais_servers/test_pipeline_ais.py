@@ -43,3 +43,10 @@ def test_ais_server_as_last_and_as_first_stage(ais_api: AisEtl, tmp_path: Path) 
     got = ais_api.transform_object(["ais-rev-etl", "own-args-etl"], str(src), "d1/o1.txt", etl_args="k=v")
     assert isinstance(got, bytes)
     assert got.startswith(data["d1/o1.txt"][::-1].upper() + b"|K=V|")
+    # a ws:// stage after an hpush one, offline: the intermediate result goes over the WebSocket
+    ais_api.init_spec("ais-ws-etl", pod_spec("fastapi"), comm_type="ws")
+    dst_ws = tmp_path / "dst-ws"
+    stats = ais_api.transform_bucket("own-args-etl>>ais-ws-etl", str(src), str(dst_ws), OfflineOptions())
+    assert stats["objects"] == len(data)
+    for name, payload in data.items():
+        assert (dst_ws / name).read_bytes() == payload.upper()[::-1], name
