@@ -138,7 +138,7 @@ def add_lifecycle(sub: Any, handlers: dict[str, Callable[..., None]]) -> None:
 def add_object(sub: Any, handler: Callable[..., None]) -> None:
     """``object ETL SRC OUT`` and AIS's ``object ETL cp SRC DST``."""
     obj = sub.add_parser("object", help="transform one object (inline)")
-    obj.add_argument("name")
+    obj.add_argument("name", help="ETL name, or a pipeline: 'etl-1>>etl-2' (or 'etl-1,etl-2')")
     obj.add_argument("src", help="the object: ais://BUCKET/OBJ, a file path or URL (or 'cp')")
     obj.add_argument("dst", help="destination file or URL, or '-' for stdout")
     obj.add_argument("rest", nargs="?", help=argparse.SUPPRESS)
@@ -154,7 +154,7 @@ def add_object(sub: Any, handler: Callable[..., None]) -> None:
 def add_bucket(sub: Any, handler: Callable[..., None]) -> None:
     """``bucket ETL SRC DST`` with AIS's flag names (``--cont-on-err``, ``--etl-timeout``, ``--timeout``)."""
     bck = sub.add_parser("bucket", help="transform a bucket (offline) into another")
-    bck.add_argument("name")
+    bck.add_argument("name", help="ETL name, or a pipeline: 'etl-1>>etl-2' (or 'etl-1,etl-2')")
     bck.add_argument("src")
     bck.add_argument("dst")
     bck.add_argument("--list", help="comma-separated object names")

@@ -104,13 +104,14 @@ def ais_path(home: str | None, url: str) -> str:
 
 
 def pipeline_name(name: str) -> str:
-    """Return the ETL name; AIS's ``etl-1>>etl-2`` pipeline syntax is refused with a clear error."""
-    if ">>" in name:
-        raise ValidationError(
-            f"ETL pipelines ({name!r}) are not supported by this version of ais-etl: run the ETLs one "
-            "after the other (bucket to bucket)"
-        )
-    return name
+    """Return the ETL name, or a pipeline in AIS's spelling (``etl-1>>etl-2``; ``etl-1,etl-2`` too).
+
+    The chain is checked here (empty stage, a name twice, too many ETLs), so a bad one fails before
+    any source is read; the ETLs themselves are checked when the job starts.
+    """
+    from airflow_ais_etl.etl.pipeline import parse_pipeline, pipeline_label
+
+    return pipeline_label(parse_pipeline(name))
 
 
 def names_of(args: argparse.Namespace, api: AisEtl, *, allow_all: bool = True) -> list[str]:

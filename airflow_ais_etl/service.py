@@ -15,12 +15,13 @@ from airflow_ais_etl.etl.coerce import as_float, as_str, describe
 from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.msg import CODE, SPEC, obj_timeout_of, to_wire
+from airflow_ais_etl.etl.pipeline import parse_pipeline
 from airflow_ais_etl.etl.state import EtlState, etl_state
 from airflow_ais_etl.etl.validation import validate, validate_name
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
     from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
@@ -233,7 +234,7 @@ class AisEtl:
     # ------------------------------------------------------------------ transforms
     def transform_object(
         self,
-        name: str,
+        name: str | Sequence[str],
         src: str,
         obj: str,
         *,
@@ -246,22 +247,28 @@ class AisEtl:
     ) -> bytes | dict[str, Any]:
         """Transform one object inline; return its bytes, or write it to ``dst`` and return a summary.
 
-        ``etl_args`` reach the transform per request (AIS's query ``etl_args``; docs/protocol.md).
+        ``name`` is one ETL, or a pipeline: ``"etl-1>>etl-2"``, ``"etl-1,etl-2"`` or a list of names
+        (first to last). ``etl_args`` reach every transform per request (AIS's query ``etl_args``;
+        docs/protocol.md). ``timeout`` applies to each stage (default: each ETL's ``obj_timeout``).
         """
         from airflow_ais_etl.dataplane.inline import transform_object
 
         for arg, value in (("src", src), ("obj", obj)):
             as_str(arg, value)
-        msg = self.view(name)
-        timeout = obj_timeout_of(msg) if timeout is None else as_float("timeout", timeout)
-        endpoints = self.backend.endpoints(name)
-        if not endpoints:
-            raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
+        names = parse_pipeline(name)
+        msgs = [self.view(n) for n in names]
+        if timeout is not None:
+            timeout = as_float("timeout", timeout)
+        elif len(msgs) == 1:
+            timeout = obj_timeout_of(msgs[0])
+        for n in names:
+            if not self.backend.endpoints(n):
+                raise EtlNotFoundError(f"etl job {n} is not running (start it first)", etl_name=n)
         result = asyncio.run(
             transform_object(
                 self.backend,
-                msg,
-                endpoints,
+                msgs,
+                None,
                 src,
                 obj,
                 dst=dst,
@@ -272,13 +279,14 @@ class AisEtl:
                 etl_args=etl_args,
             )
         )
-        self.backend.add_stats(name, {"inline_objects": 1, "inline_bytes_in": int(result["bytes_in"])})
+        for n in names:
+            self.backend.add_stats(n, {"inline_objects": 1, "inline_bytes_in": int(result["bytes_in"])})
         out: bytes | dict[str, Any] = result["data"] if dst is None else result["summary"]
         return out
 
     def transform_bucket(
         self,
-        name: str,
+        name: str | Sequence[str],
         src: str,
         dst: str,
         options: OfflineOptions | None = None,
@@ -288,17 +296,22 @@ class AisEtl:
         src_conn_id: str | None = None,
         dst_conn_id: str | None = None,
     ) -> dict[str, Any]:
-        """Stream every selected object of ``src`` through the ETL into ``dst``; return the stats."""
+        """Stream every selected object of ``src`` through the ETL into ``dst``; return the stats.
+
+        ``name`` is one ETL, or a pipeline (``"etl-1>>etl-2"``, ``"etl-1,etl-2"`` or a list of names):
+        each object passes every ETL in one pass and only the last result is written.
+        """
         from airflow_ais_etl.dataplane.engine import OfflineOptions, run_offline
 
         as_str("src", src)
         as_str("dst", dst)
         if options is not None and not isinstance(options, OfflineOptions):
             raise ValidationError(f"options must be OfflineOptions, got {describe(options)}")
-        msg = self.view(name)
+        names = parse_pipeline(name)
+        msgs = [self.view(n) for n in names]
         stats = run_offline(
             self.backend,
-            msg,
+            msgs[0] if len(msgs) == 1 else msgs,
             src,
             dst,
             options or OfflineOptions(),
@@ -307,12 +320,13 @@ class AisEtl:
             src_conn_id=src_conn_id,
             dst_conn_id=dst_conn_id,
         )
-        self.backend.add_stats(
-            name,
-            {
-                "offline_objects": int(stats.get("objects", 0)),
-                "offline_bytes_in": int(stats.get("bytes_in", 0)),
-                "offline_bytes_out": int(stats.get("bytes_out", 0)),
-            },
-        )
+        for n in names:
+            self.backend.add_stats(
+                n,
+                {
+                    "offline_objects": int(stats.get("objects", 0)),
+                    "offline_bytes_in": int(stats.get("bytes_in", 0)),
+                    "offline_bytes_out": int(stats.get("bytes_out", 0)),
+                },
+            )
         return stats

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.chain import Chain, open_transformer
 from airflow_ais_etl.dataplane.firstcause import WatchCauses, cause_before
 from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
 from airflow_ais_etl.dataplane.journal import FLUSH_SECONDS, Journal
@@ -26,20 +24,16 @@ from airflow_ais_etl.dataplane.overlap import check_separate
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.dataplane.storage.urls import normalize_url
-from airflow_ais_etl.dataplane.transfer import ObjectTransformer
 from airflow_ais_etl.etl.errors import (
     AbortError,
     AisEtlError,
-    EtlNotFoundError,
     TransformError,
     ValidationError,
 )
-from airflow_ais_etl.etl.msg import obj_timeout_of, to_wire
 from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
-from airflow_ais_etl.etl.protocol import check_etl_args
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow_ais_etl.cluster.base import Backend, MembershipWatch, PodEndpoint
     from airflow_ais_etl.dataplane.storage.base import Bucket
@@ -141,12 +135,9 @@ def plan(src: Bucket, options: OfflineOptions) -> list[ObjInfo]:
     return list(src.list(validate_prefix(prefix) if prefix else ""))
 
 
-def job_fingerprint(msg: InitMsg) -> str:
-    """Identify an ETL definition: a resumed job skips only results of the same definition."""
-    fields = to_wire(msg)
-    fields.pop("obj_timeout", None)  # how long a transform may take does not change its results
-    wire = json.dumps(fields, sort_keys=True).encode()
-    return hashlib.sha256(wire).hexdigest()[:16]
+def job_fingerprint(msg: InitMsg | Sequence[InitMsg]) -> str:
+    """Identify an ETL definition (or a pipeline's chain): a resumed job skips only its own results."""
+    return Chain.of(msg).fingerprint()
 
 
 @dataclass(frozen=True)
@@ -154,7 +145,8 @@ class _Run:
     """What every worker of one dispatch shares."""
 
     endpoints: list[PodEndpoint]
-    transformer: ObjectTransformer
+    transformer: Any
+    """An ObjectTransformer, or a ChainTransformer for a pipeline (same interface)."""
     dst: Bucket
     journal: Journal
     done: Mapping[str, tuple[str, str]]
@@ -169,7 +161,7 @@ class _Job:
     def __init__(
         self,
         backend: Backend,
-        msg: InitMsg,
+        chain: Chain,
         src: Bucket,
         dst_url: str,
         open_dst: Callable[[], Bucket],
@@ -178,28 +170,32 @@ class _Job:
         control: JobControl,
     ) -> None:
         self.backend = backend
-        self.msg = msg
+        self.chain = chain
         self.src = src
         self.open_dst = open_dst
         """Opens (creates) the destination; a dry run never calls it, so it writes nothing anywhere."""
         self.options = options
         self.progress = progress
         self.control = control
-        self.stats = JobStats(msg.name, src.url, dst_url, options.dry_run)
+        self.stats = JobStats(chain.label, src.url, dst_url, options.dry_run)
         self.failure: BaseException | None = None
         self._failed_at = 0.0
         self._flushing: asyncio.Future[None] | None = None
+        self._changed: set[str] = set()
+        """The ETLs whose membership changed (a membership abort stops their pods)."""
 
     async def run(self) -> dict[str, Any]:
         aborted = self._abort_event()
+        self.chain.check()  # a pipeline that cannot work fails before the source is listed
         items = await self._plan()
         if self.options.dry_run:
             return self._finish_dry_run(items)
-        endpoints = self._running_endpoints()
+        endpoints = self.chain.endpoints(self.backend)
         dst = await asyncio.to_thread(self.open_dst)
-        journal = Journal(dst, self.msg.name, job_fingerprint(self.msg), auto_flush=False)
+        journal = Journal(dst, self.chain.journal_name, self.chain.fingerprint(), auto_flush=False)
         seen = WatchCauses()
-        watch = self.backend.watch_membership(self.msg.name, lambda cause: self._cluster_changed(cause, seen))
+        watch = self.chain.watch(self.backend, lambda cause: self._cluster_changed(cause, seen))
+        self._changed = watch.changed
         try:
             done = await self._prepare_destination(dst, journal)
             await self._transform(items, endpoints, dst, journal, done, aborted)
@@ -236,14 +232,6 @@ class _Job:
         self.stats.planned_bytes = sum(max(i.size, 0) for i in items)
         return items
 
-    def _running_endpoints(self) -> list[PodEndpoint]:
-        endpoints = self.backend.endpoints(self.msg.name)
-        if not endpoints:
-            raise EtlNotFoundError(
-                f"etl job {self.msg.name} is not running (start it first)", etl_name=self.msg.name
-            )
-        return endpoints
-
     async def _prepare_destination(self, dst: Bucket, journal: Journal) -> Mapping[str, tuple[str, str]]:
         """Check that ``dst`` is writable, drop what killed writers left, and load earlier runs' notes."""
         await asyncio.to_thread(dst.check_writable)
@@ -253,34 +241,34 @@ class _Job:
     async def _transform(
         self,
         items: list[ObjInfo],
-        endpoints: list[PodEndpoint],
+        endpoints: list[list[PodEndpoint]],
         dst: Bucket,
         journal: Journal,
         done: Mapping[str, tuple[str, str]],
         aborted: asyncio.Event,
     ) -> None:
         """Open one connection pool for the whole job and dispatch every planned object through it."""
-        grant = self.backend.grant(self.msg.name, self.src.url)  # pods read the source only meanwhile
+        chain = self.chain
+        grant = self.backend.grant(chain.first.name, self.src.url)  # pods read the source only meanwhile
         bucket_ref = await asyncio.to_thread(grant.__enter__)
         put_grant = None
         try:
-            for ep in endpoints:
+            for ep in endpoints[0]:
                 self.stats.targets[ep.target_id] = TargetStats()
-            limit = max(64, self.options.num_workers)  # never below the in-flight requests per pod
-            timeout = self.options.request_timeout or obj_timeout_of(self.msg)
-            etl_args = check_etl_args(
-                self.options.etl_args,
-                protocol=self.msg.protocol,
-                comm_type=self.msg.comm_type,
-                etl_name=self.msg.name,
-            )
-            if self.msg.direct_put:
-                put_grant = await asyncio.to_thread(self.backend.direct_put_grant, self.msg.name, dst.url)
-            async with PodClient(request_timeout=timeout, limit_per_host=limit) as client:
-                transformer = ObjectTransformer(
-                    client, self.msg, self.src, bucket_ref, etl_args=etl_args, direct_put=put_grant
-                )
-                run = _Run(endpoints, transformer, dst, journal, done, asyncio.Event())
+            etl_args = chain.etl_args(self.options.etl_args)
+            if chain.last.direct_put:
+                put_grant = await asyncio.to_thread(self.backend.direct_put_grant, chain.last.name, dst.url)
+            async with open_transformer(
+                chain,
+                self.src,
+                bucket_ref,
+                endpoints,
+                request_timeout=self.options.request_timeout,
+                limit=max(64, self.options.num_workers),  # never below the in-flight requests per pod
+                etl_args=etl_args,
+                direct_put=put_grant,
+            ) as transformer:
+                run = _Run(endpoints[0], transformer, dst, journal, done, asyncio.Event())
                 await self._dispatch(items, run, aborted)
         finally:
             if put_grant is not None:  # first thing after an abort: pods can no longer deliver
@@ -301,7 +289,7 @@ class _Job:
                 error = f"object {info.name} does not exist in {self.src.url}"
                 self.stats.record_error(info.name, "", error)
                 if not self.options.continue_on_error and self.failure is None:
-                    self.failure = TransformError(error, object_name=info.name, etl_name=self.msg.name)
+                    self.failure = TransformError(error, object_name=info.name, etl_name=self.chain.label)
                 continue
             self.stats.objects += 1
             self.stats.bytes_in += info.size
@@ -381,10 +369,10 @@ class _Job:
     def _fail(
         self, name: str, target: str, error: str, stop: asyncio.Event, exc: BaseException | None = None
     ) -> None:
-        self.stats.record_error(name, target, error)
+        self.stats.record_error(name, target, error, stage=getattr(exc, "stage", ""))
         if not self.options.continue_on_error and self.failure is None:
             self.failure = exc or TransformError(
-                error, object_name=name, etl_name=self.msg.name, target=target
+                error, object_name=name, etl_name=self.chain.label, target=target
             )
             self._failed_at = time.time()
             stop.set()
@@ -423,15 +411,15 @@ class _Job:
 
     def _abort_error(self, cause: str, snap: dict[str, Any]) -> AbortError:
         """Stop the pods when membership changed, and say how far the job got and how to resume."""
-        if self.control.stop_pods:  # pods still recorded (a removal or a stop already ended them)
-            with contextlib.suppress(Exception):
-                if self.backend.endpoints(self.msg.name):
-                    self.backend.abort(self.msg.name, cause)
+        for name in sorted(self._changed) if self.control.stop_pods else ():  # pods still recorded
+            with contextlib.suppress(Exception):  # (a removal or a stop already ended them)
+                if self.backend.endpoints(name):
+                    self.backend.abort(name, cause)
         err = AbortError(
             f"etl job aborted: {cause}; {snap['objects']} of {snap['planned_objects']} "
             f"object(s) done, {snap['skipped']} skipped; no partial objects were left — "
             "run again with skip_existing to resume",
-            etl_name=self.msg.name,
+            etl_name=self.chain.label,
             cause=cause,
         )
         _attach(err, snap)
@@ -461,7 +449,7 @@ def _attach(exc: BaseException, stats: dict[str, Any]) -> None:
 
 def run_offline(
     backend: Backend,
-    msg: InitMsg,
+    msg: InitMsg | Sequence[InitMsg],
     src: str,
     dst: str,
     options: OfflineOptions,
@@ -472,6 +460,8 @@ def run_offline(
     dst_conn_id: str | None = None,
 ) -> dict[str, Any]:
     """Run one offline transform to completion and return its stats (a JSON-safe dict).
+
+    ``msg`` is one ETL, or a pipeline's chain of ETLs (first to last; ``dataplane.chain``).
 
     Raises :class:`AbortError` (with ``.stats``) when aborted, or the first object's error unless
     ``continue_on_error``. Runs its own event loop: call it from a plain thread.
@@ -486,5 +476,7 @@ def run_offline(
         # before it records the batch as done (see dataplane.journal), which keeps resume exact.
         return open_bucket(dst, conn_id=dst_conn_id, create=True, fsync=False)
 
-    job = _Job(backend, msg, src_bucket, dst_url, open_dst, options, progress, control or JobControl())
+    job = _Job(
+        backend, Chain.of(msg), src_bucket, dst_url, open_dst, options, progress, control or JobControl()
+    )
     return asyncio.run(job.run())

@@ -1,14 +1,13 @@
-"""Inline transforms: one object through one pod, to bytes, a stream, or a destination object."""
+"""Inline transforms: one object through one pod (or a pipeline's pods), to bytes or a destination object."""
 
 from __future__ import annotations
 
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.chain import Chain, open_transformer
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
-from airflow_ais_etl.dataplane.transfer import ObjectTransformer
 from airflow_ais_etl.etl.errors import StorageError
 
 if TYPE_CHECKING:
@@ -25,8 +24,8 @@ def pick_endpoint(endpoints: Sequence[PodEndpoint], obj: str) -> PodEndpoint:
 
 async def transform_object(
     backend: Backend,
-    msg: InitMsg,
-    endpoints: Sequence[PodEndpoint],
+    msg: InitMsg | Sequence[InitMsg],
+    endpoints: Sequence[PodEndpoint] | None,
     src: str,
     obj: str,
     *,
@@ -39,17 +38,25 @@ async def transform_object(
 ) -> dict[str, Any]:
     """Transform ``obj`` of bucket ``src``; return ``{"data": bytes}`` or write it to ``dst``.
 
-    The returned dict always has ``bytes_in`` and, with ``dst``, a ``summary``. ``etl_args`` reach
-    the transform as query ``etl_args`` (protocol 2025).
+    ``msg`` is one ETL or a pipeline's chain (first to last); ``endpoints`` are the first ETL's
+    pods (``None``: ask the backend). The returned dict always has ``bytes_in`` and, with ``dst``,
+    a ``summary``. ``etl_args`` reach every stage as query ``etl_args`` (protocol 2025).
     """
+    chain = Chain.of(msg)
+    chain.check()
+    etl_args = chain.etl_args(etl_args)
+    stage_endpoints = [list(endpoints)] if endpoints and len(chain.msgs) == 1 else chain.endpoints(backend)
+    if endpoints:
+        stage_endpoints[0] = list(endpoints)
     bucket = open_bucket(src, conn_id=src_conn_id)
     info = bucket.stat(obj)
     if info is None:
         raise StorageError(f"object {obj!r} does not exist in {bucket.url}")
-    endpoint = pick_endpoint(endpoints, obj)
-    with backend.grant(msg.name, bucket.url) as ref:  # the pod reads the source only meanwhile
-        async with PodClient(request_timeout=timeout) as client:
-            transformer = ObjectTransformer(client, msg, bucket, ref, etl_args=etl_args)
+    endpoint = pick_endpoint(stage_endpoints[0], obj)
+    with backend.grant(chain.first.name, bucket.url) as ref:  # the pod reads the source only meanwhile
+        async with open_transformer(
+            chain, bucket, ref, stage_endpoints, request_timeout=timeout, etl_args=etl_args
+        ) as transformer:
             if dst is None:
                 data = await transformer.to_bytes(endpoint, info)
                 return {"data": data, "bytes_in": info.size}

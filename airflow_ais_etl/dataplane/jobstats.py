@@ -64,8 +64,12 @@ class JobStats:
     state: JobState = JobState.RUNNING
     cause: str = ""
 
-    def record_error(self, name: str, target: str, error: str) -> None:
-        self.errors.append({"object": name, "target": target, "error": error})
+    def record_error(self, name: str, target: str, error: str, *, stage: str = "") -> None:
+        """Record a failed object; ``stage``: the ETL of a pipeline that failed it."""
+        entry = {"object": name, "target": target, "error": error}
+        if stage:
+            entry["stage"] = stage
+        self.errors.append(entry)
 
     def record_done(self, target: TargetStats, size_in: int, size_out: int, *, direct: bool = False) -> None:
         """Count one object written by ``target``'s pod (``direct``: delivered by the pod itself)."""

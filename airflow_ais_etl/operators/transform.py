@@ -13,6 +13,7 @@ from airflow_ais_etl.dataplane.progress import progress_line
 from airflow_ais_etl.etl.coerce import as_bool, as_float, as_int, as_str, as_str_list, as_str_map
 from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError, ValidationError
+from airflow_ais_etl.etl.pipeline import parse_pipeline, pipeline_label
 from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
 from airflow_ais_etl.links.jobfeed import PUBLISH_SECONDS, JobFeed
@@ -36,6 +37,12 @@ __all__ = ["AisEtlBucketTransformOperator", "AisEtlObjectTransformOperator"]
 KILL_CAUSE = "task killed"
 
 
+def etl_target(etl_name: str | Sequence[str]) -> str | tuple[str, ...]:
+    """Return what the service runs: one ETL name, or a pipeline's names (``a>>b``, ``a,b`` or a list)."""
+    names = parse_pipeline(etl_name)
+    return names[0] if len(names) == 1 else names
+
+
 class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     """Stream every selected object of ``src`` through an ETL into ``dst`` (an offline transform).
 
@@ -45,7 +52,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     ``skip_existing``; with ``etl_definition`` it also re-initialises or restarts an ETL that the
     abort stopped, so a retry heals itself. Results are written atomically: no partial objects.
 
-    :param etl_name: the ETL (templated)
+    :param etl_name: the ETL, or a pipeline: ``"etl-1>>etl-2"``, ``"etl-1,etl-2"`` or a list of names;
+        each object passes every ETL in one pass, only the last result is written (templated)
     :param src: source bucket: a directory, ``file://`` URL or object-store URL (templated)
     :param dst: destination bucket (templated)
     :param prefix: select source objects by name prefix (templated)
@@ -64,7 +72,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     :param etl_definition: ``{"kind": "code"|"spec", **init arguments}`` (the init operators'
         arguments, see :meth:`~airflow_ais_etl.etl.definition.EtlDefinition.from_mapping`) used to
         initialise or start the ETL when it is missing or not running (templated: prefer
-        ``python_callable`` over a ``code`` string in it)
+        ``python_callable`` over a ``code`` string in it); for a pipeline, a mapping of ETL name to
+        such a definition (ETLs without one must be running)
     :param src_conn_id: Airflow connection of an object-store source (templated)
     :param dst_conn_id: Airflow connection of an object-store destination (templated)
     :return: the job's stats (objects, bytes in/out, skipped, errors, per-target counts, ...)
@@ -95,7 +104,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     def __init__(
         self,
         *,
-        etl_name: str,
+        etl_name: str | Sequence[str],
         src: str,
         dst: str,
         prefix: str = "",
@@ -141,7 +150,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
     # ------------------------------------------------------------------ arguments
     def build_options(self) -> OfflineOptions:
         """Return the validated :class:`OfflineOptions` of the rendered fields (a ``ValidationError``)."""
-        for name in ("etl_name", "src", "dst"):
+        etl_target(self.etl_name)
+        for name in ("src", "dst"):
             if not as_str(name, getattr(self, name)):
                 raise ValidationError(f"{name} must be a non-empty string")
         objects = None if self.objects is None else as_str_list("objects", self.objects)
@@ -170,30 +180,54 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             return None
         return EtlDefinition.from_mapping(self.etl_definition)
 
-    # ------------------------------------------------------------------ running
-    def _ensure_running(self, definition: EtlDefinition | None, origin: Origin | None = None) -> bool:
-        """Init or start the ETL when it is missing or not running; return whether it had to.
+    def build_definitions(self) -> dict[str, EtlDefinition]:
+        """Return the definition of each ETL that has one: ``etl_definition``, per ETL for a pipeline."""
+        names = parse_pipeline(self.etl_name)
+        if self.etl_definition is None:
+            return {}
+        if len(names) == 1:
+            return {names[0]: EtlDefinition.from_mapping(self.etl_definition)}
+        unknown = sorted(set(self.etl_definition) - set(names))
+        if unknown or not all(isinstance(v, dict) for v in self.etl_definition.values()):
+            raise ValidationError(
+                f"for pipeline {'>>'.join(names)}, etl_definition maps ETL names of the pipeline to "
+                f"definitions ({{name: {{'kind': 'code', ...}}}}); got keys {sorted(self.etl_definition)}"
+            )
+        return {n: EtlDefinition.from_mapping(d) for n, d in self.etl_definition.items()}
 
-        ``origin`` (this task) labels and annotates the pods it starts.
+    # ------------------------------------------------------------------ running
+    def _ensure_running(self, definitions: dict[str, EtlDefinition], origin: Origin | None = None) -> bool:
+        """Init or start each ETL that has a definition when it is missing or not running.
+
+        Return whether any had to. ``origin`` (this task) labels and annotates the pods it starts.
         """
-        if definition is None:
-            return False
+        healed = False
+        for name, definition in definitions.items():
+            healed = self._ensure_one(name, definition, origin) or healed
+        return healed
+
+    def _ensure_one(self, name: str, definition: EtlDefinition, origin: Origin | None) -> bool:
         api = self.hook.api
         try:
-            info = api.info(self.etl_name)
+            info = api.info(name)
         except EtlNotFoundError:
-            self.log.warning("etl %s does not exist: initialising it from etl_definition", self.etl_name)
-            api.init(self.etl_name, definition, origin=origin)
+            self.log.warning("etl %s does not exist: initialising it from etl_definition", name)
+            api.init(name, definition, origin=origin)
             return True
         if info.state == EtlState.RUNNING:
             return False
         reason = f" ({info.cause})" if info.cause else ""
-        self.log.warning("etl %s is %s%s: starting it again", self.etl_name, info.state, reason)
-        api.start(self.etl_name, origin=origin)
+        self.log.warning("etl %s is %s%s: starting it again", name, info.state, reason)
+        api.start(name, origin=origin)
         return True
 
+    @property
+    def label(self) -> str:
+        """The ETL's name, or the pipeline as ``etl-1>>etl-2`` (messages and logs)."""
+        return pipeline_label(parse_pipeline(self.etl_name))
+
     def _log_progress(self, stats: dict[str, Any]) -> None:
-        self.log.info("etl %s: %s", self.etl_name, progress_line(stats))
+        self.log.info("etl %s: %s", self.label, progress_line(stats))
 
     def _killed_error(
         self, stats: dict[str, Any] | None, exc: BaseException | None = None
@@ -205,7 +239,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         )
         return AisEtlTaskKilledError(
             f"etl job aborted: {KILL_CAUSE}{done}; the task was killed and fails (a rerun resumes)",
-            etl_name=self.etl_name,
+            etl_name=self.label,
             stats=stats,
         )
 
@@ -214,15 +248,15 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             raise self._killed_error(None)
         with fail_without_retry():
             options = self.build_options()
-            definition = self.build_definition()
+            definitions = self.build_definitions()
         control = JobControl()
         self._control = control
         if self._killed:  # on_kill ran before the control existed
             control.abort(KILL_CAUSE)
-        self.persist_link(context, self.etl_name)
+        self.persist_link(context, parse_pipeline(self.etl_name)[0])
         try:
             with fail_without_retry():
-                healed = self._ensure_running(definition, task_origin(context))
+                healed = self._ensure_running(definitions, task_origin(context))
             ti = context.get("ti")
             retry = int(getattr(ti, "try_number", 1) or 1) > 1
             if (healed or retry) and not options.skip_existing:
@@ -236,7 +270,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             raise self._killed_error(stats)
         self.log.info(
             "etl %s: %s object(s) transformed, %s skipped, %s error(s); %s -> %s",
-            self.etl_name,
+            self.label,
             stats.get("objects"),
             stats.get("skipped"),
             stats.get("error_count"),
@@ -249,7 +283,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         """Return the progress callback: the ETL view gets every snapshot, the log one per interval."""
         return JobFeed(
             context,
-            self.etl_name,
+            parse_pipeline(self.etl_name)[0],  # a pipeline's job shows under its first ETL
             str(self.ais_etl_conn_id),
             log_every=options.progress_interval,
             log_line=self._log_progress,
@@ -260,7 +294,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         try:
             with fail_without_retry():
                 return self.hook.api.transform_bucket(
-                    self.etl_name,
+                    etl_target(self.etl_name),
                     self.src,
                     self.dst,
                     options,
@@ -280,7 +314,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         cause = exc.cause or str(exc)
         ti = self._context.get("ti") if self._context else None
         try_number = int(getattr(ti, "try_number", 1) or 1)
-        paragraph = abort_paragraph(self.etl_name, cause, stats, try_number, int(self.retries or 0) + 1)
+        paragraph = abort_paragraph(self.label, cause, stats, try_number, int(self.retries or 0) + 1)
         try:
             target_ids = [t.id for t in self.hook.api.backend.targets()]
         except Exception:
@@ -288,11 +322,11 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         target, tail = failing_target(cause, target_ids), ""
         try:
             if target:
-                logs = self.hook.api.logs(self.etl_name, target)
+                logs = [p for name in parse_pipeline(self.etl_name) for p in self.hook.api.logs(name, target)]
                 tail = "\n".join("\n".join(p.logs.splitlines()[-LOG_TAIL_LINES:]) for p in logs)
         except Exception as err:  # the pods may be gone with the abort: the paragraph still stands
             self.log.debug("no pod log for the abort report: %s", err)
-        return clear_abort_error(exc, self.etl_name, paragraph, tail, target)
+        return clear_abort_error(exc, self.label, paragraph, tail, target)
 
     def on_kill(self) -> None:
         """Abort the running job (no partial objects are left); ``execute`` then raises."""
@@ -305,7 +339,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
 class AisEtlObjectTransformOperator(AisEtlBaseOperator):
     """Transform one object inline, into a destination bucket object or a local file.
 
-    :param etl_name: the ETL (templated)
+    :param etl_name: the ETL, or a pipeline: ``"etl-1>>etl-2"``, ``"etl-1,etl-2"`` or a list of names
+        (templated)
     :param src: source bucket (templated)
     :param obj: source object name (templated)
     :param dst: destination bucket (templated); give this or ``local_file``
@@ -335,7 +370,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
     def __init__(
         self,
         *,
-        etl_name: str,
+        etl_name: str | Sequence[str],
         src: str,
         obj: str,
         dst: str | None = None,
@@ -360,7 +395,8 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
         self.dst_conn_id = dst_conn_id
 
     def _validate(self) -> float | None:
-        for name in ("etl_name", "src", "obj"):
+        etl_target(self.etl_name)
+        for name in ("src", "obj"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string, got {value!r}")
@@ -375,11 +411,11 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
             timeout = self._validate()
-        self.persist_link(context, self.etl_name)
+        self.persist_link(context, parse_pipeline(self.etl_name)[0])
         with fail_without_retry():
             if self.dst:
                 result = self.hook.api.transform_object(
-                    self.etl_name,
+                    etl_target(self.etl_name),
                     self.src,
                     self.obj,
                     dst=self.dst,
@@ -394,7 +430,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
                 summary = dict(result)
             else:
                 data = self.hook.api.transform_object(
-                    self.etl_name,
+                    etl_target(self.etl_name),
                     self.src,
                     self.obj,
                     src_conn_id=self.src_conn_id or None,
@@ -407,7 +443,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
                 summary = {"object": self.obj, "src": self.src, "local_file": path, "bytes_out": len(data)}
         self.log.info(
             "etl %s: %s/%s -> %s",
-            self.etl_name,
+            pipeline_label(parse_pipeline(self.etl_name)),
             self.src,
             self.obj,
             summary.get("local_file") or summary.get("dst"),
