@@ -65,7 +65,7 @@ from airflow_ais_etl.cluster.kubernetes.objects import (
 from airflow_ais_etl.cluster.kubernetes.podknobs import PodKnobs, apply_knobs
 from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream, pod_usage
 from airflow_ais_etl.cluster.kubernetes.startup import wait_ready
-from airflow_ais_etl.cluster.kubernetes.state import ConfigMapState
+from airflow_ais_etl.cluster.kubernetes.state import ConfigMapLeases, ConfigMapState
 from airflow_ais_etl.cluster.local.state import default_home
 from airflow_ais_etl.etl.constants import ARG_FQN
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, PodStartError, ValidationError
@@ -96,7 +96,7 @@ _DEFAULT_RUNTIME = "python3.11v2"
 # the backend
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(ConfigMapLeases, Backend):
     """ETL pods on the Ready nodes of a Kubernetes cluster, reached through a ``kubernetes`` connection.
 
     An ``ais_etl`` connection sets every argument but ``poll_interval``: see
@@ -363,11 +363,13 @@ class KubernetesBackend(Backend):
                 return False
             time.sleep(0.1)
 
-    def stop_pods(self, name: str) -> bool:
+    def stop_pods(self, name: str, *, cause: str | None = None) -> bool:
         services, pods = self._objects(name)
         if not pods and not services:
             self._delete_etl_objects(name)
             return False
+        if cause:  # before the pods go: the watches of running jobs name who stopped the ETL
+            self.store.record_abort(name, cause, "stopped")
         self._delete(services, [p for p in pods if not is_deleting(p)], self.stop_grace)
         if not self._wait_gone(name, self.stop_timeout):
             remaining, _ = self.kube.list_pods(self.etl_selector(name))
@@ -480,7 +482,7 @@ class KubernetesBackend(Backend):
 
         Cheapest answers first: a recorded abort, then the targets, then the ETL's objects.
         """
-        aborted = self.aborted_cause(name)
+        aborted = self.aborted_cause(name) or self.store.aborted_cause(name, "stopped")
         if aborted:
             return aborted
         changed = target_changes(baseline.targets, (t.id for t in self.targets()))
