@@ -200,17 +200,45 @@ class AisEtl:
         self.backend.update_md(lambda md: md.add(msg, env, options))
         return self.info(msg.name)
 
-    def init_code(self, name: str, code: str, **options: Any) -> EtlInfo:
+    def init_code(
+        self,
+        name: str,
+        code: str,
+        *,
+        on_definition_change: str | None = None,
+        definition_change_timeout: float = DEFINITION_CHANGE_TIMEOUT,
+        **options: Any,
+    ) -> EtlInfo:
         """Initialise ``name`` from Python code: ``init`` of the code definition built from ``options``.
 
         ``options`` are those of :meth:`EtlDefinition.from_mapping` (``comm_type``, ``dependencies``,
         ``env``, ...); an unknown one is a :class:`ValidationError` listing the allowed ones.
         """
-        return self.init(name, EtlDefinition.from_mapping({**options, "code": code}, kind=CODE))
+        definition = EtlDefinition.from_mapping({**options, "code": code}, kind=CODE)
+        return self.init(
+            name,
+            definition,
+            on_definition_change=on_definition_change,
+            definition_change_timeout=definition_change_timeout,
+        )
 
-    def init_spec(self, name: str, spec: str, **options: Any) -> EtlInfo:
+    def init_spec(
+        self,
+        name: str,
+        spec: str,
+        *,
+        on_definition_change: str | None = None,
+        definition_change_timeout: float = DEFINITION_CHANGE_TIMEOUT,
+        **options: Any,
+    ) -> EtlInfo:
         """Initialise ``name`` from a Pod spec (YAML/JSON text, a dict or a file path); see :meth:`init_code`."""
-        return self.init(name, EtlDefinition.from_mapping({**options, "spec": spec}, kind=SPEC))
+        definition = EtlDefinition.from_mapping({**options, "spec": spec}, kind=SPEC)
+        return self.init(
+            name,
+            definition,
+            on_definition_change=on_definition_change,
+            definition_change_timeout=definition_change_timeout,
+        )
 
     def start(self, name: str, origin: Origin | None = None) -> EtlInfo:
         """Start a stopped ETL from its MD entry (a running one is left as is); see :meth:`init` for ``origin``."""
