@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_ais_etl.cli import main
 from airflow_ais_etl.cluster.leases import acting_as, this_holder
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError, EtlExistsError
@@ -78,6 +79,23 @@ def test_a_stop_leaves_an_etl_that_another_run_holds_and_force_stops_it(
     assert api.info("lease-etl").state == "running"
     with acting_as(run_of("run-b", "stop_etl")):  # the holder's own run is never blocked by it
         assert api.stop("lease-etl") is True
+
+
+def test_cli_stop_leaves_a_held_etl_unless_forced(
+    api: AisEtl, held: list[HeldLease], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unlike ``ais etl stop``, ``ais-etl stop`` leaves an ETL that a running job holds (exit 1)."""
+    api.init_code("lease-etl", UPPER)
+    held.append(HeldLease(api, "lease-etl", run_of("run-b", "transform_bucket")))
+    assert main(["stop", "lease-etl"]) == 1
+    err = capsys.readouterr().err
+    assert "transform_bucket of run run-b" in err
+    assert "--force" in err
+    assert main(["stop", "--all"]) == 1
+    assert api.info("lease-etl").state == "running"
+    assert main(["stop", "--force", "lease-etl"]) == 0
+    assert "ETL lease-etl stopped" in capsys.readouterr().out
+    assert api.info("lease-etl").state == "stopped"
 
 
 def test_a_forced_stop_aborts_the_job_naming_who_stopped_it(api: AisEtl, tmp_path: Path) -> None:
