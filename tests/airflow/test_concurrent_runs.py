@@ -18,6 +18,7 @@ import pytest
 
 from airflow_ais_etl.cluster.local.backend import LocalBackend
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
+from airflow_ais_etl.plugins.clusters import etl_overview
 from tests.dag_runs import example_dag, visible_objects
 
 if TYPE_CHECKING:
@@ -77,9 +78,11 @@ def test_a_teardown_leaves_the_etl_to_another_runs_job_and_force_aborts_it_namin
 
     try:
         job = while_running("run-b")
+        api = AisEtlHook().api
+        holder = f"offline transform by task transform_bucket of run run-b (dag {DAG_ID})"
+        assert etl_overview(api, api.info(ETL), "ais_etl_default")["leases"] == [holder]  # the ETL view
         capfd.readouterr()
         result = teardown("run-a")  # run A's teardown, while run B's job holds the ETL
-        holder = f"offline transform by task transform_bucket of run run-b (dag {DAG_ID})"
         assert result == {"stopped": [], "left_running": {ETL: [holder]}}
         assert f"etl {ETL} left running: still in use by {holder}" in capfd.readouterr().out
         job.join(60)
