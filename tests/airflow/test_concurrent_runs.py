@@ -102,3 +102,28 @@ def test_a_teardown_leaves_the_etl_to_another_runs_job_and_force_aborts_it_namin
         assert 0 < len(visible_objects(tmp_path / "run-c")) < OBJECTS
     finally:
         AisEtlHook().api.stop_all(force=True)
+
+
+def test_init_operators_pass_the_definition_change_mode_and_refuse_an_unknown_one() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_ais_etl.operators.etl import AisEtlInitCodeOperator
+
+    op = AisEtlInitCodeOperator(
+        task_id="init_etl",
+        etl_name="my-etl",
+        code="def transform(data):\n    return data\n",
+        on_definition_change="replace_if_free",
+        definition_change_timeout="30s",
+    )
+    hook = mock.MagicMock()
+    hook.etl_url.return_value = "http://localhost/etl"
+    op.__dict__["hook"] = hook
+    op.execute(_context("run-a", "init_etl"))  # type: ignore[arg-type]
+    kwargs = hook.api.init.call_args.kwargs
+    assert (kwargs["on_definition_change"], kwargs["definition_change_timeout"]) == ("replace_if_free", 30.0)
+    default = AisEtlInitCodeOperator(task_id="init_etl", etl_name="my-etl", code="x = 1\n")
+    assert default.on_definition_change == "wait_then_replace"
+    op.on_definition_change = "sometimes"
+    with pytest.raises(AirflowFailException, match="on_definition_change must be one of"):
+        op.execute(_context("run-a", "init_etl"))  # type: ignore[arg-type]
