@@ -187,3 +187,36 @@ def test_an_init_with_another_definition_replaces_a_free_etl_and_waits_for_or_na
             api.init_code("lease-etl", UPPER, on_definition_change="sometimes")
     assert api.stop("lease-etl") is True
     assert this_holder().describe().startswith("user ")
+
+
+def test_a_held_lease_is_renewed_and_an_expired_one_from_another_machine_stops_counting(
+    api: AisEtl,
+) -> None:
+    from airflow_ais_etl.cluster.leases import hold_lease
+    from airflow_ais_etl.etl.leases import Holder, Lease, put_lease
+
+    with hold_lease(api.backend, "lease-etl", "offline transform", ttl=2.0, renew=0.05) as lease:
+        assert lease is not None
+        deadline = time.monotonic() + 30
+        while api.leases("lease-etl")[0].expires <= lease.expires and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (renewed,) = api.leases("lease-etl")
+        assert renewed.id == lease.id
+        assert renewed.expires > lease.expires
+    assert api.leases("lease-etl") == []
+
+    api.init_code("lease-etl", UPPER)
+    remote = Holder("bob", "another-host", 1, "1", DAG, "run-r", "transform_bucket", "-1", "1")
+    now = time.time()
+    api.backend.update_leases(
+        lambda doc: put_lease(doc, "lease-etl", Lease("r", remote, "offline transform", now, now + 60))
+    )
+    with pytest.raises(
+        EtlInUseError, match="run run-r"
+    ):  # its pid means nothing here: it counts until it expires
+        api.stop("lease-etl")
+    api.backend.update_leases(
+        lambda doc: put_lease(doc, "lease-etl", Lease("r", remote, "offline transform", now, now - 1))
+    )
+    assert api.leases("lease-etl") == []
+    assert api.stop("lease-etl") is True
