@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import Backend
     from airflow_ais_etl.etl.origin import Origin
 
-__all__ = ["acting_as", "hold_lease", "live_leases", "this_holder"]
+__all__ = ["acting_as", "acting_as_user", "hold_lease", "live_leases", "this_holder"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,17 @@ def acting_as(origin: Origin | None) -> Iterator[Holder]:
     token = _acting.set(holder)
     try:
         yield holder
+    finally:
+        _acting.reset(token)
+
+
+@contextlib.contextmanager
+def acting_as_user(user: str) -> Iterator[Holder]:
+    """Within the block, this thread acts for ``user`` (e.g. a login of Airflow's UI), not the process's."""
+    pid = os.getpid()
+    token = _acting.set(Holder(user, socket.gethostname(), pid, process_start(pid)))
+    try:
+        yield _acting.get() or this_holder()
     finally:
         _acting.reset(token)
 
