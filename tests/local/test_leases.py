@@ -220,3 +220,15 @@ def test_a_held_lease_is_renewed_and_an_expired_one_from_another_machine_stops_c
     )
     assert api.leases("lease-etl") == []
     assert api.stop("lease-etl") is True
+
+
+def test_a_ui_login_or_a_task_is_who_acts_within_the_block_and_the_process_after() -> None:
+    from airflow_ais_etl.cluster.leases import acting_as_user
+
+    before = this_holder()
+    assert before.describe() == f"user {before.user}@{before.host} (pid {os.getpid()})"
+    with acting_as_user("admin"):
+        assert this_holder().describe() == f"user admin@{before.host} (pid {os.getpid()})"
+        with acting_as(run_of("run-a", "stop_etl")):
+            assert this_holder().describe() == f"task stop_etl of run run-a (dag {DAG})"
+    assert this_holder() == before
