@@ -48,7 +48,7 @@ INIT, OFFLINE, INLINE = "init", "offline transform", "inline transform"
 """What a lease is for (its ``purpose``): init leases keep a stop away, job leases a definition change too."""
 DEFINITION_CHANGE_TIMEOUT = 600.0
 """Seconds ``wait_then_replace`` waits for the jobs that use an ETL before it fails."""
-_WAIT_POLL = 2.0
+_WAIT_POLL = 1.0
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
