@@ -149,6 +149,7 @@ class AisEtl:
                 f"on_definition_change must be one of {', '.join(DEFINITION_CHANGE_MODES)}, got {mode!r}"
             )
         deadline = time.monotonic() + max(0.0, float(definition_change_timeout))
+        waiting_for = ""
         with hold_lease(self.backend, name, INIT):
             while True:
                 with self.backend.lifecycle():  # racing inits: the later one sees the earlier one's ETL
@@ -165,7 +166,9 @@ class AisEtl:
                         etl_name=name,
                         holders=[lease.describe() for lease in done],
                     )
-                log.info("etl %s: waiting to replace its definition: in use: %s", name, describe_leases(done))
+                if describe_leases(done) != waiting_for:  # once per set of holders, not every second
+                    waiting_for = describe_leases(done)
+                    log.warning("etl %s: waiting to replace its definition: in use: %s", name, waiting_for)
                 time.sleep(max(0.0, min(_WAIT_POLL, deadline - time.monotonic())))
 
     def _init(
