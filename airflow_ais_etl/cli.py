@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl import cli_compat as compat
 from airflow_ais_etl.cli_podoptions import pod_options_from_flags
 from airflow_ais_etl.etl.errors import AisEtlError, ValidationError
+from airflow_ais_etl.etl.leases import EtlInUseError
 from airflow_ais_etl.interrupts import Interrupted, exit_code, run_interruptible, signals_raise
 
 if TYPE_CHECKING:
@@ -194,21 +195,35 @@ def cmd_metrics(api: AisEtl, args: argparse.Namespace) -> None:
 
 
 def cmd_stop(api: AisEtl, args: argparse.Namespace) -> None:
+    """Stop ETLs; unlike AIS, one that a running job holds is left running (and exit 1) unless --force."""
     if args.all and not args.names and not args.spec_file:
-        names = api.stop_all()
+        names = api.stop_all(force=args.force)
         _print(
             args,
             {"stopped": names},
             f"Stopped {len(names)} ETL(s)" + (f": {', '.join(names)}" if names else ""),
         )
+        in_use = [n for n in api.backend.read_md().names() if api.leases(n) and api.backend.endpoints(n)]
+        if in_use:
+            raise EtlInUseError(f"left running, in use: {', '.join(in_use)} (--force stops them anyway)")
         return
     names = compat.names_of(args, api)
     if not names:
         raise ValidationError("give ETL name(s), --all or -f FILE")
+    refused: list[EtlInUseError] = []
     for name in compat.existing(api, names):
-        was_running = api.stop(name)
+        try:
+            was_running = api.stop(name, force=args.force)
+        except EtlInUseError as exc:
+            refused.append(exc)
+            continue
         human = f"ETL {name} stopped" if was_running else f"ETL {name} was not running"
         _print(args, {"name": name, "was_running": was_running}, human)
+    if refused:
+        raise EtlInUseError(
+            "; ".join(str(exc) for exc in refused) + " (ais-etl stop --force stops it anyway)",
+            holders=[h for exc in refused for h in exc.holders],
+        )
 
 
 def cmd_start(api: AisEtl, args: argparse.Namespace) -> None:

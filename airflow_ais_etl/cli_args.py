@@ -132,6 +132,12 @@ def add_lifecycle(sub: Any, handlers: dict[str, Callable[..., None]]) -> None:
             p.add_argument(
                 "--force", action="store_true", help="accepted for compatibility (rm always stops first)"
             )
+        if name == "stop":
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="stop even an ETL that a running job (another DAG run, another user) holds, aborting it",
+            )
         p.set_defaults(func=handlers[name])
 
 

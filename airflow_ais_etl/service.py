@@ -8,12 +8,27 @@ transform and stop may run in different processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from airflow_ais_etl.cluster.leases import hold_lease, live_leases, this_holder
 from airflow_ais_etl.etl.coerce import as_float, as_str, describe
 from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
+from airflow_ais_etl.etl.leases import (
+    DEFINITION_CHANGE_MODES,
+    REFUSE,
+    REPLACE,
+    WAIT_THEN_REPLACE,
+    EtlInUseError,
+    Lease,
+    blocking,
+    describe_leases,
+)
 from airflow_ais_etl.etl.msg import CODE, SPEC, obj_timeout_of, to_wire
 from airflow_ais_etl.etl.pipeline import parse_pipeline
 from airflow_ais_etl.etl.state import EtlState, etl_state
@@ -21,12 +36,54 @@ from airflow_ais_etl.etl.validation import validate, validate_name
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import TypeAlias
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
     from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.origin import Origin
+
+log = logging.getLogger(__name__)
+
+INIT, OFFLINE, INLINE = "init", "offline transform", "inline transform"
+"""What a lease is for (its ``purpose``): init leases keep a stop away, job leases a definition change too."""
+DEFINITION_CHANGE_TIMEOUT = 600.0
+"""Seconds ``wait_then_replace`` waits for the jobs that use an ETL before it fails."""
+_WAIT_POLL = 1.0
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+if TYPE_CHECKING:
+    _Name: TypeAlias = str | Sequence[str]
+    """One ETL name, or a pipeline (``a>>b`` or a list of names)."""
+
+
+@contextlib.contextmanager
+def _hold_chain(backend: Backend, name: str | Sequence[str], purpose: str) -> Iterator[None]:
+    """Hold a lease on every ETL of ``name`` (one ETL or a pipeline) for the block."""
+    with contextlib.ExitStack() as stack:
+        for etl in parse_pipeline(name):
+            stack.enter_context(hold_lease(backend, etl, purpose))
+        yield
+
+
+def _leased(
+    purpose: str,
+) -> Callable[[Callable[Concatenate[AisEtl, _Name, _P], _R]], Callable[Concatenate[AisEtl, _Name, _P], _R]]:
+    """Hold a lease on the ETL(s) named by the method's first argument while the method runs."""
+
+    def wrap(
+        method: Callable[Concatenate[AisEtl, _Name, _P], _R],
+    ) -> Callable[Concatenate[AisEtl, _Name, _P], _R]:
+        @functools.wraps(method)
+        def run(self: AisEtl, name: _Name, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with _hold_chain(self.backend, name, purpose):
+                return method(self, name, *args, **kwargs)
+
+        return run
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -77,24 +134,61 @@ class AisEtl:
         return cls(LocalBackend(home))
 
     # ------------------------------------------------------------------ lifecycle
-    def init(self, name: str, definition: EtlDefinition, origin: Origin | None = None) -> EtlInfo:
+    def init(
+        self,
+        name: str,
+        definition: EtlDefinition,
+        origin: Origin | None = None,
+        *,
+        on_definition_change: str | None = None,
+        definition_change_timeout: float = DEFINITION_CHANGE_TIMEOUT,
+    ) -> EtlInfo:
         """Initialise ETL ``name`` from ``definition`` on every target; its env is stored with it.
 
         Re-initialising the identical definition is a no-op that reports the running ETL (safe for
         task retries) or starts it when stopped. A different one replaces a stopped ETL (no job can
-        be using it, so a DAG run with changed params just works) and is refused while the ETL runs
-        unless ``definition.replace``. The pod options are part of the definition: a changed
-        resource request replaces the ETL like any other change. ``origin`` (the Airflow task) labels and annotates the objects
-        created; it is not part of the definition, so it never makes a re-init differ.
+        be using it, so a DAG run with changed params just works); while the ETL runs,
+        ``on_definition_change`` decides (:data:`~airflow_ais_etl.etl.leases.DEFINITION_CHANGE_MODES`):
+        ``refuse`` (the default here, as AIS), ``replace_if_free`` (unless another run's job holds
+        a lease on it), ``wait_then_replace`` (wait up to ``definition_change_timeout`` seconds for
+        those jobs) or ``replace`` (now; so does ``definition.replace``). The pod options are part of
+        the definition. ``origin`` (the Airflow task) labels and annotates the objects created; it
+        is not part of the definition, so it never makes a re-init differ. The init holds a lease.
         """
         msg = validate(definition.to_msg(name))
         env, options = dict(definition.env), dict(definition.pod_options)
-        with self.backend.lifecycle():  # racing inits: the later one sees the earlier one's ETL
-            return self._init(msg, env, options, definition.replace, origin)
+        mode = REPLACE if definition.replace else (on_definition_change or REFUSE)
+        if mode not in DEFINITION_CHANGE_MODES:
+            raise ValidationError(
+                f"on_definition_change must be one of {', '.join(DEFINITION_CHANGE_MODES)}, got {mode!r}"
+            )
+        deadline = time.monotonic() + max(0.0, float(definition_change_timeout))
+        waiting_for = ""
+        with hold_lease(self.backend, name, INIT):
+            while True:
+                with self.backend.lifecycle():  # racing inits: the later one sees the earlier one's ETL
+                    done = self._init(msg, env, options, mode, origin)
+                if isinstance(done, EtlInfo):
+                    return done
+                if mode != WAIT_THEN_REPLACE or time.monotonic() >= deadline:
+                    raise EtlInUseError(
+                        f"etl runs another definition and is in use: {describe_leases(done)}; it was not "
+                        + ("replaced within the wait" if mode == WAIT_THEN_REPLACE else "replaced")
+                        + ". Let those jobs finish (on_definition_change='wait_then_replace'), replace it "
+                        "now and abort them (on_definition_change='replace' or replace=True), or use another "
+                        "ETL name",
+                        etl_name=name,
+                        holders=[lease.describe() for lease in done],
+                    )
+                if describe_leases(done) != waiting_for:  # once per set of holders, not every second
+                    waiting_for = describe_leases(done)
+                    log.warning("etl %s: waiting to replace its definition: in use: %s", name, waiting_for)
+                time.sleep(max(0.0, min(_WAIT_POLL, deadline - time.monotonic())))
 
     def _init(
-        self, msg: InitMsg, env: dict[str, str], options: dict[str, Any], replace: bool, origin: Origin | None
-    ) -> EtlInfo:
+        self, msg: InitMsg, env: dict[str, str], options: dict[str, Any], mode: str, origin: Origin | None
+    ) -> EtlInfo | list[Lease]:
+        """Init under the lifecycle lock; return the leases that keep a running ETL from being replaced."""
         md = self.backend.read_md()
         existing = md.get(msg.name)
         if existing is not None:
@@ -103,31 +197,65 @@ class AisEtl:
                 env,
                 options,
             )
-            if not same and not replace and self._running(msg.name):
+            running = self._running(msg.name)
+            if same and running:
+                return self.info(msg.name)
+            if not same and running and mode == REFUSE:
                 raise EtlExistsError(
                     "etl already exists with a different definition and is running (a job of another "
                     "DAG run may be using it); stop it first (ais-etl stop NAME), pass replace=True "
-                    "(CLI: --replace) to replace it now, or choose another name",
+                    "(CLI: --replace) to replace it now, on_definition_change='wait_then_replace' to "
+                    "replace it once no job uses it, or choose another name",
                     etl_name=msg.name,
                 )
-            if same and self._running(msg.name):
-                return self.info(msg.name)
-            self.backend.stop_pods(msg.name)
+            if not same and running and mode != REPLACE:
+                jobs = [lease for lease in self._blocking(msg.name) if lease.purpose != INIT]
+                if jobs:
+                    return jobs
+            self.backend.stop_pods(msg.name, cause=self._stopped_by(msg.name, " to replace its definition"))
         self._start_pods(msg, env, origin, options)
         self.backend.update_md(lambda md: md.add(msg, env, options))
         return self.info(msg.name)
 
-    def init_code(self, name: str, code: str, **options: Any) -> EtlInfo:
+    def init_code(
+        self,
+        name: str,
+        code: str,
+        *,
+        on_definition_change: str | None = None,
+        definition_change_timeout: float = DEFINITION_CHANGE_TIMEOUT,
+        **options: Any,
+    ) -> EtlInfo:
         """Initialise ``name`` from Python code: ``init`` of the code definition built from ``options``.
 
         ``options`` are those of :meth:`EtlDefinition.from_mapping` (``comm_type``, ``dependencies``,
         ``env``, ...); an unknown one is a :class:`ValidationError` listing the allowed ones.
         """
-        return self.init(name, EtlDefinition.from_mapping({**options, "code": code}, kind=CODE))
+        definition = EtlDefinition.from_mapping({**options, "code": code}, kind=CODE)
+        return self.init(
+            name,
+            definition,
+            on_definition_change=on_definition_change,
+            definition_change_timeout=definition_change_timeout,
+        )
 
-    def init_spec(self, name: str, spec: str, **options: Any) -> EtlInfo:
+    def init_spec(
+        self,
+        name: str,
+        spec: str,
+        *,
+        on_definition_change: str | None = None,
+        definition_change_timeout: float = DEFINITION_CHANGE_TIMEOUT,
+        **options: Any,
+    ) -> EtlInfo:
         """Initialise ``name`` from a Pod spec (YAML/JSON text, a dict or a file path); see :meth:`init_code`."""
-        return self.init(name, EtlDefinition.from_mapping({**options, "spec": spec}, kind=SPEC))
+        definition = EtlDefinition.from_mapping({**options, "spec": spec}, kind=SPEC)
+        return self.init(
+            name,
+            definition,
+            on_definition_change=on_definition_change,
+            definition_change_timeout=definition_change_timeout,
+        )
 
     def start(self, name: str, origin: Origin | None = None) -> EtlInfo:
         """Start a stopped ETL from its MD entry (a running one is left as is); see :meth:`init` for ``origin``."""
@@ -154,22 +282,65 @@ class AisEtl:
             self.backend.stop_pods(msg.name)
             raise
 
-    def stop(self, name: str) -> bool:
+    def stop(self, name: str, *, force: bool = False) -> bool:
         """Stop the pods of ``name``, keeping its definition; stopping a stopped ETL succeeds.
 
-        Returns whether pods were running. An unknown name is an error.
+        Returns whether pods were running. An unknown name is an error. While another holder (a
+        job of another DAG run, another process) holds a lease on it, the ETL is left running and
+        :class:`~airflow_ais_etl.etl.leases.EtlInUseError` names the holders, unless ``force``
+        (which aborts those jobs; their abort names who stopped the ETL).
         """
         validate_name(name)
         with self.backend.lifecycle():
             if self.backend.read_md().get(name) is None and not self.backend.endpoints(name):
                 raise EtlNotFoundError(f"etl job {name} does not exist", etl_name=name)
-            return self.backend.stop_pods(name)
+            return self._stop(name, force)
 
-    def stop_all(self) -> list[str]:
-        """Stop every running ETL; return the names that were running."""
+    def _stop(self, name: str, force: bool) -> bool:
+        held = self._blocking(name) if self._running(name) else []
+        if held and not force:
+            raise EtlInUseError(
+                f"etl is in use: {describe_leases(held)}; it was left running (stop it with force to "
+                "abort those jobs)",
+                etl_name=name,
+                holders=[lease.describe() for lease in held],
+            )
+        if held:
+            log.warning("etl %s: stopping it by force aborts %s", name, describe_leases(held))
+        return self.backend.stop_pods(name, cause=self._stopped_by(name))
+
+    def stop_all(self, *, force: bool = False) -> list[str]:
+        """Stop every running ETL; return the names that were running (and were stopped).
+
+        Without ``force``, an ETL another holder still uses is left running with a warning.
+        """
+        stopped = []
         with self.backend.lifecycle():  # also pods no definition names (an init killed with -9)
             names = dict.fromkeys([*self.backend.read_md().names(), *self.backend.running_names()])
-            return [name for name in names if self.backend.stop_pods(name)]
+            for name in names:
+                try:
+                    if self._stop(name, force):
+                        stopped.append(name)
+                except EtlInUseError as exc:
+                    log.warning("etl %s left running: %s", name, exc.reason)
+        return stopped
+
+    def lease(
+        self, name: str | Sequence[str], purpose: str = OFFLINE
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold a lease on ``name`` (every ETL of a pipeline) for a block, e.g. an operator's whole job."""
+        return _hold_chain(self.backend, name, purpose)
+
+    def leases(self, name: str) -> builtins.list[Lease]:
+        """Return the leases that count on ``name`` now (who uses it), oldest first."""
+        return live_leases(self.backend, name)
+
+    def _blocking(self, name: str) -> builtins.list[Lease]:
+        return blocking(live_leases(self.backend, name), this_holder())
+
+    def _stopped_by(self, name: str, why: str = "") -> str:
+        """The stop cause running jobs report: ``etl x stopped by <holder>[ why]``."""
+        return f"etl {name} stopped by {this_holder().describe()}{why}"
 
     def delete(self, name: str, *, force: bool = False) -> None:
         """Remove the definition of ``name``; refused while it runs unless ``force`` (which stops it)."""
@@ -181,7 +352,7 @@ class AisEtl:
                         "etl is running: stop it first (ais-etl stop NAME) or delete with force",
                         etl_name=name,
                     )
-                self.backend.stop_pods(name)
+                self.backend.stop_pods(name, cause=self._stopped_by(name, " to delete it"))
             self.backend.update_md(lambda md: md.delete(name))
             self.backend.forget(name)
 
@@ -232,6 +403,7 @@ class AisEtl:
         return bool(self.backend.endpoints(name))
 
     # ------------------------------------------------------------------ transforms
+    @_leased(INLINE)
     def transform_object(
         self,
         name: str | Sequence[str],
@@ -284,6 +456,7 @@ class AisEtl:
         out: bytes | dict[str, Any] = result["data"] if dst is None else result["summary"]
         return out
 
+    @_leased(OFFLINE)
     def transform_bucket(
         self,
         name: str | Sequence[str],

@@ -47,7 +47,8 @@ DOC_MD = """
    `retries=2`: when a target leaves or a pod dies the job aborts with a one-paragraph reason, and
    the retry restarts the ETL and **resumes** (objects already transformed are skipped).
 5. **verify** compares every result with the transform applied locally; **stop_etl** is a
-   teardown: it stops the pods even when a task failed.
+   teardown: it stops the pods even when a task failed, but leaves them to a concurrent run whose
+   job still uses the ETL (it logs that run; the last run's teardown stops them).
 
 Watch it run in **AIS ETL** (Airflow's navigation) or on the task's *AIS ETL job* tab: pods and
 their health, CPU, memory and logs, and the job's live progress (objects, bytes, rate, ETA, errors).

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from airflow_ais_etl.cluster.directput import DirectPutGrant
+    from airflow_ais_etl.etl.leases import Holder
     from airflow_ais_etl.etl.md import EtlMD
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.podspec import Target
@@ -161,8 +162,12 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def stop_pods(self, name: str) -> bool:
-        """Stop every pod of ETL ``name``; return whether any was running. Idempotent."""
+    def stop_pods(self, name: str, *, cause: str | None = None) -> bool:
+        """Stop every pod of ETL ``name``; return whether any was running. Idempotent.
+
+        ``cause`` (e.g. ``etl x stopped by user u@h (pid 1)``) is what the watches of running jobs
+        report; without it they say ``etl <name> stopped``.
+        """
 
     @abc.abstractmethod
     def endpoints(self, name: str) -> list[PodEndpoint]:
@@ -208,6 +213,21 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
         """Return how the target gateway names the bucket at ``url`` (registering it if needed)."""
+
+    @abc.abstractmethod
+    def read_leases(self) -> dict[str, Any]:
+        """Return the lease document of every ETL (:mod:`~airflow_ais_etl.etl.leases`)."""
+
+    @abc.abstractmethod
+    def update_leases(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        """Apply ``change`` to the stored lease document atomically and return it."""
+
+    def holder_gone(self, holder: Holder) -> bool:
+        """Whether ``holder``'s process is known to be gone (its leases then count no more).
+
+        Only a backend whose holders all run on this machine can tell; the default relies on expiry.
+        """
+        return False
 
     def running_names(self) -> list[str]:
         """Return the ETLs that have pods, defined or not (an init killed mid-way leaves some)."""

@@ -76,6 +76,12 @@ class AisEtlBaseOperator(BaseOperator):
         """Return the hook of the operator's connection; the ETL service is ``hook.api``."""
         return AisEtlHook(self.ais_etl_conn_id)
 
+    def acting(self, context: Context) -> contextlib.AbstractContextManager[object]:
+        """Within the block, this task holds the leases taken and is named as who stops an ETL."""
+        from airflow_ais_etl.cluster.leases import acting_as
+
+        return acting_as(task_origin(context))
+
     def persist_link(self, context: Context, etl_name: str) -> None:
         """Record the ETL this task works on (the link and the ETL view read it); a failure only warns."""
         try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_ais_etl.etl.coerce import as_bool
+from airflow_ais_etl.etl.coerce import as_bool, as_str
 from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.definition import CODE_KEYS, SPEC_KEYS, EtlDefinition
+from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import EtlNotFoundError
+from airflow_ais_etl.etl.leases import DEFINITION_CHANGE_MODES, WAIT_THEN_REPLACE, EtlInUseError
 from airflow_ais_etl.etl.msg import CODE, SPEC
 from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
 
@@ -31,10 +33,24 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
         fields = {key: getattr(self, key) for key in self.definition_keys}
         return EtlDefinition.from_mapping(fields, kind=self.etl_kind)
 
+    on_definition_change: str
+    definition_change_timeout: str | float
+
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
             self.persist_link(context, self.etl_name)
-            info = self.hook.api.init(self.etl_name, self.definition(), origin=task_origin(context))
+            mode = as_str("on_definition_change", self.on_definition_change)
+            if mode not in DEFINITION_CHANGE_MODES:
+                raise ValueError(f"on_definition_change must be one of {', '.join(DEFINITION_CHANGE_MODES)}")
+            wait = parse_duration(self.definition_change_timeout)
+            with self.acting(context):
+                info = self.hook.api.init(
+                    self.etl_name,
+                    self.definition(),
+                    origin=task_origin(context),
+                    on_definition_change=mode,
+                    definition_change_timeout=wait,
+                )
         self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
         return info.to_dict()
 
@@ -43,7 +59,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     """Initialise an ETL from Python code: one transformation pod per target, left running.
 
     Re-running with the identical definition is a no-op (or a start when stopped), so retries are
-    safe; a different definition under the same name fails unless ``replace``.
+    safe; a different definition under the same name replaces the ETL once no other run's job uses
+    it (``on_definition_change``). The init holds a lease on the ETL while it runs.
 
     :param etl_name: ETL name (templated)
     :param code: module source defining the transform function (not templated: code may hold ``{{``)
@@ -63,7 +80,14 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param pod_options: this ETL's pod options over the connection's, key by key: resources,
         image_pull_policy, image_pull_secrets, tolerations, pod_labels, pod_annotations,
         service_account_name, priority_class_name (templated; a dict or its JSON)
-    :param replace: replace an existing ETL of that name with a different definition
+    :param replace: replace an existing ETL of that name with a different definition now (aborting
+        the jobs that use it; same as ``on_definition_change="replace"``)
+    :param on_definition_change: what to do when the ETL runs with another definition (e.g. a DAG
+        run with changed params): ``"wait_then_replace"`` (default) replaces it once no job of another
+        run holds a lease on it, waiting up to ``definition_change_timeout``; ``"replace_if_free"``
+        fails at once naming the run that holds it; ``"replace"`` replaces it now; ``"refuse"``
+        fails while it runs (AIS's ``ais etl init``) (templated)
+    :param definition_change_timeout: how long ``wait_then_replace`` waits, e.g. ``"10m"`` (templated)
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
     :param direct_put: pods deliver offline results to the target themselves (templated)
     :return: the ETL's info (name, state, pods, ...)
@@ -86,6 +110,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         "pod_options",
         "protocol",
         "direct_put",
+        "on_definition_change",
+        "definition_change_timeout",
         "ais_etl_conn_id",
     )
     template_fields_renderers = {"env": "json", "pod_options": "json", "dependencies": "py"}
@@ -108,6 +134,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         env: Mapping[str, str] | None = None,
         pod_options: Mapping[str, Any] | str | None = None,
         replace: bool = False,
+        on_definition_change: str = WAIT_THEN_REPLACE,
+        definition_change_timeout: str | float = "10m",
         protocol: str = "",
         direct_put: bool | str = False,
         **kwargs: Any,
@@ -128,6 +156,8 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.env = env or {}
         self.pod_options = pod_options
         self.replace = replace
+        self.on_definition_change = on_definition_change
+        self.definition_change_timeout = definition_change_timeout
         self.protocol = protocol
         self.direct_put = direct_put
 
@@ -147,7 +177,14 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param pod_options: this ETL's pod options over the connection's, key by key: resources,
         image_pull_policy, image_pull_secrets, tolerations, pod_labels, pod_annotations,
         service_account_name, priority_class_name (templated; a dict or its JSON)
-    :param replace: replace an existing ETL of that name with a different definition
+    :param replace: replace an existing ETL of that name with a different definition now (aborting
+        the jobs that use it; same as ``on_definition_change="replace"``)
+    :param on_definition_change: what to do when the ETL runs with another definition (e.g. a DAG
+        run with changed params): ``"wait_then_replace"`` (default) replaces it once no job of another
+        run holds a lease on it, waiting up to ``definition_change_timeout``; ``"replace_if_free"``
+        fails at once naming the run that holds it; ``"replace"`` replaces it now; ``"refuse"``
+        fails while it runs (AIS's ``ais etl init``) (templated)
+    :param definition_change_timeout: how long ``wait_then_replace`` waits, e.g. ``"10m"`` (templated)
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
     :param direct_put: pods deliver offline results to the target themselves (templated)
     :return: the ETL's info
@@ -166,6 +203,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         "pod_options",
         "protocol",
         "direct_put",
+        "on_definition_change",
+        "definition_change_timeout",
         "ais_etl_conn_id",
     )
     template_fields_renderers = {"spec": "yaml", "env": "json", "pod_options": "json"}
@@ -182,6 +221,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         env: Mapping[str, str] | None = None,
         pod_options: Mapping[str, Any] | str | None = None,
         replace: bool = False,
+        on_definition_change: str = WAIT_THEN_REPLACE,
+        definition_change_timeout: str | float = "10m",
         protocol: str = "",
         direct_put: bool | str | None = None,
         **kwargs: Any,
@@ -196,6 +237,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.env = env or {}
         self.pod_options = pod_options
         self.replace = replace
+        self.on_definition_change = on_definition_change
+        self.definition_change_timeout = definition_change_timeout
         self.protocol = protocol
         self.direct_put = direct_put
 
@@ -203,35 +246,52 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
 class AisEtlStopOperator(AisEtlBaseOperator):
     """Stop an ETL's pods (its definition stays); idempotent, so it is safe as a teardown.
 
-    Stopping a stopped or never-initialised ETL succeeds.
+    Stopping a stopped or never-initialised ETL succeeds. An ETL that a job of another DAG run (or
+    another user's process) still uses, by its lease, is left running: the task logs who holds it
+    and succeeds, and the last run's teardown stops it. ``force=True`` stops it anyway; the jobs it
+    aborts then report that this task stopped the ETL.
 
     :param etl_name: the ETL to stop (templated)
     :param all_etls: stop every running ETL instead
-    :return: ``{"stopped": [names that were running]}``
+    :param force: stop even an ETL that other runs' jobs hold (templated)
+    :return: ``{"stopped": [names that were running], "left_running": {name: [holders]}}``
     """
 
-    template_fields: Sequence[str] = ("etl_name", "ais_etl_conn_id")
+    template_fields: Sequence[str] = ("etl_name", "force", "ais_etl_conn_id")
 
-    def __init__(self, *, etl_name: str | None = None, all_etls: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, etl_name: str | None = None, all_etls: bool = False, force: bool | str = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.etl_name = etl_name
         self.all_etls = all_etls
+        self.force = force
 
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
             all_etls = as_bool("all_etls", self.all_etls)
+            force = as_bool("force", self.force)
             if all_etls == bool(self.etl_name):
                 raise ValueError("give either etl_name or all_etls=True")
+        with self.acting(context):
             if all_etls:
-                stopped = self.hook.api.stop_all()
+                stopped = self.hook.api.stop_all(force=force)
                 self.log.info("stopped %s running etl(s): %s", len(stopped), ", ".join(stopped) or "none")
                 return {"stopped": stopped}
             name = str(self.etl_name)
             self.persist_link(context, name)
             try:
-                was_running = self.hook.api.stop(name)
+                with fail_without_retry():
+                    was_running = self.hook.api.stop(name, force=force)
             except EtlNotFoundError:
                 self.log.info("etl %s does not exist: nothing to stop", name)
                 return {"stopped": []}
+            except EtlInUseError as exc:
+                self.log.warning(
+                    "etl %s left running: still in use by %s (force=True stops it anyway)",
+                    name,
+                    "; ".join(exc.holders),
+                )
+                return {"stopped": [], "left_running": {name: exc.holders}}
         self.log.info("etl %s %s", name, "stopped" if was_running else "was not running")
         return {"stopped": [name] if was_running else []}

@@ -255,15 +255,18 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             control.abort(KILL_CAUSE)
         self.persist_link(context, parse_pipeline(self.etl_name)[0])
         try:
-            with fail_without_retry():
-                healed = self._ensure_running(definitions, task_origin(context))
-            ti = context.get("ti")
-            retry = int(getattr(ti, "try_number", 1) or 1) > 1
-            if (healed or retry) and not options.skip_existing:
-                self.log.info("resuming: objects this ETL already transformed into %s are skipped", self.dst)
-                options = replace(options, skip_existing=True)
-            self._context = context
-            stats = self._run(options, control, self._feed(context, options))
+            with self.acting(context), self.hook.api.lease(self.etl_name):  # no teardown stops it meanwhile
+                with fail_without_retry():
+                    healed = self._ensure_running(definitions, task_origin(context))
+                ti = context.get("ti")
+                retry = int(getattr(ti, "try_number", 1) or 1) > 1
+                if (healed or retry) and not options.skip_existing:
+                    self.log.info(
+                        "resuming: objects this ETL already transformed into %s are skipped", self.dst
+                    )
+                    options = replace(options, skip_existing=True)
+                self._context = context
+                stats = self._run(options, control, self._feed(context, options))
         finally:
             self._control = None
         if self._killed:
@@ -412,7 +415,7 @@ class AisEtlObjectTransformOperator(AisEtlBaseOperator):
         with fail_without_retry():
             timeout = self._validate()
         self.persist_link(context, parse_pipeline(self.etl_name)[0])
-        with fail_without_retry():
+        with fail_without_retry(), self.acting(context):
             if self.dst:
                 result = self.hook.api.transform_object(
                     etl_target(self.etl_name),

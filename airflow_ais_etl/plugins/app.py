@@ -15,6 +15,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Body, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 
+from airflow_ais_etl.cluster.leases import acting_as_user
 from airflow_ais_etl.etl.errors import AisEtlError
 from airflow_ais_etl.hooks.ais_etl import AisEtlHook
 from airflow_ais_etl.plugins import jobs
@@ -139,25 +140,26 @@ def create_app(clusters: Clusters | None = None) -> FastAPI:
             "pods": [{**p.to_dict(), "logs": tail(p.logs)} for p in pods],
         }
 
-    def _lifecycle(name: str, conn_id: str, action: str) -> dict[str, Any]:
+    def _lifecycle(name: str, conn_id: str, action: str, user: Any) -> dict[str, Any]:
         api = api_of(conn_id)
         try:
-            if action == "stop":
-                api.stop(name)
-            else:
-                api.start(name)
+            with acting_as_user(str(user.get_name())):  # the jobs a stop aborts name this login
+                if action == "stop":
+                    api.stop(name)
+                else:
+                    api.start(name)
             return api.info(name).to_dict()
         except AisEtlError as exc:
             raise HTTPException(409, str(exc)) from exc
 
     # JSON bodies only: a cross-site form cannot send one without a CORS preflight.
     @app.post("/api/etls/{name}/stop", dependencies=edit)
-    def stop(name: str, conn_id: Annotated[str, Body(embed=True)]) -> dict[str, Any]:
-        return _lifecycle(name, conn_id, "stop")
+    def stop(name: str, conn_id: Annotated[str, Body(embed=True)], user: GetUserDep) -> dict[str, Any]:
+        return _lifecycle(name, conn_id, "stop", user)
 
     @app.post("/api/etls/{name}/start", dependencies=edit)
-    def start(name: str, conn_id: Annotated[str, Body(embed=True)]) -> dict[str, Any]:
-        return _lifecycle(name, conn_id, "start")
+    def start(name: str, conn_id: Annotated[str, Body(embed=True)], user: GetUserDep) -> dict[str, Any]:
+        return _lifecycle(name, conn_id, "start", user)
 
     @app.get("/api/task", dependencies=read)
     def task(

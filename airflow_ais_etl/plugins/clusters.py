@@ -90,6 +90,7 @@ def etl_overview(api: AisEtl, info: EtlInfo, conn_id: str) -> dict[str, Any]:
     out = {**info.to_dict(), "conn_id": conn_id, "backend": api.backend.kind, "targets": [], "error": ""}
     try:
         out["targets"] = _targets(api, info.name) if info.pods else []
+        out["leases"] = [lease.describe() for lease in api.leases(info.name)]  # who uses it now
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     return out

@@ -72,7 +72,7 @@ def test_template_fields() -> None:
     assert {"etl_name", "src", "obj", "dst", "local_file"} <= set(
         AisEtlObjectTransformOperator.template_fields
     )
-    assert set(AisEtlStopOperator.template_fields) == {"etl_name", "ais_etl_conn_id"}
+    assert set(AisEtlStopOperator.template_fields) == {"etl_name", "force", "ais_etl_conn_id"}
     for cls in (
         AisEtlInitCodeOperator,
         AisEtlInitSpecOperator,

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from airflow_ais_etl.cluster.leases import this_holder
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.dataplane.storage.base import RESERVED_PREFIX, TEMP_PREFIX
 from airflow_ais_etl.etl.errors import AbortError
@@ -130,7 +131,7 @@ class Chaos:
                 time.sleep(0.01)  # round could start on this dead pod and rightly name the old kill
             return f"pod of {tid} exited with code -9"
         self.api.stop(ETL)
-        return f"etl {ETL} stopped"
+        return f"etl {ETL} stopped by {this_holder().describe()}"
 
     def _evidence(self) -> str:
         """Describe the recorded events (for a failed cause check)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_ais_etl.cluster.leases import this_holder
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError, PodStartError
 from tests.kubernetes.conftest import make_bucket
@@ -113,7 +114,7 @@ def test_stop_during_a_run_aborts_it(api: AisEtl, cluster: Cluster, backend: Kub
     make_bucket(src, [f"o-{i:03d}" for i in range(COUNT)])
     api.init_code("slow-etl", SLOW)
     err, _ = _run_with_fault(api, src, dst, lambda: api.stop("slow-etl"))
-    _assert_aborted(err, "etl slow-etl stopped")
+    _assert_aborted(err, f"etl slow-etl stopped by {this_holder().describe()}")  # who stopped it
     assert api.info("slow-etl").state == "stopped"
     assert 0 < len(_visible(dst)) < COUNT
     assert backend.endpoints("slow-etl") == []

@@ -63,9 +63,10 @@ from airflow_ais_etl.cluster.kubernetes.objects import (
     selector,
 )
 from airflow_ais_etl.cluster.kubernetes.podknobs import PodKnobs, apply_knobs
-from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream, pod_usage
+from airflow_ais_etl.cluster.kubernetes.podmetrics import read_metrics
+from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream
 from airflow_ais_etl.cluster.kubernetes.startup import wait_ready
-from airflow_ais_etl.cluster.kubernetes.state import ConfigMapState
+from airflow_ais_etl.cluster.kubernetes.state import ConfigMapLeases, ConfigMapState
 from airflow_ais_etl.cluster.local.state import default_home
 from airflow_ais_etl.etl.constants import ARG_FQN
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, PodStartError, ValidationError
@@ -86,7 +87,6 @@ __all__ = ["KubernetesBackend"]
 log = logging.getLogger(__name__)
 
 _WATCH_SECONDS = 30
-_METRICS_TRIES = 10
 _FORCE_WAIT = 45.0
 """Seconds to wait for pods deleted with no grace period to go away."""
 _DEFAULT_RUNTIME = "python3.11v2"
@@ -96,7 +96,7 @@ _DEFAULT_RUNTIME = "python3.11v2"
 # the backend
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(ConfigMapLeases, Backend):
     """ETL pods on the Ready nodes of a Kubernetes cluster, reached through a ``kubernetes`` connection.
 
     An ``ais_etl`` connection sets every argument but ``poll_interval``: see
@@ -363,11 +363,13 @@ class KubernetesBackend(Backend):
                 return False
             time.sleep(0.1)
 
-    def stop_pods(self, name: str) -> bool:
+    def stop_pods(self, name: str, *, cause: str | None = None) -> bool:
         services, pods = self._objects(name)
         if not pods and not services:
             self._delete_etl_objects(name)
             return False
+        if cause:  # before the pods go: the watches of running jobs name who stopped the ETL
+            self.store.record_abort(name, cause, "stopped")
         self._delete(services, [p for p in pods if not is_deleting(p)], self.stop_grace)
         if not self._wait_gone(name, self.stop_timeout):
             remaining, _ = self.kube.list_pods(self.etl_selector(name))
@@ -411,35 +413,7 @@ class KubernetesBackend(Backend):
         return [health_of(pod) for pod in self._require(name)]
 
     def metrics(self, name: str) -> list[PodMetrics]:
-        pods = self._require(name)
-        out = []
-        checked_api = False
-        for pod in pods:
-            pname = name_of(pod)
-            data = None
-            for attempt in range(_METRICS_TRIES):
-                data = self.kube.pod_metrics(pname)
-                if data is not None:
-                    break
-                if not checked_api:
-                    checked_api = True
-                    if not self.kube.metrics_api_available():
-                        raise EtlError(
-                            "the metrics API (metrics.k8s.io/v1beta1) is not served by this cluster: "
-                            "install metrics-server to see ETL pod CPU and memory",
-                            etl_name=name,
-                        )
-                time.sleep(0.2 * (attempt + 1))
-            if data is None:
-                raise EtlError(
-                    f"metrics for pod {self.namespace}/{pname} do not exist yet (metrics-server samples "
-                    "pods periodically); retry in a minute",
-                    etl_name=name,
-                    pod_name=pname,
-                )
-            cpu, mem = pod_usage(data)
-            out.append(PodMetrics(label_of(pod, POD_LABEL_TARGET), pname, round(cpu, 6), mem))
-        return out
+        return read_metrics(self.kube, name, self._require(name))
 
     def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
         pods = self._require(name)
@@ -482,7 +456,7 @@ class KubernetesBackend(Backend):
 
         Cheapest answers first: a recorded abort, then the targets, then the ETL's objects.
         """
-        aborted = self.aborted_cause(name)
+        aborted = self.aborted_cause(name) or self.store.aborted_cause(name, "stopped")
         if aborted:
             return aborted
         changed = target_changes(baseline.targets, (t.id for t in self.targets()))

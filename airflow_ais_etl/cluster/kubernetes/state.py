@@ -1,7 +1,8 @@
 """Keep the ETL state every worker shares in one ConfigMap, ``ais-etl-md``, with optimistic concurrency.
 
-The ConfigMap's data holds three JSON documents: ``md`` (the :class:`~airflow_ais_etl.etl.md.EtlMD`),
-``aborted`` (ETL name to abort cause) and ``stats`` (ETL name to counters). The edits are pure
+The ConfigMap's data holds JSON documents: ``md`` (the :class:`~airflow_ais_etl.etl.md.EtlMD`),
+``aborted`` (ETL name to abort cause), ``stopped`` (ETL name to who stopped it), ``stats`` (ETL
+name to counters) and ``leases`` (:mod:`~airflow_ais_etl.etl.leases`). The edits are pure
 functions of that data; :class:`ConfigMapState` reads, applies one and writes back with the
 resourceVersion it read, retrying when another writer came first (409).
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MD_CONFIGMAP",
+    "ConfigMapLeases",
     "ConfigMapState",
     "add_stats",
     "config_map_body",
@@ -49,14 +51,15 @@ def _put(data: dict[str, str], key: str, value: Mapping[str, Any]) -> None:
     data[key] = json.dumps(value, sort_keys=True)
 
 
-def set_abort(data: dict[str, str], name: str, cause: str | None) -> None:
-    """Record why ``name`` was aborted, or with None forget it."""
-    aborted = json_key(data, "aborted")
-    if cause is None:
-        aborted.pop(name, None)
-    else:
-        aborted[name] = cause
-    _put(data, "aborted", aborted)
+def set_abort(data: dict[str, str], name: str, cause: str | None, key: str = "aborted") -> None:
+    """Record why ``name`` was aborted (``key`` "stopped": who stopped it), or with None forget both."""
+    for k in (key,) if cause is not None else ("aborted", "stopped"):
+        causes = json_key(data, k)
+        if cause is None:
+            causes.pop(name, None)
+        else:
+            causes[name] = cause
+        _put(data, k, causes)
 
 
 def add_stats(data: dict[str, str], name: str, delta: Mapping[str, int]) -> None:
@@ -70,7 +73,7 @@ def add_stats(data: dict[str, str], name: str, delta: Mapping[str, int]) -> None
 
 def forget(data: dict[str, str], name: str) -> None:
     """Drop the abort record and the stats of ``name``."""
-    for key in ("aborted", "stats"):
+    for key in ("aborted", "stopped", "stats"):
         values = json_key(data, key)
         values.pop(name, None)
         _put(data, key, values)
@@ -134,15 +137,31 @@ class ConfigMapState:
         self.update(apply)
         return result[0]
 
-    def record_abort(self, name: str, cause: str | None) -> None:
-        """Remember (or with None, forget) why ``name`` was aborted; a no-op forget writes nothing."""
-        if cause is None and name not in json_key(self.data()[0], "aborted"):
+    def record_abort(self, name: str, cause: str | None, key: str = "aborted") -> None:
+        """Remember why ``name`` was aborted (or stopped, ``key``); None forgets both (no-op: no write)."""
+        data = self.data()[0]
+        if cause is None and all(name not in json_key(data, k) for k in ("aborted", "stopped")):
             return
-        self.update(lambda data: set_abort(data, name, cause))
+        self.update(lambda data: set_abort(data, name, cause, key))
 
-    def aborted_cause(self, name: str) -> str | None:
-        cause = json_key(self.data()[0], "aborted").get(name)
+    def aborted_cause(self, name: str, key: str = "aborted") -> str | None:
+        cause = json_key(self.data()[0], key).get(name)
         return str(cause) if cause else None
+
+    def read_leases(self) -> dict[str, Any]:
+        return json_key(self.data()[0], "leases")
+
+    def update_leases(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        result: list[dict[str, Any]] = []
+
+        def apply(data: dict[str, str]) -> None:
+            leases = json_key(data, "leases")
+            change(leases)
+            _put(data, "leases", leases)
+            result[:] = [leases]
+
+        self.update(apply)
+        return result[0]
 
     def add_stats(self, name: str, delta: Mapping[str, int]) -> None:
         self.update(lambda data: add_stats(data, name, delta))
@@ -153,3 +172,15 @@ class ConfigMapState:
 
     def forget(self, name: str) -> None:
         self.update(lambda data: forget(data, name))
+
+
+class ConfigMapLeases:
+    """The lease methods of the Kubernetes backend: the ``leases`` key of its :class:`ConfigMapState`."""
+
+    store: ConfigMapState
+
+    def read_leases(self) -> dict[str, Any]:
+        return self.store.read_leases()
+
+    def update_leases(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        return self.store.update_leases(change)

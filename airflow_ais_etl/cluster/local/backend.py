@@ -40,6 +40,7 @@ from airflow_ais_etl.cluster.local.events import (
 )
 from airflow_ais_etl.cluster.local.gateways import LocalGateways
 from airflow_ais_etl.cluster.local.homelock import home_lock
+from airflow_ais_etl.cluster.local.leasestore import LocalLeases
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
 from airflow_ais_etl.cluster.local.podoptions import local_pod_meta
 from airflow_ais_etl.cluster.local.podplan import container_port
@@ -86,7 +87,7 @@ def _deps_key(deps: str | None) -> str:
     return hashlib.sha256((deps or "").encode()).hexdigest()[:16]
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalLeases, Backend):
     """A cluster of local targets whose pods are processes on this machine."""
 
     kind = "local"
@@ -334,17 +335,17 @@ class LocalBackend(Backend):
         spec: dict[str, Any] = yaml.safe_load((self.state.pod_dir(name, tid) / "pod.yaml").read_text())
         return spec
 
-    def stop_pods(self, name: str, *, grace: float = STOP_GRACE) -> bool:
+    def stop_pods(self, name: str, *, cause: str | None = None, grace: float = STOP_GRACE) -> bool:
         """Stop every pod of ``name`` together (one ``grace`` for all); the stop stays recorded.
 
-        The record (kept until the next start) lets running jobs' watches name the stop, stamped
-        before any pod is signalled, rather than the pod exits it causes.
+        The record (``cause``, kept until the next start) lets running jobs' watches name the stop
+        and who made it, stamped before any pod is signalled, rather than the pod exits it causes.
         """
         with self.lifecycle():
             pods = self._pods(name)
             secrets = self.access.secrets(name)  # those of the pods stopped here, not of a later start
             if pods:
-                write_event(self.state.stopping_file(name), f"etl {name} stopped")
+                write_event(self.state.stopping_file(name), cause or f"etl {name} stopped")
             stop_pods(list(pods.values()), grace=grace)
             for tid in pods:
                 (self.state.pod_dir(name, tid) / "pod.json").unlink(missing_ok=True)

@@ -4,6 +4,7 @@ Layout under the home directory (``AIS_ETL_HOME``; 0700, every file 0600, see :m
 
     cluster.json            {"version": N, "targets": {"t1": {"node": "local-t1"}, ...}}
     md.json                 the ETL metadata (EtlMD JSON)
+    leases.json             who uses which ETL now (see :mod:`~airflow_ais_etl.etl.leases`)
     state.lock              flock taken by every read-modify-write
     targets/<tid>/gateway.json, gateway.log
     etls/<name>/<tid>/      one pod: pod.yaml (materialised spec), pod.json (processes), logs/, volumes/
@@ -84,6 +85,10 @@ class LocalState:
     @property
     def md_file(self) -> Path:
         return self.home / "md.json"
+
+    @property
+    def leases_file(self) -> Path:
+        return self.home / "leases.json"
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.home / "state.lock")

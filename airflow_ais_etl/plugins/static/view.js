@@ -134,6 +134,7 @@ function etlCard(etl, withJobs) {
     etl.cause ? h("div", { class: "cause" }, `cause: ${etl.cause}`) : null,
     etl.error ? h("div", { class: "cause" }, etl.error) : null,
     h("div", { class: "meta" }, `stats: ${stats || "none yet"}`),
+    (etl.leases || []).length ? h("div", { class: "meta" }, `in use by: ${etl.leases.join("; ")}`) : null,
     h("h3", {}, "Targets"), targetsTable(etl),
     withJobs ? [h("h3", {}, "Jobs"), jobsTable(etl.jobs || [])] : null,
     withJobs ? abortsList(etl) : null,
