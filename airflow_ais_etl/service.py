@@ -8,14 +8,13 @@ transform and stop may run in different processes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from airflow_ais_etl.cluster.leases import hold_lease, live_leases, this_holder
+from airflow_ais_etl.cluster.leases import hold_chain_leases, hold_lease, live_leases, this_holder
 from airflow_ais_etl.etl.coerce import as_float, as_str, describe
 from airflow_ais_etl.etl.definition import EtlDefinition
 from airflow_ais_etl.etl.errors import EtlExistsError, EtlNotFoundError, ValidationError
@@ -36,7 +35,8 @@ from airflow_ais_etl.etl.validation import validate, validate_name
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable, Iterator, Sequence
+    import contextlib
+    from collections.abc import Callable, Sequence
     from typing import TypeAlias
 
     from airflow_ais_etl.cluster.base import Backend, HealthStatus, PodLogs, PodMetrics
@@ -59,15 +59,6 @@ if TYPE_CHECKING:
     """One ETL name, or a pipeline (``a>>b`` or a list of names)."""
 
 
-@contextlib.contextmanager
-def _hold_chain(backend: Backend, name: str | Sequence[str], purpose: str) -> Iterator[None]:
-    """Hold a lease on every ETL of ``name`` (one ETL or a pipeline) for the block."""
-    with contextlib.ExitStack() as stack:
-        for etl in parse_pipeline(name):
-            stack.enter_context(hold_lease(backend, etl, purpose))
-        yield
-
-
 def _leased(
     purpose: str,
 ) -> Callable[[Callable[Concatenate[AisEtl, _Name, _P], _R]], Callable[Concatenate[AisEtl, _Name, _P], _R]]:
@@ -78,7 +69,7 @@ def _leased(
     ) -> Callable[Concatenate[AisEtl, _Name, _P], _R]:
         @functools.wraps(method)
         def run(self: AisEtl, name: _Name, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-            with _hold_chain(self.backend, name, purpose):
+            with hold_chain_leases(self.backend, name, purpose):
                 return method(self, name, *args, **kwargs)
 
         return run
@@ -329,7 +320,7 @@ class AisEtl:
         self, name: str | Sequence[str], purpose: str = OFFLINE
     ) -> contextlib.AbstractContextManager[None]:
         """Hold a lease on ``name`` (every ETL of a pipeline) for a block, e.g. an operator's whole job."""
-        return _hold_chain(self.backend, name, purpose)
+        return hold_chain_leases(self.backend, name, purpose)
 
     def leases(self, name: str) -> builtins.list[Lease]:
         """Return the leases that count on ``name`` now (who uses it), oldest first."""

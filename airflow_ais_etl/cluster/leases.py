@@ -32,14 +32,15 @@ from airflow_ais_etl.etl.leases import (
     prune,
     put_lease,
 )
+from airflow_ais_etl.etl.pipeline import parse_pipeline
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from airflow_ais_etl.cluster.base import Backend
     from airflow_ais_etl.etl.origin import Origin
 
-__all__ = ["acting_as", "acting_as_user", "hold_lease", "live_leases", "this_holder"]
+__all__ = ["acting_as", "acting_as_user", "hold_chain_leases", "hold_lease", "live_leases", "this_holder"]
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +146,12 @@ def _renew(
             backend.update_leases(functools.partial(_put, name=name, lease=renewed))
         except Exception as exc:  # try again next time; the lease still counts until it expires
             log.warning("etl %s: could not renew the lease of %s: %s", name, lease.describe(), exc)
+
+
+@contextlib.contextmanager
+def hold_chain_leases(backend: Backend, name: str | Sequence[str], purpose: str) -> Iterator[None]:
+    """Hold a lease on every ETL of ``name`` (one ETL, or a pipeline ``a>>b``/list) for the block."""
+    with contextlib.ExitStack() as stack:
+        for etl in parse_pipeline(name):
+            stack.enter_context(hold_lease(backend, etl, purpose))
+        yield
