@@ -6,11 +6,12 @@ navigation and an "AIS ETL job" tab on task instances, both showing that app in 
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_ais_etl.links.etl import PLUGIN_PREFIX, TASK_TAB
+from airflow_ais_etl.links.etl import PLUGIN_PREFIX, TASK_TAB, base_path
 
 __all__ = ["AisEtlPlugin"]
 
@@ -26,15 +27,22 @@ class AisEtlPlugin(AirflowPlugin):
 
     name = "ais_etl"
 
-    @property
+    @cached_property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """Built on first use (by the api-server only): other components never import FastAPI code."""
         return [{"app": _app(), "url_prefix": PLUGIN_PREFIX, "name": "AIS ETL"}]
 
+    # The UI frames these URLs as given: they carry the path of [api] base_url, like the extra link.
     external_views = [
-        {"name": "AIS ETL", "href": f"{PLUGIN_PREFIX}/", "destination": "nav", "url_route": "ais-etl"},
+        {
+            "name": "AIS ETL",
+            "href": f"{base_path()}{PLUGIN_PREFIX}/",
+            "destination": "nav",
+            "url_route": "ais-etl",
+        },
         {
             "name": "AIS ETL job",
-            "href": f"{PLUGIN_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}"
+            "href": f"{base_path()}{PLUGIN_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}"
             "&map_index={MAP_INDEX}",
             "destination": "task_instance",
             "url_route": TASK_TAB,
