@@ -141,6 +141,9 @@ def test_a_target_leaving_aborts_the_transform_and_its_retry_resumes(
     # the abort ends the first try with one readable paragraph, not the engine's traceback
     assert out.count("The offline job of ETL example-offline was aborted: target t2 left.") == 1
     assert "This was try 1 of 3: the retry restarts the ETL" in out
+    tail = out.split("Last lines of the log of target t2's pod:", 1)  # the stopped pod's log, quoted
+    assert len(tail) == 2, out[-2000:]
+    assert "runtime ready" in tail[1]
     assert "airflow_ais_etl/dataplane/" not in out
     assert "During handling of the above exception" not in out
     assert 8 <= len(first) < 60

@@ -100,7 +100,18 @@ def test_health_metrics_logs_show_view(api: AisEtl) -> None:
     assert view.code == UPPER
     assert view.comm_type == "hpush://"
     assert view.timeout == 45.0
+    running = {pl.target_id: pl.logs for pl in api.logs("observe-etl")}
     api.stop("observe-etl")
+    # a stopped (or aborted) ETL's last pods keep their logs until it starts again; gone with the ETL
+    left = {pl.target_id: pl.logs for pl in api.logs("observe-etl")}
+    assert list(left) == ["t1", "t2"]
+    assert all(left[tid].startswith(running[tid]) for tid in running)
+    assert [pl.pod_name for pl in api.logs("observe-etl", "t2")] == ["observe-etl-t2"]
+    with pytest.raises(ValidationError, match="unknown target 't9'"):
+        api.logs("observe-etl", "t9")
+    api.delete("observe-etl")
+    with pytest.raises(EtlNotFoundError, match="observe-etl"):
+        api.logs("observe-etl")
 
 
 @pytest.mark.integration

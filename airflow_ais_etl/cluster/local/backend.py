@@ -42,6 +42,7 @@ from airflow_ais_etl.cluster.local.gateways import LocalGateways
 from airflow_ais_etl.cluster.local.homelock import home_lock
 from airflow_ais_etl.cluster.local.leasestore import LocalLeases
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
+from airflow_ais_etl.cluster.local.podlogs import pod_logs
 from airflow_ais_etl.cluster.local.podoptions import local_pod_meta
 from airflow_ais_etl.cluster.local.podplan import container_port
 from airflow_ais_etl.cluster.local.podrunner import start_pod
@@ -406,10 +407,8 @@ class LocalBackend(LocalLeases, Backend):
         return out
 
     def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
-        pods = self._require(name)
-        if target_id is not None and target_id not in pods:
-            raise ValidationError(f"unknown target {target_id!r} for etl {name} (targets: {', '.join(pods)})")
-        return [PodLogs(tid, p.name, p.log_text()) for tid, p in pods.items() if target_id in (None, tid)]
+        """Logs of the running pods, or of the last ones of a stopped or aborted ETL (until its next start)."""
+        return pod_logs(self.state.etl_dir(name), name, self._pods(name), target_id)
 
     def _require(self, name: str) -> dict[str, LocalPod]:
         pods = self._pods(name)

@@ -117,11 +117,7 @@ class LocalPod:
         return [p for c in self.containers if (p := c.pid()) is not None]
 
     def log_text(self) -> str:
-        parts = []
-        for path in sorted(self.workdir.glob("logs/*.log")):
-            with contextlib.suppress(OSError):
-                parts.append(path.read_text(errors="replace"))
-        return "".join(parts)
+        return logs_in(self.workdir)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -308,3 +304,12 @@ def process_tree(pod: LocalPod) -> list[psutil.Process]:
             shim = psutil.Process(c.shim_pid)
             out.extend(shim.children(recursive=True))
     return out
+
+
+def logs_in(workdir: Path) -> str:
+    """Return the logs a pod wrote under ``workdir`` (its containers' in name order); they outlive it."""
+    parts = []
+    for path in sorted(workdir.glob("logs/*.log")):
+        with contextlib.suppress(OSError):
+            parts.append(path.read_text(errors="replace"))
+    return "".join(parts)
