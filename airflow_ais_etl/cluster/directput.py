@@ -15,14 +15,13 @@ imported on first use like the gateway's reads of object stores.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
-from airflow_ais_etl.cluster.private import open_private, private_dir, write_private_json
+from airflow_ais_etl.cluster.private import locked, write_private_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -52,15 +51,10 @@ def _read(path: str) -> dict[str, dict[str, str]]:
 
 
 def _update(store: str, change: Callable[[dict[str, dict[str, str]]], object]) -> None:
-    private_dir(os.path.dirname(os.path.abspath(store)))
-    with open_private(store + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            grants = _read(_grants_file(store))
-            change(grants)
-            write_private_json(_grants_file(store), grants)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(os.path.abspath(store) + ".lock"):
+        grants = _read(_grants_file(store))
+        change(grants)
+        write_private_json(_grants_file(store), grants)
 
 
 def grant(store: str, bucket: str, url: str) -> str:
@@ -82,12 +76,8 @@ def revoke(store: str, token: str) -> None:
 @contextlib.contextmanager
 def grants_held(store: str) -> Iterator[None]:
     """Keep every grant as it is (a shared lock): a commit checked inside ends before any revoke does."""
-    with open_private(store + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(os.path.abspath(store) + ".lock", shared=True):
+        yield
 
 
 def granted(store: str, query: str, bucket: str) -> str | None:

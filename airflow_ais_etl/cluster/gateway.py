@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hmac
 import json
 import os
@@ -36,7 +35,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.directput import puts_store
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
-from airflow_ais_etl.cluster.private import open_private, private_dir, write_private
+from airflow_ais_etl.cluster.private import locked, write_private
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -93,17 +92,11 @@ def register_bucket(buckets_file: str, url: str) -> BucketRef:
     from airflow_ais_etl.cluster.base import BucketRef
 
     name, norm = bucket_name(url)
-    directory = os.path.dirname(os.path.abspath(buckets_file))
-    private_dir(directory)
-    with open_private(buckets_file + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            buckets = read_buckets(buckets_file)
-            if buckets.get(name, {}).get("url") != norm:
-                buckets[name] = {"url": norm}
-                write_private(buckets_file, json.dumps(buckets, indent=1, sort_keys=True), fsync=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(buckets_file + ".lock"):
+        buckets = read_buckets(buckets_file)
+        if buckets.get(name, {}).get("url") != norm:
+            buckets[name] = {"url": norm}
+            write_private(buckets_file, json.dumps(buckets, indent=1, sort_keys=True), fsync=True)
     return BucketRef(provider="ais", name=name, extra={"url": norm})
 
 

@@ -15,14 +15,13 @@ process reads it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import threading
 from typing import Any
 
-from airflow_ais_etl.cluster.private import open_private, private_dir, write_private_json
+from airflow_ais_etl.cluster.private import locked, private_dir, write_private_json
 
 __all__ = [
     "GrantReader",
@@ -53,17 +52,12 @@ def process_start(pid: int) -> str | None:
 
 @contextlib.contextmanager
 def _update(grants_dir: str, secret: str) -> Any:
-    private_dir(grants_dir)
     path = grants_file(grants_dir, secret)
-    with open_private(os.path.join(grants_dir, ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            data = _read(path)
-            yield data
-            if data is not None:
-                write_private_json(path, data)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(os.path.join(grants_dir, ".lock")):
+        data = _read(path)
+        yield data
+        if data is not None:
+            write_private_json(path, data)
 
 
 def _read(path: str) -> dict[str, Any] | None:

@@ -13,13 +13,17 @@ is tightened in place (see ``docs/security.md``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "DIR_MODE",
@@ -27,6 +31,7 @@ __all__ = [
     "PRIVATE_UMASK",
     "UnsafeHomeError",
     "ensure_private_home",
+    "locked",
     "open_private",
     "private_dir",
     "write_private",
@@ -170,3 +175,15 @@ def tighten_tree(root: Path) -> None:
                 st = os.lstat(path)
                 if not stat.S_ISLNK(st.st_mode):
                     os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], *, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on ``path`` (a private file, created if needed) for the block: exclusive, or ``shared``."""
+    private_dir(Path(path).parent)
+    with open_private(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -19,8 +19,9 @@ from typing import Any
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES
 from airflow_ais_etl.cluster.kubernetes.claims import check_volume_claims
 from airflow_ais_etl.cluster.kubernetes.netpolicy import NetworkPolicyConfig
-from airflow_ais_etl.cluster.kubernetes.podknobs import (
-    DEFAULT_RESOURCES,
+from airflow_ais_etl.cluster.kubernetes.podknobs import DEFAULT_RESOURCES
+from airflow_ais_etl.etl.podoptions import (
+    PULL_POLICIES,
     check_annotations,
     check_dns_name,
     check_labels,
@@ -28,7 +29,6 @@ from airflow_ais_etl.cluster.kubernetes.podknobs import (
     check_secret_names,
     check_tolerations,
 )
-from airflow_ais_etl.etl.podoptions import PULL_POLICIES
 from airflow_ais_etl.hooks.setting_kinds import (
     Checked,
     Choice,

@@ -14,20 +14,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.etl.podoptions import (
-    MERGED_OPTIONS,
-    POD_OPTIONS,
-    RESERVED_LABELS,
-    RESERVED_PREFIXES,
-    check_annotations,
-    check_dns_name,
-    check_labels,
-    check_pull_policy,
-    check_resources,
-    check_secret_names,
-    check_tolerations,
-    parse_quantity,
-)
+from airflow_ais_etl.etl.podoptions import MERGED_OPTIONS, POD_OPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,19 +22,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PULL_POLICY",
     "DEFAULT_RESOURCES",
-    "RESERVED_LABELS",
-    "RESERVED_PREFIXES",
     "SIDECAR_RESOURCES",
     "PodKnobs",
     "apply_knobs",
-    "check_annotations",
-    "check_dns_name",
-    "check_labels",
-    "check_pull_policy",
-    "check_resources",
-    "check_secret_names",
-    "check_tolerations",
-    "parse_quantity",
 ]
 
 DEFAULT_RESOURCES: dict[str, Any] = {"requests": {"cpu": "100m", "memory": "128Mi"}}

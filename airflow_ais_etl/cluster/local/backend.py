@@ -52,13 +52,13 @@ from airflow_ais_etl.cluster.local.state import (
     DEFAULT_TARGETS,
     LocalState,
     default_home,
-    locked,
     read_json,
     write_json_atomic,
     write_text_atomic,
 )
 from airflow_ais_etl.cluster.local.targetids import tid_order, validate_target_id
 from airflow_ais_etl.cluster.local.watch import PollingWatch
+from airflow_ais_etl.cluster.private import locked
 from airflow_ais_etl.etl.constants import TOKEN_ENV
 from airflow_ais_etl.etl.errors import EtlError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.etl.md import EtlMD

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.gateway import SECRET_ENV
 from airflow_ais_etl.cluster.local.processes import log_tail, pid_alive
-from airflow_ais_etl.cluster.local.state import locked, read_json, write_json_atomic
-from airflow_ais_etl.cluster.private import PRIVATE_UMASK, open_private, private_dir
+from airflow_ais_etl.cluster.local.state import read_json, write_json_atomic
+from airflow_ais_etl.cluster.private import PRIVATE_UMASK, locked, open_private, private_dir
 from airflow_ais_etl.etl.errors import EtlError
 
 if TYPE_CHECKING:

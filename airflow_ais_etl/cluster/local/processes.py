@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
@@ -190,21 +190,25 @@ def run_init_containers(
             )
 
 
+def _child_settings(plan: ContainerPlan, log: IO[bytes], die_with_parent: bool) -> dict[str, Any]:
+    """How every container process starts: its env and cwd, no stdin, output in its private log, umask 077."""
+    return {
+        "env": plan.env,
+        "cwd": plan.cwd,
+        "stdin": subprocess.DEVNULL,
+        "stdout": log,
+        "stderr": subprocess.STDOUT,
+        "preexec_fn": _preexec(die_with_parent),
+        "umask": PRIVATE_UMASK,
+    }
+
+
 def _run_to_completion(plan: ContainerPlan, log_path: Path, *, timeout: float, die_with_parent: bool) -> int:
     """Run one container's program with its output in ``log_path``; return its exit code."""
     with open_private(log_path, "ab") as log:
         try:
             proc = subprocess.run(
-                plan.argv,
-                env=plan.env,
-                cwd=plan.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                preexec_fn=_preexec(die_with_parent),
-                umask=PRIVATE_UMASK,
-                check=False,
+                plan.argv, timeout=timeout, check=False, **_child_settings(plan, log, die_with_parent)
             )
         except subprocess.TimeoutExpired:
             return -signal.SIGKILL
@@ -226,15 +230,7 @@ def _start_under_shim(plan: ContainerPlan, workdir: Path, *, die_with_parent: bo
     shim_argv = [sys.executable, "-m", "airflow_ais_etl.cluster.local.podshim", str(state_dir), "--"]
     with open_private(log_path, "ab") as log:
         shim = subprocess.Popen(
-            shim_argv + plan.argv,
-            env=plan.env,
-            cwd=plan.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_preexec(die_with_parent),
-            umask=PRIVATE_UMASK,
+            shim_argv + plan.argv, start_new_session=True, **_child_settings(plan, log, die_with_parent)
         )
     return ContainerProcess(plan.name, state_dir, log_path, shim.pid)
 

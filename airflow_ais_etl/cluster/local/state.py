@@ -19,17 +19,19 @@ Layout under the home directory (``AIS_ETL_HOME``; 0700, every file 0600, see :m
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.cluster.private import ensure_private_home, open_private, private_dir, write_private
+from airflow_ais_etl.cluster.private import (
+    ensure_private_home,
+    locked,
+    write_private,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import contextlib
 
 DEFAULT_TARGETS = 2
 
@@ -57,18 +59,6 @@ def read_json(path: Path, default: Any) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return default
-
-
-@contextlib.contextmanager
-def locked(path: Path, *, shared: bool = False) -> Iterator[None]:
-    """Hold a lock on ``path`` (created if needed) for the block: exclusive, or ``shared``."""
-    private_dir(path.parent)
-    with open_private(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class LocalState:
