@@ -14,9 +14,9 @@ from airflow_ais_etl.cluster.kubernetes.podknobs import (
     SIDECAR_RESOURCES,
     PodKnobs,
     apply_knobs,
-    parse_quantity,
 )
 from airflow_ais_etl.etl.msg import InitCodeMsg
+from airflow_ais_etl.etl.podoptions import parse_quantity
 from airflow_ais_etl.etl.podsecurity import violations
 from airflow_ais_etl.etl.podspec import POD_LABEL_NAME, Target
 from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
