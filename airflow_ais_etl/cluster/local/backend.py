@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
 import yaml
 
 from airflow_ais_etl.cluster.base import (
@@ -43,10 +42,11 @@ from airflow_ais_etl.cluster.local.homelock import home_lock
 from airflow_ais_etl.cluster.local.leasestore import LocalLeases
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
 from airflow_ais_etl.cluster.local.podlogs import pod_logs
+from airflow_ais_etl.cluster.local.podmetrics import pod_metrics
 from airflow_ais_etl.cluster.local.podoptions import local_pod_meta
 from airflow_ais_etl.cluster.local.podplan import container_port
 from airflow_ais_etl.cluster.local.podrunner import start_pod
-from airflow_ais_etl.cluster.local.processes import LocalPod, process_tree, stop_pod, stop_pods
+from airflow_ais_etl.cluster.local.processes import LocalPod, stop_pod, stop_pods
 from airflow_ais_etl.cluster.local.startup import wait_ready
 from airflow_ais_etl.cluster.local.state import (
     DEFAULT_TARGETS,
@@ -388,23 +388,7 @@ class LocalBackend(LocalLeases, Backend):
         return out
 
     def metrics(self, name: str) -> list[PodMetrics]:
-        pods = self._require(name)
-        procs: dict[str, list[psutil.Process]] = {}
-        for tid, pod in pods.items():
-            procs[tid] = process_tree(pod)
-            for p in procs[tid]:
-                with contextlib.suppress(psutil.Error):
-                    p.cpu_percent(None)
-        time.sleep(0.25)
-        out = []
-        for tid, pod in pods.items():
-            cpu, mem = 0.0, 0
-            for p in procs[tid]:
-                with contextlib.suppress(psutil.Error):
-                    cpu += p.cpu_percent(None) / 100.0
-                    mem += p.memory_info().rss
-            out.append(PodMetrics(tid, pod.name, round(cpu, 3), mem))
-        return out
+        return pod_metrics(self._require(name))
 
     def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
         """Logs of the running pods, or of the last ones of a stopped or aborted ETL (until its next start)."""
