@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from airflow_ais_etl.cluster.leases import hold_chain_leases, hold_lease, live_leases, this_holder
@@ -30,8 +29,10 @@ from airflow_ais_etl.etl.leases import (
 )
 from airflow_ais_etl.etl.msg import CODE, SPEC, obj_timeout_of, to_wire
 from airflow_ais_etl.etl.pipeline import parse_pipeline
-from airflow_ais_etl.etl.state import EtlState, etl_state
+from airflow_ais_etl.etl.state import etl_state
 from airflow_ais_etl.etl.validation import validate, validate_name
+from airflow_ais_etl.etlinfo import EtlInfo
+from airflow_ais_etl.startwait import wait_started
 
 if TYPE_CHECKING:
     import builtins
@@ -77,36 +78,6 @@ def _leased(
     return wrap
 
 
-@dataclass(frozen=True)
-class EtlInfo:
-    """One ETL as ``list``/``init`` report it."""
-
-    name: str
-    kind: str
-    comm_type: str
-    arg_type: str
-    runtime: str
-    state: EtlState
-    """Running, degraded (some pods gone), stopped, or aborted (with ``cause``)."""
-    pods: int
-    cause: str = ""
-    stats: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe form (the state as its plain string) that the CLI and XCom carry."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "comm_type": self.comm_type,
-            "arg_type": self.arg_type,
-            "runtime": self.runtime,
-            "state": EtlState(self.state).value,
-            "pods": self.pods,
-            "cause": self.cause,
-            "stats": dict(self.stats),
-        }
-
-
 class AisEtl:
     """The ETL API over one backend (``local`` by default)."""
 
@@ -133,6 +104,7 @@ class AisEtl:
         *,
         on_definition_change: str | None = None,
         definition_change_timeout: float = DEFINITION_CHANGE_TIMEOUT,
+        wait: bool = True,
     ) -> EtlInfo:
         """Initialise ETL ``name`` from ``definition`` on every target; its env is stored with it.
 
@@ -145,6 +117,7 @@ class AisEtl:
         those jobs) or ``replace`` (now; so does ``definition.replace``). The pod options are part of
         the definition. ``origin`` (the Airflow task) labels and annotates the objects created; it
         is not part of the definition, so it never makes a re-init differ. The init holds a lease.
+        ``wait=False`` returns once the pods are created (:mod:`~airflow_ais_etl.startwait` polls them).
         """
         msg = validate(definition.to_msg(name))
         env, options = dict(definition.env), dict(definition.pod_options)
@@ -158,8 +131,10 @@ class AisEtl:
         with hold_lease(self.backend, name, INIT):
             while True:
                 with self.backend.lifecycle():  # racing inits: the later one sees the earlier one's ETL
-                    done = self._init(msg, env, options, mode, origin)
+                    done = self._init(msg, env, options, mode, origin, wait)
                 if isinstance(done, EtlInfo):
+                    if wait:  # an identical ETL another init started without waiting may still start
+                        wait_started(self.backend, msg)
                     return done
                 if mode != WAIT_THEN_REPLACE or time.monotonic() >= deadline:
                     raise EtlInUseError(
@@ -177,7 +152,13 @@ class AisEtl:
                 time.sleep(max(0.0, min(_WAIT_POLL, deadline - time.monotonic())))
 
     def _init(
-        self, msg: InitMsg, env: dict[str, str], options: dict[str, Any], mode: str, origin: Origin | None
+        self,
+        msg: InitMsg,
+        env: dict[str, str],
+        options: dict[str, Any],
+        mode: str,
+        origin: Origin | None,
+        wait: bool,
     ) -> EtlInfo | list[Lease]:
         """Init under the lifecycle lock; return the leases that keep a running ETL from being replaced."""
         md = self.backend.read_md()
@@ -204,7 +185,7 @@ class AisEtl:
                 if jobs:
                     return jobs
             self.backend.stop_pods(msg.name, cause=self._stopped_by(msg.name, " to replace its definition"))
-        self._start_pods(msg, env, origin, options)
+        self._start_pods(msg, env, origin, options, wait)
         self.backend.update_md(lambda md: md.add(msg, env, options))
         return self.info(msg.name)
 
@@ -259,12 +240,19 @@ class AisEtl:
             return self.info(name)
 
     def _start_pods(
-        self, msg: InitMsg, env: dict[str, str], origin: Origin | None, options: dict[str, Any]
+        self,
+        msg: InitMsg,
+        env: dict[str, str],
+        origin: Origin | None,
+        options: dict[str, Any],
+        wait: bool = True,
     ) -> None:
         labels, annotations = (origin.labels(), origin.annotations()) if origin else (None, None)
         self.backend.start_pods(
-            msg, extra_env=env, labels=labels, annotations=annotations, pod_options=options or None
+            msg, extra_env=env, labels=labels, annotations=annotations, pod_options=options or None, wait=wait
         )
+        if not wait:
+            return
         from airflow_ais_etl.dataplane.protoprobe import check_fqn_protocol
 
         try:

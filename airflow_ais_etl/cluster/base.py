@@ -151,14 +151,27 @@ class Backend(abc.ABC):
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         pod_options: Mapping[str, Any] | None = None,
+        wait: bool = True,
     ) -> list[PodEndpoint]:
         """Start one pod of ``msg`` per target and wait until all are ready.
+
+        ``wait=False`` only creates the pods (a deferrable init waits in Airflow's triggerer);
+        :meth:`check_started` then polls them and a failed start is removed with :meth:`stop_pods`.
 
         All or nothing: on any failure every pod started by this call is removed and the error
         (a :class:`~airflow_ais_etl.etl.errors.PodStartError` with context) is raised. ``labels`` and
         ``annotations`` go on every object created (e.g. the Airflow origin, for ``kubectl -l``).
         ``pod_options`` are the ETL's own (checked) pod options
         (:mod:`~airflow_ais_etl.etl.podoptions`); a backend reports those it cannot honour.
+        """
+
+    @abc.abstractmethod
+    def check_started(self, msg: InitMsg, elapsed: float) -> bool:
+        """One poll of the startup wait, ``elapsed`` seconds after the pods of ``msg`` were created.
+
+        True when every pod is ready, False while they may still become so; raises the same
+        :class:`~airflow_ais_etl.etl.errors.PodStartError` (with its diagnosis) as the blocking
+        :meth:`start_pods` when one never will be, or is not ready within the ETL's timeout.
         """
 
     @abc.abstractmethod

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_ais_etl.etl.coerce import as_bool, as_str
-from airflow_ais_etl.etl.constants import HPUSH
+from airflow_ais_etl.etl.constants import DEFAULT_TIMEOUT, HPUSH
 from airflow_ais_etl.etl.definition import CODE_KEYS, SPEC_KEYS, EtlDefinition
-from airflow_ais_etl.etl.duration import parse_duration
+from airflow_ais_etl.etl.duration import format_duration, parse_duration, probing_interval
 from airflow_ais_etl.etl.errors import EtlNotFoundError
 from airflow_ais_etl.etl.leases import DEFINITION_CHANGE_MODES, WAIT_THEN_REPLACE, EtlInUseError
 from airflow_ais_etl.etl.msg import CODE, SPEC
+from airflow_ais_etl.hooks.health import HealthVerdict, start_error, start_report
 from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
+from airflow_ais_etl.triggers.etl import AisEtlHealthTrigger, TriggerStatus, validate_trigger_event
+from airflow_ais_etl.version_compat import conf
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from airflow.sdk import Context
 
+    from airflow_ais_etl.etlinfo import EtlInfo
+
 __all__ = ["AisEtlInitCodeOperator", "AisEtlInitSpecOperator", "AisEtlStopOperator"]
+
+_TRIGGER_SLACK = 30.0
+"""Seconds past the ETL's startup timeout after which the trigger gives up (its own check times out first)."""
 
 
 class _AisEtlInitOperator(AisEtlBaseOperator):
@@ -36,6 +47,8 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
     on_definition_change: str
     definition_change_timeout: str | float
 
+    deferrable: bool
+
     def execute(self, context: Context) -> dict[str, Any]:
         with fail_without_retry():
             self.persist_link(context, self.etl_name)
@@ -43,6 +56,8 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
             if mode not in DEFINITION_CHANGE_MODES:
                 raise ValueError(f"on_definition_change must be one of {', '.join(DEFINITION_CHANGE_MODES)}")
             wait = parse_duration(self.definition_change_timeout)
+            deferrable = as_bool("deferrable", self.deferrable)
+            started_at = time.time()
             with self.acting(context):
                 info = self.hook.api.init(
                     self.etl_name,
@@ -50,7 +65,51 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
                     origin=task_origin(context),
                     on_definition_change=mode,
                     definition_change_timeout=wait,
+                    wait=not deferrable,
                 )
+        if deferrable:
+            self._defer_start(context, started_at)
+        return self._report(info)
+
+    def _defer_start(self, context: Context, started_at: float) -> None:
+        """Hand the wait for the pods to the triggerer, unless one check says they are ready (or failed)."""
+        api = self.hook.api
+        report = start_report(api, self.etl_name, time.time() - started_at)
+        if report.status == HealthVerdict.HEALTHY:
+            return
+        if report.status == HealthVerdict.FAILED:
+            raise start_error(report.error, self.etl_name, report.message)
+        timeout = api.view(self.etl_name).timeout or DEFAULT_TIMEOUT
+        self.log.info(
+            "%s; waiting in the triggerer (startup timeout %s)", report.message, format_duration(timeout)
+        )
+        origin = {key: value for key, value in asdict(task_origin(context)).items() if value is not None}
+        self.defer(
+            trigger=AisEtlHealthTrigger(
+                etl_name=self.etl_name,
+                ais_etl_conn_id=self.ais_etl_conn_id,
+                end_time=started_at + timeout + _TRIGGER_SLACK,
+                poll_interval=min(probing_interval(timeout), 1.0),
+                started_at=started_at,
+                origin=origin,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Finish a deferred start: return the ETL's info, or raise the start's error with no pod left."""
+        event = validate_trigger_event(event)
+        if event["status"] == TriggerStatus.SUCCESS:
+            return self._report(self.hook.api.info(self.etl_name))
+        with self.acting(context), contextlib.suppress(EtlNotFoundError, EtlInUseError):
+            self.hook.api.stop(
+                self.etl_name
+            )  # after a timeout or a crashed check; another run's job keeps it
+        if event.get("stack_trace"):
+            self.log.error("trigger stack trace:\n%s", event["stack_trace"])
+        raise start_error(event.get("error") or {}, self.etl_name, str(event.get("message") or ""))
+
+    def _report(self, info: EtlInfo) -> dict[str, Any]:
         self.log.info("etl %s is %s with %s pod(s) (%s)", info.name, info.state, info.pods, info.comm_type)
         return info.to_dict()
 
@@ -90,6 +149,10 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
     :param definition_change_timeout: how long ``wait_then_replace`` waits, e.g. ``"10m"`` (templated)
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
     :param direct_put: pods deliver offline results to the target themselves (templated)
+    :param deferrable: create the pods, then wait for them in Airflow's triggerer instead of on the
+        worker (default: ``[operators] default_deferrable``); a pod that will never be ready fails
+        the task with the same error and the same clean-up as the blocking wait, and the trigger
+        holds the init's lease on the ETL while it waits
     :return: the ETL's info (name, state, pods, ...)
     """
 
@@ -138,6 +201,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         definition_change_timeout: str | float = "10m",
         protocol: str = "",
         direct_put: bool | str = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -160,6 +224,7 @@ class AisEtlInitCodeOperator(_AisEtlInitOperator):
         self.definition_change_timeout = definition_change_timeout
         self.protocol = protocol
         self.direct_put = direct_put
+        self.deferrable = deferrable
 
 
 class AisEtlInitSpecOperator(_AisEtlInitOperator):
@@ -187,6 +252,8 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
     :param definition_change_timeout: how long ``wait_then_replace`` waits, e.g. ``"10m"`` (templated)
     :param protocol: transformer protocol, ``2025`` (default, AIS 2.x) or ``2024`` (templated)
     :param direct_put: pods deliver offline results to the target themselves (templated)
+    :param deferrable: create the pods, then wait for them in the triggerer (default:
+        ``[operators] default_deferrable``); see :class:`AisEtlInitCodeOperator`
     :return: the ETL's info
     """
 
@@ -225,6 +292,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         definition_change_timeout: str | float = "10m",
         protocol: str = "",
         direct_put: bool | str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -241,6 +309,7 @@ class AisEtlInitSpecOperator(_AisEtlInitOperator):
         self.definition_change_timeout = definition_change_timeout
         self.protocol = protocol
         self.direct_put = direct_put
+        self.deferrable = deferrable
 
 
 class AisEtlStopOperator(AisEtlBaseOperator):

@@ -65,7 +65,7 @@ from airflow_ais_etl.cluster.kubernetes.objects import (
 from airflow_ais_etl.cluster.kubernetes.podknobs import PodKnobs, apply_knobs
 from airflow_ais_etl.cluster.kubernetes.podmetrics import read_metrics
 from airflow_ais_etl.cluster.kubernetes.pods import KubeApiError, KubeClient, WatchStream
-from airflow_ais_etl.cluster.kubernetes.startup import wait_ready
+from airflow_ais_etl.cluster.kubernetes.startup import check_ready, wait_ready
 from airflow_ais_etl.cluster.kubernetes.state import ConfigMapLeases, ConfigMapState
 from airflow_ais_etl.cluster.local.state import default_home
 from airflow_ais_etl.etl.constants import ARG_FQN
@@ -261,6 +261,7 @@ class KubernetesBackend(ConfigMapLeases, Backend):
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         pod_options: Mapping[str, Any] | None = None,
+        wait: bool = True,
     ) -> list[PodEndpoint]:
         if self.endpoints(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
@@ -311,13 +312,14 @@ class KubernetesBackend(ConfigMapLeases, Backend):
             for _target, prep in prepared:
                 self.kube.create_service(prep.service)
                 self.kube.create_pod(prep.pod)
-            wait_ready(
-                self.kube,
-                msg,
-                prepared,
-                scheduling_timeout=self.scheduling_timeout,
-                poll_interval=self.poll_interval,
-            )
+            if wait:
+                wait_ready(
+                    self.kube,
+                    msg,
+                    prepared,
+                    scheduling_timeout=self.scheduling_timeout,
+                    poll_interval=self.poll_interval,
+                )
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 self._force_remove(msg.name)
@@ -325,6 +327,13 @@ class KubernetesBackend(ConfigMapLeases, Backend):
                 raise PodStartError(str(exc), etl_name=msg.name) from exc
             raise
         return self.endpoints(msg.name)
+
+    def check_started(self, msg: InitMsg, elapsed: float) -> bool:
+        names = {
+            label_of(p, POD_LABEL_TARGET): name_of(p) for p in self._pods(msg.name) if not is_deleting(p)
+        }
+        pods = [(t, names.get(t.id)) for t in self.targets()]
+        return check_ready(self.kube, msg, pods, elapsed=elapsed, scheduling_timeout=self.scheduling_timeout)
 
     def _objects(self, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Return the Services and the Pods of ETL ``name``."""

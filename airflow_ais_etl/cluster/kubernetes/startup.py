@@ -30,7 +30,7 @@ from airflow_ais_etl.etl.duration import format_duration, probing_interval
 from airflow_ais_etl.etl.errors import PodStartError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from airflow_ais_etl.cluster.kubernetes.pods import KubeClient
     from airflow_ais_etl.etl.msg import InitMsg
@@ -46,6 +46,7 @@ __all__ = [
     "pulling_badly",
     "start_error",
     "start_problem",
+    "check_ready",
     "wait_ready",
 ]
 
@@ -258,38 +259,60 @@ def wait_ready(
     :param poll_interval: seconds between polls (default: the reference's ``probing_interval``)
     :param pull_tries: failed pulls of an image after which the pod is given up
     """
-    timeout = msg.timeout or DEFAULT_TIMEOUT
-    interval = poll_interval or probing_interval(timeout)
+    interval = poll_interval or probing_interval(msg.timeout or DEFAULT_TIMEOUT)
     start = time.monotonic()
-    pending = {t.id: (t, p) for t, p in prepared}
-    while pending:
+    pods = [(target, prep.pod_name) for target, prep in prepared]
+    while True:
         time.sleep(interval)
         elapsed = time.monotonic() - start
-        for tid, (target, prep) in list(pending.items()):
-            pod = kube.read_pod(prep.pod_name)
-            if pod is None:
-                raise PodStartError(
-                    f"pod {kube.namespace}/{prep.pod_name} disappeared while starting (deleted or evicted)",
-                    etl_name=msg.name,
-                    target=tid,
-                    pod_name=prep.pod_name,
-                )
-            problem = start_problem(
-                pod,
-                elapsed=elapsed,
-                scheduling_timeout=scheduling_timeout,
-                pulls_failed=_pulls_failed(kube, pod) if pulling_badly(pod) else None,
-                pull_tries=pull_tries,
+        if check_ready(
+            kube, msg, pods, elapsed=elapsed, scheduling_timeout=scheduling_timeout, pull_tries=pull_tries
+        ):
+            return
+
+
+def check_ready(
+    kube: KubeClient,
+    msg: InitMsg,
+    pods: Sequence[tuple[Target, str | None]],
+    *,
+    elapsed: float,
+    scheduling_timeout: float,
+    pull_tries: int = DEFAULT_PULL_TRIES,
+) -> bool:
+    """One poll of the startup wait, ``elapsed`` seconds after the pods were created: are all Ready?
+
+    ``pods`` pairs each target with its pod's name (``None``: no pod found for it). Raises
+    :class:`PodStartError` (state, warning events, log tail) when one never will be, or is not Ready
+    once the ETL's timeout has passed. The blocking :func:`wait_ready` and a trigger waiting in
+    Airflow's triggerer both call it.
+    """
+    timeout = msg.timeout or DEFAULT_TIMEOUT
+    waiting: tuple[Target, Mapping[str, Any]] | None = None
+    for target, pod_name in pods:
+        pod = kube.read_pod(pod_name) if pod_name else None
+        if pod is None:
+            raise PodStartError(
+                f"pod {kube.namespace}/{pod_name or '(none)'} disappeared while starting (deleted or evicted)",
+                etl_name=msg.name,
+                target=target.id,
+                pod_name=pod_name or "",
             )
-            if problem:
-                raise start_error(kube, msg, target, pod, problem)
-            if pod_ready(pod):
-                del pending[tid]
-        if pending and time.monotonic() - start > timeout:
-            target, prep = next(iter(pending.values()))
-            pod = kube.read_pod(prep.pod_name) or {}
-            reason = f"pod did not become ready within the startup timeout of {format_duration(timeout)}"
-            raise start_error(kube, msg, target, pod, reason)
+        problem = start_problem(
+            pod,
+            elapsed=elapsed,
+            scheduling_timeout=scheduling_timeout,
+            pulls_failed=_pulls_failed(kube, pod) if pulling_badly(pod) else None,
+            pull_tries=pull_tries,
+        )
+        if problem:
+            raise start_error(kube, msg, target, pod, problem)
+        if not pod_ready(pod) and waiting is None:
+            waiting = (target, pod)
+    if waiting is not None and elapsed > timeout:
+        reason = f"pod did not become ready within the startup timeout of {format_duration(timeout)}"
+        raise start_error(kube, msg, *waiting, reason)
+    return waiting is None
 
 
 def _pulls_failed(kube: KubeClient, pod: Mapping[str, Any]) -> int | None:

@@ -47,7 +47,7 @@ from airflow_ais_etl.cluster.local.podoptions import local_pod_meta
 from airflow_ais_etl.cluster.local.podplan import container_port
 from airflow_ais_etl.cluster.local.podrunner import start_pod
 from airflow_ais_etl.cluster.local.processes import LocalPod, stop_pod, stop_pods
-from airflow_ais_etl.cluster.local.startup import wait_ready
+from airflow_ais_etl.cluster.local.startup import check_ready, wait_ready
 from airflow_ais_etl.cluster.local.state import (
     DEFAULT_TARGETS,
     LocalState,
@@ -237,13 +237,23 @@ class LocalBackend(LocalLeases, Backend):
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         pod_options: Mapping[str, Any] | None = None,
+        wait: bool = True,
     ) -> list[PodEndpoint]:
         meta = local_pod_meta(msg.name, labels, annotations, pod_options)
         with self.lifecycle():
-            return self._start_pods(msg, extra_env or {}, meta)
+            return self._start_pods(msg, extra_env or {}, meta, wait)
+
+    def check_started(self, msg: InitMsg, elapsed: float) -> bool:
+        pods = self._pods(msg.name)
+        started = [(t, pods.get(t.id)) for t in self.targets()]
+        return check_ready(msg, started, lambda tid: self._pod_spec(msg.name, tid), elapsed)
 
     def _start_pods(
-        self, msg: InitMsg, extra_env: Mapping[str, str], meta: tuple[Mapping[str, str], Mapping[str, str]]
+        self,
+        msg: InitMsg,
+        extra_env: Mapping[str, str],
+        meta: tuple[Mapping[str, str], Mapping[str, str]],
+        wait: bool,
     ) -> list[PodEndpoint]:
         if self._pods(msg.name):
             raise EtlError("etl is already running on this cluster; stop it first", etl_name=msg.name)
@@ -265,7 +275,8 @@ class LocalBackend(LocalLeases, Backend):
             with self.state.pods_lock(shared=True):  # gateways stay up until our pods are recorded
                 for target in self.targets():
                     started.append((target, self._start_one(msg, template, target, env, volume_dirs, meta)))
-            wait_ready(msg, started, lambda tid: self._pod_spec(msg.name, tid))
+            if wait:
+                wait_ready(msg, started, lambda tid: self._pod_spec(msg.name, tid))
         except BaseException:
             for _target, pod in started:
                 stop_pod(pod, grace=2)

@@ -18,13 +18,13 @@ from airflow_ais_etl.etl.duration import format_duration, probing_interval
 from airflow_ais_etl.etl.errors import PodStartError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow_ais_etl.cluster.local.processes import LocalPod
     from airflow_ais_etl.etl.msg import InitMsg
     from airflow_ais_etl.etl.podspec import Target
 
-__all__ = ["wait_ready"]
+__all__ = ["check_ready", "wait_ready"]
 
 _MAX_INTERVAL = 0.25
 BIND_HINT = (
@@ -41,23 +41,45 @@ def wait_ready(
 
     :param pod_spec: returns the materialised pod spec of a target id (it holds the readiness probe)
     """
-    timeout = msg.timeout or DEFAULT_TIMEOUT
-    interval = min(probing_interval(timeout), _MAX_INTERVAL)
-    deadline = time.monotonic() + timeout
-    pending = {t.id: p for t, p in pods}
-    detail: dict[str, str] = {}
-    while pending:
+    interval = min(probing_interval(msg.timeout or DEFAULT_TIMEOUT), _MAX_INTERVAL)
+    started = time.monotonic()
+    while True:
         time.sleep(interval)
-        for tid, pod in list(pending.items()):
-            _fail_if_exited(msg, tid, pod)
-            url = readiness_url(pod_spec(tid), pod.ip)
-            ready, detail[tid] = probe_http(url, timeout=_PROBE_TIMEOUT) if url else (True, "no probe")
-            if ready:
-                _fail_if_not_own(msg, tid, pod, url)
-                del pending[tid]
-        if pending and time.monotonic() > deadline:
-            tid, pod = next(iter(pending.items()))
-            raise _not_ready(msg, tid, pod, timeout, detail.get(tid, "not run"))
+        if check_ready(msg, pods, pod_spec, time.monotonic() - started):
+            return
+
+
+def check_ready(
+    msg: InitMsg,
+    pods: Sequence[tuple[Target, LocalPod | None]],
+    pod_spec: Callable[[str], Mapping[str, Any]],
+    elapsed: float,
+) -> bool:
+    """One poll of the startup wait, ``elapsed`` seconds after the pods started: are all ready?
+
+    Raises :class:`PodStartError` when a pod exited, is gone (``None``: the ETL was stopped while
+    starting), answers for another process, or is not ready once the ETL's timeout has passed.
+    The blocking :func:`wait_ready` and a trigger waiting in Airflow's triggerer both call it.
+    """
+    timeout = msg.timeout or DEFAULT_TIMEOUT
+    waiting: tuple[str, LocalPod, str] | None = None
+    for target, pod in pods:
+        if pod is None:
+            raise PodStartError(
+                "pod is gone while starting (the ETL was stopped or aborted)",
+                etl_name=msg.name,
+                target=target.id,
+            )
+        _fail_if_exited(msg, target.id, pod)
+        url = readiness_url(pod_spec(target.id), pod.ip)
+        ready, detail = probe_http(url, timeout=_PROBE_TIMEOUT) if url else (True, "no probe")
+        if ready:
+            _fail_if_not_own(msg, target.id, pod, url)
+        elif waiting is None:
+            waiting = (target.id, pod, detail)
+    if waiting is not None and elapsed > timeout:
+        raise _not_ready(msg, *waiting[:2], timeout, waiting[2])
+    return waiting is None
 
 
 def _fail_if_exited(msg: InitMsg, tid: str, pod: LocalPod) -> None:
