@@ -40,7 +40,9 @@ DOC_MD = """
 
 1. **make_sample_bucket** writes a sample source bucket (`src`) when it is empty.
 2. **init_etl** starts the ETL `example-offline`: one transformation pod per target, running
-   `to_upper` from this file (`comm_type` and `delay_ms` come from the run's params).
+   `to_upper` from this file (`comm_type` and `delay_ms` come from the run's params). It is
+   *deferrable*: the worker creates the pods and the triggerer waits until they are ready (a pod
+   that crashes fails the task at once with its log tail, and its pods are removed).
 3. **wait_healthy** waits until every pod serves. It is *deferrable*: after one check on the worker
    the wait moves to the triggerer and frees the worker slot.
 4. **transform_bucket** streams every object of `src` through the pods into `dst`. It has
@@ -99,6 +101,7 @@ with DAG(
         python_callable=to_upper,
         comm_type="{{ params.comm_type }}",
         env={"EXAMPLE_DELAY_MS": "{{ params.delay_ms }}"},
+        deferrable=True,  # the worker creates the pods; the triggerer waits until they are ready
     )
     # [END howto_operator_ais_etl_init_code]
 
