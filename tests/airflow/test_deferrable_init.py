@@ -141,3 +141,9 @@ def test_execute_complete_after_a_timeout_or_crashed_check_stops_the_start() -> 
         with pytest.raises(PodStartError, match=event["message"]):
             op.execute_complete(_ctx(), event)  # type: ignore[arg-type]
         hook.api.stop.assert_called_once_with("my-etl")
+
+
+def test_the_offline_example_defers_its_init() -> None:
+    from tests.dag_runs import example_dag
+
+    assert example_dag("example_ais_etl_offline").get_task("init_etl").deferrable is True
