@@ -180,7 +180,16 @@ class Backend(abc.ABC):
     def metrics(self, name: str) -> list[PodMetrics]: ...
 
     @abc.abstractmethod
-    def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]: ...
+    def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
+        """Return the logs of the running pods of ``name``, else the last ones its stopped pods left.
+
+        The one way to read "last logs" on every backend: a stop or an abort keeps the pods' logs
+        (or their tails) until the ETL starts again or is removed, so an aborted task and the ETL
+        view quote the failing target's log after its pod is gone.
+
+        :raises EtlNotFoundError: nothing runs and no stopped pod left logs
+        :raises ValidationError: ``target_id`` is not one of the pods' targets
+        """
 
     @abc.abstractmethod
     def watch_membership(self, name: str, on_change: Callable[[str], None]) -> MembershipWatch:
