@@ -217,7 +217,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def forget(self, name: str) -> None:
-        """Drop what the cluster keeps of ``name`` besides its MD entry (stats, abort cause)."""
+        """Drop what the cluster keeps of ``name`` besides its MD entry (stats, abort cause, logs, jobs)."""
 
     @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
@@ -230,6 +230,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def update_leases(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         """Apply ``change`` to the stored lease document atomically and return it."""
+
+    @abc.abstractmethod
+    def read_jobs(self, name: str) -> dict[str, Any]:
+        """Return the job registry of ``name`` (:mod:`~airflow_ais_etl.etl.jobs`; empty when none).
+
+        It outlives stops and starts (a stopped ETL still lists its last jobs); ``forget`` drops it.
+        """
+
+    @abc.abstractmethod
+    def update_jobs(self, name: str, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        """Apply ``change`` to the job registry of ``name`` atomically and return it."""
 
     def holder_gone(self, holder: Holder) -> bool:
         """Whether ``holder``'s process is known to be gone (its leases then count no more).

@@ -43,6 +43,7 @@ from airflow_ais_etl.cluster.kubernetes.codemap import reference_code
 from airflow_ais_etl.cluster.kubernetes.etlobjects import EtlObjects, delete_etl_objects, pod_token
 from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER, GatewayConfig, build_pod, io_command
 from airflow_ais_etl.cluster.kubernetes.health import health_of
+from airflow_ais_etl.cluster.kubernetes.jobmap import ConfigMapJobs
 from airflow_ais_etl.cluster.kubernetes.lastlogs import (
     drop_last_logs,
     keep_last_logs,
@@ -102,7 +103,7 @@ _DEFAULT_RUNTIME = "python3.11v2"
 # the backend
 
 
-class KubernetesBackend(ConfigMapLeases, Backend):
+class KubernetesBackend(ConfigMapLeases, ConfigMapJobs, Backend):
     """ETL pods on the Ready nodes of a Kubernetes cluster, reached through a ``kubernetes`` connection.
 
     An ``ais_etl`` connection sets every argument but ``poll_interval``: see
@@ -238,6 +239,7 @@ class KubernetesBackend(ConfigMapLeases, Backend):
         """Remove the abort record, stats and last pod logs of ``name`` (its MD entry is the service's)."""
         self.store.forget(name)
         drop_last_logs(self.kube, name)
+        self.forget_jobs(name)
 
     def bucket_ref(self, url: str) -> BucketRef:
         return register_bucket(self.buckets_file, url)

@@ -44,7 +44,8 @@ __all__ = [
     "TAIL_BYTES",
     "TAIL_LINES",
     "drop_last_logs",
-    "is_last_logs",
+    "is_kept",
+    "kept_labels",
     "keep_last_logs",
     "last_logs_name",
     "live_logs",
@@ -66,9 +67,18 @@ def last_logs_name(etl_name: str) -> str:
     return pod_name(etl_name, LAST_LOGS_COMPONENT)
 
 
-def is_last_logs(obj: Mapping[str, Any]) -> bool:
-    """Tell whether ``obj`` is a last-logs ConfigMap (stop and the pre-clean of a start keep it)."""
-    return label_of(obj, _COMPONENT) == LAST_LOGS_COMPONENT
+KEPT_COMPONENTS = frozenset({LAST_LOGS_COMPONENT, "jobs"})
+"""Components of an ETL's ConfigMaps that outlive its pods: its last logs and its job registry."""
+
+
+def kept_labels(etl_name: str, component: str) -> dict[str, str]:
+    """Return the labels of an ETL's ConfigMap that outlives its pods (found by the ETL's selector)."""
+    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_INSTANCE: label_value(etl_name), _COMPONENT: component}
+
+
+def is_kept(obj: Mapping[str, Any]) -> bool:
+    """Tell whether ``obj`` outlives the ETL's pods (stop and the pre-clean of a start keep it)."""
+    return label_of(obj, _COMPONENT) in KEPT_COMPONENTS
 
 
 def tail_of(text: str, lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str:
@@ -124,11 +134,7 @@ def _body(namespace: str, etl_name: str, logs: list[PodLogs]) -> dict[str, Any]:
     doc = [
         {"target_id": p.target_id, "pod": p.pod_name, "logs": tail_of(p.logs, max_bytes=budget)} for p in logs
     ]
-    labels = {
-        LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_INSTANCE: label_value(etl_name),
-        _COMPONENT: LAST_LOGS_COMPONENT,
-    }
+    labels = kept_labels(etl_name, LAST_LOGS_COMPONENT)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
