@@ -11,8 +11,10 @@ import asyncio
 import functools
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from airflow_ais_etl.cluster.jobrecorder import recorded_job
 from airflow_ais_etl.cluster.leases import hold_chain_leases, hold_lease, live_leases, this_holder
 from airflow_ais_etl.etl.coerce import as_float, as_str, describe
 from airflow_ais_etl.etl.definition import EtlDefinition
@@ -461,24 +463,20 @@ class AisEtl:
             raise ValidationError(f"options must be OfflineOptions, got {describe(options)}")
         names = parse_pipeline(name)
         msgs = [self.view(n) for n in names]
-        stats = run_offline(
-            self.backend,
-            msgs[0] if len(msgs) == 1 else msgs,
-            src,
-            dst,
-            options or OfflineOptions(),
-            progress=progress,
-            control=control,
-            src_conn_id=src_conn_id,
-            dst_conn_id=dst_conn_id,
-        )
-        for n in names:
-            self.backend.add_stats(
-                n,
-                {
-                    "offline_objects": int(stats.get("objects", 0)),
-                    "offline_bytes_in": int(stats.get("bytes_in", 0)),
-                    "offline_bytes_out": int(stats.get("bytes_out", 0)),
-                },
+        options = options or OfflineOptions()
+        with recorded_job(self.backend, names, src, dst, progress, options.progress_interval) as job:
+            stats = run_offline(  # every job is in its ETLs' registry (the ETL view lists them)
+                self.backend,
+                msgs[0] if len(msgs) == 1 else msgs,
+                src,
+                dst,
+                replace(options, progress_interval=job.engine_every),
+                progress=job,
+                control=control,
+                src_conn_id=src_conn_id,
+                dst_conn_id=dst_conn_id,
             )
+        delta = {f"offline_{k}": int(stats.get(k, 0)) for k in ("objects", "bytes_in", "bytes_out")}
+        for n in names:
+            self.backend.add_stats(n, delta)
         return stats

@@ -193,7 +193,16 @@ class Backend(abc.ABC):
     def metrics(self, name: str) -> list[PodMetrics]: ...
 
     @abc.abstractmethod
-    def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]: ...
+    def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
+        """Return the logs of the running pods of ``name``, else the last ones its stopped pods left.
+
+        The one way to read "last logs" on every backend: a stop or an abort keeps the pods' logs
+        (or their tails) until the ETL starts again or is removed, so an aborted task and the ETL
+        view quote the failing target's log after its pod is gone.
+
+        :raises EtlNotFoundError: nothing runs and no stopped pod left logs
+        :raises ValidationError: ``target_id`` is not one of the pods' targets
+        """
 
     @abc.abstractmethod
     def watch_membership(self, name: str, on_change: Callable[[str], None]) -> MembershipWatch:
@@ -221,7 +230,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def forget(self, name: str) -> None:
-        """Drop what the cluster keeps of ``name`` besides its MD entry (stats, abort cause)."""
+        """Drop what the cluster keeps of ``name`` besides its MD entry (stats, abort cause, logs, jobs)."""
 
     @abc.abstractmethod
     def bucket_ref(self, url: str) -> BucketRef:
@@ -234,6 +243,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def update_leases(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         """Apply ``change`` to the stored lease document atomically and return it."""
+
+    @abc.abstractmethod
+    def read_jobs(self, name: str) -> dict[str, Any]:
+        """Return the job registry of ``name`` (:mod:`~airflow_ais_etl.etl.jobs`; empty when none).
+
+        It outlives stops and starts (a stopped ETL still lists its last jobs); ``forget`` drops it.
+        """
+
+    @abc.abstractmethod
+    def update_jobs(self, name: str, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        """Apply ``change`` to the job registry of ``name`` atomically and return it."""
 
     def holder_gone(self, holder: Holder) -> bool:
         """Whether ``holder``'s process is known to be gone (its leases then count no more).

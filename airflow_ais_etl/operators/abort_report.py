@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl.etl.errors import AbortError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
-__all__ = ["LOG_TAIL_LINES", "abort_paragraph", "clear_abort_error", "failing_target"]
+    from airflow_ais_etl.service import AisEtl
+
+__all__ = ["LOG_TAIL_LINES", "abort_paragraph", "clear_abort_error", "failing_log_tail", "failing_target"]
 
 LOG_TAIL_LINES = 20
 
@@ -26,6 +28,26 @@ def failing_target(cause: str, target_ids: Iterable[str]) -> str | None:
             return tid
     match = re.search(r"\btarget (\S+)", cause)
     return match.group(1) if match else None
+
+
+def failing_log_tail(api: AisEtl, etl_names: Sequence[str], cause: str) -> tuple[str | None, str]:
+    """Return the target the cause names and the last lines of its pods' logs ("" when none are left).
+
+    Reads :meth:`~airflow_ais_etl.service.AisEtl.logs`: the running pods' logs, else those the
+    stop or abort kept (both backends keep the last pods' logs until the ETL starts again).
+    """
+    try:
+        target_ids = [t.id for t in api.backend.targets()]
+    except Exception:
+        target_ids = []
+    target = failing_target(cause, target_ids)
+    if not target:
+        return None, ""
+    try:
+        logs = [p for name in etl_names for p in api.logs(name, target)]
+    except Exception:  # e.g. the target's node left with its pod: the paragraph still stands
+        return target, ""
+    return target, "\n".join("\n".join(p.logs.splitlines()[-LOG_TAIL_LINES:]) for p in logs)
 
 
 def abort_paragraph(etl_name: str, cause: str, stats: dict[str, Any], try_number: int, max_tries: int) -> str:
@@ -61,7 +83,7 @@ def clear_abort_error(
     if target and log_tail:
         message += f"\nLast lines of the log of target {target}'s pod:\n{log_tail}"
     elif target:
-        message += f"\n(The log of target {target}'s pod is not available: its pods were stopped.)"
+        message += f"\n(The log of target {target}'s pod is not available: its pod is gone.)"
     err = AbortError(message, cause=exc.cause, etl_name=etl_name)
     err.stats = dict(getattr(exc, "stats", None) or {})  # type: ignore[attr-defined]
     return err

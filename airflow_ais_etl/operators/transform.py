@@ -18,10 +18,9 @@ from airflow_ais_etl.etl.state import EtlState
 from airflow_ais_etl.exceptions import AisEtlTaskKilledError
 from airflow_ais_etl.links.jobfeed import PUBLISH_SECONDS, JobFeed
 from airflow_ais_etl.operators.abort_report import (
-    LOG_TAIL_LINES,
     abort_paragraph,
     clear_abort_error,
-    failing_target,
+    failing_log_tail,
 )
 from airflow_ais_etl.operators.base import AisEtlBaseOperator, fail_without_retry, task_origin
 
@@ -318,17 +317,7 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         ti = self._context.get("ti") if self._context else None
         try_number = int(getattr(ti, "try_number", 1) or 1)
         paragraph = abort_paragraph(self.label, cause, stats, try_number, int(self.retries or 0) + 1)
-        try:
-            target_ids = [t.id for t in self.hook.api.backend.targets()]
-        except Exception:
-            target_ids = []
-        target, tail = failing_target(cause, target_ids), ""
-        try:
-            if target:
-                logs = [p for name in parse_pipeline(self.etl_name) for p in self.hook.api.logs(name, target)]
-                tail = "\n".join("\n".join(p.logs.splitlines()[-LOG_TAIL_LINES:]) for p in logs)
-        except Exception as err:  # the pods may be gone with the abort: the paragraph still stands
-            self.log.debug("no pod log for the abort report: %s", err)
+        target, tail = failing_log_tail(self.hook.api, parse_pipeline(self.etl_name), cause)
         return clear_abort_error(exc, self.label, paragraph, tail, target)
 
     def on_kill(self) -> None:

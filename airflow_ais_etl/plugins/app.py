@@ -57,21 +57,6 @@ def _known_conn_ids(session: Session, recorded: list[dict[str, Any]]) -> list[st
     return sorted(ids)
 
 
-def _attach_jobs(etl: dict[str, Any], records: list[dict[str, Any]]) -> None:
-    mine = [r for r in records if r.get("etl") == etl["name"] and r.get("conn_id") == etl["conn_id"]]
-    etl["jobs"] = [r for r in mine if r["state"] == "running"] + [r for r in mine if r["state"] != "running"][
-        :10
-    ]
-    etl["aborts"] = [
-        {
-            k: r.get(k)
-            for k in ("cause", "dag_id", "run_id", "task_id", "map_index", "updated", "view", "airflow_view")
-        }
-        for r in mine
-        if r["state"] == "aborted"
-    ]
-
-
 def create_app(clusters: Clusters | None = None) -> FastAPI:
     """Return the app; ``clusters`` gives the ETL services (one per connection)."""
     clusters = clusters or Clusters()
@@ -108,8 +93,8 @@ def create_app(clusters: Clusters | None = None) -> FastAPI:
     @app.get("/api/etls", dependencies=read)
     def etls(user: GetUserDep) -> dict[str, Any]:
         with _session() as session:
-            records = jobs.job_records(session, _readable_dags(user, session))
-            conn_ids = _known_conn_ids(session, records)
+            readable = _readable_dags(user, session)
+            conn_ids = _known_conn_ids(session, jobs.job_records(session, readable))
         out = []
         for conn_id in conn_ids:
             entry: dict[str, Any] = {"conn_id": conn_id, "etls": [], "error": ""}
@@ -118,7 +103,7 @@ def create_app(clusters: Clusters | None = None) -> FastAPI:
                 entry["backend"] = api.backend.kind
                 for info in api.list():
                     etl = etl_overview(api, info, conn_id)
-                    _attach_jobs(etl, records)
+                    etl["jobs"], etl["aborts"] = jobs.registry_jobs(api.backend, info.name, readable)
                     entry["etls"].append(etl)
             except Exception as exc:  # one unreachable cluster must not hide the others
                 entry["error"] = f"{type(exc).__name__}: {exc}"

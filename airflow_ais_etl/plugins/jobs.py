@@ -1,13 +1,17 @@
-"""Read what tasks of the provider recorded in XCom: which ETL they work on and their job's progress.
+"""The jobs the ETL view shows: every ETL's job registry, and what one task recorded in XCom.
 
-The api-server has the metadata DB; tasks write there through XCom (see
-:mod:`airflow_ais_etl.links.jobfeed`), so this works for every worker and every backend.
+The ETL list reads each ETL's job registry in the backend state
+(:mod:`~airflow_ais_etl.cluster.jobrecorder`): every bucket job is there, from the CLI, the Python
+API or a task, each naming its holder. The task tab reads the task's own XCom (see
+:mod:`airflow_ais_etl.links.jobfeed`), published every second by the task's worker, through the
+metadata DB the api-server has.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_ais_etl.cluster.jobrecorder import recent_jobs
 from airflow_ais_etl.links.etl import TASK_KEY, airflow_task_tab_url, task_view_url
 from airflow_ais_etl.links.jobfeed import JOB_KEY
 
@@ -16,7 +20,12 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-__all__ = ["job_records", "task_record"]
+    from airflow_ais_etl.cluster.base import Backend
+
+__all__ = ["job_records", "registry_jobs", "task_record"]
+
+SHOWN_FINISHED = 10
+"""Finished jobs listed per ETL (running ones are all listed)."""
 
 LIVE_TASK_STATES = frozenset(
     {"running", "deferred", "queued", "scheduled", "up_for_reschedule", "restarting"}
@@ -104,3 +113,58 @@ def task_record(session: Session, dag_id: str, run_id: str, task_id: str, map_in
             out["job"] = _job(row, session)
     out["task_state"] = _ti_state(session, dag_id, run_id, task_id, map_index)
     return out
+
+
+def _task_of(record: dict[str, Any]) -> dict[str, Any]:
+    """Return the task fields and links of a record whose holder is an Airflow task (else none)."""
+    holder = record.get("holder") or {}
+    if not holder.get("run_id"):
+        return {}
+    index = str(holder.get("map_index") or "-1")
+    map_index = int(index) if index.lstrip("-").isdigit() else -1
+    dag_id, run_id, task_id = str(holder["dag_id"]), str(holder["run_id"]), str(holder.get("task_id"))
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "map_index": map_index,
+        "view": task_view_url(dag_id, run_id, task_id, map_index),
+        "airflow_view": airflow_task_tab_url(dag_id, run_id, task_id, map_index),
+    }
+
+
+def registry_jobs(
+    backend: Backend, name: str, readable_dags: Collection[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return the jobs of ETL ``name`` to list (running, then the newest finished) and its aborts.
+
+    Jobs of tasks of DAGs the user may not read are left out; jobs started outside Airflow are shown
+    with their holder (``user u@h (pid N)``).
+    """
+    shown = []
+    for record in recent_jobs(backend, name):
+        task = _task_of(record)
+        if task and task["dag_id"] not in readable_dags:
+            continue
+        shown.append({**record, **task, "holder": record.get("holder_text", "")})
+    listed = [r for r in shown if r["state"] == "running"]
+    listed += [r for r in shown if r["state"] != "running"][:SHOWN_FINISHED]
+    aborts = [
+        {
+            k: r.get(k)
+            for k in (
+                "cause",
+                "holder",
+                "dag_id",
+                "run_id",
+                "task_id",
+                "map_index",
+                "updated",
+                "view",
+                "airflow_view",
+            )
+        }
+        for r in shown
+        if r["state"] == "aborted"
+    ]
+    return listed, aborts

@@ -43,6 +43,14 @@ from airflow_ais_etl.cluster.kubernetes.codemap import reference_code
 from airflow_ais_etl.cluster.kubernetes.etlobjects import EtlObjects, delete_etl_objects, pod_token
 from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER, GatewayConfig, build_pod, io_command
 from airflow_ais_etl.cluster.kubernetes.health import health_of
+from airflow_ais_etl.cluster.kubernetes.jobmap import ConfigMapJobs
+from airflow_ais_etl.cluster.kubernetes.lastlogs import (
+    drop_last_logs,
+    keep_last_logs,
+    live_logs,
+    read_last_logs,
+    select_target,
+)
 from airflow_ais_etl.cluster.kubernetes.membership import (
     Baseline,
     MembershipWatcher,
@@ -58,7 +66,6 @@ from airflow_ais_etl.cluster.kubernetes.objects import (
     etl_selector,
     is_deleting,
     label_of,
-    main_container,
     name_of,
     selector,
 )
@@ -96,7 +103,7 @@ _DEFAULT_RUNTIME = "python3.11v2"
 # the backend
 
 
-class KubernetesBackend(ConfigMapLeases, Backend):
+class KubernetesBackend(ConfigMapLeases, ConfigMapJobs, Backend):
     """ETL pods on the Ready nodes of a Kubernetes cluster, reached through a ``kubernetes`` connection.
 
     An ``ais_etl`` connection sets every argument but ``poll_interval``: see
@@ -229,8 +236,10 @@ class KubernetesBackend(ConfigMapLeases, Backend):
         return self.store.stats(name)
 
     def forget(self, name: str) -> None:
-        """Remove the abort record and stats of ``name`` (its MD entry is the service's business)."""
+        """Remove the abort record, stats and last pod logs of ``name`` (its MD entry is the service's)."""
         self.store.forget(name)
+        drop_last_logs(self.kube, name)
+        self.forget_jobs(name)
 
     def bucket_ref(self, url: str) -> BucketRef:
         return register_bucket(self.buckets_file, url)
@@ -307,6 +316,7 @@ class KubernetesBackend(ConfigMapLeases, Backend):
         owned = EtlObjects.build(msg, self.namespace, prepared[0][1].pod, self.policy)
         self._force_remove(msg.name)  # leftovers of a crashed run (the reference's pre-clean)
         self.record_abort(msg.name, None)
+        drop_last_logs(self.kube, msg.name)  # the last run's logs are kept until this start
         try:
             owned.create(self.kube)
             for _target, prep in prepared:
@@ -379,6 +389,8 @@ class KubernetesBackend(ConfigMapLeases, Backend):
             return False
         if cause:  # before the pods go: the watches of running jobs name who stopped the ETL
             self.store.record_abort(name, cause, "stopped")
+        if pods:  # their logs go with them: keep the tails (an abort quotes the failing target's)
+            keep_last_logs(self.kube, name, pods)
         self._delete(services, [p for p in pods if not is_deleting(p)], self.stop_grace)
         if not self._wait_gone(name, self.stop_timeout):
             remaining, _ = self.kube.list_pods(self.etl_selector(name))
@@ -425,21 +437,12 @@ class KubernetesBackend(ConfigMapLeases, Backend):
         return read_metrics(self.kube, name, self._require(name))
 
     def logs(self, name: str, target_id: str | None = None) -> list[PodLogs]:
-        pods = self._require(name)
-        tids = [label_of(p, POD_LABEL_TARGET) for p in pods]
-        if target_id is not None and target_id not in tids:
-            raise ValidationError(f"unknown target {target_id!r} for etl {name} (targets: {', '.join(tids)})")
-        out = []
-        for tid, pod in zip(tids, pods):
-            if target_id not in (None, tid):
-                continue
-            container = str(main_container(pod).get("name"))
-            try:
-                text = self.kube.pod_log(name_of(pod), container)
-            except KubeApiError as exc:
-                text = f"<logs unavailable: {exc}>"
-            out.append(PodLogs(tid, name_of(pod), text))
-        return out
+        """Return the running pods' logs, else the tails the last stop or abort kept (lastlogs)."""
+        pods = [p for p in self._pods(name) if not is_deleting(p)]
+        logs = live_logs(self.kube, pods) if pods else read_last_logs(self.kube, name)
+        if not logs:
+            raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
+        return select_target(name, logs, target_id)
 
     # ---------------------------------------------------------------- membership
     def baseline(self, name: str) -> Baseline:

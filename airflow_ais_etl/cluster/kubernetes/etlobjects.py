@@ -3,6 +3,8 @@
 Its gateway Secret, its code ConfigMap (init-code ETLs) and its NetworkPolicy (when the connection
 asks for one) carry the ETL's labels minus the per-target ones, so :func:`delete_etl_objects` finds
 each by the ETL's selector: stop, delete and the pre-clean of a new start all remove leaked ones.
+The ConfigMaps of the last pods' logs (:mod:`~airflow_ais_etl.cluster.kubernetes.lastlogs`) and of
+the job registry share the selector but outlive the pods: they are left alone here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.kubernetes.codemap import code_config_map
 from airflow_ais_etl.cluster.kubernetes.gateway import etl_token, gateway_secret, gateway_secret_name
+from airflow_ais_etl.cluster.kubernetes.lastlogs import is_kept
 from airflow_ais_etl.cluster.kubernetes.netpolicy import network_policy
 from airflow_ais_etl.cluster.kubernetes.objects import name_of
 from airflow_ais_etl.etl.msg import InitCodeMsg
@@ -61,11 +64,15 @@ def pod_token(kube: KubeClient, etl_name: str) -> str | None:
 
 
 def delete_etl_objects(kube: KubeClient, selector: str, *, policies: bool = True) -> None:
-    """Delete the Secrets, ConfigMaps and (when ``policies``) NetworkPolicies matching an ETL's selector."""
+    """Delete the Secrets, ConfigMaps and (when ``policies``) NetworkPolicies matching an ETL's selector.
+
+    The last pods' logs and the job registry stay (``rm`` removes them).
+    """
     for secret in kube.list_secrets(selector):
         kube.delete_secret(name_of(secret))
     for config_map in kube.list_config_maps(selector):
-        kube.delete_config_map(name_of(config_map))
+        if not is_kept(config_map):
+            kube.delete_config_map(name_of(config_map))
     if policies:
         for policy in kube.list_network_policies(selector):
             kube.delete_network_policy(name_of(policy))

@@ -39,6 +39,7 @@ from airflow_ais_etl.cluster.local.events import (
 )
 from airflow_ais_etl.cluster.local.gateways import LocalGateways
 from airflow_ais_etl.cluster.local.homelock import home_lock
+from airflow_ais_etl.cluster.local.jobstore import LocalJobs
 from airflow_ais_etl.cluster.local.leasestore import LocalLeases
 from airflow_ais_etl.cluster.local.network import free_loopback_ip, probe_http, readiness_url
 from airflow_ais_etl.cluster.local.podlogs import pod_logs
@@ -88,7 +89,7 @@ def _deps_key(deps: str | None) -> str:
     return hashlib.sha256((deps or "").encode()).hexdigest()[:16]
 
 
-class LocalBackend(LocalLeases, Backend):
+class LocalBackend(LocalLeases, LocalJobs, Backend):
     """A cluster of local targets whose pods are processes on this machine."""
 
     kind = "local"
@@ -460,6 +461,7 @@ class LocalBackend(LocalLeases, Backend):
     def forget(self, name: str) -> None:
         """Remove every trace of a stopped ETL's local state."""
         shutil.rmtree(self.state.etl_dir(name), ignore_errors=True)
+        self.forget_jobs(name)
 
     def shutdown(self) -> None:
         """Stop every pod and every gateway of this home (tests and ``cluster destroy``)."""

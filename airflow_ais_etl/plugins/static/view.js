@@ -10,6 +10,15 @@ function taskLink(rec, ...text) {
   return h("a", { href: IN_FRAME ? rec.view : rec.airflow_view, class: "job-task" }, ...text);
 }
 
+// Who runs a job: its task (a link to the task's job view), or the user's process (CLI, Python API).
+function holderCell(rec) {
+  if (rec.task_id) {
+    return [taskLink(rec, `${rec.dag_id} / ${rec.task_id}`, rec.map_index >= 0 ? ` [${rec.map_index}]` : ""),
+      h("div", { class: "meta" }, rec.run_id)];
+  }
+  return [h("span", { class: "job-holder" }, rec.holder || "?"), h("div", { class: "meta" }, `${rec.src || ""} → ${rec.dst || ""}`)];
+}
+
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -58,7 +67,10 @@ function setStatus(text) { document.getElementById("status").textContent = text;
 
 // ----------------------------------------------------------------------------- pieces
 function targetsTable(etl) {
-  if (!etl.targets.length) return h("p", { class: "meta" }, "no pods");
+  if (!etl.targets.length) {  // a stopped or aborted ETL: its last pods' logs are kept until it starts
+    return h("p", { class: "meta" }, "no pods ",
+      h("button", { class: "show-last-logs", onclick: () => showLogs(etl, null) }, "last pods' logs"));
+  }
   return h("table", { class: "targets" },
     h("tr", {}, h("th", {}, "target"), h("th", {}, "pod"), h("th", {}, "health"), h("th", {}, "CPU"),
       h("th", {}, "memory"), h("th", {}, "")),
@@ -73,9 +85,8 @@ function jobRow(job) {
   const done = (job.objects || 0) + (job.skipped || 0) + (job.error_count || 0);
   const planned = job.planned_objects || 0;
   const eta = job.eta === null || job.eta === undefined ? "-" : `${job.eta}s`;
-  return h("tr", { class: "job", "data-state": job.state, "data-done": done, "data-task": job.task_id },
-    h("td", {}, taskLink(job, `${job.dag_id} / ${job.task_id}`, job.map_index >= 0 ? ` [${job.map_index}]` : ""),
-      h("div", { class: "meta" }, job.run_id)),
+  return h("tr", { class: "job", "data-state": job.state, "data-done": done, "data-task": job.task_id, "data-id": job.id },
+    h("td", {}, holderCell(job)),
     h("td", {}, badge(job.state), job.cause ? h("div", { class: "cause" }, job.cause) : null),
     h("td", {}, h("progress", { max: planned || 1, value: done }), " ",
       h("span", { class: "job-objects" }, `${done}/${planned}`), ` objects (${job.skipped || 0} skipped)`),
@@ -88,7 +99,7 @@ function jobRow(job) {
 function jobsTable(jobs) {
   if (!jobs.length) return h("p", { class: "meta" }, "no jobs recorded");
   return h("table", { class: "jobs" },
-    h("tr", {}, ["task", "state", "progress", "bytes", "rate", "ETA", "errors"].map((x) => h("th", {}, x))),
+    h("tr", {}, ["run by", "state", "progress", "bytes", "rate", "ETA", "errors"].map((x) => h("th", {}, x))),
     jobs.map(jobRow));
 }
 
@@ -104,7 +115,7 @@ function abortsList(etl) {
   if (etl.cause) items.push(h("li", {}, h("span", { class: "cause" }, etl.cause), " (last abort of this ETL)"));
   for (const a of etl.aborts || []) {
     items.push(h("li", {}, h("span", { class: "cause" }, a.cause || "aborted"), ` — ${when(a.updated)} `,
-      taskLink(a, `${a.dag_id} / ${a.task_id}`)));
+      a.task_id ? taskLink(a, `${a.dag_id} / ${a.task_id}`) : a.holder));
   }
   return items.length ? h("div", {}, h("h3", {}, "Aborts"), h("ul", { class: "aborts" }, items)) : null;
 }
@@ -151,7 +162,8 @@ function logsBox(etl) {
 
 async function showLogs(etl, targetId) {
   const box = logsBox(etl);
-  const q = new URLSearchParams({ conn_id: etl.conn_id, target_id: targetId });
+  const q = new URLSearchParams({ conn_id: etl.conn_id });
+  if (targetId) q.set("target_id", targetId);
   try {
     const data = await getJson(`api/etls/${encodeURIComponent(etl.name)}/logs?${q}`);
     box.replaceChildren(...data.pods.map((p) => h("div", {},
