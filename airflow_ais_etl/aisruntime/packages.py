@@ -6,8 +6,8 @@ by Airflow itself, so installing there could break them (and one ETL's versions 
 another's). So:
 
 * a requirement the environment already satisfies is used as is (no network, nothing written);
-* the others are installed into a private directory of this pod only (``--target``, put first
-  on the import path of the server and its workers), with pip, or uv when pip is absent;
+* the others are installed into a private directory of this pod only (``--target``, on the
+  import path of the server and its workers), with uv when it is on the PATH, else pip;
 * ``OS_PACKAGES`` must already be installed (checked with ``dpkg-query``): installing system
   packages needs root on a shared machine, so the error says to install them there first.
 """
@@ -66,19 +66,19 @@ def unsatisfied(requirements: list[str]) -> list[str]:
 
 
 def installer_argv(target: Path) -> list[str]:
-    """Return the command that installs into ``target`` for this interpreter: pip, else uv.
+    """Return the command that installs into ``target`` for this interpreter: uv (fast), else pip.
 
     :raises RuntimeFault: neither is available
     """
-    if importlib.util.find_spec("pip") is not None:
-        return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
-                "--target", str(target)]  # fmt: skip
     uv = shutil.which("uv")
     if uv:
         return [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(target)]
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
+                "--target", str(target)]  # fmt: skip
     raise RuntimeFault(
-        "PACKAGES need installing but neither pip nor uv is available to this pod's Python "
-        f"({sys.executable}): install them into that environment yourself, or install pip or uv"
+        "PACKAGES need installing but neither uv nor pip is available to this pod's Python "
+        f"({sys.executable}): install them into that environment yourself, or install uv or pip"
     )
 
 

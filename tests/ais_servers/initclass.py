@@ -8,7 +8,13 @@ functions so cloudpickle carries them by value, as it does a class defined in a 
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import hashlib
+import zipfile
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class _Recorder:
@@ -54,3 +60,39 @@ def reverse_class(kind: str) -> type[Any]:
             return out + f"|{etl_args}|{path}".encode() if etl_args else out
 
     return Reverse
+
+
+def probe_wheel(directory: Path) -> Path:
+    """Write the wheel of ``aisclass-probe`` 1.0 (module ``aisclass_probe``: ``mark(b) -> <b>``), no index needed."""
+    files = {
+        "aisclass_probe/__init__.py": b"def mark(data):\n    return b'<' + bytes(data) + b'>'\n",
+        "aisclass_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: aisclass-probe\nVersion: 1.0\n",
+        "aisclass_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for name, data in files.items()
+    ]
+    files["aisclass_probe-1.0.dist-info/RECORD"] = (
+        "\n".join([*record, "aisclass_probe-1.0.dist-info/RECORD,,"]) + "\n"
+    ).encode()
+    wheel = directory / "aisclass_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return wheel
+
+
+def probe_class() -> type[Any]:
+    """An HTTP ETLServer whose transform needs ``aisclass_probe`` (a PACKAGES dependency)."""
+    from aistore.sdk.etl.webserver.http_multi_threaded_server import HTTPMultiThreadedServer
+
+    class Marked(HTTPMultiThreadedServer):  # type: ignore[misc]
+        def transform(self, data: bytes, path: str, etl_args: str) -> bytes:
+            import aisclass_probe  # type: ignore[import-not-found]
+
+            out: bytes = aisclass_probe.mark(data)
+            return out
+
+    return Marked

@@ -9,7 +9,9 @@ payload fails the init with the runtime's message and leaves no process behind.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import stat
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -20,7 +22,7 @@ from airflow_ais_etl.dataplane.engine import OfflineOptions, run_offline
 from airflow_ais_etl.etl.errors import PodStartError
 from airflow_ais_etl.service import AisEtl
 from tests.ais_servers.conftest import make_bucket, variant
-from tests.ais_servers.initclass import init_class_message, reverse_class
+from tests.ais_servers.initclass import init_class_message, probe_class, probe_wheel, reverse_class
 from tests.ais_servers.test_ais_servers import Case, check_result
 from tests.local.conftest import processes_under
 
@@ -180,3 +182,25 @@ def test_bad_payload_fails_init_clearly(
     assert expected in str(info.value)
     assert name not in [e.name for e in class_api.list() if e.state.value == "running"]
     assert not [p for p in processes_under(class_home / "etls" / name) if p.is_running()]
+
+
+def test_packages_go_to_a_private_directory_of_the_pod(
+    class_api: AisEtl, class_home: Path, src: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """What the environment has is used as is; the rest is installed for this pod only, never shared."""
+    root, data = src
+    wheel = probe_wheel(tmp_path)
+    name = "cls-packages"
+    message = init_class_message(name, probe_class(), dependencies=["cloudpickle>=1", str(wheel)])
+    class_api.init_spec(name, json.dumps(message))
+    try:
+        assert class_api.transform_object(name, str(root), "d1/o1.txt") == b"<" + data["d1/o1.txt"] + b">"
+        logs = "".join(p.logs for p in class_api.logs(name))
+        assert f"installing {wheel} into" in logs
+        assert "installing cloudpickle" not in logs
+        assert importlib.util.find_spec("aisclass_probe") is None  # not in the shared environment
+        dirs = list((class_home / "etls" / name).glob("*/aisruntime-packages"))
+        assert len(dirs) == 2
+        assert all(stat.S_IMODE(d.stat().st_mode) == 0o700 and (d / "aisclass_probe").is_dir() for d in dirs)
+    finally:
+        class_api.stop(name)
