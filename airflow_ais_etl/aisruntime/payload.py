@@ -16,6 +16,11 @@ from airflow_ais_etl.aisruntime.errors import AIS_EXTRA_HINT, RuntimeFault
 
 __all__ = ["etl_server_base", "load_server_class"]
 
+_AIS_ETL_MODULES = frozenset(
+    {"aistore", "fastapi", "starlette", "uvicorn", "flask", "gunicorn", "httpx", "aiofiles"}
+)
+"""Top-level modules of ``aistore[etl]``: a class that cannot find one lacks the extra, not a dependency."""
+
 
 def etl_server_base() -> type[Any]:
     """Return AIS's ``ETLServer`` base class, or fail naming the extra that provides it."""
@@ -62,6 +67,8 @@ def load_server_class(payload: str, image_python: str = "") -> type[Any]:
     try:
         cls = cloudpickle.loads(raw)
     except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in _AIS_ETL_MODULES:
+            raise RuntimeFault(f"{AIS_EXTRA_HINT} (the class needs module {exc.name!r})") from None
         raise RuntimeFault(
             f"cannot unpickle ETL_CLASS_PAYLOAD: the class needs module {exc.name!r}, which this pod's "
             "environment lacks: pass it in init_class(dependencies=[...]) or install it where the pods "

@@ -140,11 +140,24 @@ def test_payload_needing_an_absent_module_names_it_and_dependencies(monkeypatch:
     assert "init_class(dependencies=[...])" in str(info.value)
 
 
-def test_missing_aistore_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "aistore.sdk.etl.webserver.base_etl_server", None)
+@pytest.mark.parametrize(
+    ("missing", "kind"),
+    [("aistore.sdk.etl.webserver.base_etl_server", "http"), ("fastapi", "fastapi")],
+    ids=["aistore", "etl-extra-only"],
+)
+def test_missing_aistore_or_its_etl_extra_names_our_extra(
+    monkeypatch: pytest.MonkeyPatch, missing: str, kind: str
+) -> None:
+    payload = serialize_class(reverse_class(kind))
+    for module in [m for m in sys.modules if m == missing or m.startswith(missing + ".")]:
+        monkeypatch.delitem(sys.modules, module)
+    if kind == "fastapi":  # the server module imports fastapi: unpickling it must fail on that
+        monkeypatch.delitem(sys.modules, "aistore.sdk.etl.webserver.fastapi_server")
+    monkeypatch.setitem(sys.modules, missing, None)
     with pytest.raises(RuntimeFault) as info:
-        load_server_class(serialize_class(reverse_class("http")))
+        load_server_class(payload)
     assert "pip install 'airflow-ais-etl[ais]'" in str(info.value)
+    assert missing.partition(".")[0] in str(info.value)
 
 
 def test_server_kind_of_each_ais_server(monkeypatch: pytest.MonkeyPatch) -> None:
