@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from airflow_ais_etl.cluster.local.podrunner import start_pod
-from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND, is_runtime_image
+from airflow_ais_etl.etl.runtimes import local_image_command
 from tests.k8s_emulator.images import ImageCatalog
 from tests.k8s_emulator.objects import node_is_ready, not_found, rfc3339
 from tests.k8s_emulator.podstatus import PodPhase, pod_phase
@@ -40,8 +40,8 @@ MARK_ENV = "K8S_EMULATOR_MARK"
 
 
 def image_command(image: str) -> list[str] | None:
-    """Return the local program of an image that has no ``command`` (only the runtime images)."""
-    return list(RUNTIME_SERVER_COMMAND) if is_runtime_image(image) else None
+    """Return the local program of an image that has no ``command`` (the backends' one mapping)."""
+    return local_image_command(image)
 
 
 class Kubelet:

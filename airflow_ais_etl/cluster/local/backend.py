@@ -66,7 +66,7 @@ from airflow_ais_etl.etl.msg import InitCodeMsg, InitMsg, InitSpecMsg
 from airflow_ais_etl.etl.podcheck import parse_pod_spec
 from airflow_ais_etl.etl.podspec import Target, prepare_pod
 from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
-from airflow_ais_etl.etl.runtimes import RUNTIME_SERVER_COMMAND, is_runtime_image
+from airflow_ais_etl.etl.runtimes import local_image_command
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -78,10 +78,6 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 10.0
 ABORT_GRACE = 2.0
 """Seconds an aborted ETL's pods get to exit before SIGKILL (AIS's ``DefaultAbortTimeout``)."""
-
-
-def _image_command(image: str) -> list[str] | None:
-    return list(RUNTIME_SERVER_COMMAND) if is_runtime_image(image) else None
 
 
 def _deps_key(deps: str | None) -> str:
@@ -309,7 +305,7 @@ class LocalBackend(LocalLeases, Backend):
                     ip=ip,
                     node_name=target.node,
                     volume_dirs=volume_dirs,
-                    image_command=_image_command,
+                    image_command=local_image_command,
                     extra_base_env={"POD_IP": ip},
                 )
         except EtlError as exc:

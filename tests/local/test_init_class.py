@@ -1,0 +1,182 @@
+"""``init_class`` ETLs on the local backend: AIS's ``runtime_python`` image as our aisruntime program.
+
+The ETLSpecMsg is the one the AIStore SDK's own ``Etl.init_class`` builds (``serialize_class`` of a
+real ``ETLServer`` subclass); it goes through the spec-init path, and its pods run AIS's own server
+code from ``aistore[etl]``. Results are byte-exact; a failing transform is a per-object error; a bad
+payload fails the init with the runtime's message and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+import pytest
+
+from airflow_ais_etl.cluster.local.backend import LocalBackend
+from airflow_ais_etl.dataplane.engine import OfflineOptions, run_offline
+from airflow_ais_etl.etl.errors import PodStartError
+from airflow_ais_etl.service import AisEtl
+from tests.ais_servers.conftest import make_bucket, variant
+from tests.ais_servers.initclass import init_class_message, reverse_class
+from tests.ais_servers.test_ais_servers import Case, check_result
+from tests.local.conftest import processes_under
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("init-class")]
+
+ARGS = "k=v &x/ü"
+
+
+@pytest.fixture(scope="module")
+def class_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local cluster of two targets for the module; nothing may outlive it."""
+    home = tmp_path_factory.mktemp("init-class") / "home"
+    yield home
+    LocalBackend(home).shutdown()
+    leftovers = [p for p in processes_under(home) if p.is_running()]
+    for p in leftovers:
+        p.kill()
+    assert not leftovers, f"processes left behind: {[p.cmdline() for p in leftovers]}"
+
+
+@pytest.fixture(scope="module")
+def class_api(class_home: Path) -> AisEtl:
+    return AisEtl(LocalBackend(class_home, default_targets=2))
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path_factory.mktemp("init-class-src") / "src"
+    return root, make_bucket(root, 8)
+
+
+def _init(api: AisEtl, name: str, kind: str, **kwargs: Any) -> dict[str, Any]:
+    message = init_class_message(name, reverse_class(kind), **kwargs)
+    api.init_spec(name, json.dumps(message))
+    return message
+
+
+@pytest.fixture(scope="module")
+def fastapi_etl(class_api: AisEtl) -> Iterator[str]:
+    """The SDK's default init_class ETL (hpush, direct put) on FastAPI, two uvicorn workers per pod."""
+    _init(class_api, "cls-fastapi", "fastapi", NUM_WORKERS="2")
+    yield "cls-fastapi"
+    class_api.stop("cls-fastapi")
+
+
+def test_sdk_message_runs_ais_runtime_image(class_api: AisEtl, fastapi_etl: str) -> None:
+    msg = class_api.view(fastapi_etl)
+    assert (msg.comm_type, msg.direct_put) == ("hpush://", True)
+    info = class_api.info(fastapi_etl)
+    assert (info.state.value, info.pods) == ("running", 2)
+    logs = "".join(p.logs for p in class_api.logs(fastapi_etl))
+    assert "serving Reverse with uvicorn, 2 worker(s)" in logs
+
+
+def test_inline_with_args_byte_exact(
+    class_api: AisEtl, fastapi_etl: str, src: tuple[Path, dict[str, bytes]]
+) -> None:
+    root, data = src
+    bucket = class_api.backend.bucket_ref(str(root)).name
+    for name in ("d1/o1.txt", "d0/obj 0%41.bin", "big/blob.bin"):
+        got = class_api.transform_object(fastapi_etl, str(root), name, etl_args=ARGS)
+        assert isinstance(got, bytes)
+        check_result(got, Case("hpush://", etl_args=ARGS), name, data[name], bucket)
+        assert class_api.transform_object(fastapi_etl, str(root), name) == data[name][::-1]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("hpush://", direct_put=True),
+        Case("hpull://", etl_args=ARGS),
+        Case("hpull://", "fqn", direct_put=True),
+    ],
+    ids=str,
+)
+def test_offline_byte_exact(
+    class_api: AisEtl, fastapi_etl: str, src: tuple[Path, dict[str, bytes]], tmp_path: Path, case: Case
+) -> None:
+    """The pod serves each comm type the engine speaks, as an ETL initialised with it would send it."""
+    root, data = src
+    dst = tmp_path / "dst"
+    msg = variant(class_api.view(fastapi_etl), case.comm_type, case.arg_type, direct_put=case.direct_put)
+    stats = run_offline(
+        class_api.backend, msg, str(root), str(dst), OfflineOptions(num_workers=4, etl_args=case.etl_args)
+    )
+    assert stats["state"] == "done", stats["errors"]
+    assert stats["objects"] == len(data)
+    bucket = class_api.backend.bucket_ref(str(root)).name
+    for name, payload in data.items():
+        check_result((dst / name).read_bytes(), case, name, payload, bucket)
+    assert stats["direct_put_objects"] == (len(data) if case.direct_put else 0)
+
+
+def test_failing_transform_is_a_per_object_error(class_api: AisEtl, fastapi_etl: str, tmp_path: Path) -> None:
+    root = tmp_path / "mixed"
+    root.mkdir()
+    (root / "good.txt").write_bytes(b"fine")
+    (root / "bad.txt").write_bytes(b"FAIL here")
+    dst = tmp_path / "dst"
+    stats = class_api.transform_bucket(
+        fastapi_etl, str(root), str(dst), OfflineOptions(continue_on_error=True, num_workers=2)
+    )
+    assert (dst / "good.txt").read_bytes() == b"enif"
+    assert not (dst / "bad.txt").exists()
+    errors = json.dumps(stats["errors"])
+    for part in ("bad.txt", "Processing error", "refusing", "starts with FAIL"):
+        assert part in errors, errors
+
+
+@pytest.mark.parametrize(("kind", "workers"), [("flask", "1"), ("http", "1")])
+def test_flask_and_http_servers(
+    class_api: AisEtl, src: tuple[Path, dict[str, bytes]], kind: str, workers: str
+) -> None:
+    """Flask classes run under gunicorn (exec'd in the runtime's place); HTTP ones in-process."""
+    root, data = src
+    name = f"cls-{kind}"
+    _init(class_api, name, kind, comm_type="hpull", NUM_WORKERS=workers)
+    try:
+        for obj in ("d1/o1.txt", "big/blob.bin"):
+            assert class_api.transform_object(name, str(root), obj) == data[obj][::-1]
+    finally:
+        class_api.stop(name)
+
+
+def _with_env(message: dict[str, Any], **env: str) -> dict[str, Any]:
+    runtime = dict(message["runtime"])
+    runtime["env"] = [e for e in runtime["env"] if e["name"] not in env] + [
+        {"name": k, "value": v} for k, v in env.items()
+    ]
+    return {**message, "runtime": runtime}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ETL_CLASS_PAYLOAD": "not base64 at all!"}, "ETL_CLASS_PAYLOAD is not base64"),
+        (
+            {"ETL_CLASS_PAYLOAD": base64.b64encode(cloudpickle.dumps(len)).decode()},
+            "not a subclass of AIS's ETLServer",
+        ),
+        ({"OS_PACKAGES": "airflow-ais-etl-no-such-package"}, "OS_PACKAGES airflow-ais-etl-no-such-package"),
+    ],
+    ids=["not-base64", "not-a-server", "os-package"],
+)
+def test_bad_payload_fails_init_clearly(
+    class_api: AisEtl, class_home: Path, env: dict[str, str], expected: str
+) -> None:
+    name = "cls-bad"
+    message = _with_env(init_class_message(name, reverse_class("http")), **env)
+    with pytest.raises(PodStartError) as info:
+        class_api.init_spec(name, json.dumps(message))
+    assert "last log lines:\nERROR: " in str(info.value)
+    assert expected in str(info.value)
+    assert name not in [e.name for e in class_api.list() if e.state.value == "running"]
+    assert not [p for p in processes_under(class_home / "etls" / name) if p.is_running()]
