@@ -419,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bucket": cmd_bucket,
     }
     add_etl_commands(sub, handlers)
+    from airflow_ais_etl.cli_serve import add_serve_command
+
+    add_serve_command(sub)
 
     cluster = sub.add_parser("cluster", help="the local cluster's targets").add_subparsers(
         dest="cluster_cmd", required=True

@@ -25,6 +25,7 @@ from airflow_ais_etl.etl.duration import parse_duration
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.msg import normalize_comm_type
 from airflow_ais_etl.etl.placeholders import expand_placeholders
+from airflow_ais_etl.etl.runtimes import is_runtime_image
 
 __all__ = [
     "ANNOTATIONS",
@@ -57,6 +58,8 @@ _RUNTIME_KEYS = ("image", "command", "env")
 DEFAULT_CONTAINER_PORT = 8000
 """The port AIS gives a runtime-spec container (``DefaultContainerPort``); its servers listen there."""
 HEALTH_PATH = "/health"
+LISTEN_PORT_ENV = "AIS_ETL_LISTEN_PORT"
+"""The port our runtime server listens on (airflow_ais_etl.runtime.config)."""
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -222,6 +225,9 @@ def _runtime_document(doc: Mapping[str, Any]) -> SpecDocument:
     if command:
         container["command"] = list(command)
     env = _env_list("runtime.env", runtime.get("env")) + _env_list("env", doc.get("env"))
+    if is_runtime_image(image) and not any(e["name"] == LISTEN_PORT_ENV for e in env):
+        # our runtime listens on 8080 unless told; the Pod AIS builds serves (and probes) port 8000
+        env.append({"name": LISTEN_PORT_ENV, "value": str(DEFAULT_CONTAINER_PORT)})
     if env:
         container["env"] = env
     resources = doc.get("resources")

@@ -1,0 +1,112 @@
+"""``/v1/objects/B/O``: GET (plain, or transformed inline with ``etl_name``/``etl_args``/``etl_pipeline``
+as the SDK's ``ETLConfig`` sends them), HEAD, PUT and DELETE of one object in a served bucket.
+
+Errors name objects as ``ais://B/O`` (what the SDK parses), never the directory behind them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from airflow_ais_etl.etl.errors import StorageError
+from airflow_ais_etl.serve.errors import NOT_FOUND, AisHttpError
+from airflow_ais_etl.serve.http import endpoint, text_answer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_ais_etl.dataplane.storage.base import ObjInfo
+    from airflow_ais_etl.dataplane.storage.local import LocalBucket
+    from airflow_ais_etl.serve.http import Call
+
+__all__ = ["object_routes"]
+
+OCTETS = "application/octet-stream"
+
+
+@contextlib.contextmanager
+def _ais_names(bucket: LocalBucket, url: str) -> Iterator[None]:
+    """Reword storage errors with the bucket's ``ais://`` name instead of its directory."""
+    try:
+        yield
+    except StorageError as exc:
+        raise type(exc)(str(exc).replace(bucket.url, url)) from None
+
+
+def _open(call: Call) -> tuple[LocalBucket, str, str]:
+    name = call.params["bck"]
+    bucket = call.ctx.buckets.open(name, call.query.get("provider", "ais"))
+    return bucket, call.ctx.buckets.url(name), call.params["obj"]
+
+
+def _stat(bucket: LocalBucket, url: str, obj: str) -> ObjInfo:
+    with _ais_names(bucket, url):
+        info = bucket.stat(obj)
+    if info is None:
+        raise AisHttpError(NOT_FOUND, f"{url}/{obj} does not exist")
+    return info
+
+
+def _headers(url: str, info: ObjInfo) -> dict[str, str]:
+    return {
+        "ais-name": info.name,
+        "ais-bucket-name": url.removeprefix("ais://"),
+        "ais-bucket-provider": "ais",
+        "ais-version": info.version,
+        "ais-present": "true",
+        "ais-checksum-type": "none",
+        "ais-checksum-value": "",
+    }
+
+
+def get_object(call: Call) -> Response:
+    """The object's bytes, or its transform when ``etl_name`` is given (pipeline: ``etl_pipeline=b,c``)."""
+    bucket, url, obj = _open(call)
+    info = _stat(bucket, url, obj)
+    etl = call.query.get("etl_name", "")
+    if not etl:
+        with _ais_names(bucket, url):
+            path = bucket.local_path(obj)
+        assert path is not None
+        return FileResponse(path, headers=_headers(url, info), media_type=OCTETS)
+    names = [etl, *(n for n in call.query.get("etl_pipeline", "").split(",") if n)]
+    with _ais_names(bucket, url):
+        data = call.ctx.api.transform_object(names, bucket.root, obj, etl_args=call.query.get("etl_args", ""))
+    assert isinstance(data, bytes)
+    return Response(data, media_type=OCTETS)
+
+
+def head_object(call: Call) -> Response:
+    bucket, url, obj = _open(call)
+    info = _stat(bucket, url, obj)
+    return Response(b"", headers={**_headers(url, info), "content-length": str(info.size)})
+
+
+def put_object(call: Call) -> Response:
+    bucket, url, obj = _open(call)
+    with _ais_names(bucket, url):
+        bucket.write_bytes(obj, call.body)
+    return text_answer("")
+
+
+def delete_object(call: Call) -> Response:
+    bucket, url, obj = _open(call)
+    with _ais_names(bucket, url):
+        existed = bucket.delete(obj)
+    if not existed:
+        raise AisHttpError(NOT_FOUND, f"{url}/{obj} does not exist")
+    return text_answer("")
+
+
+def object_routes() -> list[Route]:
+    path = "/v1/objects/{bck}/{obj:path}"
+    return [
+        Route(path, endpoint(head_object), methods=["HEAD"]),  # before GET: GET routes take HEAD too
+        Route(path, endpoint(get_object), methods=["GET"]),
+        Route(path, endpoint(put_object), methods=["PUT"]),
+        Route(path, endpoint(delete_object), methods=["DELETE"]),
+    ]
