@@ -136,11 +136,8 @@ class ObjectTransformer:
             dst.write_bytes(dst_name, data)
             return len(data)
         writer = dst.writer(dst_name)
-        written = 0
         try:
-            async for chunk in resp.iter_chunks():
-                writer.write(chunk)
-                written += len(chunk)
+            written = await resp.drain_into(writer.write)  # straight from the socket buffer
             writer.commit()
         except BaseException:
             writer.discard()

@@ -138,6 +138,13 @@ class Connection(asyncio.BufferedProtocol):
         return self.pool.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        resp = self._resp
+        if resp is not None and resp.sinking and self._parser.take_body(nbytes):
+            # Body bytes go from the socket's buffer straight to the response's sink, which
+            # consumes them before the next read reuses the buffer: no copy into a bytes object.
+            self._got += nbytes
+            resp.feed(self.pool.read_buffer[:nbytes])
+            return
         self._on_data(self.pool.read_buffer[:nbytes].tobytes())
 
     def _on_data(self, data: bytes) -> None:
