@@ -124,6 +124,16 @@ class PodResponse:
         except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
             raise self._body_error(err) from err
 
+    async def drain_into(self, write: Callable[[bytes | memoryview], object]) -> int:
+        """Hand the transformed object to ``write`` piece by piece as it arrives; return its length.
+
+        Pieces may be views of the socket's buffer: ``write`` consumes each before it returns.
+        """
+        try:
+            return await self._resp.drain_into(write)
+        except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
+            raise self._body_error(err) from err
+
     def close(self) -> None:
         """Drop the response (and its connection, if unread)."""
         self._resp.close()

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_ais_etl.dataplane.budget import DEFAULT_TARGET_BUDGET, ByteBudget, check_budget
 from airflow_ais_etl.dataplane.chain import Chain, open_transformer
 from airflow_ais_etl.dataplane.firstcause import WatchCauses, cause_before
 from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
@@ -62,6 +63,8 @@ class OfflineOptions:
     progress_interval: float = 30.0
     etl_args: str = ""
     """Per-request arguments for every object's transform (query ``etl_args``, protocol 2025)."""
+    bytes_in_flight: int = DEFAULT_TARGET_BUDGET
+    """Source bytes in flight per target (an object larger than this runs alone): bounds pod memory."""
 
     def validate(self) -> None:
         """Raise :class:`ValidationError` for options that cannot work together or are out of range."""
@@ -75,6 +78,7 @@ class OfflineOptions:
             )
         if self.num_workers < 1 or self.num_workers > 1024:
             raise ValidationError(f"num_workers must be between 1 and 1024, got {self.num_workers}")
+        check_budget(self.bytes_in_flight)
         if self.request_timeout is not None and self.request_timeout <= 0:
             raise ValidationError(f"request_timeout must be positive seconds, got {self.request_timeout}")
         if self.progress_interval <= 0:
@@ -153,6 +157,8 @@ class _Run:
     """What earlier runs wrote: ``{source: (version, destination)}`` (empty unless resuming)."""
     stop: asyncio.Event
     """Set when an object failed and the job does not continue on errors."""
+    budget: ByteBudget[PodEndpoint]
+    """Bytes in flight per target (dataplane.budget): picks each object's target."""
 
 
 class _Job:
@@ -268,7 +274,8 @@ class _Job:
                 etl_args=etl_args,
                 direct_put=put_grant,
             ) as transformer:
-                run = _Run(endpoints[0], transformer, dst, journal, done, asyncio.Event())
+                budget = ByteBudget(endpoints[0], self.options.bytes_in_flight, key=lambda e: e.target_id)
+                run = _Run(endpoints[0], transformer, dst, journal, done, asyncio.Event(), budget)
                 await self._dispatch(items, run, aborted)
         finally:
             if put_grant is not None:  # first thing after an abort: pods can no longer deliver
@@ -335,7 +342,7 @@ class _Job:
         if prior and prior == (info.version, target_name) and run.dst.exists(target_name):
             self.stats.skipped += 1
             return
-        endpoint = min(run.endpoints, key=lambda e: self.stats.targets[e.target_id].in_flight)
+        endpoint = await run.budget.acquire(info.size)
         tstats = self.stats.targets[endpoint.target_id]
         tstats.in_flight += 1
         try:
@@ -346,6 +353,7 @@ class _Job:
             return
         finally:
             tstats.in_flight -= 1
+            run.budget.release(endpoint, info.size)
         self.stats.record_done(tstats, info.size, written, direct=direct)
         self._note(run.journal, info, target_name)
 

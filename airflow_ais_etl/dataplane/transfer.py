@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_ais_etl.dataplane.httpclient.filebody import FileBody
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterable, AsyncIterator, Callable
 
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
     from airflow_ais_etl.dataplane.comm import PodClient
@@ -59,12 +60,15 @@ class ObjectTransformer:
         self.etl_args = etl_args
         self.direct_put = direct_put
 
-    def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterator[bytes]] | None:
+    def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterable[bytes]] | None:
         """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
         if self.msg.comm_type in (HPULL, HREV) or self.msg.arg_type == ARG_FQN:
             return None
         if 0 <= info.size <= SMALL_OBJECT:
             return self.src.read_bytes(info.name)
+        path = self.src.local_path(info.name) if info.size > 0 else None
+        if path is not None:
+            return lambda: FileBody(path, info.size)  # sendfile where the connection allows it
         return lambda: _aiter_chunks(self.src, info.name)
 
     def _fqn(self, info: ObjInfo) -> str | None:
@@ -136,11 +140,8 @@ class ObjectTransformer:
             dst.write_bytes(dst_name, data)
             return len(data)
         writer = dst.writer(dst_name)
-        written = 0
         try:
-            async for chunk in resp.iter_chunks():
-                writer.write(chunk)
-                written += len(chunk)
+            written = await resp.drain_into(writer.write)  # straight from the socket buffer
             writer.commit()
         except BaseException:
             writer.discard()

@@ -20,7 +20,7 @@ from airflow_ais_etl.etl.errors import TransformError
 from airflow_ais_etl.etl.naming import path_escape
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from types import TracebackType
 
     from airflow_ais_etl.cluster.base import PodEndpoint
@@ -51,6 +51,10 @@ class WsResponse:
         view = memoryview(self._data)
         for i in range(0, len(view), chunk_size):
             yield bytes(view[i : i + chunk_size])
+
+    async def drain_into(self, write: Callable[[bytes | memoryview], object]) -> int:
+        write(self._data)
+        return len(self._data)
 
     def close(self) -> None:
         self._data = b""

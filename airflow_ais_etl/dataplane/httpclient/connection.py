@@ -14,6 +14,7 @@ from airflow_ais_etl.dataplane.httpclient.errors import (
     RequestBodyError,
     describe,
 )
+from airflow_ais_etl.dataplane.httpclient.filebody import FileBody, can_sendfile, send_file
 from airflow_ais_etl.dataplane.httpclient.response import Headers, Response
 from airflow_ais_etl.runtime.http1 import (
     CRLF,
@@ -26,10 +27,17 @@ from airflow_ais_etl.runtime.http1 import (
 from airflow_ais_etl.runtime.http1.responses import CHUNKED_BODY, HEAD, IDLE, LENGTH, UNTIL_CLOSE
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable
+    from collections.abc import AsyncIterable, AsyncIterator
 
     from airflow_ais_etl.dataplane.httpclient.pool import HostPool
     from airflow_ais_etl.runtime.http1 import ResponseHead
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    """Nothing (what is left of a body once ``sendfile`` sent it all)."""
+    empty: tuple[bytes, ...] = ()
+    for chunk in empty:
+        yield chunk
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -138,6 +146,13 @@ class Connection(asyncio.BufferedProtocol):
         return self.pool.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        resp = self._resp
+        if resp is not None and resp.sinking and self._parser.take_body(nbytes):
+            # Body bytes go from the socket's buffer straight to the response's sink, which
+            # consumes them before the next read reuses the buffer: no copy into a bytes object.
+            self._got += nbytes
+            resp.feed(self.pool.read_buffer[:nbytes])
+            return
         self._on_data(self.pool.read_buffer[:nbytes].tobytes())
 
     def _on_data(self, data: bytes) -> None:
@@ -263,6 +278,10 @@ class Connection(asyncio.BufferedProtocol):
         self._uploading = True
         sent = 0
         try:
+            transport = self.transport
+            if isinstance(body, FileBody) and size is not None and transport and can_sendfile(transport):
+                await send_file(transport, body, size)  # the kernel moves the bytes (filebody)
+                body, sent = _no_chunks(), size
             async for chunk in body:
                 if self.lost:
                     return

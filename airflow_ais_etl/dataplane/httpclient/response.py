@@ -10,7 +10,7 @@ from airflow_ais_etl.dataplane.httpclient.errors import BodyError
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from airflow_ais_etl.dataplane.httpclient.connection import Connection
 
@@ -59,7 +59,9 @@ class Response:
         "_exc",
         "_loop",
         "_parts",
+        "_sink",
         "_size",
+        "_sunk",
         "_unbounded",
         "_waiter",
         "content_length",
@@ -84,12 +86,38 @@ class Response:
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._unbounded = False
+        self._sink: Callable[[bytes | memoryview], object] | None = None
+        self._sunk = 0
         self.upload: asyncio.Task[None] | None = None
         """The task still sending a streamed request body; :meth:`close` cancels it."""
 
     # ------------------------------------------------------------------ fed by the connection
-    def feed(self, data: bytes) -> None:
-        """Take the next piece of the body (from the connection); pause reading when too much waits."""
+    @property
+    def sinking(self) -> bool:
+        """Tell whether body bytes go straight to a sink (:meth:`drain_into`) as they arrive."""
+        return self._sink is not None
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Take the next piece of the body (from the connection); pause reading when too much waits.
+
+        With a sink, ``data`` may be a view of the connection's read buffer: the sink consumes it now.
+        """
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(data)
+            except BaseException as exc:
+                self._sink = None
+                conn = self._conn
+                self.finish(exc)
+                if conn is not None:
+                    conn.abort()
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            self._sunk += len(data)
+            return
+        assert isinstance(data, bytes)
         self._parts.append(data)
         self._size += len(data)
         waiter = self._waiter
@@ -148,6 +176,38 @@ class Response:
             self._size = 0
             return data
         except BaseException:
+            self.close()
+            raise
+
+    async def drain_into(self, write: Callable[[bytes | memoryview], object]) -> int:
+        """Hand the whole body to ``write`` as it arrives and return its length.
+
+        ``write`` is called in the event loop with each piece straight from the socket's read
+        buffer (a view it must consume before returning, never keep): a large answer goes to its
+        destination file with no copy in Python and no task switch per piece. An error of
+        ``write`` or of the connection is raised here, and drops the connection.
+        """
+        try:
+            parts = self._parts
+            while parts:
+                piece = parts.popleft()
+                self._taken(len(piece))
+                write(piece)
+                self._sunk += len(piece)
+            if not self._done:
+                self._unbounded = True
+                self._sink = write
+                conn = self._conn
+                if conn is not None and conn.reading_paused:
+                    conn.resume_reading()
+                while not self._done:
+                    await self._more()
+            self._sink = None
+            if self._exc is not None:
+                raise self._exc
+            return self._sunk
+        except BaseException:
+            self._sink = None
             self.close()
             raise
 

@@ -82,6 +82,18 @@ class ResponseParser:
             self._data = data
         self._pos = 0
 
+    def take_body(self, n: int) -> bool:
+        """Count ``n`` just received bytes as body that the caller consumes itself, if they surely are.
+
+        True only in the middle of a ``Content-Length`` body with nothing buffered and more than ``n``
+        bytes still due: the bytes are body and not its end, so the caller may hand them on without
+        feeding (copying) them here. Otherwise False: feed them as usual.
+        """
+        if self.state != LENGTH or n >= self.left or self._pos < len(self._data) or self._head:
+            return False
+        self.left -= n
+        return True
+
     def next_event(self) -> Event | None:
         """Return the next event, or ``None`` until more bytes are fed.
 
