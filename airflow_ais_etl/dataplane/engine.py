@@ -22,7 +22,8 @@ from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
 from airflow_ais_etl.dataplane.journal import FLUSH_SECONDS, Journal
 from airflow_ais_etl.dataplane.optiontypes import check_option_types
 from airflow_ais_etl.dataplane.overlap import check_separate
-from airflow_ais_etl.dataplane.storage.base import ObjInfo
+from airflow_ais_etl.dataplane.planning import Feed, check_shard, in_shard, select
+from airflow_ais_etl.dataplane.resumeindex import ResumeIndex
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.dataplane.storage.urls import normalize_url
 from airflow_ais_etl.etl.errors import (
@@ -31,13 +32,13 @@ from airflow_ais_etl.etl.errors import (
     TransformError,
     ValidationError,
 )
-from airflow_ais_etl.etl.naming import dest_name, expand_template, validate_object_name, validate_prefix
+from airflow_ais_etl.etl.naming import dest_name, validate_object_name, validate_prefix
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from airflow_ais_etl.cluster.base import Backend, MembershipWatch, PodEndpoint
-    from airflow_ais_etl.dataplane.storage.base import Bucket
+    from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.etl.msg import InitMsg
 
 __all__ = ["JobControl", "OfflineOptions", "job_fingerprint", "plan", "run_offline"]
@@ -65,10 +66,13 @@ class OfflineOptions:
     """Per-request arguments for every object's transform (query ``etl_args``, protocol 2025)."""
     bytes_in_flight: int = DEFAULT_TARGET_BUDGET
     """Source bytes in flight per target (an object larger than this runs alone): bounds pod memory."""
+    shard: tuple[int, int] | None = None
+    """``(index, count)``: transform only the objects whose name hash is ``index`` modulo ``count``."""
 
     def validate(self) -> None:
         """Raise :class:`ValidationError` for options that cannot work together or are out of range."""
         check_option_types(self)
+        check_shard(self.shard)
         chosen = [n for n, v in (("objects", self.objects), ("template", self.template)) if v]
         if len(chosen) > 1:
             raise ValidationError("give either an explicit object list or a template, not both")
@@ -122,21 +126,11 @@ class JobControl:
             wake()
 
 
-def plan(src: Bucket, options: OfflineOptions) -> list[ObjInfo]:
-    """Return the source objects selected by ``options`` (explicit list, template or prefix)."""
-    if options.objects:
-        out = []
-        for name in options.objects:
-            info = src.stat(name)
-            out.append(info if info is not None else ObjInfo(name, -1, ""))
-        return out
-    prefix = options.prefix
-    if options.template:
-        names = expand_template(options.template)
-        if names is not None:
-            return [info for name in names if (info := src.stat(name)) is not None]
-        prefix = validate_prefix(options.template)
-    return list(src.list(validate_prefix(prefix) if prefix else ""))
+def plan(src: Bucket, options: OfflineOptions) -> Iterator[ObjInfo]:
+    """Yield the source objects selected by ``options`` lazily (explicit list, template or prefix; shard)."""
+    return select(
+        src, prefix=options.prefix, objects=options.objects, template=options.template, shard=options.shard
+    )
 
 
 def job_fingerprint(msg: InitMsg | Sequence[InitMsg]) -> str:
@@ -153,8 +147,8 @@ class _Run:
     """An ObjectTransformer, or a ChainTransformer for a pipeline (same interface)."""
     dst: Bucket
     journal: Journal
-    done: Mapping[str, tuple[str, str]]
-    """What earlier runs wrote: ``{source: (version, destination)}`` (empty unless resuming)."""
+    done: ResumeIndex
+    """What earlier runs wrote (empty unless resuming)."""
     stop: asyncio.Event
     """Set when an object failed and the job does not continue on errors."""
     budget: ByteBudget[PodEndpoint]
@@ -194,8 +188,14 @@ class _Job:
         aborted = self._abort_event()
         self.chain.check()  # a pipeline that cannot work fails before the source is listed
         items = await self._plan()
+        try:
+            return await self._run_planned(items, aborted)
+        finally:
+            items.close()
+
+    async def _run_planned(self, items: Feed, aborted: asyncio.Event) -> dict[str, Any]:
         if self.options.dry_run:
-            return self._finish_dry_run(items)
+            return await self._finish_dry_run(items)
         endpoints = self.chain.endpoints(self.backend)
         dst = await asyncio.to_thread(self.open_dst)
         journal = Journal(dst, self.chain.journal_name, self.chain.fingerprint(), auto_flush=False)
@@ -232,25 +232,27 @@ class _Job:
         self.control._bind(lambda: loop.call_soon_threadsafe(aborted.set))
         return aborted
 
-    async def _plan(self) -> list[ObjInfo]:
-        items = await asyncio.to_thread(plan, self.src, self.options)
-        self.stats.planned_objects = len(items)
-        self.stats.planned_bytes = sum(max(i.size, 0) for i in items)
+    async def _plan(self) -> Feed:
+        """Start listing (planned counters grow as it goes: ``listing`` until it ends)."""
+        items = Feed(plan(self.src, self.options), self.stats)
+        await items.prime()
         return items
 
-    async def _prepare_destination(self, dst: Bucket, journal: Journal) -> Mapping[str, tuple[str, str]]:
+    async def _prepare_destination(self, dst: Bucket, journal: Journal) -> ResumeIndex:
         """Check that ``dst`` is writable, drop what killed writers left, and load earlier runs' notes."""
         await asyncio.to_thread(dst.check_writable)
         await asyncio.to_thread(dst.clean_partials)
-        return await asyncio.to_thread(journal.load) if self.options.skip_existing else {}
+        if not self.options.skip_existing:
+            return ResumeIndex()
+        return await asyncio.to_thread(journal.load_index, lambda name: in_shard(name, self.options.shard))
 
     async def _transform(
         self,
-        items: list[ObjInfo],
+        items: Feed,
         endpoints: list[list[PodEndpoint]],
         dst: Bucket,
         journal: Journal,
-        done: Mapping[str, tuple[str, str]],
+        done: ResumeIndex,
         aborted: asyncio.Event,
     ) -> None:
         """Open one connection pool for the whole job and dispatch every planned object through it."""
@@ -290,8 +292,8 @@ class _Job:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(journal.flush)
 
-    def _finish_dry_run(self, items: list[ObjInfo]) -> dict[str, Any]:
-        for info in items:
+    async def _finish_dry_run(self, items: Feed) -> dict[str, Any]:
+        while (info := await self._next(items)) is not None:
             if info.size < 0:
                 error = f"object {info.name} does not exist in {self.src.url}"
                 self.stats.record_error(info.name, "", error)
@@ -304,14 +306,23 @@ class _Job:
         return self._conclude()
 
     # ---------------------------------------------------------------- dispatch
-    async def _dispatch(self, items: list[ObjInfo], run: _Run, aborted: asyncio.Event) -> None:
-        """Run ``num_workers`` workers per target over one queue until it is empty or the job aborts."""
-        queue = iter(items)
+    async def _next(self, items: Feed, stop: asyncio.Event | None = None) -> ObjInfo | None:
+        """Return the next planned object; a listing that breaks fails the job like an object would."""
+        try:
+            return await items.next()
+        except (AisEtlError, OSError) as exc:
+            if self.failure is None:
+                self.failure, self._failed_at = exc, time.time()
+                self.control.abort(f"listing {self.src.url} failed")
+            if stop is not None:
+                stop.set()
+            return None
+
+    async def _dispatch(self, items: Feed, run: _Run, aborted: asyncio.Event) -> None:
+        """Run ``num_workers`` workers per target over one feed until it is empty or the job aborts."""
 
         async def worker() -> None:
-            for info in queue:
-                if run.stop.is_set():
-                    return
+            while not run.stop.is_set() and (info := await self._next(items, run.stop)) is not None:
                 await self._one(info, run)
 
         workers = [
@@ -338,8 +349,7 @@ class _Job:
         if info.size < 0:
             self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
             return
-        prior = run.done.get(info.name)
-        if prior and prior == (info.version, target_name) and run.dst.exists(target_name):
+        if run.done.has(info.name, info.version, target_name) and run.dst.exists(target_name):
             self.stats.skipped += 1
             return
         endpoint = await run.budget.acquire(info.size)

@@ -63,6 +63,8 @@ class JobStats:
     targets: dict[str, TargetStats] = field(default_factory=dict)
     state: JobState = JobState.RUNNING
     cause: str = ""
+    listing: bool = False
+    """The source is still being listed: the planned counters are not final yet."""
 
     def record_error(self, name: str, target: str, error: str, *, stage: str = "") -> None:
         """Record a failed object; ``stage``: the ETL of a pipeline that failed it."""
@@ -87,6 +89,8 @@ class JobStats:
     def _eta(self, rate: float) -> float | None:
         """Seconds left at ``rate`` objects per second (0 when nothing is left, None when unknown)."""
         remaining = self.planned_objects - (self.objects + self.skipped + len(self.errors))
+        if self.listing:
+            return None
         if rate > 0 and self.state is JobState.RUNNING:
             return remaining / rate
         return 0.0 if remaining <= 0 else None
@@ -105,6 +109,7 @@ class JobStats:
             "cause": self.cause,
             "planned_objects": self.planned_objects,
             "planned_bytes": self.planned_bytes,
+            "listing": self.listing,
             "objects": self.objects,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,

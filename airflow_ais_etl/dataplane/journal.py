@@ -17,7 +17,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from airflow_ais_etl.dataplane.resumeindex import ResumeIndex
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_ais_etl.dataplane.storage.base import Bucket
 
 FLUSH_EVERY = 1000
@@ -42,6 +46,10 @@ class Journal:
         self._pending: list[list[str]] = []
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+
+    def load_index(self, wanted: Callable[[str], bool] = lambda name: True) -> ResumeIndex:
+        """Return the compact index of earlier runs' notes of ``wanted`` sources (what a resume uses)."""
+        return ResumeIndex.load(self.bucket, self.prefix, wanted)
 
     def load(self) -> dict[str, tuple[str, str]]:
         """Return ``{source: (version, destination)}`` of every note flushed by earlier runs."""

@@ -150,40 +150,44 @@ class LocalBucket(Bucket):
         yield from self._walk(start, rel, prefix)
 
     def _walk(self, directory: str, rel: str, prefix: str) -> Iterator[ObjInfo]:
-        """Walk ``directory`` depth-first in global name order (a directory sorts as ``name/``)."""
-        for key, is_dir, entry in self._entries(directory, rel, prefix):
-            if is_dir:
-                yield from self._walk(entry.path, key, prefix)
+        """Walk ``directory`` depth-first in global name order (a directory sorts as ``name/``).
+
+        Only the sorted names of one directory are held at a time (no ``DirEntry`` objects), and
+        each file is stat'ed when its turn comes: a million-object bucket lists in bounded memory.
+        """
+        skip = len(rel)
+        for key in self._entries(directory, rel, prefix):
+            path = os.path.join(directory, key[skip:])
+            if key.endswith("/"):
+                yield from self._walk(path.rstrip("/"), key, prefix)
                 continue
             try:
-                st = entry.stat()
-            except FileNotFoundError:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            if not entry.is_file():
-                continue
-            yield self._info(key, st)
+            if S_ISREG(st.st_mode):
+                yield self._info(key, st)
 
-    def _entries(self, directory: str, rel: str, prefix: str) -> list[tuple[str, bool, os.DirEntry[str]]]:
-        """Return ``(sort key, is directory, entry)`` of what the listing may show, sorted by key."""
+    def _entries(self, directory: str, rel: str, prefix: str) -> list[str]:
+        """Return the sorted keys of what the listing may show (a directory's key ends with ``/``)."""
+        keys = []
         try:
             with os.scandir(directory) as it:
-                entries = list(it)
+                for entry in it:
+                    if entry.name.startswith(TEMP_PREFIX):
+                        continue
+                    is_dir = self._entry_kind(entry)
+                    if is_dir is None:
+                        continue
+                    key = rel + entry.name + ("/" if is_dir else "")
+                    if self._selected(key, is_dir, prefix):
+                        keys.append(key)
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as err:
             raise StorageError(f"bucket {self.url}: cannot list {directory}: {err}") from err
-        keyed = []
-        for entry in entries:
-            if entry.name.startswith(TEMP_PREFIX):
-                continue
-            is_dir = self._entry_kind(entry)
-            if is_dir is None:
-                continue
-            key = rel + entry.name + ("/" if is_dir else "")
-            if self._selected(key, is_dir, prefix):
-                keyed.append((key, is_dir, entry))
-        keyed.sort(key=lambda item: item[0])
-        return keyed
+        keys.sort()
+        return keys
 
     def _entry_kind(self, entry: os.DirEntry[str]) -> bool | None:
         """Return whether ``entry`` is a directory, or ``None`` to skip it (links out of the bucket)."""
