@@ -39,7 +39,7 @@ def prepare_packages(env: dict[str, str], workdir: Path) -> str | None:
 
     :raises RuntimeFault: a system package is missing, or installing a Python package failed
     """
-    os_missing = missing_os_packages(split_list(env.get("OS_PACKAGES", "")))
+    os_missing = missing_os_packages(split_list(env.get("OS_PACKAGES", ""), "OS_PACKAGES"))
     if os_missing:
         raise RuntimeFault(
             f"OS_PACKAGES {', '.join(os_missing)} are not installed on this machine, and a local pod does "

@@ -34,9 +34,19 @@ _DONE = ".installed"
 """Marker in the private directory: the hash of the requirements installed there (a restart reuses them)."""
 
 
-def split_list(value: str) -> list[str]:
-    """Split a comma-separated env list (``PACKAGES``, ``OS_PACKAGES``) into its items."""
-    return [item.strip() for item in value.split(",") if item.strip()]
+def split_list(value: str, what: str = "PACKAGES") -> list[str]:
+    """Split a comma-separated env list (``PACKAGES``, ``OS_PACKAGES``) into its items.
+
+    :raises RuntimeFault: an item starts with ``-``: an installer option, not a package
+    """
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    options = [item for item in items if item.startswith("-")]
+    if options:
+        raise RuntimeFault(
+            f"{what} lists {', '.join(options)}: entries must be package names or requirements "
+            "(e.g. numpy>=1.26), not installer options"
+        )
+    return items
 
 
 def _satisfied(requirement: str) -> bool:
@@ -91,7 +101,8 @@ def install_private(requirements: list[str], target: Path) -> None:
     marker = target / _DONE
     if marker.is_file() and marker.read_text() == stamp:
         return
-    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)  # other requirements before: start clean, never mix
+    target.mkdir(mode=0o700, parents=True)
     os.chmod(target, 0o700)
     argv = installer_argv(target) + requirements
     print(f"aisruntime: installing {', '.join(requirements)} into {target}", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 
@@ -102,7 +103,8 @@ def local_image_command(image: str) -> list[str] | None:
         return list(RUNTIME_SERVER_COMMAND)
     if is_ais_class_runtime_image(image):
         tag = _split_image(image)[1]
-        return [*AIS_CLASS_RUNTIME_COMMAND, *(["--image-python", tag] if tag else [])]
+        version = tag if re.fullmatch(r"\d+\.\d+", tag) else ""
+        return [*AIS_CLASS_RUNTIME_COMMAND, *(["--image-python", version] if version else [])]
     return None
 
 

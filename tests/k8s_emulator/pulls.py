@@ -23,8 +23,8 @@ _PULL_FAILURE = (
     'failed to resolve reference "{0}": {0}: not found'
 )
 _NOT_RUNNABLE = (
-    "image {0!r} cannot run locally: the emulator runs the project's runtime images and containers "
-    "whose `command` names a program on this machine"
+    "image {0!r} cannot run locally: the emulator runs the project's runtime images, AIS's "
+    "aistorage/runtime_python and containers whose `command` names a program on this machine"
 )
 
 

@@ -30,15 +30,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("init-class")]
+pytestmark = pytest.mark.integration
+TWO_PODS = pytest.mark.xdist_group("init-class")
+ONE_POD = pytest.mark.xdist_group("init-class-small")
+"""Each group's module fixtures (its cluster, its pods) start once, on one xdist worker; the groups run in parallel."""
 
 ARGS = "k=v &x/ü"
 
 
-@pytest.fixture(scope="module")
-def class_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One local cluster of two targets for the module; nothing may outlive it."""
-    home = tmp_path_factory.mktemp("init-class") / "home"
+def _home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A local cluster home for the module; nothing started under it may outlive it."""
+    home = tmp_path_factory.mktemp(name) / "home"
     yield home
     LocalBackend(home).shutdown()
     leftovers = [p for p in processes_under(home) if p.is_running()]
@@ -48,8 +50,25 @@ def class_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
+def class_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield from _home(tmp_path_factory, "init-class")
+
+
+@pytest.fixture(scope="module")
 def class_api(class_home: Path) -> AisEtl:
+    """Two targets: two pods that both bind 0.0.0.0:8000, each as its own address."""
     return AisEtl(LocalBackend(class_home, default_targets=2))
+
+
+@pytest.fixture(scope="module")
+def small_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield from _home(tmp_path_factory, "init-class-small")
+
+
+@pytest.fixture(scope="module")
+def small_api(small_home: Path) -> AisEtl:
+    """One target, for the cases that need one pod only (each pod start costs a Python start-up)."""
+    return AisEtl(LocalBackend(small_home, default_targets=1))
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +91,7 @@ def fastapi_etl(class_api: AisEtl) -> Iterator[str]:
     class_api.stop("cls-fastapi")
 
 
+@TWO_PODS
 def test_sdk_message_runs_ais_runtime_image(class_api: AisEtl, fastapi_etl: str) -> None:
     msg = class_api.view(fastapi_etl)
     assert (msg.comm_type, msg.direct_put) == ("hpush://", True)
@@ -81,6 +101,7 @@ def test_sdk_message_runs_ais_runtime_image(class_api: AisEtl, fastapi_etl: str)
     assert "serving Reverse with uvicorn, 2 worker(s)" in logs
 
 
+@TWO_PODS
 def test_inline_with_args_byte_exact(
     class_api: AisEtl, fastapi_etl: str, src: tuple[Path, dict[str, bytes]]
 ) -> None:
@@ -93,6 +114,7 @@ def test_inline_with_args_byte_exact(
         assert class_api.transform_object(fastapi_etl, str(root), name) == data[name][::-1]
 
 
+@TWO_PODS
 @pytest.mark.parametrize(
     "case",
     [
@@ -120,6 +142,7 @@ def test_offline_byte_exact(
     assert stats["direct_put_objects"] == (len(data) if case.direct_put else 0)
 
 
+@TWO_PODS
 def test_failing_transform_is_a_per_object_error(class_api: AisEtl, fastapi_etl: str, tmp_path: Path) -> None:
     root = tmp_path / "mixed"
     root.mkdir()
@@ -136,19 +159,20 @@ def test_failing_transform_is_a_per_object_error(class_api: AisEtl, fastapi_etl:
         assert part in errors, errors
 
 
+@ONE_POD
 @pytest.mark.parametrize(("kind", "workers"), [("flask", "1"), ("http", "1")])
 def test_flask_and_http_servers(
-    class_api: AisEtl, src: tuple[Path, dict[str, bytes]], kind: str, workers: str
+    small_api: AisEtl, src: tuple[Path, dict[str, bytes]], kind: str, workers: str
 ) -> None:
     """Flask classes run under gunicorn (exec'd in the runtime's place); HTTP ones in-process."""
     root, data = src
     name = f"cls-{kind}"
-    _init(class_api, name, kind, comm_type="hpull", NUM_WORKERS=workers)
+    _init(small_api, name, kind, comm_type="hpull", NUM_WORKERS=workers)
     try:
         for obj in ("d1/o1.txt", "big/blob.bin"):
-            assert class_api.transform_object(name, str(root), obj) == data[obj][::-1]
+            assert small_api.transform_object(name, str(root), obj) == data[obj][::-1]
     finally:
-        class_api.stop(name)
+        small_api.stop(name)
 
 
 def _with_env(message: dict[str, Any], **env: str) -> dict[str, Any]:
@@ -159,6 +183,7 @@ def _with_env(message: dict[str, Any], **env: str) -> dict[str, Any]:
     return {**message, "runtime": runtime}
 
 
+@ONE_POD
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -172,35 +197,36 @@ def _with_env(message: dict[str, Any], **env: str) -> dict[str, Any]:
     ids=["not-base64", "not-a-server", "os-package"],
 )
 def test_bad_payload_fails_init_clearly(
-    class_api: AisEtl, class_home: Path, env: dict[str, str], expected: str
+    small_api: AisEtl, small_home: Path, env: dict[str, str], expected: str
 ) -> None:
     name = "cls-bad"
     message = _with_env(init_class_message(name, reverse_class("http")), **env)
     with pytest.raises(PodStartError) as info:
-        class_api.init_spec(name, json.dumps(message))
+        small_api.init_spec(name, json.dumps(message))
     assert "last log lines:\nERROR: " in str(info.value)
     assert expected in str(info.value)
-    assert name not in [e.name for e in class_api.list() if e.state.value == "running"]
-    assert not [p for p in processes_under(class_home / "etls" / name) if p.is_running()]
+    assert name not in [e.name for e in small_api.list() if e.state.value == "running"]
+    assert not [p for p in processes_under(small_home / "etls" / name) if p.is_running()]
 
 
+@ONE_POD
 def test_packages_go_to_a_private_directory_of_the_pod(
-    class_api: AisEtl, class_home: Path, src: tuple[Path, dict[str, bytes]], tmp_path: Path
+    small_api: AisEtl, small_home: Path, src: tuple[Path, dict[str, bytes]], tmp_path: Path
 ) -> None:
     """What the environment has is used as is; the rest is installed for this pod only, never shared."""
     root, data = src
     wheel = probe_wheel(tmp_path)
     name = "cls-packages"
     message = init_class_message(name, probe_class(), dependencies=["cloudpickle>=1", str(wheel)])
-    class_api.init_spec(name, json.dumps(message))
+    small_api.init_spec(name, json.dumps(message))
     try:
-        assert class_api.transform_object(name, str(root), "d1/o1.txt") == b"<" + data["d1/o1.txt"] + b">"
-        logs = "".join(p.logs for p in class_api.logs(name))
+        assert small_api.transform_object(name, str(root), "d1/o1.txt") == b"<" + data["d1/o1.txt"] + b">"
+        logs = "".join(p.logs for p in small_api.logs(name))
         assert f"installing {wheel} into" in logs
         assert "installing cloudpickle" not in logs
         assert importlib.util.find_spec("aisclass_probe") is None  # not in the shared environment
-        dirs = list((class_home / "etls" / name).glob("*/aisruntime-packages"))
-        assert len(dirs) == 2
+        dirs = list((small_home / "etls" / name).glob("*/aisruntime-packages"))
+        assert len(dirs) == 1
         assert all(stat.S_IMODE(d.stat().st_mode) == 0o700 and (d / "aisclass_probe").is_dir() for d in dirs)
     finally:
-        class_api.stop(name)
+        small_api.stop(name)

@@ -5,8 +5,9 @@ directories; ``$(VAR)`` references and ``fieldRef`` env resolve as Kubernetes re
 ``secretKeyRef``/``configMapKeyRef`` env through a resolver the caller supplies (an emulated
 kubelet reads its API store; the local backend has none, so such env is refused). A
 container runs locally when its ``command`` names a program that exists on this machine, or when
-its image is one whose program is known (``image_command``); anything else is refused here, before
-any process starts.
+its image is one whose program is known (``image_command``: the project's runtime images and
+AIS's ``runtime_python``, :func:`airflow_ais_etl.etl.runtimes.local_image_command`); anything else
+is refused here, before any process starts.
 """
 
 from __future__ import annotations
@@ -232,7 +233,8 @@ def container_argv(
         if not command:
             raise ValidationError(
                 f"container {container.get('name')!r}: image {image!r} cannot run locally; the local "
-                "backend runs images of airflow-ais-etl's runtime, or a container whose `command` "
+                "backend runs images of airflow-ais-etl's runtime and AIS's aistorage/runtime_python "
+                "(init_class), or a container whose `command` "
                 "names a program installed on this machine: add `command:` to the Pod's container, or "
                 '`runtime.command` to an ETL runtime spec (e.g. ["uvicorn", "fastapi_server:fastapi_app", '
                 '"--host", "0.0.0.0", "--port", "8000"] with the image\'s server module on this machine)'

@@ -34,6 +34,7 @@ HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
         ("docker.io/aistorage/runtime_python:3.13", [*AIS_CLASS_RUNTIME_COMMAND, "--image-python", "3.13"]),
         ("localhost:5000/aistorage/runtime_python", AIS_CLASS_RUNTIME_COMMAND),
         ("aistorage/runtime_python@sha256:abc", AIS_CLASS_RUNTIME_COMMAND),
+        ("aistorage/runtime_python:latest", AIS_CLASS_RUNTIME_COMMAND),
         ("airflow-ais-etl/runtime-python:3.11v2", RUNTIME_SERVER_COMMAND),
         ("aistorage/runtime_python_x:3.11", None),
         ("evil/aistorage/runtime_python-2:3.11", None),
@@ -81,6 +82,8 @@ def test_servers_listen_where_ais_image_does() -> None:
 
 def test_split_list_and_unsatisfied_requirements() -> None:
     assert split_list(" numpy, ,pillow>=9 ,") == ["numpy", "pillow>=9"]
+    with pytest.raises(RuntimeFault, match="--index-url=http://x: entries must be package names"):
+        split_list("numpy,--index-url=http://x")
     reqs = [
         "cloudpickle",
         "CloudPickle>=1",
