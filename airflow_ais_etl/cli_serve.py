@@ -84,6 +84,7 @@ def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # accept (queue) connections from the moment the URL is printed
     except OSError as exc:
         sock.close()
         raise ValidationError(f"cannot listen on {args.listen}: {exc.strerror}") from None
