@@ -61,8 +61,13 @@ class Call:
 
 
 def error_response(err: AisHttpError, method: str, path: str) -> Response:
-    body = b"" if method == "HEAD" else error_body(err, method, path)
-    return Response(body, status_code=err.status, media_type="application/json")
+    if method == "HEAD":  # no body: AIS puts the message in a header
+        return Response(
+            b"",
+            status_code=err.status,
+            headers={"ais-error": err.message.encode("unicode_escape").decode("ascii")},
+        )
+    return Response(error_body(err, method, path), status_code=err.status, media_type="application/json")
 
 
 def json_answer(data: Any) -> Response:
