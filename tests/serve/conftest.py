@@ -53,8 +53,9 @@ class Served:
         return Client(self.url, retry_config=once, token=self.token if token is None else token)
 
 
-def start_server(tmp: Path, *extra: str, token: str = "") -> Served:
+def start_server(tmp: Path, *extra: str, token: str = "", targets: int = 2) -> Served:
     home, buckets = tmp / "home", tmp / "buckets"
+    LocalBackend(home, default_targets=targets).targets()  # the cluster the server finds
     env = {**os.environ, "AIS_ETL_HOME": str(home)}
     args = [
         sys.executable,
