@@ -131,6 +131,14 @@ def test_bucket_transforms_with_job_wait(client: Client, code_dirs: dict[str, Pa
             n: CONTENT[n].upper() for n in chosen
         }
 
+        failing = client.bucket("off-fail")
+        job_id = src.objects(obj_template="dir/obj-{0..3}.txt").transform(
+            to_bck=failing, etl_name="upper-off", continue_on_error=True
+        )
+        assert client.job(job_id).wait(timeout=60, verbose=False).success
+        assert etl.view(job_id=job_id).obj_errors is None  # nothing failed
+        assert sorted(e.name for e in failing.list_all_objects()) == [f"dir/obj-{i}.txt" for i in range(4)]
+
         dry = client.bucket("off-dry")
         assert (
             client.job(src.transform("upper-off", dry, dry_run=True)).wait(timeout=60, verbose=False).success
