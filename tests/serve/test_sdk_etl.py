@@ -157,3 +157,8 @@ def test_listing_pages_the_way_list_objects_iter_expects(client: Client) -> None
     assert len(page.entries) == 5
     assert page.continuation_token == page.entries[-1].name
     assert bucket.object("dir/obj-4.txt").head().size == len(CONTENT["dir/obj-4.txt"])
+    big = bytes(range(256)) * (24 << 12)  # 24 MiB, streamed to disk chunk by chunk
+    bucket.object("big.bin").get_writer().put_content(big)
+    assert bucket.object("big.bin").get_reader().read_all() == big
+    bucket.object("big.bin").delete()
+    assert "big.bin" not in {e.name for e in bucket.list_all_objects()}
