@@ -7,12 +7,13 @@ connections (port 0 picks a free port, so scripts and tests read the URL from th
 
 from __future__ import annotations
 
+import contextlib
 import socket
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_ais_etl.etl.errors import ValidationError
+from airflow_ais_etl.interrupts import Interrupted
 
 if TYPE_CHECKING:
     import argparse
@@ -84,6 +85,7 @@ def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # accept (queue) connections from the moment the URL is printed
     except OSError as exc:
         sock.close()
         raise ValidationError(f"cannot listen on {args.listen}: {exc.strerror}") from None
@@ -101,5 +103,6 @@ def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
         f"backend: {args.backend}{', token required' if token else ''})",
         flush=True,
     )
-    uvicorn.Server(config).run(sockets=[sock])
-    sys.stdout.flush()
+    with contextlib.suppress(Interrupted):  # uvicorn re-raises the signal it shut down on: a clean stop
+        uvicorn.Server(config).run(sockets=[sock])
+    print("ais-etl serve: stopped", flush=True)

@@ -4,6 +4,7 @@ start offline transforms (``etl-bck``, ``etl-listrange``) on it."""
 from __future__ import annotations
 
 import json
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -50,8 +51,10 @@ def list_page(bucket: LocalBucket, value: Mapping[str, Any]) -> dict[str, Any]:
             break
         entries.append({"n": info.name, "s": info.size, "v": info.version, "f": 0})
     next_token = entries[-1]["n"] if more and entries else ""
+    # A listing has an id (AIS: its list job's); the SDK's iterator stops only once it has one.
+    list_id = str(value.get("uuid") or "") or secrets.token_hex(8)
     return {
-        "UUID": str(value.get("uuid") or ""),
+        "UUID": list_id,
         "ContinuationToken": next_token,
         "Flags": 0,
         "Entries": entries,

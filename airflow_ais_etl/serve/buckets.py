@@ -50,8 +50,8 @@ class BucketRoot:
             raise AisHttpError(
                 BAD_REQUEST,
                 f"provider {provider!r} is not served: ais-etl serve serves ais:// buckets only, as "
-                f"directories under {self.root} (copy the data there, or use the operators with "
-                "an object-store URL)",
+                "directories under the server's --buckets root (copy the data into an ais:// bucket, "
+                "or use the Airflow operators, which read object-store URLs)",
             )
         if not _NAME.fullmatch(name) or ".." in name or name.startswith("."):
             raise AisHttpError(

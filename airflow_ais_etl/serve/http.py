@@ -13,13 +13,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio.from_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from airflow_ais_etl.serve.errors import BAD_REQUEST, AisHttpError, error_body, http_error_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
     from starlette.requests import Request
 
@@ -42,6 +43,26 @@ class Call:
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: bytes
+    stream: AsyncIterator[bytes] | None = None
+    """The unread body (routes made with ``read_body=False``); read it with :meth:`chunks`."""
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body chunk by chunk from the route's thread (never the whole body in memory)."""
+        stream = self.stream
+        if stream is None:
+            if self.body:
+                yield self.body
+            return
+
+        async def next_chunk() -> bytes | None:
+            try:
+                return await stream.__anext__()
+            except StopAsyncIteration:
+                return None
+
+        while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+            if chunk:
+                yield chunk
 
     def json(self) -> Any:
         """The body as JSON (``None`` when empty); a malformed body is a 400 that says so."""
@@ -61,8 +82,13 @@ class Call:
 
 
 def error_response(err: AisHttpError, method: str, path: str) -> Response:
-    body = b"" if method == "HEAD" else error_body(err, method, path)
-    return Response(body, status_code=err.status, media_type="application/json")
+    if method == "HEAD":  # no body: AIS puts the message in a header
+        return Response(
+            b"",
+            status_code=err.status,
+            headers={"ais-error": err.message.encode("unicode_escape").decode("ascii")},
+        )
+    return Response(error_body(err, method, path), status_code=err.status, media_type="application/json")
 
 
 def json_answer(data: Any) -> Response:
@@ -89,6 +115,7 @@ def endpoint(
                 query=dict(request.query_params),
                 headers=dict(request.headers),
                 body=await request.body() if read_body else b"",
+                stream=None if read_body else request.stream(),
             )
             return await run_in_threadpool(route, call)
         except Exception as exc:  # every failure becomes AIS's error answer

@@ -86,9 +86,13 @@ class Job:
         }
 
     def obj_errors(self) -> list[dict[str, Any]]:
-        """The objects that failed (``continue_on_error``), as ``ETLDetails.obj_errors``."""
+        """The objects that failed (``continue_on_error``), as ``ETLDetails.obj_errors`` (``ais://B/O`` names)."""
         return [
-            {"obj_name": str(e.get("object", "")), "msg": str(e.get("error", "")), "ecode": 0}
+            {
+                "obj_name": f"ais://{self.src}/{e.get('object', '')}",
+                "msg": str(e.get("error", "")),
+                "ecode": 0,
+            }
             for e in self.stats.get("errors") or []
         ]
 

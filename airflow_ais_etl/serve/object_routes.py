@@ -88,8 +88,9 @@ def head_object(call: Call) -> Response:
 
 def put_object(call: Call) -> Response:
     bucket, url, obj = _open(call)
-    with _ais_names(bucket, url):
-        bucket.write_bytes(obj, call.body)
+    with _ais_names(bucket, url), bucket.writer(obj) as writer:  # atomic: complete or absent
+        for chunk in call.chunks():
+            writer.write(chunk)
     return text_answer("")
 
 
@@ -107,6 +108,6 @@ def object_routes() -> list[Route]:
     return [
         Route(path, endpoint(head_object), methods=["HEAD"]),  # before GET: GET routes take HEAD too
         Route(path, endpoint(get_object), methods=["GET"]),
-        Route(path, endpoint(put_object), methods=["PUT"]),
+        Route(path, endpoint(put_object, read_body=False), methods=["PUT"]),
         Route(path, endpoint(delete_object), methods=["DELETE"]),
     ]
