@@ -3,7 +3,8 @@
 A deferrable init creates the pods (``AisEtl.init(..., wait=False)``) and its trigger polls
 :func:`check_start` in Airflow's triggerer; a blocking init that finds its identical ETL still
 starting (another run's deferrable init) waits with :func:`wait_started`. A start that fails is
-removed here, as the blocking start removes its own, so no pod outlives a failed init.
+removed by :func:`check_start`, as the blocking start removes its own, so no pod outlives a failed
+init.
 """
 
 from __future__ import annotations
@@ -43,8 +44,18 @@ def check_start(backend: Backend, msg: InitMsg, elapsed: float) -> bool:
 
 
 def wait_started(backend: Backend, msg: InitMsg) -> None:
-    """Block until :func:`check_start` says the pods of ``msg`` are ready (or raises)."""
+    """Block until the pods of ``msg`` are ready, or until one never will be.
+
+    For an init that found its identical ETL running: it waits for pods another init is still
+    starting, and leaves an ETL whose pods fail as it is (its caller reports it, e.g. degraded;
+    only the init that started the pods removes them).
+    """
     interval = min(probing_interval(msg.timeout or DEFAULT_TIMEOUT), _MAX_INTERVAL)
     started = time.monotonic()
-    while not check_start(backend, msg, time.monotonic() - started):
+    while True:
+        try:
+            if backend.check_started(msg, time.monotonic() - started):
+                return
+        except EtlError:
+            return
         time.sleep(interval)

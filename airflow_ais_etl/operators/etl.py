@@ -57,7 +57,6 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
                 raise ValueError(f"on_definition_change must be one of {', '.join(DEFINITION_CHANGE_MODES)}")
             wait = parse_duration(self.definition_change_timeout)
             deferrable = as_bool("deferrable", self.deferrable)
-            started_at = time.time()
             with self.acting(context):
                 info = self.hook.api.init(
                     self.etl_name,
@@ -67,8 +66,8 @@ class _AisEtlInitOperator(AisEtlBaseOperator):
                     definition_change_timeout=wait,
                     wait=not deferrable,
                 )
-        if deferrable:
-            self._defer_start(context, started_at)
+        if deferrable:  # the startup timeout counts from here: the init may have waited for other runs' jobs
+            self._defer_start(context, time.time())
         return self._report(info)
 
     def _defer_start(self, context: Context, started_at: float) -> None:

@@ -119,9 +119,8 @@ class AisEtlHealthTrigger(BaseTrigger):
         if self.started_at is None or lease is None:
             return await hook.check_health(self.etl_name)
         api = await hook.get_api()
-        report = await asyncio.to_thread(start_report, api, self.etl_name, time.time() - self.started_at)
         await asyncio.to_thread(lease.renew, api.backend)
-        return report
+        return await asyncio.to_thread(start_report, api, self.etl_name, time.time() - self.started_at)
 
     async def _wait(self, hook: AisEtlAsyncHook, lease: StartLease | None = None) -> TriggerEvent:
         while True:

@@ -1,9 +1,12 @@
 """Two DAG runs of the offline example that share its ETL: a teardown leaves it to the other's job.
 
-The example's own tasks (rendered with each run's params) run here as the tasks of two DAG runs:
-run B's ``transform_bucket`` runs while run A's teardown ``stop_etl`` comes, as when two runs
-overlap (``dag.test()`` cannot run twice at once in one process, and two processes only overlap
-their jobs by chance). Real local backend: real pods, real files.
+The first test runs the example's own tasks (rendered with each run's params) as the tasks of two
+DAG runs, placing run A's teardown ``stop_etl`` exactly while run B's ``transform_bucket`` runs.
+The last one runs the whole DAG twice at once, one ``dag.test()`` per OS process: ``dag.test()``
+cannot run twice at once in one process, so each process has its own Airflow home and metadata DB
+while both share the ais-etl home (the ETL, its pods and leases). Their inits meet on the same
+starting pods, so their jobs start together and run A's teardown falls within run B's longer job.
+Real local backend: real pods, real files.
 """
 
 from __future__ import annotations
@@ -127,3 +130,93 @@ def test_init_operators_pass_the_definition_change_mode_and_refuse_an_unknown_on
     op.on_definition_change = "sometimes"
     with pytest.raises(AirflowFailException, match="on_definition_change must be one of"):
         op.execute(_context("run-a", "init_etl"))  # type: ignore[arg-type]
+
+
+# One real DAG run per OS process: its own AIRFLOW_HOME and sqlite DB (Airflow's metadata is the
+# run's), the same AIS_ETL_HOME (the ETL and its leases are the cluster's, shared by both runs).
+_RUN_DAG = """
+import json, sys
+from tests.dag_runs import example_dag
+dr = example_dag("example_ais_etl_offline").test(run_conf=json.loads(sys.argv[1]))
+tis = {ti.task_id: [ti.start_date.timestamp(), ti.end_date.timestamp(), str(ti.state)]
+       for ti in dr.get_task_instances() if ti.start_date and ti.end_date}
+print("RESULT " + json.dumps({"state": str(dr.state), "run_id": dr.run_id, "tasks": tis}), flush=True)
+"""
+
+
+def _own_airflow_home(root: Path, template_db: Path) -> dict[str, str]:
+    """Return the environment of a process with its own Airflow home and a copy of the migrated DB."""
+    import sqlite3
+
+    root.mkdir()
+    with sqlite3.connect(template_db) as src, sqlite3.connect(root / "airflow.db") as dst:
+        src.backup(dst)
+    return {
+        "AIRFLOW_HOME": str(root),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow.db'}",
+    }
+
+
+def test_two_concurrent_dag_runs_in_two_processes_share_the_etl_and_both_succeed(
+    ais_home: Path, tmp_path: Path, airflow_db: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.dag_runs import EXAMPLE_DAGS
+
+    # The same definition (delay_ms is part of it), so the runs share one ETL; run B's bucket is
+    # bigger, so run A's teardown comes while run B's job still transforms.
+    runs = {"a": 12, "b": 120}
+    procs = {}
+    for run, objects in runs.items():
+        conf = {
+            "src": str(tmp_path / f"src-{run}"),
+            "dst": str(tmp_path / f"dst-{run}"),
+            "num_objects": objects,
+            "num_workers": 1,
+            "delay_ms": 100,
+        }
+        env = {**os.environ, **_own_airflow_home(tmp_path / f"airflow-{run}", airflow_db / "airflow.db")}
+        env.pop("AIRFLOW_CONN_AIS_ETL_DEFAULT", None)
+        log = (tmp_path / f"run-{run}.log").open("w")
+        procs[run] = subprocess.Popen(
+            [sys.executable, "-c", _RUN_DAG, json.dumps(conf)],
+            cwd=str(EXAMPLE_DAGS.parent),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for proc in procs.values():
+            proc.wait(timeout=300)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        AisEtlHook().api.stop_all(force=True)
+    logs = {run: (tmp_path / f"run-{run}.log").read_text() for run in runs}
+    results = {}
+    for run, text in logs.items():
+        lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
+        assert procs[run].returncode == 0, f"run {run} failed:\n{text[-4000:]}"
+        assert lines, f"run {run} printed no result:\n{text[-4000:]}"
+        results[run] = json.loads(lines[-1].removeprefix("RESULT "))
+    for run, objects in runs.items():
+        assert results[run]["state"] == "success", (results[run], logs[run][-4000:])
+        assert {state for _s, _e, state in results[run]["tasks"].values()} == {"success"}, results[run]
+        sources, written = visible_objects(tmp_path / f"src-{run}"), visible_objects(tmp_path / f"dst-{run}")
+        assert sorted(written) == sorted(sources)
+        assert len(written) == objects
+        assert all(written[name].read_bytes() == sources[name].read_bytes().upper() for name in written)
+    a, b = results["a"]["tasks"], results["b"]["tasks"]
+    # They overlapped: run A's teardown came while run B's job ran ...
+    assert b["transform_bucket"][0] < a["stop_etl"][0] < b["transform_bucket"][1], (a, b)
+    # ... which held the ETL: run A's teardown left it running, and run B's stopped it.
+    holder = f"offline transform by task transform_bucket of run {results['b']['run_id']} (dag {DAG_ID})"
+    assert f"etl {ETL} left running: still in use by {holder}" in logs["a"], logs["a"][-4000:]
+    assert f"etl {ETL} stopped" in logs["b"]
+    assert LocalBackend(ais_home).endpoints(ETL) == []

@@ -143,6 +143,7 @@ def test_execute_complete_after_a_timeout_or_crashed_check_stops_the_start() -> 
         hook.api.stop.assert_called_once_with("my-etl")
 
 
+@pytest.mark.integration  # importing an example DAG file makes Airflow start a process
 def test_the_offline_example_defers_its_init() -> None:
     from tests.dag_runs import example_dag
 
