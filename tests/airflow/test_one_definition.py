@@ -144,7 +144,8 @@ def test_init_operators_take_exactly_the_definition_arguments() -> None:
     """An argument added to the definition must reach the operators (and nothing else may creep in)."""
     for operator, keys in ((AisEtlInitCodeOperator, CODE_KEYS), (AisEtlInitSpecOperator, SPEC_KEYS)):
         params = inspect.signature(operator.__init__).parameters
-        # what an init does when another definition runs is the init's choice, not the definition's
-        init_only = {"etl_name", "on_definition_change", "definition_change_timeout"}
+        # what an init does when another definition runs, and where it waits for the pods (worker or
+        # triggerer), are the init's choices, not the definition's
+        init_only = {"etl_name", "on_definition_change", "definition_change_timeout", "deferrable"}
         own = {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY} - init_only
         assert own == set(keys), operator.__name__
