@@ -64,6 +64,8 @@ class ByteBudget(Generic[T]):
             raise ValueError("a byte budget needs at least one target")
         self.limit = check_budget(limit)
         self._targets = list(targets)
+        self._index = {id(t): i for i, t in enumerate(self._targets)}
+        """Targets by identity: a release costs no comparison of endpoints."""
         self._loads = [_Load() for _ in self._targets]
         self._key = key or (lambda t: t)
         self._waiting: collections.deque[tuple[int, asyncio.Future[int]]] = collections.deque()
@@ -115,7 +117,7 @@ class ByteBudget(Generic[T]):
 
     def release(self, target: T, size: int) -> None:
         """Give back what :meth:`acquire` admitted to ``target``, and admit whoever waits and now fits."""
-        self._release_index(self._targets.index(target), max(size, 0))
+        self._release_index(self._index[id(target)], max(size, 0))
 
     def _release_index(self, index: int, size: int) -> None:
         load = self._loads[index]
@@ -140,7 +142,7 @@ class ByteBudget(Generic[T]):
 
     def in_flight(self, target: T) -> int:
         """Return the bytes in flight on ``target`` now."""
-        return self._loads[self._targets.index(target)].bytes
+        return self._loads[self._index[id(target)]].bytes
 
     def peak(self) -> dict[object, int]:
         """Return the most bytes each target ever had in flight at once."""

@@ -76,7 +76,7 @@ async def test_a_file_that_changed_size_is_refused(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_a_request_given_up_mid_body_stops_its_pump_and_closes_its_socket(tmp_path: Path) -> None:
     path = tmp_path / "obj"
-    path.write_bytes(os.urandom(64 << 20))  # far more than the socket buffers hold
+    path.write_bytes(os.urandom(16 << 20))  # far more than the socket buffers hold
 
     async def never_reads_the_body(reader, writer, srv) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -88,7 +88,7 @@ async def test_a_request_given_up_mid_body_stops_its_pump_and_closes_its_socket(
         try:
             with pytest.raises(TimeoutError):
                 await http.request(
-                    "PUT", srv.url + "/o", body=FileBody(str(path), 64 << 20), size=64 << 20, timeout=0.5
+                    "PUT", srv.url + "/o", body=FileBody(str(path), 16 << 20), size=16 << 20, timeout=0.5
                 )
             for _ in range(200):  # the pump notices within a poll interval; this only bounds a hang
                 if open_fds() <= before + 1:  # the server's accepted socket may remain; the client's dup not

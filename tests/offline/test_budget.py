@@ -37,7 +37,7 @@ def transform(data):
             pass
     with open(os.path.join(BASE, "seen-" + uuid.uuid4().hex), "w") as f:
         f.write(f"{{sum(held)}} {{len(held)}}")
-    time.sleep(0.03)
+    time.sleep(0.1)
     os.unlink(me)
     return data[::-1]
 """
