@@ -160,3 +160,15 @@ def test_resume_index_matches_only_the_same_triple_and_filters_by_shard(tmp_path
     }
     assert not ResumeIndex()
     assert not ResumeIndex().has("s1", "v1", "d1")
+
+
+def test_progress_says_listing_until_the_total_is_known() -> None:
+    from airflow_ais_etl.dataplane.progress import progress_line
+
+    stats = JobStats("e", "s", "d", dry_run=False)
+    stats.listing, stats.planned_objects, stats.objects = True, 2048, 100
+    snap = stats.snapshot()
+    assert snap["eta"] is None
+    assert progress_line(snap).startswith("100/2048+ objects (listing…)")
+    stats.listing = False
+    assert progress_line(stats.snapshot()).startswith("100/2048 objects (4.9%)")
