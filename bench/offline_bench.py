@@ -1,27 +1,23 @@
-"""Benchmark the offline engine (local backend) against baselines this script implements itself.
+"""Benchmark the offline engine against baselines measured in the same run: every cell of issue 16.
 
-Run: ``.venv/bin/python bench/offline_bench.py [--quick] [--rounds 3] [--dir DIR]``. Never a test.
+Run (Dask is a bench-only dependency group)::
 
-Scenarios, all on the same generated data, every contender writing atomically (temp file + rename,
-no fsync per object: the engine syncs the file system once per journal batch and so does the
-serial loop once at its end):
+    python3 -m uv run --group bench python bench/offline_bench.py [--quick] [--fs disk|tmpfs|both]
+        [--rounds 3] [--only small|zlib|large|largez] [--skip CONTENDER] [--dir DIR] [--tmpfs-dir DIR]
 
-  1. small: N x 4 KiB echo. Engine vs an in-process serial loop (read, transform, write) and vs a
-     naive HTTP path (stdlib ThreadingHTTPServer transform server + a thread pool of ``requests``).
-     Targets: engine >= 0.3x serial, >= 3x naive HTTP.
-  2. zlib: N x 4 MiB, zlib level 6. Engine vs a ProcessPool of the same width (2). Target >= 0.85x.
-  3. large: N x 256 MiB echo through a CHUNK_SIZE (1 MiB) streaming transform. Engine MB/s vs the
-     serial loop's (target >= 0.6x); the engine process's peak RSS (target <= 128 MiB) and the pods'.
-
-The engine runs in a child process (``--engine-child``) so its peak RSS is its own; pods are started
-once per scenario by the parent. Rounds alternate contenders; medians are printed.
+Workloads (``--quick``: seconds each): 20,000 x 4 KiB echo, 200 x 4 MiB zlib-6, 64 x 64 MiB echo and
+zlib-6 (16 on tmpfs, where they live in RAM). Contenders, each in a fresh process per round, rounds
+alternating their order: an in-process serial loop, ProcessPool(2), Dask bag (processes, 2
+workers), naive HTTP (stdlib server + ``requests`` threads), the project (``AisEtl.local()``, 2
+targets, hpush, default options; ``transform_bucket`` timed without the init) and the project with
+direct put + hpull. Peak RSS is sampled over each contender's whole process tree (for the project:
+the engine's process and both pods' trees) and the engine's own peak is its ``ru_maxrss``. Medians
+are printed as rates and as ratios against the baselines, each with its goal (met / not met).
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import http.server
 import json
 import os
 import resource
@@ -32,159 +28,60 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-ECHO = "def transform(data):\n    return data\n"
-ZLIB6 = "import zlib\n\ndef transform(data):\n    return zlib.compress(data, 6)\n"
-STREAM_ECHO = "def transform(reader, writer):\n    for chunk in reader:\n        writer.write(chunk)\n"
-CHUNK = 1 << 20
+sys.path.insert(0, str(Path(__file__).parent))
+
+from benchdata import Workload, make_data, workloads
+from benchgoals import report
+
+PROJECT = ("project", "direct")
+"""The project's contenders: hpush with default options, and direct put + hpull."""
+ALL = ("serial", "pool2", "dask", "http", *PROJECT)
 
 
-# ---------------------------------------------------------------------------------------------- data
-def make_data(root: Path, count: int, size: int, kind: str) -> None:
-    """Write ``count`` objects of ``size`` bytes: random (echo) or half text, half random (zlib)."""
-    root.mkdir(parents=True, exist_ok=True)
-    block = os.urandom(CHUNK)
-    text = (b"the quick brown fox jumps over the lazy dog %d " * 4096)[: CHUNK // 2]
-    for i in range(count):
-        path = root / f"obj-{i:06d}.bin"
-        if path.exists() and path.stat().st_size == size:
-            continue
-        with open(path, "wb") as f:
-            left = size
-            while left > 0:
-                if kind == "zlib":
-                    piece = (text + os.urandom(CHUNK // 2))[:left]
-                else:
-                    piece = block[:left]
-                f.write(piece)
-                left -= len(piece)
+# ---------------------------------------------------------------------------------------------- child side
+def child(spec: dict[str, Any]) -> None:
+    """Run one contender over one workload in this fresh process; print seconds and figures as JSON."""
+    out: dict[str, Any] = {}
+    src, dst, kind = Path(spec["src"]), Path(spec["dst"]), spec["kind"]
+    if spec["contender"] in PROJECT:
+        from airflow_ais_etl.dataplane.engine import OfflineOptions
+        from airflow_ais_etl.service import AisEtl
 
+        api = AisEtl.local(spec["home"])
+        t0 = time.perf_counter()
+        stats = api.transform_bucket(spec["etl"], str(src), str(dst), OfflineOptions())
+        out["seconds"] = time.perf_counter() - t0
+        out.update({k: stats[k] for k in ("objects", "bytes_out", "bytes_via_engine", "direct_put_objects")})
+    else:
+        import baselines
 
-def atomic_write(path: str, chunks: Any) -> int:
-    tmp = f"{os.path.dirname(path)}/.bench-tmp-{os.getpid()}-{os.path.basename(path)}"
-    n = 0
-    with open(tmp, "wb") as f:
-        for c in chunks:
-            f.write(c)
-            n += len(c)
-    os.replace(tmp, path)
-    return n
-
-
-def syncfs_of(directory: str) -> None:
-    from airflow_ais_etl.dataplane.storage.local import syncfs
-
-    syncfs(directory)
-
-
-# ---------------------------------------------------------------------------------------------- baselines
-def serial_loop(src: Path, dst: Path, transform: Any, chunked: bool) -> float:
-    """Read, transform, write every object in this process; return seconds."""
-    dst.mkdir(parents=True, exist_ok=True)
-    names = sorted(os.listdir(src))
-    t0 = time.perf_counter()
-    for name in names:
-        if chunked:
-            with open(src / name, "rb") as f:
-                atomic_write(str(dst / name), (transform(c) for c in iter(lambda f=f: f.read(CHUNK), b"")))
+        fn = baselines.CONTENDERS[spec["contender"]]
+        if spec["contender"] == "http":
+            out["seconds"] = fn(src, dst, kind, threads=4 if spec["size"] >= 16 << 20 else 16)
         else:
-            with open(src / name, "rb") as f:
-                data = f.read()
-            atomic_write(str(dst / name), [transform(data)])
-    syncfs_of(str(dst))
-    return time.perf_counter() - t0
+            out["seconds"] = fn(src, dst, kind)
+        out["objects"] = len(os.listdir(dst))
+    out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(out), flush=True)
 
 
-def _zlib_one(args: tuple[str, str]) -> int:
-    src, dst = args
-    with open(src, "rb") as f:
-        data = f.read()
-    return atomic_write(dst, [zlib.compress(data, 6)])
+# ---------------------------------------------------------------------------------------------- parent side
+def tree(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in procs:
+        try:
+            out += [p, *p.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return out
 
 
-def process_pool(src: Path, dst: Path, width: int) -> float:
-    dst.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(src / n), str(dst / n)) for n in sorted(os.listdir(src))]
-    with concurrent.futures.ProcessPoolExecutor(width) as pool:
-        pool.submit(int, 0).result()  # workers up before the clock starts
-        t0 = time.perf_counter()
-        list(pool.map(_zlib_one, jobs, chunksize=4))
-    syncfs_of(str(dst))
-    return time.perf_counter() - t0
-
-
-class _EchoHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_PUT(self) -> None:
-        data = self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-def naive_http(src: Path, dst: Path, threads: int) -> float:
-    """A stdlib threading transform server in a child process and a pool of ``requests`` sessions."""
-    import requests
-
-    code = (
-        f"import http.server, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import offline_bench as b; "
-        "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), b._EchoHandler); "
-        "print(s.server_address[1], flush=True); s.serve_forever()"
-    )
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        url = f"http://127.0.0.1:{port}/"
-        dst.mkdir(parents=True, exist_ok=True)
-        local = threading.local()
-
-        def one(name: str) -> None:
-            sess = getattr(local, "s", None)
-            if sess is None:
-                sess = local.s = requests.Session()
-            with open(src / name, "rb") as f:
-                data = f.read()
-            resp = sess.put(url + name, data=data)
-            resp.raise_for_status()
-            atomic_write(str(dst / name), [resp.content])
-
-        names = sorted(os.listdir(src))
-        t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, names))
-        syncfs_of(str(dst))
-        return time.perf_counter() - t0
-    finally:
-        server.kill()
-        server.wait()
-
-
-# ---------------------------------------------------------------------------------------------- engine
-def engine_child(home: str, etl: str, src: str, dst: str, workers: int) -> None:
-    """Run one offline job in this process and print its seconds, stats and peak RSS as JSON."""
-    from airflow_ais_etl.dataplane.engine import OfflineOptions
-    from airflow_ais_etl.service import AisEtl
-
-    api = AisEtl.local(home)
-    t0 = time.perf_counter()
-    stats = api.transform_bucket(etl, src, dst, OfflineOptions(num_workers=workers))
-    seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "objects": stats["objects"], "peak_rss": rss}))
-
-
-def tree_rss(procs: list[psutil.Process]) -> int:
+def rss_of(procs: list[psutil.Process]) -> int:
     total = 0
     for p in procs:
         try:
@@ -194,126 +91,143 @@ def tree_rss(procs: list[psutil.Process]) -> int:
     return total
 
 
-def run_engine(
-    home: str, etl: str, src: Path, dst: Path, workers: int, pod_procs: list[psutil.Process]
-) -> dict[str, Any]:
-    """Run the engine child; sample the pods' RSS meanwhile."""
-    peak_pods = 0
+def run_child(spec: dict[str, Any], pods: list[psutil.Process]) -> dict[str, Any]:
+    """Run a contender's child process; sample its tree's RSS (plus the pods') meanwhile."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE, text=True
+    )
+    peak = 0
     done = threading.Event()
+    me = psutil.Process(proc.pid)
 
     def sample() -> None:
-        nonlocal peak_pods
+        nonlocal peak
         while not done.wait(0.05):
-            peak_pods = max(peak_pods, tree_rss(pod_procs))
+            peak = max(peak, rss_of(tree([me, *pods])))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--engine-child", home, etl, str(src), str(dst), str(workers)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        stdout, _ = proc.communicate()
     finally:
         done.set()
         sampler.join()
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["peak_pods_rss"] = peak_pods
+    if proc.returncode != 0:
+        raise RuntimeError(f"{spec['contender']} on {spec['workload']} failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    result["tree_rss"] = peak
     return result
 
 
 def pod_processes(api: Any, etl: str) -> list[psutil.Process]:
-    from airflow_ais_etl.cluster.local.backend import _process_tree
+    """The processes of the ETL's pods (their children are added while sampling)."""
+    procs = []
+    for pod in api.backend._pods(etl).values():
+        for pid in pod.pids():
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
+    return procs
 
-    return [p for pod in api.backend._pods(etl).values() for p in _process_tree(pod)]
+
+def have_dask() -> bool:
+    try:
+        import dask.bag  # noqa: F401
+    except ImportError:
+        print("dask is not installed: run with `python3 -m uv run --group bench` to include Dask bag")
+        return False
+    return True
 
 
-# ---------------------------------------------------------------------------------------------- main
-def fresh(base: Path, name: str) -> Path:
-    path = base / name
-    if path.exists():
-        shutil.rmtree(path)
-    return path
+def bench_fs(fs: str, base: Path, args: argparse.Namespace, contenders: list[str]) -> dict[str, Any]:
+    """Run every chosen workload on one file system; return ``{workload: {contender: [results]}}``."""
+    from airflow_ais_etl.service import AisEtl
+
+    api = AisEtl.local(str(base / "home"))
+    results: dict[str, Any] = {}
+    try:
+        for w in workloads(args.quick, fs):
+            if args.only and w.name not in args.only:
+                continue
+            results[w.name] = {
+                "workload": w,
+                "runs": bench_workload(api, fs, base, w, args.rounds, contenders),
+            }
+            if not args.keep_data:
+                shutil.rmtree(base / f"src-{w.name}", ignore_errors=True)
+    finally:
+        api.backend.shutdown()  # type: ignore[attr-defined]
+    return results
+
+
+def bench_workload(
+    api: Any, fs: str, base: Path, w: Workload, rounds: int, contenders: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    src = base / f"src-{w.name}"
+    make_data(src, w)
+    code, chunk = w.etl_code()
+    etls = {"project": f"bench-{w.name}", "direct": f"bench-{w.name}-dp"}
+    api.init_code(etls["project"], code, chunk_size=chunk)
+    api.init_code(etls["direct"], code, chunk_size=chunk, comm_type="hpull", direct_put=True)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for r in range(rounds):
+            order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+            for name in order:
+                dst = base / "dst"
+                shutil.rmtree(dst, ignore_errors=True)
+                spec = {"contender": name, "workload": w.name, "kind": w.kind, "size": w.size}
+                spec.update(src=str(src), dst=str(dst), home=str(base / "home"), etl=etls.get(name, ""))
+                pods = pod_processes(api, etls[name]) if name in PROJECT else []
+                res = run_child(spec, pods)
+                shutil.rmtree(dst, ignore_errors=True)
+                if res["objects"] != w.count:
+                    raise RuntimeError(f"{name} wrote {res['objects']} of {w.count} objects")
+                runs.setdefault(name, []).append(res)
+                mbs = w.total_mb / res["seconds"]
+                print(
+                    f"[{fs} {w.name} round {r + 1}] {name:8} {w.count / res['seconds']:9.0f} obj/s "
+                    f"{mbs:8.1f} MB/s  tree {res['tree_rss'] / 2**20:7.1f} MiB",
+                    flush=True,
+                )
+    finally:
+        for etl in etls.values():
+            api.stop(etl)
+    return runs
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds per round)")
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes (seconds per round)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--dir", help="work directory (default: a new temp dir, removed at the end)")
-    p.add_argument("--only", choices=["small", "zlib", "large"], action="append")
-    p.add_argument("--engine-child", nargs=5, metavar=("HOME", "ETL", "SRC", "DST", "WORKERS"))
+    p.add_argument("--fs", choices=["disk", "tmpfs", "both"], default="both")
+    p.add_argument(
+        "--dir", help="disk work directory (default: a new temp dir under /tmp, removed at the end)"
+    )
+    p.add_argument("--tmpfs-dir", help="tmpfs work directory (default: a new dir under /dev/shm, removed)")
+    p.add_argument("--only", choices=["small", "zlib", "large", "largez"], action="append")
+    p.add_argument("--skip", choices=ALL, action="append", default=[])
+    p.add_argument("--keep-data", action="store_true", help="keep the generated sources between runs")
+    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.engine_child:
-        home, etl, src, dst, workers = args.engine_child
-        engine_child(home, etl, src, dst, int(workers))
+    if args.child:
+        child(json.loads(args.child))
         return
-
-    from airflow_ais_etl.service import AisEtl
-
-    sizes = {
-        "small": (2000, 4 << 10) if args.quick else (20000, 4 << 10),
-        "zlib": (40, 4 << 20) if args.quick else (200, 4 << 20),
-        "large": (4, 64 << 20) if args.quick else (16, 256 << 20),
-    }
-    only = args.only or ["small", "zlib", "large"]
-    base = Path(args.dir or tempfile.mkdtemp(prefix="offline-bench-"))
-    home = str(base / "home")
-    api = AisEtl.local(home)
-    results: dict[str, dict[str, list[float]]] = {}
-    extra: dict[str, list[float]] = {"engine_rss": [], "pods_rss": []}
-    try:
-        for scen in only:
-            count, size = sizes[scen]
-            src = base / f"src-{scen}"
-            make_data(src, count, size, "zlib" if scen == "zlib" else "echo")
-            code, chunk = {"small": (ECHO, 0), "zlib": (ZLIB6, 0), "large": (STREAM_ECHO, CHUNK)}[scen]
-            etl = f"bench-{scen}"
-            api.init_code(etl, code, chunk_size=chunk, replace=True)
-            pods = pod_processes(api, etl)
-            rec = results.setdefault(scen, {})
-            total_mb = count * size / 1e6
-            for r in range(args.rounds):
-                res = run_engine(home, etl, src, fresh(base, "dst-engine"), 8, pods)
-                assert res["objects"] == count, res
-                rec.setdefault("engine", []).append(res["seconds"])
-                if scen == "large":
-                    extra["engine_rss"].append(res["peak_rss"] / 2**20)
-                    extra["pods_rss"].append(res["peak_pods_rss"] / 2**20)
-                if scen == "small":
-                    rec.setdefault("serial", []).append(serial_loop(src, fresh(base, "dst-b"), bytes, False))
-                    rec.setdefault("naive_http", []).append(naive_http(src, fresh(base, "dst-b"), 16))
-                elif scen == "zlib":
-                    rec.setdefault("processpool", []).append(process_pool(src, fresh(base, "dst-b"), 2))
-                else:
-                    rec.setdefault("serial", []).append(serial_loop(src, fresh(base, "dst-b"), bytes, True))
-                line = ", ".join(
-                    f"{k} {count / v[-1]:.0f} obj/s ({total_mb / v[-1]:.0f} MB/s)" for k, v in rec.items()
-                )
-                print(f"[{scen} round {r + 1}] {line}", flush=True)
-                shutil.rmtree(base / "dst-engine", ignore_errors=True)
-                shutil.rmtree(base / "dst-b", ignore_errors=True)
-            api.stop(etl)
-    finally:
-        api.backend.shutdown()  # type: ignore[attr-defined]
-        if not args.dir:
-            shutil.rmtree(base, ignore_errors=True)
-
-    print("\nmedians (seconds -> rate) and ratios")
-    for scen, rec in results.items():
-        count, size = sizes[scen]
-        med = {k: statistics.median(v) for k, v in rec.items()}
-        for k, v in med.items():
-            print(f"  {scen:5} {k:12} {count / v:9.1f} obj/s {count * size / v / 1e6:9.1f} MB/s")
-        for k in med:
-            if k != "engine":
-                print(f"  {scen:5} engine/{k:12} {med[k] / med['engine']:.2f}x")
-    if extra["engine_rss"]:
-        print(
-            f"  large engine peak RSS {statistics.median(extra['engine_rss']):.1f} MiB (max {max(extra['engine_rss']):.1f})"
+    contenders = [c for c in ALL if c not in args.skip and (c != "dask" or have_dask())]
+    results = {}
+    for fs in ("disk", "tmpfs") if args.fs == "both" else (args.fs,):
+        given = args.dir if fs == "disk" else args.tmpfs_dir
+        base = Path(
+            given or tempfile.mkdtemp(prefix="offline-bench-", dir=None if fs == "disk" else "/dev/shm")
         )
-        print(f"  large pods peak RSS (both pod trees) {statistics.median(extra['pods_rss']):.1f} MiB")
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            results[fs] = bench_fs(fs, base, args, contenders)
+        finally:
+            if not given:
+                shutil.rmtree(base, ignore_errors=True)
+    report(results, statistics.median)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Dynamic task mapping: one bucket-transform task per shard (prefix) of one source bucket.
+"""Dynamic task mapping: one bucket-transform task per hash shard of one source bucket.
 
-Each mapped task transforms its own prefix, so shards run (and retry) independently; all write to
+Each mapped task transforms the objects whose name hash falls in its shard (shards of about equal
+size, whatever the names look like), so shards run, retry and resume independently; all write to
 the same destination bucket.
 """
 
@@ -29,10 +30,11 @@ def reverse_lines(data: bytes) -> bytes:
 DOC_MD = """
 ### One transform task per shard (dynamic task mapping)
 
-**make_sharded_bucket** writes a sample bucket of `shards` shards and returns one prefix per shard;
-**transform_shard** is mapped over those prefixes, so each shard runs, fails and retries on its own
-(`retries=2`, resuming where it stopped). Each mapped task is named by its prefix
-(`map_index_template`), so the grid shows `shard-00/`, `shard-01/`, ... instead of 0, 1, 2.
+**make_sample_bucket** writes a sample bucket and returns the shard numbers `0 .. shards-1`;
+**transform_shard** is mapped over them with `shard=i, shards=N`: each task transforms the objects
+whose CRC-32 name hash is `i` modulo `N` (equal shards by hash, not by prefix luck), and runs, fails
+and retries on its own (`retries=2`, resuming its own shard where it stopped). Each mapped task is
+named by its shard (`map_index_template`), so the grid shows `shard 0/3`, `shard 1/3`, ...
 The health sensor is deferrable (it waits in the triggerer); **stop_etl** is a teardown.
 """
 
@@ -51,19 +53,16 @@ with DAG(
 ) as dag:
     # [START howto_operator_ais_etl_mapped_prefixes]
     @task
-    def make_sharded_bucket(src: str, shards: int) -> list[str]:
-        """Write ``shards`` shards of sample objects if the source is empty; return one prefix per shard."""
+    def make_sample_bucket(src: str, shards: int) -> list[int]:
+        """Write sample objects (4 per shard) if the source is empty; return the shard numbers."""
         os.makedirs(src, exist_ok=True)
         if not os.listdir(src):
-            for s in range(int(shards)):
-                shard = os.path.join(src, f"shard-{s:02d}")
-                os.makedirs(shard)
-                for i in range(4):
-                    with open(os.path.join(shard, f"obj-{i}.txt"), "w") as f:
-                        f.write("".join(f"shard {s} object {i} line {n}\n" for n in range(3)))
-        return sorted(f"{d}/" for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
+            for i in range(4 * int(shards)):
+                with open(os.path.join(src, f"obj-{i:03d}.txt"), "w") as f:
+                    f.write("".join(f"object {i} line {n}\n" for n in range(3)))
+        return list(range(int(shards)))
 
-    prefixes = make_sharded_bucket("{{ params.src }}", "{{ params.shards }}")
+    shard_numbers = make_sample_bucket("{{ params.src }}", "{{ params.shards }}")
     # [END howto_operator_ais_etl_mapped_prefixes]
 
     init = AisEtlInitCodeOperator(task_id="init_etl", etl_name=ETL_NAME, python_callable=reverse_lines)
@@ -80,14 +79,15 @@ with DAG(
         progress_interval=5,
         retries=2,
         retry_delay=timedelta(seconds=3),
-        map_index_template="{{ task.prefix }}",  # the grid names each shard by its prefix
-    ).expand(prefix=prefixes)
+        shards="{{ params.shards }}",  # every task splits the bucket the same way ...
+        map_index_template="shard {{ task.shard }}/{{ task.shards }}",  # (the grid's name of a task)
+    ).expand(shard=shard_numbers)  # ... and takes its own shard
     # [END howto_operator_ais_etl_mapped_transform]
 
     stop = AisEtlStopOperator(task_id="stop_etl", etl_name=ETL_NAME)
 
     # [START howto_operator_ais_etl_mapped_dependencies]
-    prefixes >> init >> healthy >> transforms >> stop.as_teardown(setups=init)
+    shard_numbers >> init >> healthy >> transforms >> stop.as_teardown(setups=init)
     # [END howto_operator_ais_etl_mapped_dependencies]
 
 

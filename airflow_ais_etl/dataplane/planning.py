@@ -127,16 +127,18 @@ class Feed:
 
     def _produce(self) -> None:
         """List in batches, one batch ahead, so that the last batch comes marked as the last."""
+        pending: list[ObjInfo] | None = None
         try:
             batches = iter(lambda: list(itertools.islice(self._items, self._batch_size)), [])
-            pending: list[ObjInfo] | None = next(batches, [])
+            pending = next(batches, [])
             while pending is not None:
                 following = next(batches, None)
                 if not self._put((pending, following is None)):
                     return
                 pending = following
-        except BaseException as exc:  # handed to the event loop, raised by next()
-            self._put(exc)
+        except BaseException as exc:  # handed to the event loop (after what was listed), raised by next()
+            if not pending or self._put((pending, False)):
+                self._put(exc)
 
     def _put(self, item: tuple[list[ObjInfo], bool] | BaseException) -> bool:
         """Queue ``item``, waiting for room; return ``False`` once the feed is closed."""

@@ -20,8 +20,14 @@ def progress_line(stats: dict[str, Any]) -> str:
     pct = 100.0 * done / total if total else 100.0
     eta = stats.get("eta")
     eta_text = "-" if eta is None else f"{eta:.0f}s"
+    # while the source is still being listed the total only grows: no percentage yet
+    of_total = (
+        f"{done}/{total}+ objects (listing…)"
+        if stats.get("listing")
+        else f"{done}/{total} objects ({pct:.1f}%)"
+    )
     return (
-        f"{done}/{total} objects ({pct:.1f}%), {_size(stats['bytes_in'])} in, {_size(stats['bytes_out'])} out, "
+        f"{of_total}, {_size(stats['bytes_in'])} in, {_size(stats['bytes_out'])} out, "
         f"{stats['rate_objects']:.1f} obj/s, {_size(stats['rate_bytes'])}/s, {stats['error_count']} errors, "
         f"{stats['skipped']} skipped, elapsed {stats['elapsed']:.1f}s, ETA {eta_text}"
     )

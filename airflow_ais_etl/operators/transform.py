@@ -68,6 +68,10 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         retries)
     :param progress_interval: seconds between progress lines (templated)
     :param etl_args: per-request arguments for every object's transform, AIS's ``etl_args`` (templated)
+    :param shard: with ``shards``: transform only shard ``shard`` (0 ≤ shard < shards) of the selected
+        objects, those whose CRC-32 name hash is ``shard`` modulo ``shards``; map the operator over
+        ``range(shards)`` to split a bucket over Airflow workers (templated)
+    :param shards: the number of hash shards (templated)
     :param etl_definition: ``{"kind": "code"|"spec", **init arguments}`` (the init operators'
         arguments, see :meth:`~airflow_ais_etl.etl.definition.EtlDefinition.from_mapping`) used to
         initialise or start the ETL when it is missing or not running (templated: prefer
@@ -91,6 +95,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         "num_workers",
         "progress_interval",
         "etl_args",
+        "shard",
+        "shards",
         "skip_existing",
         "continue_on_error",
         "etl_definition",
@@ -118,6 +124,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         skip_existing: bool = False,
         progress_interval: float | str = 30.0,
         etl_args: str = "",
+        shard: int | str | None = None,
+        shards: int | str | None = None,
         etl_definition: Mapping[str, Any] | None = None,
         src_conn_id: str | None = None,
         dst_conn_id: str | None = None,
@@ -139,6 +147,8 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
         self.skip_existing = skip_existing
         self.progress_interval = progress_interval
         self.etl_args = etl_args
+        self.shard = shard
+        self.shards = shards
         self.etl_definition = etl_definition
         self.src_conn_id = src_conn_id
         self.dst_conn_id = dst_conn_id
@@ -169,9 +179,21 @@ class AisEtlBucketTransformOperator(AisEtlBaseOperator):
             skip_existing=as_bool("skip_existing", self.skip_existing),
             progress_interval=as_float("progress_interval", self.progress_interval),
             etl_args=as_str("etl_args", self.etl_args or ""),
+            shard=self._shard(),
         )
         options.validate()
         return options
+
+    def _shard(self) -> tuple[int, int] | None:
+        """Return ``(shard, shards)`` when both are given (templates render them as text)."""
+        given = [v not in (None, "") for v in (self.shard, self.shards)]
+        if not any(given):
+            return None
+        if not all(given):
+            raise ValidationError(
+                "give both shard and shards (this task's shard index and their number), or neither"
+            )
+        return as_int("shard", self.shard, minimum=0), as_int("shards", self.shards, minimum=1)
 
     def build_definition(self) -> EtlDefinition | None:
         """Return the rendered ``etl_definition`` as an :class:`EtlDefinition` (None when not given)."""

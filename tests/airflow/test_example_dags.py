@@ -87,13 +87,13 @@ def test_mapped_example(ais_home: Path, tmp_path: Path) -> None:
     assert sorted(k for k in states if k[0] == "transform_shard") == [
         ("transform_shard", i) for i in range(3)
     ]
-    # map_index_template: each shard is named by its prefix in the grid
+    # map_index_template: each task is named by its hash shard in the grid
     names = {
         ti.map_index: ti.rendered_map_index
         for ti in dr.get_task_instances()
         if ti.task_id == "transform_shard"
     }
-    assert names == {0: "shard-00/", 1: "shard-01/", 2: "shard-02/"}
+    assert names == {0: "shard 0/3", 1: "shard 1/3", 2: "shard 2/3"}
     sources, results = visible_objects(src), visible_objects(dst)
     assert sorted(results) == sorted(sources)
     assert len(results) == 12

@@ -267,6 +267,22 @@ def test_bucket_transform_passes_options_and_returns_stats() -> None:
     hook.api.start.assert_not_called()
 
 
+def test_bucket_transform_hash_shard_is_rendered_and_validated() -> None:
+    """Templates render ``shard``/``shards`` as text; both or neither; 0 <= shard < shards."""
+    assert _transform(shard="1", shards="4").build_options().shard == (1, 4)
+    assert _transform(shard=0, shards=1).build_options().shard == (0, 1)
+    assert _transform().build_options().shard is None
+    for kwargs, message in (
+        ({"shard": 1}, "both shard and shards"),
+        ({"shards": "3"}, "both shard and shards"),
+        ({"shard": 3, "shards": 3}, "between 0 and 2"),
+        ({"shard": -1, "shards": 3}, "shard must be >= 0"),
+        ({"shard": 0, "shards": "many"}, "shards must be an integer"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            _transform(**kwargs).build_options()
+
+
 def test_progress_is_logged_with_progress_line(capfd: pytest.CaptureFixture[str]) -> None:
     op = _transform()
     snapshot = {

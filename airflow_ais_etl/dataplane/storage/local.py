@@ -112,10 +112,15 @@ class LocalBucket(Bucket):
         return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
 
     def _path(self, name: str) -> str:
-        """Validate ``name`` and return its path; refuse anything that resolves outside the bucket.
+        """Validate ``name`` and return its path; refuse anything that resolves outside the bucket."""
+        return self._resolve(name)[0]
+
+    def _resolve(self, name: str) -> tuple[str, os.stat_result | None]:
+        """Return ``_path(name)`` and, when it is no link, its ``lstat`` (``None``: link or nothing).
 
         Directories already seen inside the bucket are remembered, so the common case costs one
-        ``lstat`` of the object itself instead of resolving every component of the path.
+        ``lstat`` of the object itself instead of resolving every component of the path, and
+        :meth:`stat` reuses that ``lstat`` (one system call per object for a resume's checks).
         """
         if not _plainly_valid(name):
             validate_object_name(name)
@@ -123,10 +128,11 @@ class LocalBucket(Bucket):
         parent = name.rpartition("/")[0]
         if not parent or parent in self._dirs_inside:
             try:
-                if not S_ISLNK(os.lstat(path).st_mode):
-                    return path
+                st = os.lstat(path)
             except OSError:
-                return path  # nothing there (yet): the parent is known to be inside
+                return path, None  # nothing there (yet): the parent is known to be inside
+            if not S_ISLNK(st.st_mode):
+                return path, st
         real = os.path.realpath(path)
         if not self._inside(real):
             raise StorageError(f"bucket {self.url}: object {name!r} resolves outside the bucket")
@@ -134,7 +140,7 @@ class LocalBucket(Bucket):
             real_dir = os.path.realpath(os.path.join(self.root, parent))
             if os.path.isdir(real_dir) and self._inside(real_dir):
                 self._dirs_inside.add(parent)
-        return path
+        return path, None
 
     def _info(self, name: str, st: os.stat_result) -> ObjInfo:
         return ObjInfo(name, st.st_size, f"{st.st_mtime_ns}-{st.st_size}")
@@ -212,9 +218,9 @@ class LocalBucket(Bucket):
         return key.startswith(prefix) or prefix.startswith(key)
 
     def stat(self, name: str) -> ObjInfo | None:
-        path = self._path(name)
+        path, st = self._resolve(name)
         try:
-            st = os.stat(path)
+            st = st or os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as err:
