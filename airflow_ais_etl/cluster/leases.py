@@ -40,7 +40,15 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import Backend
     from airflow_ais_etl.etl.origin import Origin
 
-__all__ = ["acting_as", "acting_as_user", "hold_chain_leases", "hold_lease", "live_leases", "this_holder"]
+__all__ = [
+    "acting_as",
+    "acting_as_user",
+    "hold_chain_leases",
+    "hold_lease",
+    "is_held",
+    "live_leases",
+    "this_holder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,11 @@ def acting_as_user(user: str) -> Iterator[Holder]:
         yield _acting.get() or this_holder()
     finally:
         _acting.reset(token)
+
+
+def is_held(name: str) -> bool:
+    """Whether this block already holds a lease on ETL ``name`` (:func:`hold_lease` is re-entrant)."""
+    return name in _held.get()
 
 
 def live_leases(backend: Backend, name: str, now: float | None = None) -> list[Lease]:
