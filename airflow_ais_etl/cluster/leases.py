@@ -63,13 +63,18 @@ def _user() -> str:
         return str(os.getuid())
 
 
+@functools.lru_cache(maxsize=4)
+def _process_holder(pid: int) -> Holder:
+    """This process as a holder (cached per pid: a forked child is another process)."""
+    return Holder(_user(), socket.gethostname(), pid, process_start(pid))
+
+
 def this_holder() -> Holder:
     """Return who this code runs for: the task set by :func:`acting_as`, else this process's user."""
     acting = _acting.get()
     if acting is not None and acting.pid == os.getpid():
         return acting
-    pid = os.getpid()
-    return Holder(_user(), socket.gethostname(), pid, process_start(pid))
+    return _process_holder(os.getpid())
 
 
 @contextlib.contextmanager
