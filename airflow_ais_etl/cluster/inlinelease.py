@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -110,10 +111,15 @@ class _Keeper:
                 ]
                 gone = [self._kept.pop(k) for k in idle]
                 due = [v for v in self._kept.values() if now - v.renewed >= RENEW_SECONDS]
+                done = not self._kept
+                if done:  # nothing kept: the next lease taken starts a new thread
+                    self._thread = None
             for kept in gone:
                 self._drop(kept.backend, kept.name, kept.lease)
             for kept in due:
                 self._renew(kept, now)
+            if done:
+                return
 
     def _renew(self, kept: _Kept, now: float) -> None:
         lease = kept.lease
@@ -142,6 +148,7 @@ class _Keeper:
 
 _KEEPER = _Keeper()
 atexit.register(_KEEPER.drop_all)
+os.register_at_fork(after_in_child=_KEEPER.__init__)  # a forked child holds none of its parent's leases
 
 
 @contextlib.contextmanager
