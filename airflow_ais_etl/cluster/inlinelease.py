@@ -56,6 +56,10 @@ class _Keeper:
     """The kept leases of this process, and the thread that renews and drops them."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every kept lease (a forked child: its parent holds them, and renews them)."""
         self._lock = threading.Lock()
         self._kept: dict[tuple[int, str, Holder], _Kept] = {}
         self._thread: threading.Thread | None = None
@@ -148,7 +152,7 @@ class _Keeper:
 
 _KEEPER = _Keeper()
 atexit.register(_KEEPER.drop_all)
-os.register_at_fork(after_in_child=_KEEPER.__init__)  # a forked child holds none of its parent's leases
+os.register_at_fork(after_in_child=_KEEPER.reset)  # a forked child holds none of its parent's leases
 
 
 @contextlib.contextmanager
