@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from airflow_ais_etl.cluster.inlinelease import kept_chain_leases
 from airflow_ais_etl.cluster.jobrecorder import recorded_job
 from airflow_ais_etl.cluster.leases import hold_chain_leases, hold_lease, live_leases, this_holder
 from airflow_ais_etl.etl.coerce import as_float, as_str, describe
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
 def _leased(
     purpose: str,
+    hold: Callable[[Backend, _Name, str], contextlib.AbstractContextManager[None]] = hold_chain_leases,
 ) -> Callable[[Callable[Concatenate[AisEtl, _Name, _P], _R]], Callable[Concatenate[AisEtl, _Name, _P], _R]]:
     """Hold a lease on the ETL(s) named by the method's first argument while the method runs."""
 
@@ -72,7 +74,7 @@ def _leased(
     ) -> Callable[Concatenate[AisEtl, _Name, _P], _R]:
         @functools.wraps(method)
         def run(self: AisEtl, name: _Name, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-            with hold_chain_leases(self.backend, name, purpose):
+            with hold(self.backend, name, purpose):
                 return method(self, name, *args, **kwargs)
 
         return run
@@ -384,7 +386,7 @@ class AisEtl:
         return bool(self.backend.endpoints(name))
 
     # ------------------------------------------------------------------ transforms
-    @_leased(INLINE)
+    @_leased(INLINE, kept_chain_leases)  # one lease kept across a burst of calls (cluster/inlinelease)
     def transform_object(
         self,
         name: str | Sequence[str],

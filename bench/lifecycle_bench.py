@@ -10,6 +10,12 @@ the notes, not assertions). For each trial, on a fresh local home:
      no journal note (the objects a resumed run transforms again) and the job's rate.
   3. sigint: ``ais-etl bucket`` gets SIGINT while one transform hangs; prints the seconds to exit
      and the exit code.
+
+``--inline N`` measures instead what leases cost inline transforms: ``transform_object`` calls/s
+of one small object, in alternating rounds of the same run, with the lease kept across calls (the
+service's way, :mod:`~airflow_ais_etl.cluster.inlinelease`), with a lease taken and dropped per
+call (the former way), and with no lease at all (the method unwrapped); prints each rate and its
+ratio to the lease-free one.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from airflow_ais_etl.cluster.leases import hold_chain_leases
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions, job_fingerprint
 from airflow_ais_etl.dataplane.journal import Journal
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.etl.errors import AbortError
-from airflow_ais_etl.service import AisEtl
+from airflow_ais_etl.service import INLINE, AisEtl
 
 SLOW = "import time\n\ndef transform(data):\n    if data.startswith(b'hang'):\n        time.sleep(3600)\n    time.sleep(0.02)\n    return data.upper()\n"
 ENV = {"AIS_ETL_GRACE_SECONDS": "1"}
@@ -150,10 +157,57 @@ def sigint_trial() -> tuple[float, int]:
         return elapsed, code
 
 
+def inline_lease_trial(calls: int, rounds: int) -> dict[str, list[float]]:
+    """Return inline calls/s per way of leasing, one figure per round (the ways alternate)."""
+    unwrapped = AisEtl.transform_object.__wrapped__  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        home, src = Path(tmp) / "home", Path(tmp) / "src"
+        src.mkdir()
+        (src / "obj").write_bytes(b"inline object " * 64)
+        api = AisEtl.local(str(home))
+        api.init_code("bench-etl", SLOW.replace("time.sleep(0.02)", "pass"), env=ENV)
+
+        def kept() -> None:
+            api.transform_object("bench-etl", str(src), "obj")
+
+        def per_call() -> None:
+            with hold_chain_leases(api.backend, "bench-etl", INLINE):
+                unwrapped(api, "bench-etl", str(src), "obj")
+
+        def bare() -> None:
+            unwrapped(api, "bench-etl", str(src), "obj")
+
+        ways = {"kept lease": kept, "lease per call": per_call, "no lease": bare}
+        rates: dict[str, list[float]] = {way: [] for way in ways}
+        try:
+            for way in ways.values():  # warm up (first connections, imports)
+                for _ in range(5):
+                    way()
+            for _ in range(rounds):
+                for name, way in ways.items():
+                    t0 = time.perf_counter()
+                    for _ in range(calls):
+                        way()
+                    rates[name].append(calls / (time.perf_counter() - t0))
+        finally:
+            api.backend.shutdown()  # type: ignore[attr-defined]
+        return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--inline", type=int, metavar="CALLS", help="measure inline lease cost instead")
     args = parser.parse_args()
+    if args.inline:
+        rates = inline_lease_trial(args.inline, args.trials)
+        for name, figures in rates.items():  # a ratio per round: neighbours share the machine's load
+            ratio = statistics.median(r / b for r, b in zip(figures, rates["no lease"]))
+            print(
+                f"inline, {name}: median {statistics.median(figures):.0f} calls/s, median ratio to no lease "
+                f"{ratio:.2f}; rounds {[round(r) for r in figures]}"
+            )
+        return
     for kind in ("kill", "remove", "stop"):
         rows = [abort_trial(kind) for _ in range(args.trials)]
         noticed = [r[0] for r in rows]

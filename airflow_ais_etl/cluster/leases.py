@@ -40,7 +40,15 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import Backend
     from airflow_ais_etl.etl.origin import Origin
 
-__all__ = ["acting_as", "acting_as_user", "hold_chain_leases", "hold_lease", "live_leases", "this_holder"]
+__all__ = [
+    "acting_as",
+    "acting_as_user",
+    "hold_chain_leases",
+    "hold_lease",
+    "is_held",
+    "live_leases",
+    "this_holder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,18 @@ def _user() -> str:
         return str(os.getuid())
 
 
+@functools.lru_cache(maxsize=4)
+def _process_holder(pid: int) -> Holder:
+    """This process as a holder (cached per pid: a forked child is another process)."""
+    return Holder(_user(), socket.gethostname(), pid, process_start(pid))
+
+
 def this_holder() -> Holder:
     """Return who this code runs for: the task set by :func:`acting_as`, else this process's user."""
     acting = _acting.get()
     if acting is not None and acting.pid == os.getpid():
         return acting
-    pid = os.getpid()
-    return Holder(_user(), socket.gethostname(), pid, process_start(pid))
+    return _process_holder(os.getpid())
 
 
 @contextlib.contextmanager
@@ -86,6 +99,11 @@ def acting_as_user(user: str) -> Iterator[Holder]:
         yield _acting.get() or this_holder()
     finally:
         _acting.reset(token)
+
+
+def is_held(name: str) -> bool:
+    """Whether this block already holds a lease on ETL ``name`` (:func:`hold_lease` is re-entrant)."""
+    return name in _held.get()
 
 
 def live_leases(backend: Backend, name: str, now: float | None = None) -> list[Lease]:

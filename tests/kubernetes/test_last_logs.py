@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_ais_etl.cluster.jobrecorder import recent_jobs
+from airflow_ais_etl.cluster.kubernetes.jobmap import jobs_config_map_name
 from airflow_ais_etl.cluster.kubernetes.lastlogs import TAIL_LINES, last_logs_name
+from airflow_ais_etl.cluster.leases import this_holder
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError, EtlNotFoundError, ValidationError
 from airflow_ais_etl.operators.abort_report import abort_paragraph, clear_abort_error, failing_log_tail
@@ -69,6 +72,15 @@ def test_an_aborted_job_quotes_the_killed_pods_log_tail(
     assert "Last lines of the log of target node-a's pod:" in report
     assert "transforming on" in report.split("Last lines of the log", 1)[1]
 
+    # the job's registry (its own ConfigMap) names the holder and how the job ended
+    [job] = recent_jobs(backend, "chatty-etl")
+    assert (job["state"], job["cause"], job["holder_text"]) == (
+        "aborted",
+        err.cause,
+        this_holder().describe(),
+    )
+    assert 0 < job["objects"] < 60
+
     # another worker reads the same tails (ConfigMap), bounded, per target
     other = cluster.backend()
     try:
@@ -90,5 +102,6 @@ def test_an_aborted_job_quotes_the_killed_pods_log_tail(
     assert backend.kube.read_config_map(last_logs_name("chatty-etl")) is not None
     api.delete("chatty-etl")
     assert backend.kube.read_config_map(last_logs_name("chatty-etl")) is None
+    assert backend.kube.read_config_map(jobs_config_map_name("chatty-etl")) is None
     with pytest.raises(EtlNotFoundError):
         backend.logs("chatty-etl")

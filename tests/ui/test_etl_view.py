@@ -144,6 +144,8 @@ def test_an_editor_stops_and_starts_the_etl_from_the_view(
     page.goto(f"{site.url}/ais-etl/")
     etl = f'section.etl[data-etl="{ETL}"]'
     page.wait_for_selector(f'{etl} .etl-state .badge[data-state="stopped"]', timeout=30_000)
+    page.click(f"{etl} button.show-last-logs")  # a stopped ETL still shows its last pods' logs
+    assert "runtime ready" in page.wait_for_selector(f'{etl} pre.logs[data-target="t1"]').inner_text()
     page.click(f"{etl} button.start")
     page.wait_for_selector(f'{etl} .etl-state .badge[data-state="running"]', timeout=60_000)
     page.wait_for_selector(f'{etl} tr.target[data-healthy="true"]')
