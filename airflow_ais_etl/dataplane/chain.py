@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_ais_etl.cluster.base import MembershipWatch
+from airflow_ais_etl.dataplane.batcher import Batcher
 from airflow_ais_etl.dataplane.comm import PodClient
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
 from airflow_ais_etl.dataplane.transfer import SMALL_OBJECT, ObjectTransformer
@@ -349,6 +350,9 @@ async def open_transformer(
         for i, msg in enumerate(chain.msgs):
             timeout = request_timeout or obj_timeout_of(msg)
             client = await stack.enter_async_context(PodClient(request_timeout=timeout, limit_per_host=limit))
+            batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put)
+            if batcher is not None:
+                stack.push_async_callback(batcher.aclose)
             stages.append(
                 ObjectTransformer(
                     client,
@@ -357,6 +361,23 @@ async def open_transformer(
                     bucket_ref,
                     etl_args=etl_args,
                     direct_put=direct_put if i == len(chain.msgs) - 1 else None,
+                    batcher=batcher,
                 )
             )
         yield stages[0] if len(stages) == 1 else ChainTransformer(chain, stages, endpoints)
+
+
+def _batcher(
+    chain: Chain,
+    client: PodClient,
+    bucket_ref: BucketRef | None,
+    etl_args: str,
+    direct_put: DirectPutGrant | None,
+) -> Batcher | None:
+    """Batch small objects of a one-stage hpush ETL of bytes (pods that do not accept it still get singles)."""
+    msg = chain.first
+    if len(chain.msgs) > 1 or direct_put is not None or bucket_ref is None:
+        return None
+    if msg.comm_type != HPUSH or msg.arg_type != ARG_BYTES:
+        return None
+    return Batcher(client, bucket_ref, etl_args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
@@ -51,6 +52,7 @@ class ObjectTransformer:
         *,
         etl_args: str = "",
         direct_put: DirectPutGrant | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
         self.client = client
         self.msg = msg
@@ -58,6 +60,8 @@ class ObjectTransformer:
         self.bucket_ref = bucket_ref
         self.etl_args = etl_args
         self.direct_put = direct_put
+        self.batcher = batcher
+        """Sends small objects to pods that accept it many per request (``dataplane.batcher``)."""
 
     def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterator[bytes]] | None:
         """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
@@ -79,7 +83,9 @@ class ObjectTransformer:
             )
         return fqn
 
-    async def request(self, endpoint: PodEndpoint, info: ObjInfo, direct_put_url: str | None = None) -> Any:
+    async def request(
+        self, endpoint: PodEndpoint, info: ObjInfo, direct_put_url: str | None = None, extra_headers: str = ""
+    ) -> Any:
         """Send ``info`` to the pod at ``endpoint`` and return its 2xx answer."""
         fqn = self._fqn(info)
         if self.msg.comm_type == WS:
@@ -104,6 +110,7 @@ class ObjectTransformer:
             protocol=self.msg.protocol,
             etl_args=self.etl_args,
             direct_put_url=direct_put_url,
+            extra_headers=extra_headers,
         )
 
     async def to_bytes(self, endpoint: PodEndpoint, info: ObjInfo) -> bytes:
@@ -122,8 +129,15 @@ class ObjectTransformer:
         A small answer is read whole and stored right in the event loop: a thread hop per object
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
+        batcher, alone = self.batcher, ""
+        if batcher is not None and 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
+            result = await batcher.submit(endpoint, info.name, self.src.read_bytes(info.name))
+            if isinstance(result, bytes):
+                dst.write_bytes(dst_name, result)
+                return len(result), False
+            alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
         node_url = self.direct_put.url_for(endpoint.target_id, dst_name) if self.direct_put else None
-        resp = await self.request(endpoint, info, node_url)
+        resp = await self.request(endpoint, info, node_url, alone)
         if resp.status == 204 and node_url:
             await resp.read()
             return await asyncio.to_thread(_delivered, resp, dst, dst_name, info.name), True
