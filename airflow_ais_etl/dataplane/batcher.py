@@ -43,13 +43,24 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
     from airflow_ais_etl.dataplane.comm import PodClient
 
-__all__ = ["ALONE_HEADER", "BATCH_BYTES", "BATCH_OBJECT", "BATCH_OBJECTS", "SEND_ALONE", "Batcher"]
+__all__ = [
+    "ALONE_HEADER",
+    "BATCH_BYTES",
+    "OBJECTS_PER_WORKER",
+    "BATCH_OBJECT",
+    "BATCH_OBJECTS",
+    "SEND_ALONE",
+    "Batcher",
+]
 
 BATCH_OBJECT = 64 << 10
 """Objects up to this size may travel in a batch; larger ones get a request of their own."""
 BATCH_OBJECTS = 64
 BATCH_BYTES = 192 << 10
 """A batch's most objects and bytes: small enough for the pod to answer it in its event loop."""
+OBJECTS_PER_WORKER = 8
+"""How many objects in flight a batching job allows per ``num_workers`` slot (batches of up to that
+many times ``num_workers`` objects per pod); requests stay at most ``num_workers`` per pod."""
 SEND_ALONE = object()
 """The verdict for an object whose batch failed as a whole: send it again on its own."""
 ALONE_HEADER = f"{BATCH_HEADER}: {ALONE}\r\n"
@@ -80,10 +91,17 @@ class Batcher:
     :param client: the job's pod client (its pool, its ``request_timeout`` for a whole batch)
     :param bucket_ref: the source bucket as the pods know it (the object paths use its name)
     :param etl_args: the per-request arguments of every object
+    :param singles_per_pod: the job's ``num_workers``: the engine runs :data:`OBJECTS_PER_WORKER` times
+        as many workers so that batches fill up, and objects sent one per request take one of this
+        many slots per pod, so a pod never has more requests in flight than without batching
     """
 
-    def __init__(self, client: PodClient, bucket_ref: BucketRef, etl_args: str = "") -> None:
+    def __init__(
+        self, client: PodClient, bucket_ref: BucketRef, etl_args: str = "", *, singles_per_pod: int = 8
+    ) -> None:
         self.client = client
+        self.singles_per_pod = singles_per_pod
+        self._singles: dict[str, asyncio.Semaphore] = {}
         self.bucket = bucket_ref.name
         self.bucket_ref = bucket_ref
         self.query = "?" + urlencode({QPARAM_ETL_ARGS: etl_args}) if etl_args else ""
@@ -106,6 +124,13 @@ class Batcher:
         ok = await asyncio.shield(probe)
         self.supported[endpoint.url] = ok
         return ok
+
+    def single_slot(self, endpoint: PodEndpoint) -> asyncio.Semaphore:
+        """Hold this while an object has a request of its own to ``endpoint`` (``num_workers`` per pod)."""
+        slot = self._singles.get(endpoint.url)
+        if slot is None:
+            slot = self._singles[endpoint.url] = asyncio.Semaphore(self.singles_per_pod)
+        return slot
 
     def _batches_again(self, url: str) -> bool:
         until = self._singles_until.get(url)

@@ -339,18 +339,20 @@ async def open_transformer(
     limit: int = 64,
     etl_args: str = "",
     direct_put: DirectPutGrant | None = None,
+    num_workers: int = 8,
 ) -> AsyncIterator[Any]:
     """Open one connection pool per stage and yield what sends objects through the whole chain.
 
     :param request_timeout: seconds per request for every stage (else each ETL's ``obj_timeout``)
     :param direct_put: the last stage's grant to deliver results itself
+    :param num_workers: requests in flight per pod (the job's option; batches carry more objects)
     """
     async with contextlib.AsyncExitStack() as stack:
         stages = []
         for i, msg in enumerate(chain.msgs):
             timeout = request_timeout or obj_timeout_of(msg)
             client = await stack.enter_async_context(PodClient(request_timeout=timeout, limit_per_host=limit))
-            batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put)
+            batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put, num_workers)
             if batcher is not None:
                 stack.push_async_callback(batcher.aclose)
             stages.append(
@@ -373,6 +375,7 @@ def _batcher(
     bucket_ref: BucketRef | None,
     etl_args: str,
     direct_put: DirectPutGrant | None,
+    num_workers: int,
 ) -> Batcher | None:
     """Batch small objects of a one-stage hpush ETL of bytes (pods that do not accept it still get singles)."""
     msg = chain.first
@@ -380,4 +383,4 @@ def _batcher(
         return None
     if msg.comm_type != HPUSH or msg.arg_type != ARG_BYTES:
         return None
-    return Batcher(client, bucket_ref, etl_args)
+    return Batcher(client, bucket_ref, etl_args, singles_per_pod=num_workers)

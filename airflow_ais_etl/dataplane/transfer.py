@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
+from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, OBJECTS_PER_WORKER, Batcher
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
@@ -129,13 +129,28 @@ class ObjectTransformer:
         A small answer is read whole and stored right in the event loop: a thread hop per object
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
-        batcher, alone = self.batcher, ""
-        if batcher is not None and 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
+        batcher = self.batcher
+        if batcher is None:
+            return await self._alone(endpoint, info, dst, dst_name)
+        alone = ""
+        if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
             result = await batcher.submit(endpoint, info.name, self.src.read_bytes(info.name))
             if isinstance(result, bytes):
                 dst.write_bytes(dst_name, result)
                 return len(result), False
             alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
+        async with batcher.single_slot(endpoint):
+            return await self._alone(endpoint, info, dst, dst_name, alone)
+
+    @property
+    def objects_per_worker(self) -> int:
+        """How many objects per ``num_workers`` slot the engine may keep in flight (see dataplane.batcher)."""
+        return OBJECTS_PER_WORKER if self.batcher is not None else 1
+
+    async def _alone(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str, alone: str = ""
+    ) -> tuple[int, bool]:
+        """Send one object in a request of its own and write (or check the delivery of) its result."""
         node_url = self.direct_put.url_for(endpoint.target_id, dst_name) if self.direct_put else None
         resp = await self.request(endpoint, info, node_url, alone)
         if resp.status == 204 and node_url:
