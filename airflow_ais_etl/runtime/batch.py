@@ -2,8 +2,9 @@
 
 A batch is a transport detail: every object gets exactly the verdict a request of its own would
 have got (its result, or its own error status and message), so one failing object never fails its
-neighbours. A batch is for fast transforms: once it has taken :data:`BATCH_BUDGET_SECONDS`, the
-objects left are answered :data:`NOT_RUN`, so the engine sends them one per request, where a slow
+neighbours. A batch is for fast transforms of small results: once it has taken
+:data:`BATCH_BUDGET_SECONDS` or produced :data:`BATCH_OUTPUT_BYTES`, the objects left are answered
+:data:`NOT_RUN`, so the engine sends them one per request, where a slow
 transform runs in parallel (threads, worker processes) and never holds up an event loop for long.
 """
 
@@ -14,8 +15,11 @@ from collections.abc import Callable
 
 from airflow_ais_etl.runtime.http1.batchwire import NOT_RUN, BatchFormatError, decode_items
 
-__all__ = ["BATCH_BUDGET_SECONDS", "MAX_BATCH_OBJECTS", "run_batch"]
+__all__ = ["BATCH_BUDGET_SECONDS", "BATCH_OUTPUT_BYTES", "MAX_BATCH_OBJECTS", "run_batch"]
 
+BATCH_OUTPUT_BYTES = 4 << 20
+"""Result bytes after which a batch's remaining objects are left for requests of their own, so a
+transform that inflates small objects never makes one answer (held whole by pod and engine) huge."""
 BATCH_BUDGET_SECONDS = 0.002
 """Transform time after which a batch's remaining objects are left for requests of their own
 (below the server's ``SLOW_INLINE_SECONDS``, so a batch of fast objects never counts as slow)."""
@@ -32,20 +36,26 @@ def run_batch(
     query: str,
     body: bytes,
     budget: float = BATCH_BUDGET_SECONDS,
+    output_bytes: int = BATCH_OUTPUT_BYTES,
 ) -> list[tuple[int, bytes | bytearray | memoryview]]:
     """Transform every object of a batch body; raise :class:`BatchFormatError` when it is malformed.
 
     :param transform_item: ``(path, query, data) -> (status, payload)`` for one object; never raises
     :param count_header: the request's object count (header ``X-AIS-ETL-Batch``)
+    :param budget: seconds of transform time, and ``output_bytes`` bytes of results, after which
+        the objects left are answered ``NOT_RUN`` (the first object always runs)
     """
     items = decode_items(body, _count(count_header))
     deadline = time.monotonic() + budget
     out: list[tuple[int, bytes | bytearray | memoryview]] = []
+    produced = 0
     for path, data in items:
-        if out and time.monotonic() > deadline:
+        if out and (produced > output_bytes or time.monotonic() > deadline):
             out.append((NOT_RUN, b""))
-        else:
-            out.append(transform_item(path, query, bytes(data)))
+            continue
+        status, payload = transform_item(path, query, bytes(data))
+        produced += len(payload)
+        out.append((status, payload))
     return out
 
 

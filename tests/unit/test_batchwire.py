@@ -67,3 +67,13 @@ def test_objects_after_the_time_budget_are_left_for_requests_of_their_own() -> N
 def test_a_bad_object_count_is_refused(count: str) -> None:
     with pytest.raises(BatchFormatError, match="object count"):
         run_batch(_upper_or_fail, count, "", encode_items(ITEMS))
+
+
+def test_objects_after_the_output_budget_are_left_for_requests_of_their_own() -> None:
+    def inflate(path: str, query: str, data: bytes) -> tuple[int, bytes]:
+        return 200, data * 1000
+
+    items = [(f"/b/{i}", b"0123456789") for i in range(5)]
+    results = run_batch(inflate, "5", "", encode_items(items), budget=60.0, output_bytes=25_000)
+    assert [status for status, _ in results] == [200, 200, 200, NOT_RUN, NOT_RUN]
+    assert results[0][1] == b"0123456789" * 1000
