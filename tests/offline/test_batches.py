@@ -7,14 +7,23 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.dataplane.engine import OfflineOptions
-from tests.offline.conftest import objects, temp_files
+from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
+from airflow_ais_etl.etl.errors import AbortError
+from tests.offline.conftest import count_files, objects, simple_tree_upper, temp_files, tree_hashes, when
+from tests.offline.test_faults import check_nothing_lost, resume
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_ais_etl.service import AisEtl
 
+FAST_THEN_SLOW = (
+    "import time\n\n"
+    "def transform(data):\n"
+    "    if data.startswith(b'payload 1'):\n"  # over half of the objects: the abort lands mid-run
+    "        time.sleep(0.005)\n"
+    "    return data.upper()\n"
+)
 REVERSE_OR_REFUSE = (
     "def transform(data):\n"
     "    if data.startswith(b'bad'):\n"
@@ -51,3 +60,21 @@ def test_errors_stay_per_object_inside_batches_and_the_rest_is_byte_exact(
     logs = "".join(p.logs for p in api.logs("batch-etl"))
     assert "(batched)" in logs  # the errors came from inside batches
     api.stop("batch-etl")
+
+
+@pytest.mark.integration
+def test_an_abort_while_batches_are_in_flight_leaves_only_complete_objects(
+    api: AisEtl, tmp_path: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = simple_tree_upper(src, 2000)
+    before = tree_hashes(src)
+    api.init_code("batch-abort-etl", FAST_THEN_SLOW)
+    control = JobControl()
+    when(count_files(dst, 150), lambda: control.abort("task killed"))
+    with pytest.raises(AbortError, match="task killed"):
+        api.transform_bucket("batch-abort-etl", str(src), str(dst), OfflineOptions(), control=control)
+    done = check_nothing_lost(src, dst, data, before)
+    assert 150 <= len(done) < len(data)
+    resume(api, "batch-abort-etl", src, dst, data, done)
+    api.stop("batch-abort-etl")
