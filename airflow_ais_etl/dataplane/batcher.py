@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALONE_HEADER",
     "BATCH_BYTES",
-    "OBJECTS_PER_WORKER",
+    "OBJECTS_IN_FLIGHT",
     "BATCH_OBJECT",
     "BATCH_OBJECTS",
     "SEND_ALONE",
@@ -58,9 +58,9 @@ BATCH_OBJECT = 64 << 10
 BATCH_OBJECTS = 64
 BATCH_BYTES = 192 << 10
 """A batch's most objects and bytes: small enough for the pod to answer it in its event loop."""
-OBJECTS_PER_WORKER = 8
-"""How many objects in flight a batching job allows per ``num_workers`` slot (batches of up to that
-many times ``num_workers`` objects per pod); requests stay at most ``num_workers`` per pod."""
+OBJECTS_IN_FLIGHT = BATCH_OBJECTS
+"""Objects a batching job keeps in flight per pod (or ``num_workers``, if more), so batches fill up;
+requests stay at most ``num_workers`` per pod."""
 SEND_ALONE = object()
 """The verdict for an object whose batch failed as a whole: send it again on its own."""
 ALONE_HEADER = f"{BATCH_HEADER}: {ALONE}\r\n"
@@ -91,9 +91,9 @@ class Batcher:
     :param client: the job's pod client (its pool, its ``request_timeout`` for a whole batch)
     :param bucket_ref: the source bucket as the pods know it (the object paths use its name)
     :param etl_args: the per-request arguments of every object
-    :param singles_per_pod: the job's ``num_workers``: the engine runs :data:`OBJECTS_PER_WORKER` times
-        as many workers so that batches fill up, and objects sent one per request take one of this
-        many slots per pod, so a pod never has more requests in flight than without batching
+    :param singles_per_pod: the job's ``num_workers``: the engine runs :attr:`objects_per_worker`
+        times as many workers so that batches fill up, and objects sent one per request take one of
+        this many slots per pod, so a pod never has more requests in flight than without batching
     """
 
     def __init__(
@@ -124,6 +124,11 @@ class Batcher:
         ok = await asyncio.shield(probe)
         self.supported[endpoint.url] = ok
         return ok
+
+    @property
+    def objects_per_worker(self) -> int:
+        """How many objects per ``num_workers`` slot the engine keeps in flight (:data:`OBJECTS_IN_FLIGHT` per pod)."""
+        return max(1, OBJECTS_IN_FLIGHT // self.singles_per_pod)
 
     def single_slot(self, endpoint: PodEndpoint) -> asyncio.Semaphore:
         """Hold this while an object has a request of its own to ``endpoint`` (``num_workers`` per pod)."""

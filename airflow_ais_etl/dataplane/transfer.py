@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, OBJECTS_PER_WORKER, Batcher
+from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
@@ -145,7 +145,7 @@ class ObjectTransformer:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine may keep in flight (see dataplane.batcher)."""
-        return OBJECTS_PER_WORKER if self.batcher is not None else 1
+        return self.batcher.objects_per_worker if self.batcher is not None else 1
 
     async def _alone(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str, alone: str = ""
