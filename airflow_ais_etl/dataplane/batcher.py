@@ -91,17 +91,17 @@ class Batcher:
     :param client: the job's pod client (its pool, its ``request_timeout`` for a whole batch)
     :param bucket_ref: the source bucket as the pods know it (the object paths use its name)
     :param etl_args: the per-request arguments of every object
-    :param singles_per_pod: the job's ``num_workers``: the engine runs :attr:`objects_per_worker`
+    :param requests_per_pod: the job's ``num_workers``: the engine runs :attr:`objects_per_worker`
         times as many workers so that batches fill up, and objects sent one per request take one of
-        this many slots per pod, so a pod never has more requests in flight than without batching
+        this many request slots per pod, as does each batch: a pod never has more requests in flight
     """
 
     def __init__(
-        self, client: PodClient, bucket_ref: BucketRef, etl_args: str = "", *, singles_per_pod: int = 8
+        self, client: PodClient, bucket_ref: BucketRef, etl_args: str = "", *, requests_per_pod: int = 8
     ) -> None:
         self.client = client
-        self.singles_per_pod = singles_per_pod
-        self._singles: dict[str, asyncio.Semaphore] = {}
+        self.requests_per_pod = requests_per_pod
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self.bucket = bucket_ref.name
         self.bucket_ref = bucket_ref
         self.query = "?" + urlencode({QPARAM_ETL_ARGS: etl_args}) if etl_args else ""
@@ -128,13 +128,16 @@ class Batcher:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine keeps in flight (:data:`OBJECTS_IN_FLIGHT` per pod)."""
-        return max(1, OBJECTS_IN_FLIGHT // self.singles_per_pod)
+        return max(1, OBJECTS_IN_FLIGHT // self.requests_per_pod)
 
-    def single_slot(self, endpoint: PodEndpoint) -> asyncio.Semaphore:
-        """Hold this while an object has a request of its own to ``endpoint`` (``num_workers`` per pod)."""
-        slot = self._singles.get(endpoint.url)
+    def request_slot(self, endpoint: PodEndpoint) -> asyncio.Semaphore:
+        """Hold this while a request (a batch, or an object of its own) is out to ``endpoint``.
+
+        A pod never has more than ``num_workers`` requests in flight, batching or not.
+        """
+        slot = self._slots.get(endpoint.url)
         if slot is None:
-            slot = self._singles[endpoint.url] = asyncio.Semaphore(self.singles_per_pod)
+            slot = self._slots[endpoint.url] = asyncio.Semaphore(self.requests_per_pod)
         return slot
 
     def _batches_again(self, url: str) -> bool:
@@ -197,7 +200,8 @@ class Batcher:
 
     async def _send(self, endpoint: PodEndpoint, items: list[_Item]) -> None:
         try:
-            verdicts = await self._exchange(endpoint, items)
+            async with self.request_slot(endpoint):
+                verdicts = await self._exchange(endpoint, items)
         except BaseException:
             verdicts = [SEND_ALONE] * len(items)
             raise

@@ -383,4 +383,4 @@ def _batcher(
         return None
     if msg.comm_type != HPUSH or msg.arg_type != ARG_BYTES:
         return None
-    return Batcher(client, bucket_ref, etl_args, singles_per_pod=num_workers)
+    return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers)

@@ -139,7 +139,7 @@ class ObjectTransformer:
                 dst.write_bytes(dst_name, result)
                 return len(result), False
             alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
-        async with batcher.single_slot(endpoint):
+        async with batcher.request_slot(endpoint):
             return await self._alone(endpoint, info, dst, dst_name, alone)
 
     @property
