@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_ais_etl.cluster.base import MembershipWatch
+from airflow_ais_etl.dataplane.batcher import Batcher
 from airflow_ais_etl.dataplane.comm import PodClient
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
 from airflow_ais_etl.dataplane.transfer import SMALL_OBJECT, ObjectTransformer
@@ -338,17 +339,22 @@ async def open_transformer(
     limit: int = 64,
     etl_args: str = "",
     direct_put: DirectPutGrant | None = None,
+    num_workers: int = 8,
 ) -> AsyncIterator[Any]:
     """Open one connection pool per stage and yield what sends objects through the whole chain.
 
     :param request_timeout: seconds per request for every stage (else each ETL's ``obj_timeout``)
     :param direct_put: the last stage's grant to deliver results itself
+    :param num_workers: requests in flight per pod (the job's option; batches carry more objects)
     """
     async with contextlib.AsyncExitStack() as stack:
         stages = []
         for i, msg in enumerate(chain.msgs):
             timeout = request_timeout or obj_timeout_of(msg)
             client = await stack.enter_async_context(PodClient(request_timeout=timeout, limit_per_host=limit))
+            batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put, num_workers)
+            if batcher is not None:
+                stack.push_async_callback(batcher.aclose)
             stages.append(
                 ObjectTransformer(
                     client,
@@ -357,6 +363,24 @@ async def open_transformer(
                     bucket_ref,
                     etl_args=etl_args,
                     direct_put=direct_put if i == len(chain.msgs) - 1 else None,
+                    batcher=batcher,
                 )
             )
         yield stages[0] if len(stages) == 1 else ChainTransformer(chain, stages, endpoints)
+
+
+def _batcher(
+    chain: Chain,
+    client: PodClient,
+    bucket_ref: BucketRef | None,
+    etl_args: str,
+    direct_put: DirectPutGrant | None,
+    num_workers: int,
+) -> Batcher | None:
+    """Batch small objects of a one-stage hpush ETL of bytes (pods that do not accept it still get singles)."""
+    msg = chain.first
+    if len(chain.msgs) > 1 or direct_put is not None or bucket_ref is None:
+        return None
+    if msg.comm_type != HPUSH or msg.arg_type != ARG_BYTES:
+        return None
+    return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers)

@@ -313,6 +313,7 @@ class PodClient:
         protocol: str = "",
         etl_args: str = "",
         direct_put_url: str | None = None,
+        extra_headers: str = "",
     ) -> PodResponse:
         """Send object ``obj`` to the pod at ``endpoint`` and return its 2xx answer.
 
@@ -325,6 +326,7 @@ class PodClient:
         :param etl_args: per-request arguments for the transform (query ``etl_args``)
         :param direct_put_url: ask the pod to PUT its result there (header ``Ais-Node-Url``); the pod
             then answers 204 with ``Ais-Direct-Put-Length``, or 200 with the result if it cannot
+        :param extra_headers: more header lines (``Name: value\r\n``), e.g. ``dataplane.batcher``'s
         :raises TransformError: non-2xx answer, timeout, or connection failure after retries
         """
         method, url = build_request(
@@ -341,6 +343,7 @@ class PodClient:
         headers = (_PUSH_HEADERS if method == "PUT" else "") + access_headers(endpoint, arg_type, bucket_ref)
         if direct_put_url:
             headers += f"{HDR_NODE_URL}: {direct_put_url}\r\n"
+        headers += extra_headers
         resp = await self._send(endpoint, obj, method, url, body, size, headers)
         if 200 <= resp.status < 300:
             return PodResponse(resp, endpoint, obj, self.request_timeout)

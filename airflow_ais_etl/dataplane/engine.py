@@ -275,6 +275,7 @@ class _Job:
                 limit=max(64, self.options.num_workers),  # never below the in-flight requests per pod
                 etl_args=etl_args,
                 direct_put=put_grant,
+                num_workers=self.options.num_workers,
             ) as transformer:
                 budget = ByteBudget(endpoints[0], self.options.bytes_in_flight, key=lambda e: e.target_id)
                 run = _Run(endpoints[0], transformer, dst, journal, done, asyncio.Event(), budget)
@@ -325,8 +326,10 @@ class _Job:
             while not run.stop.is_set() and (info := await self._next(items, run.stop)) is not None:
                 await self._one(info, run)
 
+        per_slot = getattr(run.transformer, "objects_per_worker", 1)  # batches: more objects, same requests
         workers = [
-            asyncio.create_task(worker()) for _ in range(len(run.endpoints) * self.options.num_workers)
+            asyncio.create_task(worker())
+            for _ in range(len(run.endpoints) * self.options.num_workers * per_slot)
         ]
         reporter = asyncio.create_task(self._report())
         flusher = asyncio.create_task(self._flush_periodically(run.journal))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
 from airflow_ais_etl.dataplane.httpclient.filebody import FileBody
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
@@ -52,6 +53,7 @@ class ObjectTransformer:
         *,
         etl_args: str = "",
         direct_put: DirectPutGrant | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
         self.client = client
         self.msg = msg
@@ -59,6 +61,8 @@ class ObjectTransformer:
         self.bucket_ref = bucket_ref
         self.etl_args = etl_args
         self.direct_put = direct_put
+        self.batcher = batcher
+        """Sends small objects to pods that accept it many per request (``dataplane.batcher``)."""
 
     def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterable[bytes]] | None:
         """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
@@ -83,7 +87,9 @@ class ObjectTransformer:
             )
         return fqn
 
-    async def request(self, endpoint: PodEndpoint, info: ObjInfo, direct_put_url: str | None = None) -> Any:
+    async def request(
+        self, endpoint: PodEndpoint, info: ObjInfo, direct_put_url: str | None = None, extra_headers: str = ""
+    ) -> Any:
         """Send ``info`` to the pod at ``endpoint`` and return its 2xx answer."""
         fqn = self._fqn(info)
         if self.msg.comm_type == WS:
@@ -108,6 +114,7 @@ class ObjectTransformer:
             protocol=self.msg.protocol,
             etl_args=self.etl_args,
             direct_put_url=direct_put_url,
+            extra_headers=extra_headers,
         )
 
     async def to_bytes(self, endpoint: PodEndpoint, info: ObjInfo) -> bytes:
@@ -126,8 +133,30 @@ class ObjectTransformer:
         A small answer is read whole and stored right in the event loop: a thread hop per object
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
+        batcher = self.batcher
+        if batcher is None:
+            return await self._alone(endpoint, info, dst, dst_name)
+        alone = ""
+        if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
+            result = await batcher.submit(endpoint, info.name, self.src.read_bytes(info.name))
+            if isinstance(result, bytes):
+                dst.write_bytes(dst_name, result)
+                return len(result), False
+            alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
+        async with batcher.request_slot(endpoint):
+            return await self._alone(endpoint, info, dst, dst_name, alone)
+
+    @property
+    def objects_per_worker(self) -> int:
+        """How many objects per ``num_workers`` slot the engine may keep in flight (see dataplane.batcher)."""
+        return self.batcher.objects_per_worker if self.batcher is not None else 1
+
+    async def _alone(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str, alone: str = ""
+    ) -> tuple[int, bool]:
+        """Send one object in a request of its own and write (or check the delivery of) its result."""
         node_url = self.direct_put.url_for(endpoint.target_id, dst_name) if self.direct_put else None
-        resp = await self.request(endpoint, info, node_url)
+        resp = await self.request(endpoint, info, node_url, alone)
         if resp.status == 204 and node_url:
             await resp.read()
             return await asyncio.to_thread(_delivered, resp, dst, dst_name, info.name), True

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
-from airflow_ais_etl.etl.constants import ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH
+from airflow_ais_etl.etl.constants import ARG_BYTES, ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH
 from airflow_ais_etl.runtime.access import AccessRefused, Gate, open_granted
 from airflow_ais_etl.runtime.aisproto import (
     DirectPutError,
@@ -23,6 +23,15 @@ from airflow_ais_etl.runtime.aisproto import (
     fqn_of_query,
     node_url_of,
     object_path,
+)
+from airflow_ais_etl.runtime.batch import run_batch
+from airflow_ais_etl.runtime.http1.batchwire import (
+    ALONE,
+    BATCH_HEADER,
+    BATCH_VERSION,
+    NOT_RUN,
+    BatchFormatError,
+    encode_results,
 )
 from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
@@ -37,6 +46,8 @@ if TYPE_CHECKING:
     from airflow_ais_etl.runtime.usercode import Transform
 
 __all__ = ["App", "StreamAborted"]
+
+BATCH_KEY = BATCH_HEADER.lower()
 
 
 class _Failure(Exception):
@@ -67,6 +78,16 @@ class App:
         base = 2 if cfg.chunk_size else 1
         self.with_context = transform is not None and accepts_context(transform, base)
         """Call ``transform(..., path, etl_args)`` (AIS's convention) rather than ``transform(...)``."""
+        self.batches = (
+            transform is not None and not cfg.is_io and cfg.chunk_size == 0 and cfg.arg_type == ARG_BYTES
+        )
+        """Accept many pushed objects in one request (``runtime.http1.batchwire``): whole-object transforms of bytes."""
+        self._health_headers = [(BATCH_HEADER, BATCH_VERSION)] if self.batches else None
+        self.batches_proven = False
+        """A batch was answered whole within its budget: batches may run in the event loop (runtime.server).
+
+        Until then they run in a connection thread, so an object that hangs on its first try never
+        blocks the loop and the other connections it owns."""
 
     # ------------------------------------------------------------------ dispatch
 
@@ -75,7 +96,7 @@ class App:
         method = req.method
         if req.path == "/health":
             if method == "GET":
-                conn.send_response(200, b"Running")
+                conn.send_response(200, b"Running", headers=self._health_headers)
             else:
                 conn.send_text(405, f"method {method} not allowed on /health", [("Allow", "GET")])
             return
@@ -91,6 +112,8 @@ class App:
                 if method != "PUT":
                     raise _Failure(405, f"method {method} not allowed: io:// accepts PUT")
                 self._io(conn, req)
+            elif method == "PUT" and self.batches and req.headers.get(BATCH_KEY, ALONE) != ALONE:
+                self._batch(conn, req)
             elif method == "PUT":
                 self._push(conn, req)
             elif method == "GET":
@@ -131,6 +154,32 @@ class App:
             return
         body = req.body
         self._run(conn, req, body.read_all, body.read)
+
+    def _batch(self, conn: Connection, req: Request) -> None:
+        """Answer many pushed objects at once, each with its own status (``runtime.http1.batchwire``)."""
+        try:
+            results = run_batch(self.transform_item, req.headers[BATCH_KEY], req.query, req.body.read_all())
+        except BatchFormatError as err:
+            raise _Failure(400, f"bad batch request: {err}") from None
+        self.batches_proven = all(status != NOT_RUN for status, _ in results)
+        conn.send_response(200, b"".join(encode_results(results)))
+
+    def transform_item(
+        self, path: str, query: str, data: bytes
+    ) -> tuple[int, bytes | bytearray | memoryview]:
+        """Transform one object of a batch: ``(200, result)`` or ``(status, error message)``; never raises."""
+        try:
+            result = self._call_at(path, query, data)
+            if not isinstance(result, (bytes, bytearray, memoryview)):
+                raise _Failure(
+                    500, f"transform for {path!r} returned {type(result).__name__}, expected bytes"
+                )
+        except _Failure as fail:
+            self.log.error(
+                "PUT %s (batched) -> %d: %s", path, fail.status, fail.message, exc_info=fail.__cause__
+            )
+            return fail.status, fail.message.encode("utf-8", "replace")
+        return 200, result
 
     # ------------------------------------------------------------------ hpull / hrev
 
@@ -193,12 +242,18 @@ class App:
         self._stream(conn, req, lambda writer: self._apply(req, url, writer))
 
     def _apply(self, req: Request, *args: object) -> object:
-        """Call the transform with ``args``, plus ``path, etl_args`` when it takes them (AIS's convention)."""
+        return self._apply_at(unquote(req.path), req.query, *args)
+
+    def _apply_at(self, path: str, query: str, *args: object) -> object:
+        """Call the transform with ``args``, plus ``path, etl_args`` when it takes them (AIS's convention).
+
+        ``path`` is the decoded request path (``/<bucket>/<object>``).
+        """
         transform = self.transform
         assert transform is not None
-        etl_args = etl_args_of(req.query)
+        etl_args = etl_args_of(query)
         if self.with_context:
-            return transform(*args, object_path(req.path), etl_args)
+            return transform(*args, path.lstrip("/"), etl_args)
         if etl_args:
             raise _Failure(
                 400,
@@ -208,12 +263,15 @@ class App:
         return transform(*args)
 
     def _call(self, req: Request, data: object) -> object:
+        return self._call_at(unquote(req.path), req.query, data)
+
+    def _call_at(self, path: str, query: str, data: object) -> object:
         try:
-            return self._apply(req, data)
+            return self._apply_at(path, query, data)
         except _Failure:
             raise
         except Exception as exc:
-            raise self._transform_failure(req, exc) from exc
+            raise _failure_of(path, exc) from exc
 
     def _send_result(self, conn: Connection, req: Request, result: object) -> None:
         if not isinstance(result, (bytes, bytearray, memoryview)):
@@ -269,11 +327,11 @@ class App:
 
     @staticmethod
     def _transform_failure(req: Request, exc: Exception) -> _Failure:
-        return _Failure(
-            500,
-            f"transform failed for {unquote(req.path)!r}: {type(exc).__name__}: {exc}",
-            log_traceback=True,
-        )
+        return _failure_of(unquote(req.path), exc)
+
+
+def _failure_of(path: str, exc: Exception) -> _Failure:
+    return _Failure(500, f"transform failed for {path!r}: {type(exc).__name__}: {exc}", log_traceback=True)
 
 
 def _read_callback(resp: http.client.HTTPResponse, n: int) -> bytes:

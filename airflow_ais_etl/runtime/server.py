@@ -30,6 +30,8 @@ from airflow_ais_etl.runtime.connthreads import (
     serve_in_thread,
     tune_accepted,
 )
+from airflow_ais_etl.runtime.handlers import BATCH_KEY
+from airflow_ais_etl.runtime.http1.batchwire import ALONE
 from airflow_ais_etl.runtime.httpserver import RECV_SIZE, Connection
 
 if TYPE_CHECKING:
@@ -277,7 +279,7 @@ class Worker:
                     and "expect" not in req.headers
                     and (
                         req.path == "/health"
-                        or (self.inline_put and req.method == "PUT" and self._put_inline())
+                        or (self.inline_put and req.method == "PUT" and self._put_inline(req))
                     )
                 )
                 if not inline:
@@ -306,7 +308,10 @@ class Worker:
             if not self._finish(slot):
                 return
 
-    def _put_inline(self) -> bool:
+    def _put_inline(self, req: Request) -> bool:
+        batch = req.headers.get(BATCH_KEY)
+        if batch is not None and (batch == ALONE or not self.app.batches_proven):
+            return False  # a batch of unproven speed, or an object of a failed batch: in a thread
         until = self.threaded_until
         return not until or time.monotonic() >= until
 

@@ -9,6 +9,7 @@ the standard library; the dataplane imports it from here.
 * :mod:`.framing`: how long a body is (``Content-Length``, chunked, until close).
 * :mod:`.chunked`: decode chunked bodies pushed in pieces; frame chunks to send.
 * :mod:`.responses`: the client's push parser that strings these together into events.
+* :mod:`.batchwire`: the project's framing of many small objects in one request and its answer.
 """
 
 from __future__ import annotations
