@@ -43,7 +43,7 @@ def process_pool(src: Path, dst: Path, kind: str) -> float:
 
 
 def dask_bag(src: Path, dst: Path, kind: str) -> float:
-    """Dask bag, processes scheduler, 2 workers (a bench-only dependency: ``uv run --group bench``)."""
+    """Dask bag, processes scheduler, 2 workers (a bench-only dependency: ``uv run --group dask``)."""
     import dask
     import dask.bag as db
 

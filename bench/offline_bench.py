@@ -2,7 +2,7 @@
 
 Run (Dask is a bench-only dependency group)::
 
-    python3 -m uv run --group bench python bench/offline_bench.py [--quick] [--fs disk|tmpfs|both]
+    python3 -m uv run --group dask python bench/offline_bench.py [--quick] [--fs disk|tmpfs|both]
         [--rounds 3] [--only small|zlib|large|largez] [--skip CONTENDER] [--dir DIR] [--tmpfs-dir DIR]
 
 Workloads (``--quick``: seconds each): 20,000 x 4 KiB echo, 200 x 4 MiB zlib-6, 64 x 64 MiB echo and
@@ -135,7 +135,7 @@ def have_dask() -> bool:
     try:
         import dask.bag  # noqa: F401
     except ImportError:
-        print("dask is not installed: run with `python3 -m uv run --group bench` to include Dask bag")
+        print("dask is not installed: run with `python3 -m uv run --group dask` to include Dask bag")
         return False
     return True
 
