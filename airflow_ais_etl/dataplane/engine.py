@@ -226,6 +226,9 @@ class _Job:
             ) as transformer:
                 budget = ByteBudget(endpoints[0], self.options.bytes_in_flight, key=lambda e: e.target_id)
                 run = _Run(endpoints[0], transformer, dst, journal, done, asyncio.Event(), budget)
+                items.skip = (
+                    (lambda info: self._done_before(info, run)) if done else None
+                )  # beside the listing
                 await self._dispatch(items, run, aborted)
         finally:
             if put_grant is not None:  # first thing after an abort: pods can no longer deliver
@@ -299,7 +302,7 @@ class _Job:
         if info.size < 0:
             self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
             return
-        if run.done.has(info.name, info.version, target_name) and run.dst.exists(target_name):
+        if self._done_before(info, run, target_name):
             self.stats.skipped += 1
             return
         endpoint = await run.budget.acquire(info.size)
@@ -316,6 +319,11 @@ class _Job:
             run.budget.release(endpoint, info.size)
         self.stats.record_done(tstats, info.size, written, direct=direct)
         self._note(run.journal, info, target_name)
+
+    def _done_before(self, info: ObjInfo, run: _Run, target: str | None = None) -> bool:
+        """Tell whether an earlier run wrote this object's result, and the result is still there."""
+        target = target or dest_name(info.name, self.options.ext, self.options.prepend)
+        return info.size >= 0 and run.done.has(info.name, info.version, target) and run.dst.exists(target)
 
     def _note(self, journal: Journal, info: ObjInfo, target_name: str) -> None:
         """Note a written object; flush the journal in a thread when a batch is due (one at a time)."""

@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import threading
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_ais_etl.dataplane.jobstats import JobStats
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
@@ -23,7 +23,7 @@ from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.naming import expand_template, validate_prefix
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from airflow_ais_etl.dataplane.storage.base import Bucket
 
@@ -93,12 +93,24 @@ def select(
             yield info
 
 
+class _Batch(NamedTuple):
+    items: list[ObjInfo]
+    last: bool
+    skipped: int
+    """Objects of this part of the listing that ``Feed.skip`` found done (not in ``items``)."""
+    skipped_bytes: int
+
+
 class Feed:
     """The planned objects, listed by a thread and taken one at a time by the engine's workers.
 
     The job's ``stats`` count the planned objects and bytes as batches arrive, and show ``listing``
     until the listing ends (``complete``). Create it on the event loop; call :meth:`close` when
     done (also early): the listing thread then stops.
+
+    ``skip`` (set it any time) is asked in the listing thread whether an object is already done
+    (a resume): such objects are counted as skipped and never reach the event loop, so a resume's
+    per-object checks (a ``stat`` of the destination) run beside the listing, not in the loop.
     """
 
     def __init__(
@@ -110,12 +122,13 @@ class Feed:
         depth: int = DEPTH,
     ) -> None:
         self.complete = False
+        self.skip: Callable[[ObjInfo], bool] | None = None
         self._stats = stats or JobStats("", "", "", dry_run=False)
         self._stats.listing = True
         self._items = items
         self._batch_size = batch
         self._loop = asyncio.get_running_loop()
-        self._ready: asyncio.Queue[tuple[list[ObjInfo], bool] | BaseException] = asyncio.Queue()
+        self._ready: asyncio.Queue[_Batch | BaseException] = asyncio.Queue()
         self._room = threading.Semaphore(depth)
         """Batches the listing may still queue (taken by the thread, given back by the loop)."""
         self._stop = threading.Event()
@@ -133,14 +146,22 @@ class Feed:
             pending = next(batches, [])
             while pending is not None:
                 following = next(batches, None)
-                if not self._put((pending, following is None)):
+                if not self._put(self._batch(pending, following is None)):
                     return
                 pending = following
         except BaseException as exc:  # handed to the event loop (after what was listed), raised by next()
-            if not pending or self._put((pending, False)):
+            if not pending or self._put(_Batch(pending, False, 0, 0)):
                 self._put(exc)
 
-    def _put(self, item: tuple[list[ObjInfo], bool] | BaseException) -> bool:
+    def _batch(self, listed: list[ObjInfo], last: bool) -> _Batch:
+        skip = self.skip
+        if skip is None:
+            return _Batch(listed, last, 0, 0)
+        kept = [info for info in listed if not skip(info)]
+        skipped_bytes = sum(max(i.size, 0) for i in listed) - sum(max(i.size, 0) for i in kept)
+        return _Batch(kept, last, len(listed) - len(kept), skipped_bytes)
+
+    def _put(self, item: _Batch | BaseException) -> bool:
         """Queue ``item``, waiting for room; return ``False`` once the feed is closed."""
         while not self._stop.is_set():
             if self._room.acquire(timeout=0.1):
@@ -172,10 +193,11 @@ class Feed:
                 if isinstance(got, BaseException):
                     self.complete, self._stats.listing = True, False
                     raise got
-                self._current, self._pos = got[0], 0
-                self._stats.planned_objects += len(got[0])
-                self._stats.planned_bytes += sum(max(i.size, 0) for i in got[0])
-                if got[1]:
+                self._current, self._pos = got.items, 0
+                self._stats.planned_objects += len(got.items) + got.skipped
+                self._stats.planned_bytes += sum(max(i.size, 0) for i in got.items) + got.skipped_bytes
+                self._stats.skipped += got.skipped
+                if got.last:
                     self.complete, self._stats.listing = True, False
         info = self._current[self._pos]
         self._pos += 1

@@ -168,8 +168,11 @@ def test_two_concurrent_dag_runs_in_two_processes_share_the_etl_and_both_succeed
     from tests.dag_runs import EXAMPLE_DAGS
 
     # The same definition (delay_ms is part of it), so the runs share one ETL; run B's bucket is
-    # bigger, so run A's teardown comes while run B's job still transforms.
-    runs = {"a": 12, "b": 120}
+    # bigger, so run A's teardown comes while run B's job still transforms: B's job lasts about
+    # 15 s (300 objects, 100 ms each, one at a time on each of 2 targets), which is how far apart
+    # the two processes may reach their transforms (they start together; the second init waits
+    # for the first one's pods).
+    runs = {"a": 12, "b": 300}
     procs = {}
     for run, objects in runs.items():
         conf = {

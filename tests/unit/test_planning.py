@@ -172,3 +172,21 @@ def test_progress_says_listing_until_the_total_is_known() -> None:
     assert progress_line(snap).startswith("100/2048+ objects (listing…)")
     stats.listing = False
     assert progress_line(stats.snapshot()).startswith("100/2048 objects (4.9%)")
+
+
+def test_feed_skips_done_objects_in_the_listing_thread_and_counts_them() -> None:
+    items = [ObjInfo(f"n{i:04d}", 10, "") for i in range(1000)]
+
+    async def main() -> None:
+        stats = JobStats("e", "s", "d", dry_run=False)
+        feed = Feed(iter(items), stats, batch=64, depth=2)
+        feed.skip = lambda info: int(info.name[1:]) % 3 != 0
+        got = await drain(feed)
+        feed.close()
+        # batches handed over before ``skip`` was set come unfiltered (the engine checks those itself)
+        assert set(got) >= {i.name for i in items if int(i.name[1:]) % 3 == 0}
+        assert (stats.planned_objects, stats.planned_bytes) == (1000, 10_000)
+        assert stats.skipped == 1000 - len(got)
+        assert stats.skipped >= 1000 * 2 // 3 - 3 * 64  # at most the queued batches went unfiltered
+
+    asyncio.run(main())
