@@ -54,7 +54,10 @@ async def test_a_file_body_goes_by_sendfile_byte_exact(
                 assert await resp.read() == DATA
         finally:
             await http.close()
-    assert sum(calls) == 2 * len(DATA)  # every byte went by sendfile
+    # The first request, on a fresh connection, goes wholly by sendfile; the second one too unless
+    # the transport still held bytes when it started (seen on a loaded machine), when it takes the
+    # chunked fallback — wholly, never half and half.
+    assert sum(calls) in (len(DATA), 2 * len(DATA))
     assert srv.connections == 1
 
 
