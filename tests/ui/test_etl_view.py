@@ -149,6 +149,7 @@ def test_an_editor_stops_and_starts_the_etl_from_the_view(
     page.click(f"{etl} button.start")
     page.wait_for_selector(f'{etl} .etl-state .badge[data-state="running"]', timeout=60_000)
     page.wait_for_selector(f'{etl} tr.target[data-healthy="true"]')
+    assert page.query_selector(f"{etl} pre.logs") is None  # the stopped pods' logs went with the start
     page.screenshot(path=str(screenshots / "7-etl-started-from-view.png"), full_page=True)
     page.click(f"{etl} button.stop")
     page.wait_for_selector(f'{etl} .etl-state .badge[data-state="stopped"]', timeout=60_000)

@@ -157,6 +157,11 @@ function logsBox(etl) {
   const id = `logs-${etl.conn_id}-${etl.name}`;
   let box = document.getElementById(id);
   if (!box) box = h("div", { id, class: "logs-box" });
+  // logs shown for a stopped ETL are its last pods'; once it starts again they are stale
+  if (box.dataset.state && box.dataset.state !== etl.state) {
+    box.replaceChildren();
+    delete box.dataset.state;
+  }
   return box;
 }
 
@@ -166,6 +171,7 @@ async function showLogs(etl, targetId) {
   if (targetId) q.set("target_id", targetId);
   try {
     const data = await getJson(`api/etls/${encodeURIComponent(etl.name)}/logs?${q}`);
+    box.dataset.state = etl.state;
     box.replaceChildren(...data.pods.map((p) => h("div", {},
       h("h3", {}, `Log of ${p.pod} (target ${p.target_id}), last lines `,
         h("button", { onclick: () => box.replaceChildren() }, "close")),
