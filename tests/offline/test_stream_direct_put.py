@@ -61,12 +61,21 @@ def _big_object(root: Path) -> bytes:
     return payload
 
 
-def test_streaming_transform_delivers_by_direct_put(api: AisEtl, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("comm_type", "arg_type"),
+    [("hpull://", ""), ("hpush://", ""), ("hpull://", "fqn")],
+    ids=["hpull", "hpush", "hpull-fqn"],
+)
+def test_streaming_transform_delivers_by_direct_put(
+    api: AisEtl, tmp_path: Path, comm_type: str, arg_type: str
+) -> None:
     src, dst, report = tmp_path / "src", tmp_path / "dst", tmp_path / "peaks.txt"
     data = make_tree(src, 20, big=2)
     data["huge.bin"] = _big_object(src)
     code = UPPER_REPORTING.format(big=BIG, report=str(report))
-    api.init_code("stream-put", code, comm_type="hpull://", direct_put=True, chunk_size=CHUNK)
+    api.init_code(
+        "stream-put", code, comm_type=comm_type, arg_type=arg_type, direct_put=True, chunk_size=CHUNK
+    )
     stats = api.transform_bucket("stream-put", str(src), str(dst), OfflineOptions(num_workers=2))
     assert stats["state"] == "done", stats["errors"]
     assert stats["objects"] == len(data)
