@@ -23,11 +23,13 @@ __all__ = [
     "DirectPutError",
     "accepts_context",
     "compose_direct_put_url",
+    "delivered_length",
     "direct_put",
     "etl_args_of",
     "fqn_of_query",
     "node_url_of",
     "object_path",
+    "open_put",
 ]
 
 DIRECT_PUT_TIMEOUT = 600.0
@@ -106,27 +108,41 @@ def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PU
 
     :raises DirectPutError: the receiver answered other than 200/204, or could not be reached
     """
-    parts = urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
-    target = parts.path + ("?" + parts.query if parts.query else "")
+    conn, target = open_put(url, timeout)
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
     if rest:
         headers[HDR_NODE_URL] = rest
     try:
         conn.request("PUT", target, body=data, headers=headers)
-        resp = conn.getresponse()
-        body = resp.read(_ERROR_TEXT_LIMIT)
+        return delivered_length(conn, len(data))
     except (OSError, http.client.HTTPException) as exc:
-        raise DirectPutError(502, f"direct put to {parts.netloc} failed: {exc}") from exc
+        raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
     finally:
         conn.close()
+
+
+def open_put(url: str, timeout: float = DIRECT_PUT_TIMEOUT) -> tuple[http.client.HTTPConnection, str]:
+    """Return an (unconnected) connection to the host of ``url`` and the request target to PUT."""
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return cls(parts.hostname or "", parts.port, timeout=timeout), parts.path + (
+        "?" + parts.query if parts.query else ""
+    )
+
+
+def delivered_length(conn: http.client.HTTPConnection, sent: int) -> int:
+    """Read the receiver's answer to a direct put of ``sent`` bytes; return the length it stored.
+
+    :raises DirectPutError: it answered other than 204 (with the length) or an empty 200
+    """
+    resp = conn.getresponse()
+    body = resp.read(_ERROR_TEXT_LIMIT)
     if resp.status == 204:
-        return int(resp.getheader(HDR_DIRECT_PUT_LENGTH) or len(data))
+        return int(resp.getheader(HDR_DIRECT_PUT_LENGTH) or sent)
     if resp.status == 200 and not body:
-        return len(data)
+        return sent
     text = body.decode("utf-8", "replace").strip()
     raise DirectPutError(
         resp.status if resp.status >= 400 else 502,
-        f"direct put to {parts.netloc} answered {resp.status} {resp.reason}: {text}",
+        f"direct put to {conn.host}:{conn.port} answered {resp.status} {resp.reason}: {text}",
     )

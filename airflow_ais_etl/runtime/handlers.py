@@ -35,6 +35,7 @@ from airflow_ais_etl.runtime.http1.batchwire import (
 )
 from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
+from airflow_ais_etl.runtime.streamput import DirectPutStream
 from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
 from airflow_ais_etl.runtime.upstream import CallbackClient, CallbackError
 
@@ -298,6 +299,10 @@ class App:
         conn.send_response(204, b"", headers=[(HDR_DIRECT_PUT_LENGTH, str(length))])
 
     def _stream(self, conn: Connection, req: Request, call: Callable[[StreamWriter], object]) -> None:
+        node_url, rest = node_url_of(req.headers)
+        if node_url and self.cfg.target_url:
+            self._stream_put(conn, req, call, node_url, rest)
+            return
         writer = StreamWriter(conn)
         try:
             call(writer)
@@ -312,6 +317,34 @@ class App:
                 self._abort(conn, req, exc)
             raise self._transform_failure(req, exc) from exc
         writer.finish()
+
+    def _stream_put(
+        self, conn: Connection, req: Request, call: Callable[[StreamWriter], object], node_url: str, rest: str
+    ) -> None:
+        """Direct put of a streaming result (``runtime.streamput``): PUT while the transform writes, answer 204.
+
+        Nothing of the answer goes out before the PUT is complete, so any failure is a clean status.
+        """
+        assert self.cfg.target_url
+        url = compose_direct_put_url(
+            node_url, self.cfg.target_url, object_path(req.path), etl_args_of(req.query)
+        )
+        put = DirectPutStream(url, rest)
+        writer = StreamWriter(put)
+        try:
+            call(writer)
+            writer.finish()
+        except (ClientGone, HttpError, _Failure):
+            raise
+        except DirectPutError as exc:
+            raise _Failure(exc.status, exc.message) from exc
+        except CallbackError as exc:
+            raise _Failure(502, exc.message) from exc
+        except Exception as exc:
+            raise self._transform_failure(req, exc) from exc
+        finally:
+            put.close()  # resets an unfinished PUT: the receiver discards the partial object
+        conn.send_response(204, b"", headers=[(HDR_DIRECT_PUT_LENGTH, str(put.delivered))])
 
     def _abort(self, conn: Connection, req: Request, exc: BaseException) -> None:
         self.log.error(
