@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from airflow_ais_etl.etl.errors import StorageError
-from airflow_ais_etl.serve.errors import NOT_FOUND, AisHttpError
+from airflow_ais_etl.serve.errors import BAD_REQUEST, NOT_FOUND, AisHttpError
 from airflow_ais_etl.serve.http import endpoint, text_answer
 
 if TYPE_CHECKING:
@@ -77,6 +77,11 @@ def get_object(call: Call) -> Response:
             path = bucket.local_path(obj)
         if path is not None:
             return FileResponse(path, headers=_headers(url, info), media_type=OCTETS)
+        if "range" in call.headers:  # never answer a range with the whole object
+            raise AisHttpError(
+                BAD_REQUEST,
+                f"{url}/{obj}: range reads of object-store buckets are not supported; read it whole",
+            )
         headers = {**_headers(url, info), "content-length": str(info.size)}
         return StreamingResponse(_chunks(bucket, url, obj), headers=headers, media_type=OCTETS)
     names = [etl, *(n for n in call.query.get("etl_pipeline", "").split(",") if n)]
