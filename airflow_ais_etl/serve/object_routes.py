@@ -14,8 +14,9 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from airflow_ais_etl.etl.errors import StorageError
-from airflow_ais_etl.serve.errors import BAD_REQUEST, NOT_FOUND, AisHttpError
+from airflow_ais_etl.serve.errors import NOT_FOUND, AisHttpError
 from airflow_ais_etl.serve.http import endpoint, text_answer
+from airflow_ais_etl.serve.ranges import cut, parse_range
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,13 +78,7 @@ def get_object(call: Call) -> Response:
             path = bucket.local_path(obj)
         if path is not None:
             return FileResponse(path, headers=_headers(url, info), media_type=OCTETS)
-        if "range" in call.headers:  # never answer a range with the whole object
-            raise AisHttpError(
-                BAD_REQUEST,
-                f"{url}/{obj}: range reads of object-store buckets are not supported; read it whole",
-            )
-        headers = {**_headers(url, info), "content-length": str(info.size)}
-        return StreamingResponse(_chunks(bucket, url, obj), headers=headers, media_type=OCTETS)
+        return _stream(call, bucket, url, info)
     names = [etl, *(n for n in call.query.get("etl_pipeline", "").split(",") if n)]
     src, conn_id = call.ctx.buckets.location(call.params["bck"], _provider(call))
     with _ais_names(bucket, url):
@@ -95,9 +90,21 @@ def get_object(call: Call) -> Response:
 
 
 def _chunks(bucket: Bucket, url: str, obj: str) -> Iterator[bytes]:
-    """An object-store object's bytes (streamed: a directory's object is sent as a file instead)."""
     with _ais_names(bucket, url):
         yield from bucket.read_chunks(obj)
+
+
+def _stream(call: Call, bucket: Bucket, url: str, info: ObjInfo) -> Response:
+    """An object-store object's bytes, whole or one range (a directory's object is sent as a file)."""
+    headers = _headers(url, info)
+    chunks = _chunks(bucket, url, info.name)
+    if "range" not in call.headers:
+        headers["content-length"] = str(info.size)
+        return StreamingResponse(chunks, headers=headers, media_type=OCTETS)
+    start, end = parse_range(call.headers["range"], info.size)
+    headers["content-length"] = str(end - start)
+    headers["content-range"] = f"bytes {start}-{end - 1}/{info.size}"
+    return StreamingResponse(cut(chunks, start, end), status_code=206, headers=headers, media_type=OCTETS)
 
 
 def head_object(call: Call) -> Response:

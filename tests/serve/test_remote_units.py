@@ -11,6 +11,7 @@ import pytest
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.serve.buckets import BucketRoot
 from airflow_ais_etl.serve.errors import AisHttpError
+from airflow_ais_etl.serve.ranges import cut, parse_range
 from airflow_ais_etl.serve.remotes import RemoteBucket, load_bucket_map, parse_bucket_url
 
 if TYPE_CHECKING:
@@ -68,3 +69,17 @@ def test_only_configured_buckets_are_reachable_and_names_are_checked(tmp_path: P
         BucketRoot(
             tmp_path / "root", [RemoteBucket("aws", "r", "s3://a"), RemoteBucket("aws", "r", "s3://b")]
         )
+
+
+def test_single_ranges_are_cut_from_a_chunk_stream() -> None:
+    data = bytes(range(50))
+    chunks = [data[i : i + 7] for i in range(0, 50, 7)]
+    for header, want in (("bytes=0-0", data[:1]), ("bytes=5-20", data[5:21]), ("bytes=-4", data[-4:])):
+        start, end = parse_range(header, len(data))
+        assert b"".join(cut(chunks, start, end)) == want
+    assert parse_range("bytes=40-99", 50) == (40, 50)
+    assert parse_range("bytes=-99", 50) == (0, 50)
+    for bad, status in (("bytes=50-", 416), ("bytes=0-1,4-5", 400), ("items=0-1", 400), ("bytes=-", 400)):
+        with pytest.raises(AisHttpError) as exc:
+            parse_range(bad, 50)
+        assert exc.value.status == status

@@ -76,8 +76,11 @@ def test_objects_put_get_head_list_delete_on_a_configured_bucket(
     } == (CONTENT)
     assert bucket.object("d/o-3.txt").get_reader().read_all() == CONTENT["d/o-3.txt"]
     assert bucket.object("d/o-4.txt").head().size == len(CONTENT["d/o-4.txt"])
-    with pytest.raises(AISError, match="range reads of object-store buckets are not supported"):
-        bucket.object("d/o-4.txt").get_reader(byte_range="bytes=0-3").read_all()
+    data = CONTENT["d/o-5.txt"]
+    for byte_range, want in (("bytes=2-5", data[2:6]), ("bytes=-3", data[-3:]), ("bytes=4-", data[4:])):
+        assert bucket.object("d/o-5.txt").get_reader(byte_range=byte_range).read_all() == want
+    with pytest.raises(AISError, match="outside the object"):
+        bucket.object("d/o-5.txt").get_reader(byte_range="bytes=999-").read_all()
     names = [e.name for e in bucket.list_objects_iter(prefix="d/", page_size=4)]  # two pages
     assert names == sorted(CONTENT)
     bucket.object("gone.bin").get_writer().put_content(b"x")
