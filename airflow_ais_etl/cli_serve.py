@@ -18,6 +18,7 @@ from airflow_ais_etl.interrupts import Interrupted
 if TYPE_CHECKING:
     import argparse
 
+    from airflow_ais_etl.serve.remotes import RemoteBucket
     from airflow_ais_etl.service import AisEtl
 
 __all__ = ["add_serve_command", "cmd_serve"]
@@ -31,7 +32,8 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "serve",
         help="serve AIStore's ETL REST API for the aistore Python SDK",
         description="Serve the subset of AIStore's REST API that the aistore SDK's ETL, bucket, object "
-        "and job calls use (docs/serve.md). Buckets ais://NAME are directories ROOT/NAME.",
+        "and job calls use (docs/serve.md). Buckets ais://NAME are directories ROOT/NAME; object-store "
+        "buckets are served only when configured with --bucket-url or --bucket-map.",
     )
     p.add_argument(
         "--listen",
@@ -39,6 +41,19 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"HOST:PORT (default {DEFAULT_LISTEN}; port 0: any free port)",
     )
     p.add_argument("--buckets", help="directory holding the buckets (default: HOME/buckets)")
+    p.add_argument(
+        "--bucket-url",
+        action="append",
+        default=[],
+        metavar="PROVIDER/NAME=URL[,conn_id=ID]",
+        help="serve object-store URL as the SDK's bucket NAME of PROVIDER (aws, gcp, azure, ...), e.g. "
+        "aws/images=s3://my-bucket/images,conn_id=aws_default (repeatable)",
+    )
+    p.add_argument(
+        "--bucket-map",
+        metavar="FILE",
+        help='JSON file of more such buckets: {"aws/NAME": "s3://..." or {"url": ..., "conn_id": ...}}',
+    )
     p.add_argument("--backend", choices=("local", "kubernetes"), default="local")
     p.add_argument("--token-file", help="private file with the bearer token clients must send")
     p.add_argument(
@@ -66,6 +81,13 @@ def _buckets_root(api: AisEtl, args: argparse.Namespace) -> str:
     return str(Path(home) / "buckets")
 
 
+def _remotes(args: argparse.Namespace) -> list[RemoteBucket]:
+    from airflow_ais_etl.serve.remotes import load_bucket_map, parse_bucket_url
+
+    remotes = [parse_bucket_url(spec) for spec in args.bucket_url or ()]
+    return remotes + (load_bucket_map(args.bucket_map) if args.bucket_map else [])
+
+
 def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
     """Bind, say where, and serve until SIGINT/SIGTERM (running jobs are aborted and waited for)."""
     import uvicorn
@@ -78,8 +100,9 @@ def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
     host, port = parse_listen(args.listen)
     token = read_token(args.token_file) if args.token_file else ""
     check_listen(host, token)
+    remotes = _remotes(args)
     api = _api(api, args)
-    ctx = ServeContext(api=api, buckets=BucketRoot(_buckets_root(api, args)))
+    ctx = ServeContext(api=api, buckets=BucketRoot(_buckets_root(api, args), remotes))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,7 +122,8 @@ def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=30,
     )
     print(
-        f"ais-etl serve: listening on http://{shown}:{bound} (buckets: {ctx.buckets.root}, "
+        f"ais-etl serve: listening on http://{shown}:{bound} (buckets: {ctx.buckets.root}"
+        f"{f' + {len(remotes)} configured' if remotes else ''}, "
         f"backend: {args.backend}{', token required' if token else ''})",
         flush=True,
     )

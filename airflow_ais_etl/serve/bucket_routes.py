@@ -16,11 +16,12 @@ from airflow_ais_etl.serve.errors import BAD_REQUEST, AisHttpError
 from airflow_ais_etl.serve.http import endpoint, json_answer, text_answer
 from airflow_ais_etl.serve.jobs import ETL_BCK, ETL_OBJECTS
 from airflow_ais_etl.serve.offline import start_transform
+from airflow_ais_etl.serve.remotes import normalize_provider
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_ais_etl.dataplane.storage.local import LocalBucket
+    from airflow_ais_etl.dataplane.storage.base import Bucket
     from airflow_ais_etl.serve.http import Call
 
 __all__ = ["bucket_routes"]
@@ -34,7 +35,7 @@ def _provider(call: Call) -> str:
     return call.query.get("provider", "ais")
 
 
-def list_page(bucket: LocalBucket, value: Mapping[str, Any]) -> dict[str, Any]:
+def list_page(bucket: Bucket, value: Mapping[str, Any]) -> dict[str, Any]:
     """One page of AIS's ``BucketList``: names after the continuation token, the next token if more."""
     prefix = str(value.get("prefix") or "")
     token = str(value.get("continuation_token") or value.get("start_after") or "")
@@ -73,9 +74,9 @@ def get_bucket(call: Call) -> Response:
 
 
 def head_bucket(call: Call) -> Response:
-    name = call.params["bck"]
-    call.ctx.buckets.open(name, _provider(call))
-    props = {"provider": "ais", "namespace": {"uuid": "", "name": ""}, "name": name}
+    name, provider = call.params["bck"], _provider(call)
+    call.ctx.buckets.open(name, provider)
+    props = {"provider": normalize_provider(provider), "namespace": {"uuid": "", "name": ""}, "name": name}
     return Response(b"", headers={"ais-bucket-props": json.dumps(props)})
 
 
@@ -87,17 +88,18 @@ def post_bucket(call: Call) -> Response:
         call.ctx.buckets.create(name, provider)
         return text_answer("")
     call.ctx.buckets.check(name, provider)
+    src = (provider, name)
     if action == ETL_BCK:
         to_provider, to_name = parse_bck_path(call.query.get("bck_to", ""))
         call.ctx.buckets.check(to_name, to_provider)
-        return text_answer(start_transform(call.ctx, ETL_BCK, name, to_name, value).id)
+        return text_answer(start_transform(call.ctx, ETL_BCK, src, (to_provider, to_name), value).id)
     if action == ETL_OBJECTS:
         if not isinstance(value, dict) or not isinstance(value.get("tobck"), dict):
             raise AisHttpError(BAD_REQUEST, 'etl-listrange needs "tobck": the destination bucket')
         to = value.pop("tobck")
-        to_name = str(to.get("name") or "")
-        call.ctx.buckets.check(to_name, str(to.get("provider") or "ais"))
-        return text_answer(start_transform(call.ctx, ETL_OBJECTS, name, to_name, value).id)
+        dst = (str(to.get("provider") or "ais"), str(to.get("name") or ""))
+        call.ctx.buckets.check(dst[1], dst[0])
+        return text_answer(start_transform(call.ctx, ETL_OBJECTS, src, dst, value).id)
     raise AisHttpError(
         BAD_REQUEST,
         f"action {action!r} is not supported by ais-etl serve (supported: create-bck, etl-bck, etl-listrange)",
@@ -113,8 +115,16 @@ def delete_bucket(call: Call) -> Response:
 
 
 def list_buckets(call: Call) -> Response:
+    """Every served bucket; with ``provider=``, that provider's only."""
     none = {"uuid": "", "name": ""}
-    return json_answer([{"name": n, "provider": "ais", "namespace": none} for n in call.ctx.buckets.names()])
+    wanted = normalize_provider(call.query["provider"]) if call.query.get("provider") else None
+    return json_answer(
+        [
+            {"name": n, "provider": p, "namespace": none}
+            for p, n in call.ctx.buckets.names()
+            if wanted is None or p == wanted
+        ]
+    )
 
 
 def bucket_routes() -> list[Route]:

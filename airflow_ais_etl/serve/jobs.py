@@ -37,8 +37,10 @@ def _rfc3339(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _bck(name: str) -> dict[str, Any]:
-    return {"name": name, "provider": "ais", "namespace": {"uuid": "", "name": ""}}
+def _bck(url: str) -> dict[str, Any]:
+    """AIS's bucket record of ``PROVIDER://NAME`` (a bare name is an ``ais`` bucket)."""
+    provider, sep, name = url.rpartition("://")
+    return {"name": name, "provider": provider if sep else "ais", "namespace": {"uuid": "", "name": ""}}
 
 
 @dataclass
@@ -89,7 +91,7 @@ class Job:
         """The objects that failed (``continue_on_error``), as ``ETLDetails.obj_errors`` (``ais://B/O`` names)."""
         return [
             {
-                "obj_name": f"ais://{self.src}/{e.get('object', '')}",
+                "obj_name": f"{self.src if '://' in self.src else 'ais://' + self.src}/{e.get('object', '')}",
                 "msg": str(e.get("error", "")),
                 "ecode": 0,
             }

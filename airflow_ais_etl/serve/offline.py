@@ -82,7 +82,9 @@ def options_of(value: Mapping[str, Any]) -> OfflineOptions:
     return options
 
 
-def start_transform(ctx: ServeContext, kind: str, src: str, dst: str, value: Any) -> Job:
+def start_transform(
+    ctx: ServeContext, kind: str, src: tuple[str, str], dst: tuple[str, str], value: Any
+) -> Job:
     """Check the message, the ETLs and the buckets now (errors answer the request), then run the job."""
     if not isinstance(value, Mapping):
         raise ValidationError(f"transform message must be a JSON object, got {describe(value)}")
@@ -96,12 +98,23 @@ def start_transform(ctx: ServeContext, kind: str, src: str, dst: str, value: Any
         ctx.api.view(name)
         if not ctx.api.backend.endpoints(name):
             raise EtlNotFoundError(f"etl job {name} is not running (start it first)", etl_name=name)
-    src_bucket = ctx.buckets.open(src)
-    dst_bucket = ctx.buckets.create(dst, exist_ok=True)
+    (src_provider, src_name), (dst_provider, dst_name) = src, dst
+    ctx.buckets.open(src_name, src_provider)
+    ctx.buckets.create(dst_name, dst_provider, exist_ok=True)
+    src_url, src_conn = ctx.buckets.location(src_name, src_provider)
+    dst_url, dst_conn = ctx.buckets.location(dst_name, dst_provider)
 
     def run(job: Job) -> dict[str, Any]:
         return ctx.api.transform_bucket(
-            names, src_bucket.root, dst_bucket.root, options, progress=job.stats.update, control=job.control
+            names,
+            src_url,
+            dst_url,
+            options,
+            progress=job.stats.update,
+            control=job.control,
+            src_conn_id=src_conn,
+            dst_conn_id=dst_conn,
         )
 
-    return ctx.jobs.start(kind, names, src, dst, run)
+    shown_src, shown_dst = ctx.buckets.url(src_name, src_provider), ctx.buckets.url(dst_name, dst_provider)
+    return ctx.jobs.start(kind, names, shown_src, shown_dst, run)

@@ -69,7 +69,7 @@ def test_sdk_errors_are_its_own_exceptions_with_readable_text(client: Client, se
         client.etl("nolocal-etl").init(image="example.com/not-here:1.0")
     assert exc.value.status_code == 400
     assert client.cluster().list_etls(stages=["Running", "Stopped", "Aborted"]) == []
-    with pytest.raises(AISError, match="provider 'aws' is not served"):
+    with pytest.raises(AISError, match="aws://b is not served.*--bucket-url"):
         client.bucket("b", provider="s3").list_objects()
     status, body = _raw(served, "GET", "/v1/nothing-here")
     assert status == 404

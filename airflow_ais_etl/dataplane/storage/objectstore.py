@@ -48,6 +48,12 @@ def _version(info: dict[str, Any]) -> str:
     return f"-{info.get('size', 0)}"
 
 
+def _make_parent(fs: Any, path: str) -> None:
+    """Create the parent directory where the file system needs one (``local://``); object stores don't."""
+    if getattr(fs, "auto_mkdir", True) is False:
+        fs.makedirs(fs._parent(path), exist_ok=True)
+
+
 class _SpoolWriter(AtomicWriter):
     """Collect the object locally (memory, then a temp file) and upload it in one call on commit."""
 
@@ -77,6 +83,7 @@ class _SpoolWriter(AtomicWriter):
 
     def _commit(self) -> None:
         try:
+            _make_parent(self._fs, self._path)
             if self._mem is not None:
                 self._fs.pipe_file(self._path, self._mem.getvalue())
             else:
@@ -203,6 +210,7 @@ class ObjectStorageBucket(Bucket):
     def check_writable(self) -> None:
         probe = f"{self.root}/{RESERVED_PREFIX}probe-{secrets.token_hex(6)}"
         try:
+            _make_parent(self.fs, probe)
             self.fs.pipe_file(probe, b"ok")
             self.fs.rm_file(probe)
         except Exception as err:
