@@ -1,7 +1,8 @@
 """A million objects: the engine's peak RSS for a dry run and a real run, and the speed of a resume.
 
 Run: ``.venv/bin/python bench/million_bench.py [--count 1000000] [--dir DIR] [--layout flat|dirs]
-[--phases dry,real,resume] [--keep]``. Never a test.
+[--phases dry,real,resume] [--keep]``. Never a test. ``--keep`` keeps the source and the last
+destination, so ``--phases resume`` alone can re-measure a resume without redoing the real run.
 
 Creates ``count`` x 1 KiB objects once (kept with ``--keep``; a flat directory by default, the hardest
 case for a sorted listing; ``dirs``: 1,000 objects per directory), then runs in fresh child processes:
@@ -84,7 +85,11 @@ def main() -> None:
     p.add_argument("--dir", help="work directory (default: a new dir under /tmp, removed unless --keep)")
     p.add_argument("--layout", choices=["flat", "dirs"], default="flat")
     p.add_argument("--phases", default="dry,real,resume")
-    p.add_argument("--keep", action="store_true", help="keep the generated objects for the next run")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the generated objects and the last destination (a later `--phases resume` reuses it)",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -116,8 +121,6 @@ def main() -> None:
         api.backend.shutdown()  # type: ignore[attr-defined]
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-        else:
-            shutil.rmtree(dst, ignore_errors=True)
     report(figures, args.count)
 
 

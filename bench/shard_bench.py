@@ -6,6 +6,10 @@ Each job runs in its own process, as mapped Airflow tasks on separate workers wo
 same ETL (local backend, 2 targets, hpush, defaults) with a CPU-bound transform (zlib level 9).
 Rounds alternate one job (``shard`` unset) and two jobs started together (``shard=(0, 2)`` and
 ``(1, 2)``); the figure is the ratio of their wall times (goal: two shards >= 1.6x one).
+
+It also counts the CPU seconds every round used (the pods' process trees and the shard jobs'
+processes) and prints the cores one job keeps busy: on a machine with ``C`` cores, two shards
+can be at most ``C / cores(one job)`` times faster than one job, whatever the engine does.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,9 +40,26 @@ def child(spec: dict[str, Any]) -> None:
         ETL,
         spec["src"],
         spec["dst"],
-        OfflineOptions(shard=shard),  # type: ignore[arg-type]
+        OfflineOptions(shard=shard),
     )
     print(json.dumps({"objects": stats["objects"]}), flush=True)
+
+
+def pods_cpu_seconds(api: Any) -> float:
+    """Return the CPU seconds used so far by every process of the ETL's pods."""
+    from airflow_ais_etl.cluster.local.processes import process_tree
+
+    total = 0.0
+    for pod in api.backend._pods(ETL).values():
+        for proc in process_tree(pod):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_jobs(base: Path, shards: list[tuple[int, int] | None]) -> tuple[float, int]:
@@ -86,19 +108,32 @@ def main() -> None:
     api.init_code(ETL, CODE)
     one: list[float] = []
     two: list[float] = []
+    cores: dict[str, list[float]] = {"one": [], "two": []}
     try:
         for r in range(args.rounds):
             for name in ("one", "two") if r % 2 == 0 else ("two", "one"):
+                cpu0 = pods_cpu_seconds(api) + children_cpu_seconds()
                 seconds, objects = run_jobs(base, [None] if name == "one" else [(0, 2), (1, 2)])
+                used = (pods_cpu_seconds(api) + children_cpu_seconds() - cpu0) / seconds
                 assert objects == args.count, objects
                 (one if name == "one" else two).append(seconds)
-                print(f"[round {r + 1}] {name} job(s): {args.count / seconds:7.1f} obj/s", flush=True)
+                cores[name].append(used)
+                print(
+                    f"[round {r + 1}] {name} job(s): {args.count / seconds:7.1f} obj/s, {used:.2f} cores busy",
+                    flush=True,
+                )
     finally:
         api.stop(ETL)
         api.backend.shutdown()  # type: ignore[attr-defined]
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)
     ratio = statistics.median(one) / statistics.median(two)
+    busy = statistics.median(cores["one"])
+    ncpu = os.cpu_count() or 1
+    print(
+        f"\none job keeps {busy:.2f} of {ncpu} cores busy (pods + engine): two shards can be at most "
+        f"{ncpu / busy:.2f}x faster on this machine"
+    )
     print(
         f"\ntwo shards in parallel / one job: {ratio:.2f}x   goal >= 1.6: {'met' if ratio >= 1.6 else 'NOT MET'}"
     )
