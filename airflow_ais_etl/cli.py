@@ -317,7 +317,10 @@ def cmd_bucket(api: AisEtl, args: argparse.Namespace) -> None:
         skip_existing=args.skip_existing,
         progress_interval=0.5 if args.wait else 30.0,
         etl_args=args.etl_args or "",
+        shard=args.shard,
+        bytes_in_flight=args.bytes_in_flight,
     )
+    options.validate()  # a bad option is refused before the ETL is even looked up
     control = JobControl()
     printer = ProgressPrinter(sys.stderr) if args.wait and not args.json else None
     result: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cli_compat import parse_seconds, parse_size
 from airflow_ais_etl.cli_podoptions import add_pod_option_flags
+from airflow_ais_etl.dataplane.budget import DEFAULT_TARGET_BUDGET
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -141,6 +142,19 @@ def add_lifecycle(sub: Any, handlers: dict[str, Callable[..., None]]) -> None:
         p.set_defaults(func=handlers[name])
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``I/N`` (shard ``I`` of ``N``); the range is checked with the other job options."""
+    index, sep, count = str(text).partition("/")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid shard {text!r}: use INDEX/COUNT, e.g. 0/4 for the first of four shards"
+        ) from None
+
+
 def add_object(sub: Any, handler: Callable[..., None]) -> None:
     """``object ETL SRC OUT`` and AIS's ``object ETL cp SRC DST``."""
     obj = sub.add_parser("object", help="transform one object (inline)")
@@ -182,6 +196,18 @@ def add_bucket(sub: Any, handler: Callable[..., None]) -> None:
         "--num-workers", type=int, default=8, help="in-flight requests per target (0: default 8)"
     )
     bck.add_argument("--skip-existing", action="store_true", help="resume: skip objects already transformed")
+    bck.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=None,
+        help="I/N: transform only hash shard I of N (0 <= I < N), e.g. 0/4 on one worker, 1/4 on the next",
+    )
+    bck.add_argument(
+        "--bytes-in-flight",
+        type=parse_size,
+        default=DEFAULT_TARGET_BUDGET,
+        help="source bytes in flight per target, e.g. 256MiB (default 128MiB): bounds pod memory",
+    )
     bck.add_argument("--wait", action="store_true", help="show progress until the job ends")
     bck.add_argument(
         "--timeout",
