@@ -33,7 +33,7 @@ from airflow_ais_etl.etl.naming import validate_object_name
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["LocalBucket", "syncfs"]
+__all__ = ["LocalBucket", "TempFile", "syncfs"]
 
 
 def _plainly_valid(name: str) -> bool:
@@ -286,6 +286,25 @@ class LocalBucket(Bucket):
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Store ``data`` atomically (temp file + rename) with a handful of plain system calls."""
+        temp = self.begin_write(name)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(temp.fd, view) :]
+            if self._fsync:
+                os.fsync(temp.fd)
+        except BaseException as err:
+            temp.discard()
+            if isinstance(err, OSError):
+                raise StorageError(f"bucket {self.url}: cannot store {name!r}: {err}") from err
+            raise
+        temp.commit()
+
+    def begin_write(self, name: str) -> TempFile:
+        """Create ``name``'s temp file next to it, open write-only: commit renames it into place.
+
+        The fd transport hands the descriptor to a pod, which writes the result into it.
+        """
         if name.rpartition("/")[2].startswith(TEMP_PREFIX):
             raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
         path = self._write_path(name)
@@ -300,26 +319,21 @@ class LocalBucket(Bucket):
                 fd = os.open(tmp, flags, 0o666)
         except OSError as err:
             raise StorageError(f"bucket {self.url}: cannot create {name!r}: {err}") from err
+        return TempFile(self.url, name, fd, tmp, path)
+
+    def open_source(self, name: str) -> int:
+        """Open object ``name`` read-only; return the descriptor (a regular file's, never a directory's)."""
+        path = self._path(name)
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException as err:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(err, IsADirectoryError):
-                raise StorageError(
-                    f"bucket {self.url}: cannot write {name!r}: a directory has that name"
-                ) from err
-            if isinstance(err, OSError):
-                raise StorageError(f"bucket {self.url}: cannot store {name!r}: {err}") from err
-            raise
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO never blocks the open
+        except (FileNotFoundError, NotADirectoryError) as err:
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot read {name!r}: {err}") from err
+        if not S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} is not a regular file")
+        return fd
 
     def local_path(self, name: str) -> str | None:
         return self._path(name)
@@ -372,6 +386,40 @@ class LocalBucket(Bucket):
                 except FileNotFoundError:
                     continue
         return removed
+
+
+class TempFile:
+    """An object being written: its temp file's descriptor (write-only), to be renamed or removed."""
+
+    __slots__ = ("bucket_url", "fd", "name", "path", "tmp")
+
+    def __init__(self, bucket_url: str, name: str, fd: int, tmp: str, path: str) -> None:
+        self.bucket_url, self.name, self.fd, self.tmp, self.path = bucket_url, name, fd, tmp, path
+
+    def size(self) -> int:
+        """Return how many bytes the temp file holds now."""
+        return os.fstat(self.fd).st_size
+
+    def commit(self) -> None:
+        """Close the temp file and rename it over the object (it appears complete or not at all)."""
+        try:
+            os.close(self.fd)
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+            if isinstance(err, IsADirectoryError):
+                raise StorageError(
+                    f"bucket {self.bucket_url}: cannot write {self.name!r}: a directory has that name"
+                ) from err
+            raise StorageError(f"bucket {self.bucket_url}: cannot store {self.name!r}: {err}") from err
+
+    def discard(self) -> None:
+        """Close and remove the temp file (whatever a writer put in it is gone)."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
 
 
 def _read_to_end(fd: int, parts: list[bytes], chunk: int) -> bytes:
