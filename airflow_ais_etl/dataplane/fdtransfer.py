@@ -250,8 +250,8 @@ class FdTransfer:
         try:
             verdict = await done
         except BaseException:
-            if not item.taken:  # else the sender removes it once the pod is done with it
-                temp.discard()
+            if not item.taken or (done.done() and not done.cancelled()):
+                temp.discard()  # else the pod may still write into it: the sender removes it after
             raise
         if verdict is _VIA_HTTP or verdict is _ALONE:
             temp.discard()

@@ -15,7 +15,7 @@ import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError
-from tests.offline.conftest import REVERSE, UPPER_CHUNKED, count_files, objects, temp_files, tree_hashes, when
+from tests.offline.conftest import REVERSE, UPPER_CHUNKED, objects, temp_files, tree_hashes, when
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,7 +135,7 @@ def test_a_pod_killed_mid_job_aborts_it_with_the_usual_cause_and_leaves_no_temp_
         os.kill(pod.containers[0].pid(), signal.SIGKILL)
 
     fds_before = _open_fds()
-    when(count_files(dst, 10), kill)
+    when(lambda: len(objects(dst)) >= 10, kill)
     with pytest.raises(AbortError) as err:
         api.transform_bucket("fd-kill", str(src), str(dst), OfflineOptions(num_workers=2))
     assert "pod of t1 exited with code -9" in str(err.value)

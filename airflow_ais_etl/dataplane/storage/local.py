@@ -402,8 +402,9 @@ class TempFile:
 
     def commit(self) -> None:
         """Close the temp file and rename it over the object (it appears complete or not at all)."""
+        fd, self.fd = self.fd, -1
         try:
-            os.close(self.fd)
+            os.close(fd)
             os.replace(self.tmp, self.path)
         except OSError as err:
             with contextlib.suppress(OSError):
@@ -415,9 +416,12 @@ class TempFile:
             raise StorageError(f"bucket {self.bucket_url}: cannot store {self.name!r}: {err}") from err
 
     def discard(self) -> None:
-        """Close and remove the temp file (whatever a writer put in it is gone)."""
+        """Close and remove the temp file (whatever a writer put in it is gone); again: nothing."""
+        if self.fd < 0:
+            return
         with contextlib.suppress(OSError):
             os.close(self.fd)
+        self.fd = -1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
 
