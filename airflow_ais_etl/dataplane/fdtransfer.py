@@ -32,7 +32,8 @@ from airflow_ais_etl.dataplane.batcher import (
     object_error,
 )
 from airflow_ais_etl.dataplane.podrequest import build_request
-from airflow_ais_etl.dataplane.storage.local import LocalBucket, TempFile
+from airflow_ais_etl.dataplane.storage.local import LocalBucket
+from airflow_ais_etl.dataplane.storage.tempfiles import TempFile
 from airflow_ais_etl.etl.errors import TransformError
 from airflow_ais_etl.runtime.fdwire import (
     FD_HEADER,
@@ -240,7 +241,7 @@ class FdTransfer:
         )
         src = self.src.open_source(info.name)
         try:
-            temp = dst.begin_write(dst_name)
+            temp = dst.begin_write(dst_name, anonymous=True)
         except BaseException:
             os.close(src)
             raise

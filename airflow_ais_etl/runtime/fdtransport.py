@@ -126,7 +126,7 @@ def _run(app: App, query: str, paths: list[str], fds: list[int]) -> list[tuple[i
         if out and time.monotonic() > deadline:
             out.append((NOT_RUN, 0))
         else:
-            out.append(app.transform_file(path, query, src, dst))
+            out.append(app.transform_file(path, query, src, dst, batched=len(paths) > 1))
         for fd in (src, dst):  # closed at once: the engine may check and rename it now
             os.close(fd)
         fds[2 * i] = fds[2 * i + 1] = -1

@@ -192,7 +192,9 @@ class App:
             return fail.status, fail.message.encode("utf-8", "replace")
         return 200, result
 
-    def transform_file(self, path: str, query: str, src: int, dst: int) -> tuple[int, int | str]:
+    def transform_file(
+        self, path: str, query: str, src: int, dst: int, *, batched: bool = False
+    ) -> tuple[int, int | str]:
         """Transform one object from descriptor ``src`` into ``dst`` (the fd transport, ``runtime.fdtransport``).
 
         Return ``(200, result length)``, or the status and message an HTTP request would have got;
@@ -218,7 +220,8 @@ class App:
             except OSError as err:  # reading the source
                 raise _Failure(500, f"cannot read {path!r}: {err}") from err
         except _Failure as fail:
-            self.log.error("fd %s -> %d: %s", path, fail.status, fail.message, exc_info=fail.__cause__)
+            how = "(fd, batched)" if batched else "(fd)"
+            self.log.error("%s %s -> %d: %s", how, path, fail.status, fail.message, exc_info=fail.__cause__)
             return fail.status, fail.message
         return 200, sink.written
 

@@ -26,6 +26,7 @@ from airflow_ais_etl.dataplane.storage.base import (
     ObjectNotFoundError,
     ObjInfo,
 )
+from airflow_ais_etl.dataplane.storage.tempfiles import TempFile, open_unnamed
 from airflow_ais_etl.dataplane.storage.tempnames import abandoned, temp_name
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_object_name
@@ -33,7 +34,7 @@ from airflow_ais_etl.etl.naming import validate_object_name
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["LocalBucket", "TempFile", "syncfs"]
+__all__ = ["LocalBucket", "syncfs"]
 
 
 def _plainly_valid(name: str) -> bool:
@@ -300,15 +301,19 @@ class LocalBucket(Bucket):
             raise
         temp.commit()
 
-    def begin_write(self, name: str) -> TempFile:
+    def begin_write(self, name: str, *, anonymous: bool = False) -> TempFile:
         """Create ``name``'s temp file next to it, open write-only: commit renames it into place.
 
-        The fd transport hands the descriptor to a pod, which writes the result into it.
+        ``anonymous`` (the fd transport, whose pods fill temp files for a while): an unnamed file
+        (``O_TMPFILE``) that gets its temp name only at commit, so a killed engine leaves nothing
+        behind; where the file system has no ``O_TMPFILE``, a named temp file as usual.
         """
         if name.rpartition("/")[2].startswith(TEMP_PREFIX):
             raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
         path = self._write_path(name)
         directory, _, base = path.rpartition(os.sep)
+        if anonymous and (fd := open_unnamed(directory)) >= 0:
+            return TempFile(self.url, name, fd, None, path)
         tmp = directory + os.sep + temp_name(base)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -386,44 +391,6 @@ class LocalBucket(Bucket):
                 except FileNotFoundError:
                     continue
         return removed
-
-
-class TempFile:
-    """An object being written: its temp file's descriptor (write-only), to be renamed or removed."""
-
-    __slots__ = ("bucket_url", "fd", "name", "path", "tmp")
-
-    def __init__(self, bucket_url: str, name: str, fd: int, tmp: str, path: str) -> None:
-        self.bucket_url, self.name, self.fd, self.tmp, self.path = bucket_url, name, fd, tmp, path
-
-    def size(self) -> int:
-        """Return how many bytes the temp file holds now."""
-        return os.fstat(self.fd).st_size
-
-    def commit(self) -> None:
-        """Close the temp file and rename it over the object (it appears complete or not at all)."""
-        fd, self.fd = self.fd, -1
-        try:
-            os.close(fd)
-            os.replace(self.tmp, self.path)
-        except OSError as err:
-            with contextlib.suppress(OSError):
-                os.unlink(self.tmp)
-            if isinstance(err, IsADirectoryError):
-                raise StorageError(
-                    f"bucket {self.bucket_url}: cannot write {self.name!r}: a directory has that name"
-                ) from err
-            raise StorageError(f"bucket {self.bucket_url}: cannot store {self.name!r}: {err}") from err
-
-    def discard(self) -> None:
-        """Close and remove the temp file (whatever a writer put in it is gone); again: nothing."""
-        if self.fd < 0:
-            return
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-        self.fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
 
 
 def _read_to_end(fd: int, parts: list[bytes], chunk: int) -> bytes:
