@@ -33,7 +33,6 @@ from airflow_ais_etl.dataplane.batcher import (
 )
 from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
-from airflow_ais_etl.dataplane.storage.tempfiles import TempFile
 from airflow_ais_etl.etl.errors import TransformError
 from airflow_ais_etl.runtime.fdwire import (
     FD_HEADER,
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
     from airflow_ais_etl.dataplane.podcaps import PodCaps
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
+    from airflow_ais_etl.dataplane.storage.tempfiles import TempFile
     from airflow_ais_etl.etl.msg import InitMsg
 
 __all__ = ["FD_BATCH_OBJECTS", "FdTransfer"]
@@ -352,13 +352,8 @@ class FdTransfer:
                 return [_ALONE] * len(items)
             return [self._failed(endpoint, live[0].name, err)] * len(items)
         by_item = dict(zip(map(id, live), results, strict=True))
-        out: list[Any] = []
-        for item in items:
-            result = by_item.get(id(item), (NOT_RUN, 0))
-            if result[0] == NOT_RUN:
-                pod.singles_until = asyncio.get_running_loop().time() + SLOW_SPELL_SECONDS
-            out.append(_ALONE if result[0] == NOT_RUN else result)
-        return out
+        verdicts = [by_item.get(id(item), (NOT_RUN, 0)) for item in items]
+        return [_ALONE if verdict[0] == NOT_RUN else verdict for verdict in verdicts]
 
     def _failed(self, endpoint: PodEndpoint, name: str, err: BaseException) -> TransformError:
         if isinstance(err, asyncio.TimeoutError):
