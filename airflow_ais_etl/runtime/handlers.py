@@ -220,7 +220,7 @@ class App:
             except OSError as err:  # reading the source
                 raise _Failure(500, f"cannot read {path!r}: {err}") from err
         except _Failure as fail:
-            how = "(fd, batched)" if batched else "(fd)"
+            how = "fd (batched)" if batched else "fd"
             self.log.error("%s %s -> %d: %s", how, path, fail.status, fail.message, exc_info=fail.__cause__)
             return fail.status, fail.message
         return 200, sink.written

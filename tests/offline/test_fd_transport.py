@@ -69,7 +69,8 @@ def test_small_batched_and_1mib_objects_are_byte_exact_and_carry_no_byte_through
     assert stats["bytes_in"] == sum(sizes)
     assert stats["bytes_out"] == sum(sizes) + len(data)
     assert stats["direct_put_objects"] == 0
-    assert temp_files(dst) == [] and tree_hashes(src) == before
+    assert temp_files(dst) == []
+    assert tree_hashes(src) == before
     api.stop("fd-etl")
 
 
@@ -79,7 +80,8 @@ def test_streamed_objects_and_ais_context_arguments_are_what_http_would_give(api
     api.init_code("fd-stream", UPPER_CHUNKED, chunk_size=65536)
     stats = api.transform_bucket("fd-stream", str(src), str(dst), OfflineOptions())
     assert objects(dst) == {n: p.upper() for n, p in data.items()}
-    assert stats["fd_objects"] == len(data) and stats["bytes_via_engine"] == 0
+    assert stats["fd_objects"] == len(data)
+    assert stats["bytes_via_engine"] == 0
     api.stop("fd-stream")
 
     api.init_code("fd-context", WITH_CONTEXT)
@@ -88,7 +90,9 @@ def test_streamed_objects_and_ais_context_arguments_are_what_http_would_give(api
     got = objects(dst2)
     for name, payload in data.items():
         path, args, rest = got[name].split(b"|", 2)
-        assert path.endswith(b"/" + name.encode()) and args == b"k=v" and rest == payload
+        assert path.endswith(b"/" + name.encode())
+        assert args == b"k=v"
+        assert rest == payload
     api.stop("fd-context")
 
 
@@ -111,7 +115,8 @@ def test_failing_objects_leave_nothing_and_the_source_unchanged(api: AisEtl, tmp
         assert "ValueError: refused" in err["error"], err
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items() if n not in bad}
     assert stats["fd_objects"] == len(data) - len(bad)
-    assert temp_files(dst) == [] and tree_hashes(src) == before
+    assert temp_files(dst) == []
+    assert tree_hashes(src) == before
 
     with pytest.raises(Exception, match="ValueError: refused"):  # without continue_on_error: the job fails
         api.transform_bucket("fd-refuse", str(src), str(tmp_path / "dst2"), OfflineOptions())
@@ -143,7 +148,8 @@ def test_a_pod_killed_mid_job_aborts_it_with_the_usual_cause_and_leaves_no_temp_
     assert err.value.stats["fd_objects"] == err.value.stats["objects"] > 0  # type: ignore[attr-defined]
     got = objects(dst)
     assert all(payload == data[name].upper() for name, payload in got.items())
-    assert temp_files(dst) == [] and tree_hashes(src) == before
+    assert temp_files(dst) == []
+    assert tree_hashes(src) == before
 
 
 def test_a_pod_that_does_not_advertise_it_gets_http(api: AisEtl, tmp_path: Path) -> None:
