@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
     from airflow_ais_etl.cluster.base import Backend, BucketRef, PodEndpoint
-    from airflow_ais_etl.dataplane.jobstats import Route
     from airflow_ais_etl.dataplane.storage.base import Bucket
     from airflow_ais_etl.dataplane.transfer import DirectPutGrant
     from airflow_ais_etl.etl.msg import InitMsg
@@ -315,7 +314,7 @@ class ChainTransformer:
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
-    ) -> tuple[int, Route]:
+    ) -> tuple[int, int]:
         """Write the last stage's result atomically to ``dst`` (or let its pod deliver it)."""
         held = await self._intermediate(endpoint, info)
         last = len(self.stages) - 1

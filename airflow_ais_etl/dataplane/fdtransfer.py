@@ -23,8 +23,9 @@ import logging
 import os
 import socket
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from airflow_ais_etl.cluster.base import PodEndpoint
 from airflow_ais_etl.dataplane.batcher import (
     BATCH_OBJECT,
     OBJECTS_IN_FLIGHT,
@@ -33,7 +34,9 @@ from airflow_ais_etl.dataplane.batcher import (
 )
 from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
+from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import TransformError
+from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.fdwire import (
     FD_HEADER,
     FD_VERSION,
@@ -48,13 +51,13 @@ from airflow_ais_etl.runtime.fdwire import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
+    from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.dataplane.storage.tempfiles import TempFile
     from airflow_ais_etl.etl.msg import InitMsg
 
-__all__ = ["FD_BATCH_OBJECTS", "FdTransfer"]
+__all__ = ["FD_BATCH_OBJECTS", "FdTransfer", "request_path"]
 
 FD_BATCH_OBJECTS = 32
 """Objects per message: enough to pay one round trip per many small objects, few enough that one
@@ -174,6 +177,17 @@ class _Item:
             self.src = -1
 
 
+def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
+    """Return the path the pod's handler would see (decoded) for ``obj``'s own HTTP request.
+
+    The same as ``unquote`` of :func:`~airflow_ais_etl.dataplane.podrequest.build_request`'s path,
+    without building and parsing a URL per object (tests/unit/dataplane checks they agree).
+    """
+    if msg.comm_type == HPUSH:
+        return f"/{bucket_ref.name}/{obj}"
+    return "/" + uname(bucket_ref.provider, bucket_ref.name, obj)
+
+
 class FdTransfer:
     """Send the objects of one job to the pods that take descriptors (``runtime.fdwire``).
 
@@ -202,6 +216,16 @@ class FdTransfer:
         self.timeout = timeout
         self.supported: dict[str, bool] = {}
         self._pods: dict[str, _Pod] = {}
+        _method, url = build_request(  # the query (and the checks) of every object's own request
+            PodEndpoint("", "", "http://pod"),
+            comm_type=msg.comm_type,
+            arg_type=msg.arg_type,
+            bucket_ref=bucket_ref,
+            obj="-",
+            protocol=msg.protocol,
+            etl_args=etl_args,
+        )
+        self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -230,15 +254,6 @@ class FdTransfer:
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool = False
     ) -> int | None:
         """Transform ``info`` into ``dst_name`` through the pod; return its size (``None``: use HTTP)."""
-        method, url = build_request(
-            endpoint,
-            comm_type=self.msg.comm_type,
-            arg_type=self.msg.arg_type,
-            bucket_ref=self.bucket_ref,
-            obj=info.name,
-            protocol=self.msg.protocol,
-            etl_args=self.etl_args,
-        )
         src = self.src.open_source(info.name)
         try:
             temp = dst.begin_write(dst_name, anonymous=True)
@@ -246,7 +261,7 @@ class FdTransfer:
             os.close(src)
             raise
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        item = _Item(info.name, url, src, temp, done)
+        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), src, temp, done)
         self._queue(endpoint, item, alone or not 0 <= info.size <= BATCH_OBJECT)
         try:
             verdict = await done
@@ -334,8 +349,7 @@ class FdTransfer:
                     return [_ALONE] * len(items)
                 for item in live:
                     item.taken = True
-                query = urlsplit(live[0].path).query
-                request = encode_request(query, [unquote(urlsplit(i.path).path) for i in live])
+                request = encode_request(self.query, [item.path for item in live])
                 fds = [fd for item in live for fd in (item.src, item.temp.fd)]
                 answer = await asyncio.wait_for(link.exchange(request, fds), self.timeout)
             results = decode_answer(answer, len(live))

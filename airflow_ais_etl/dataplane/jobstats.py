@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import Enum, IntFlag
+from enum import Enum
 from typing import Any
 
 __all__ = ["JobState", "JobStats", "Route", "TargetStats"]
 
 
-class Route(IntFlag):
-    """How an object's result reached the destination (falsy: through the engine)."""
+class Route:
+    """How an object's result reached the destination: bits of an int (0: through the engine)."""
 
     ENGINE = 0
     DIRECT = 1

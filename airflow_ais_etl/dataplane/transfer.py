@@ -130,7 +130,7 @@ class ObjectTransformer:
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
-    ) -> tuple[int, Route]:
+    ) -> tuple[int, int]:
         """Write the transformed object atomically to ``dst``; return its size and how it got there.
 
         Pods that take file descriptors get them (``dataplane.fdtransfer``): no byte through the
@@ -165,7 +165,7 @@ class ObjectTransformer:
 
     async def _alone(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str, alone: str = ""
-    ) -> tuple[int, Route]:
+    ) -> tuple[int, int]:
         """Send one object in a request of its own and write (or check the delivery of) its result."""
         node_url = self.direct_put.url_for(endpoint.target_id, dst_name) if self.direct_put else None
         resp = await self.request(endpoint, info, node_url, alone)

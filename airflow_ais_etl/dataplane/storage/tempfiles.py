@@ -37,6 +37,8 @@ class TempFile:
         fd, self.fd = self.fd, -1
         try:
             try:
+                if self.tmp is None and _named_first(fd, self.path):
+                    return  # a new object: linked in place at once, complete
                 if self.tmp is None:
                     directory, _, base = self.path.rpartition(os.sep)
                     self.tmp = directory + os.sep + temp_name(base)
@@ -90,7 +92,16 @@ def _name_fd(fd: int, path: str) -> None:
     source = f"/proc/self/fd/{fd}".encode()
     if _linkat()(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) != 0:
         errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno), path)
+        raise OSError(errno, os.strerror(errno), path)  # (EEXIST comes out as FileExistsError)
+
+
+def _named_first(fd: int, path: str) -> bool:
+    """Link the unnamed file behind ``fd`` as ``path`` unless something has that name (then: False)."""
+    try:
+        _name_fd(fd, path)
+    except FileExistsError:
+        return False
+    return True
 
 
 def open_unnamed(directory: str) -> int:
