@@ -72,7 +72,7 @@ def test_nobody_cannot_reach_or_use_a_pods_fd_socket(api: AisEtl, home: Path, sh
         for p, mode in modes.items():
             p.chmod(mode)
     assert got["connect"] == "ok"
-    assert got["answer"] in ("", "ConnectionResetError")
+    assert got["answer"] in ("", "ConnectionResetError", "BrokenPipeError")  # closed unanswered
     logs = "".join(p.logs for p in api.logs("fd-guarded"))
     assert "refused a connection of another user" in logs
 

@@ -292,8 +292,6 @@ class LocalBucket(Bucket):
             view = memoryview(data)
             while view:
                 view = view[os.write(temp.fd, view) :]
-            if self._fsync:
-                os.fsync(temp.fd)
         except BaseException as err:
             temp.discard()
             if isinstance(err, OSError):
@@ -313,7 +311,7 @@ class LocalBucket(Bucket):
         path = self._write_path(name)
         directory, _, base = path.rpartition(os.sep)
         if anonymous and (fd := open_unnamed(directory)) >= 0:
-            return TempFile(self.url, name, fd, None, path)
+            return TempFile(self.url, name, fd, None, path, fsync=self._fsync)
         tmp = directory + os.sep + temp_name(base)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -324,7 +322,7 @@ class LocalBucket(Bucket):
                 fd = os.open(tmp, flags, 0o666)
         except OSError as err:
             raise StorageError(f"bucket {self.url}: cannot create {name!r}: {err}") from err
-        return TempFile(self.url, name, fd, tmp, path)
+        return TempFile(self.url, name, fd, tmp, path, fsync=self._fsync)
 
     def open_source(self, name: str) -> int:
         """Open object ``name`` read-only; return the descriptor (a regular file's, never a directory's)."""

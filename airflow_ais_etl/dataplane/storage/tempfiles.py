@@ -22,11 +22,15 @@ __all__ = ["TempFile", "open_unnamed"]
 class TempFile:
     """An object being written: its temp file's descriptor (write-only), to be renamed or removed."""
 
-    __slots__ = ("bucket_url", "fd", "name", "path", "tmp")
+    __slots__ = ("bucket_url", "fd", "fsync", "name", "path", "tmp")
 
-    def __init__(self, bucket_url: str, name: str, fd: int, tmp: str | None, path: str) -> None:
+    def __init__(
+        self, bucket_url: str, name: str, fd: int, tmp: str | None, path: str, *, fsync: bool = False
+    ) -> None:
         self.bucket_url, self.name, self.fd, self.tmp, self.path = bucket_url, name, fd, tmp, path
         """``tmp`` None: an unnamed file (``O_TMPFILE``), named only at commit."""
+        self.fsync = fsync
+        """Flush it to disk before it gets its name (a bucket that syncs each object)."""
 
     def size(self) -> int:
         """Return how many bytes the temp file holds now."""
@@ -37,6 +41,8 @@ class TempFile:
         fd, self.fd = self.fd, -1
         try:
             try:
+                if self.fsync:
+                    os.fsync(fd)
                 if self.tmp is None and _named_first(fd, self.path):
                     return  # a new object: linked in place at once, complete
                 if self.tmp is None:
