@@ -74,7 +74,9 @@ def test_small_batched_and_1mib_objects_are_byte_exact_and_carry_no_byte_through
     api.stop("fd-etl")
 
 
-def test_streamed_objects_and_ais_context_arguments_are_what_http_would_give(api: AisEtl, tmp_path: Path) -> None:
+def test_streamed_objects_and_ais_context_arguments_are_what_http_would_give(
+    api: AisEtl, tmp_path: Path
+) -> None:
     src, dst, dst2 = tmp_path / "src", tmp_path / "dst", tmp_path / "dst2"
     data = _tree(src, [0, 5, 70_000, 3 << 20, (1 << 20) + 1])
     api.init_code("fd-stream", UPPER_CHUNKED, chunk_size=65536)
