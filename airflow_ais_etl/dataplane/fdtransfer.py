@@ -63,6 +63,10 @@ FD_BATCH_OBJECTS = 32
 """Objects per message: enough to pay one round trip per many small objects, few enough that one
 pod's objects in flight (:data:`OBJECTS_IN_FLIGHT`) fill several messages, run in parallel."""
 
+FD_IN_FLIGHT = 256
+"""Objects of one job on their way at once (two descriptors each): a job with a very large
+``num_workers`` waits here rather than run out of descriptors (a soft limit of 1,024 is common)."""
+
 log = logging.getLogger(__name__)
 
 _ALONE = object()
@@ -227,6 +231,7 @@ class FdTransfer:
         )
         self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = asyncio.Semaphore(FD_IN_FLIGHT)
 
     @property
     def objects_per_worker(self) -> int:
@@ -251,9 +256,19 @@ class FdTransfer:
         return pod
 
     async def to_bucket(
-        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool = False
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str
     ) -> int | None:
         """Transform ``info`` into ``dst_name`` through the pod; return its size (``None``: use HTTP)."""
+        async with self._in_flight:
+            size = await self._attempt(endpoint, info, dst, dst_name, alone=False)
+            if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
+                size = await self._attempt(endpoint, info, dst, dst_name, alone=True)
+            return None if size is _VIA_HTTP else size
+
+    async def _attempt(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
+    ) -> Any:
+        """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
         src = self.src.open_source(info.name)
         try:
             temp = dst.begin_write(dst_name, anonymous=True)
@@ -271,11 +286,7 @@ class FdTransfer:
             raise
         if verdict is _VIA_HTTP or verdict is _ALONE:
             temp.discard()
-            return (
-                None
-                if verdict is _VIA_HTTP
-                else await self.to_bucket(endpoint, info, dst, dst_name, alone=True)
-            )
+            return verdict
         return self._settle(endpoint, info.name, temp, verdict)
 
     def _settle(self, endpoint: PodEndpoint, name: str, temp: TempFile, verdict: Any) -> int:
