@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,6 +79,13 @@ def _memory(name: str, runs: dict[str, list[dict[str, Any]]]) -> None:
         )
         print(
             f"    {c:8} engine peak RSS        {engine:8.1f} MiB  {_verdict(engine, 128 if large else None, at_most=True)}"
+        )
+        cpu = statistics.median([r["engine_cpu"] / max(r["objects"], 1) * 1e6 for r in runs[c]])
+        last = runs[c][-1]
+        via = last["bytes_via_engine"] / max(last["bytes_out"], 1)
+        print(
+            f"    {c:8} engine CPU {cpu:9.1f} us/object; carried {via:7.2%} of the result bytes; "
+            f"{last['fd_objects']} of {last['objects']} objects as file descriptors"
         )
     if "direct" in runs:
         r = runs["direct"][-1]

@@ -53,10 +53,13 @@ def child(spec: dict[str, Any]) -> None:
         from airflow_ais_etl.service import AisEtl
 
         api = AisEtl.local(spec["home"])
-        t0 = time.perf_counter()
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         stats = api.transform_bucket(spec["etl"], str(src), str(dst), OfflineOptions())
         out["seconds"] = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        out["engine_cpu"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         out.update({k: stats[k] for k in ("objects", "bytes_out", "bytes_via_engine", "direct_put_objects")})
+        out["fd_objects"] = stats.get("fd_objects", 0)
     else:
         import baselines
 

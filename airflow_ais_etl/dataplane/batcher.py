@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 from airflow_ais_etl.dataplane.httpclient import HTTPClientError
 from airflow_ais_etl.dataplane.podaccess import access_headers
+from airflow_ais_etl.dataplane.podcaps import PodCaps
 from airflow_ais_etl.dataplane.podrequest import join_url
 from airflow_ais_etl.etl.constants import ARG_BYTES, QPARAM_ETL_ARGS
 from airflow_ais_etl.etl.errors import TransformError
@@ -51,6 +52,7 @@ __all__ = [
     "BATCH_OBJECTS",
     "SEND_ALONE",
     "Batcher",
+    "object_error",
 ]
 
 BATCH_OBJECT = 64 << 10
@@ -66,7 +68,6 @@ SEND_ALONE = object()
 ALONE_HEADER = f"{BATCH_HEADER}: {ALONE}\r\n"
 """The header line of such an object's own request (the pod runs it in a thread)."""
 SLOW_SPELL_SECONDS = 2.0
-_PROBE_SECONDS = 5.0
 _MESSAGE_CAP = 2048
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,17 @@ class Batcher:
     """
 
     def __init__(
-        self, client: PodClient, bucket_ref: BucketRef, etl_args: str = "", *, requests_per_pod: int = 8
+        self,
+        client: PodClient,
+        bucket_ref: BucketRef,
+        etl_args: str = "",
+        *,
+        requests_per_pod: int = 8,
+        caps: PodCaps | None = None,
     ) -> None:
         self.client = client
+        self.caps = caps or PodCaps(client)
+        """What each pod said in its ``/health`` answer (shared with the fd transport: asked once)."""
         self.requests_per_pod = requests_per_pod
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.bucket = bucket_ref.name
@@ -107,7 +116,6 @@ class Batcher:
         self.query = "?" + urlencode({QPARAM_ETL_ARGS: etl_args}) if etl_args else ""
         self.supported: dict[str, bool] = {}
         """Per pod URL: whether it accepts batches (absent: not asked yet)."""
-        self._probes: dict[str, asyncio.Future[bool]] = {}
         self._singles_until: dict[str, float] = {}
         """Per pod URL: send it one object per request until then (loop time; its transform is slow)."""
         self._lanes: dict[str, _Lane] = {}
@@ -116,14 +124,10 @@ class Batcher:
     async def accepts(self, endpoint: PodEndpoint) -> bool:
         """Tell whether the pod at ``endpoint`` accepts batches (asked once, then remembered)."""
         known = self.supported.get(endpoint.url)
-        if known is not None:
-            return known and (not self._singles_until or self._batches_again(endpoint.url))
-        probe = self._probes.get(endpoint.url)
-        if probe is None:
-            probe = self._probes[endpoint.url] = asyncio.ensure_future(self._probe(endpoint))
-        ok = await asyncio.shield(probe)
-        self.supported[endpoint.url] = ok
-        return ok
+        if known is None:
+            said = (await self.caps.headers(endpoint)).get(BATCH_HEADER, "")
+            known = self.supported[endpoint.url] = said.strip() == BATCH_VERSION
+        return known and (not self._singles_until or self._batches_again(endpoint.url))
 
     @property
     def objects_per_worker(self) -> int:
@@ -151,17 +155,6 @@ class Batcher:
 
     def _singles_for_a_while(self, url: str) -> None:
         self._singles_until[url] = asyncio.get_running_loop().time() + SLOW_SPELL_SECONDS
-
-    async def _probe(self, endpoint: PodEndpoint) -> bool:
-        try:
-            resp = await self.client.http.request(
-                "GET", join_url(endpoint.url, "/health"), timeout=_PROBE_SECONDS
-            )
-            await resp.read_some(_MESSAGE_CAP)
-        except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
-            log.debug("no batches for %s: /health failed: %s", endpoint.url, err)
-            return False
-        return 200 <= resp.status < 300 and resp.headers.get(BATCH_HEADER, "").strip() == BATCH_VERSION
 
     def submit(self, endpoint: PodEndpoint, name: str, data: bytes) -> asyncio.Future[object]:
         """Queue one object for ``endpoint``; the future gives its result bytes, or :data:`SEND_ALONE`.
@@ -242,29 +235,30 @@ class Batcher:
                 verdicts.append(SEND_ALONE)
                 self._singles_for_a_while(endpoint.url)
             else:
-                verdicts.append(self._object_error(endpoint, name, status, payload))
+                verdicts.append(object_error(endpoint, name, status, payload))
         return verdicts
-
-    @staticmethod
-    def _object_error(endpoint: PodEndpoint, name: str, status: int, payload: bytes) -> TransformError:
-        """The error of one object, worded as a request of its own would have been (dataplane.comm)."""
-        message = payload[:_MESSAGE_CAP].decode("utf-8", errors="replace").strip()
-        try:
-            phrase = http.HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        reason = f"transform of {name!r} failed: pod answered {status} {phrase}".rstrip()
-        if message:
-            reason += f": {message}"
-        return TransformError(
-            reason, object_name=name, status=status, target=endpoint.target_id, pod_name=endpoint.pod_name
-        )
 
     async def aclose(self) -> None:
         """Cancel batches still in flight (an aborted job) and the probes."""
-        pending: list[asyncio.Future[Any]] = [*self._tasks, *self._probes.values()]
+        await self.caps.aclose()
+        pending: list[asyncio.Future[Any]] = [*self._tasks]
         for task in pending:
             task.cancel()
         for task in pending:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def object_error(endpoint: PodEndpoint, name: str, status: int, payload: bytes) -> TransformError:
+    """The error of one object, worded as a request of its own would have been (dataplane.comm)."""
+    message = payload[:_MESSAGE_CAP].decode("utf-8", errors="replace").strip()
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    reason = f"transform of {name!r} failed: pod answered {status} {phrase}".rstrip()
+    if message:
+        reason += f": {message}"
+    return TransformError(
+        reason, object_name=name, status=status, target=endpoint.target_id, pod_name=endpoint.pod_name
+    )

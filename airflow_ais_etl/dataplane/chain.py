@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow_ais_etl.cluster.base import MembershipWatch
 from airflow_ais_etl.dataplane.batcher import Batcher
 from airflow_ais_etl.dataplane.comm import PodClient
+from airflow_ais_etl.dataplane.fdtransfer import FdTransfer
+from airflow_ais_etl.dataplane.podcaps import PodCaps
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
+from airflow_ais_etl.dataplane.storage.local import LocalBucket
 from airflow_ais_etl.dataplane.transfer import SMALL_OBJECT, ObjectTransformer
 from airflow_ais_etl.etl.constants import ARG_BYTES, HPULL, HPUSH, HREV
 from airflow_ais_etl.etl.errors import AisEtlError, EtlNotFoundError, TransformError, ValidationError
@@ -311,7 +314,7 @@ class ChainTransformer:
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
-    ) -> tuple[int, bool]:
+    ) -> tuple[int, int]:
         """Write the last stage's result atomically to ``dst`` (or let its pod deliver it)."""
         held = await self._intermediate(endpoint, info)
         last = len(self.stages) - 1
@@ -352,9 +355,14 @@ async def open_transformer(
         for i, msg in enumerate(chain.msgs):
             timeout = request_timeout or obj_timeout_of(msg)
             client = await stack.enter_async_context(PodClient(request_timeout=timeout, limit_per_host=limit))
-            batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put, num_workers)
+            caps = PodCaps(client)  # the pods' /health answers: asked once, for batches and fds alike
+            stack.push_async_callback(caps.aclose)
+            batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put, num_workers, caps)
             if batcher is not None:
                 stack.push_async_callback(batcher.aclose)
+            fds = _fd_transfer(chain, caps, src, bucket_ref, etl_args, num_workers, timeout)
+            if fds is not None:
+                stack.push_async_callback(fds.aclose)
             stages.append(
                 ObjectTransformer(
                     client,
@@ -364,6 +372,7 @@ async def open_transformer(
                     etl_args=etl_args,
                     direct_put=direct_put if i == len(chain.msgs) - 1 else None,
                     batcher=batcher,
+                    fds=fds,
                 )
             )
         yield stages[0] if len(stages) == 1 else ChainTransformer(chain, stages, endpoints)
@@ -376,6 +385,7 @@ def _batcher(
     etl_args: str,
     direct_put: DirectPutGrant | None,
     num_workers: int,
+    caps: PodCaps,
 ) -> Batcher | None:
     """Batch small objects of a one-stage hpush ETL of bytes (pods that do not accept it still get singles)."""
     msg = chain.first
@@ -383,4 +393,26 @@ def _batcher(
         return None
     if msg.comm_type != HPUSH or msg.arg_type != ARG_BYTES:
         return None
-    return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers)
+    return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers, caps=caps)
+
+
+def _fd_transfer(
+    chain: Chain,
+    caps: PodCaps,
+    src: Bucket,
+    bucket_ref: BucketRef | None,
+    etl_args: str,
+    num_workers: int,
+    timeout: float,
+) -> FdTransfer | None:
+    """Pass objects as file descriptors: a one-stage ETL of bytes from a local source (docs/protocol.md).
+
+    Pods that take them say so (``/health``), and each result must go to a local bucket too
+    (``FdTransfer.serves``); the ``url`` and ``fqn`` arg types keep their own meaning, over HTTP.
+    """
+    msg = chain.first
+    if len(chain.msgs) > 1 or bucket_ref is None or not isinstance(src, LocalBucket):
+        return None
+    if msg.comm_type not in (HPUSH, HPULL, HREV) or msg.arg_type != ARG_BYTES:
+        return None
+    return FdTransfer(caps, msg, src, bucket_ref, etl_args, links_per_pod=num_workers, timeout=timeout)

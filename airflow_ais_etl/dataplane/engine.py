@@ -309,7 +309,7 @@ class _Job:
         tstats = self.stats.targets[endpoint.target_id]
         tstats.in_flight += 1
         try:
-            written, direct = await run.transformer.to_bucket(endpoint, info, run.dst, target_name)
+            written, route = await run.transformer.to_bucket(endpoint, info, run.dst, target_name)
         except (AisEtlError, OSError) as exc:
             tstats.errors += 1
             self._fail(info.name, endpoint.target_id, str(exc), run.stop, exc)
@@ -317,7 +317,7 @@ class _Job:
         finally:
             tstats.in_flight -= 1
             run.budget.release(endpoint, info.size)
-        self.stats.record_done(tstats, info.size, written, direct=direct)
+        self.stats.record_done(tstats, info.size, written, route=route)
         self._note(run.journal, info, target_name)
 
     def _done_before(self, info: ObjInfo, run: _Run, target: str | None = None) -> bool:

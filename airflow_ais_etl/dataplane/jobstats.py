@@ -7,7 +7,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["JobState", "JobStats", "TargetStats"]
+__all__ = ["JobState", "JobStats", "Route", "TargetStats"]
+
+
+class Route:
+    """How an object's result reached the destination: bits of an int (0: through the engine)."""
+
+    ENGINE = 0
+    DIRECT = 1
+    """The pod put it to the destination itself (direct put)."""
+    FD = 2
+    """The pod wrote it into a descriptor of the destination's temp file (``dataplane.fdtransfer``)."""
 
 
 class JobState(str, Enum):
@@ -58,7 +68,9 @@ class JobStats:
     bytes_via_engine: int = 0
     """Result bytes the engine carried from a pod to the destination (direct put carries none)."""
     direct_put_objects: int = 0
-    """Objects the pods delivered to the destination themselves."""
+    """Objects the pods delivered to the destination themselves (a direct-put job)."""
+    fd_objects: int = 0
+    """Objects that travelled to their pods and back as file descriptors (no byte through the engine)."""
     errors: list[dict[str, str]] = field(default_factory=list)
     targets: dict[str, TargetStats] = field(default_factory=dict)
     state: JobState = JobState.RUNNING
@@ -73,11 +85,15 @@ class JobStats:
             entry["stage"] = stage
         self.errors.append(entry)
 
-    def record_done(self, target: TargetStats, size_in: int, size_out: int, *, direct: bool = False) -> None:
-        """Count one object written by ``target``'s pod (``direct``: delivered by the pod itself)."""
-        if direct:
+    def record_done(
+        self, target: TargetStats, size_in: int, size_out: int, *, route: int = Route.ENGINE
+    ) -> None:
+        """Count one object written by ``target``'s pod; ``route``: how its result got there."""
+        if route & Route.DIRECT:
             self.direct_put_objects += 1
-        else:
+        if route & Route.FD:
+            self.fd_objects += 1
+        if not route:
             self.bytes_via_engine += size_out
         target.objects += 1
         target.bytes_in += size_in
@@ -116,6 +132,7 @@ class JobStats:
             "skipped": self.skipped,
             "bytes_via_engine": self.bytes_via_engine,
             "direct_put_objects": self.direct_put_objects,
+            "fd_objects": self.fd_objects,
             "error_count": len(self.errors),
             "errors": list(self.errors),
             "targets": {tid: t.to_dict() for tid, t in sorted(self.targets.items())},

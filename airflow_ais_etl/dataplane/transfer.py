@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
 from airflow_ais_etl.dataplane.httpclient.filebody import FileBody
+from airflow_ais_etl.dataplane.jobstats import Route
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
 from airflow_ais_etl.etl.errors import TransformError, ValidationError
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
     from airflow_ais_etl.dataplane.comm import PodClient
+    from airflow_ais_etl.dataplane.fdtransfer import FdTransfer
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.etl.msg import InitMsg
 
@@ -54,6 +56,7 @@ class ObjectTransformer:
         etl_args: str = "",
         direct_put: DirectPutGrant | None = None,
         batcher: Batcher | None = None,
+        fds: FdTransfer | None = None,
     ) -> None:
         self.client = client
         self.msg = msg
@@ -63,6 +66,8 @@ class ObjectTransformer:
         self.direct_put = direct_put
         self.batcher = batcher
         """Sends small objects to pods that accept it many per request (``dataplane.batcher``)."""
+        self.fds = fds
+        """Sends objects as file descriptors to pods that take them (``dataplane.fdtransfer``)."""
 
     def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterable[bytes]] | None:
         """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
@@ -125,14 +130,20 @@ class ObjectTransformer:
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
-    ) -> tuple[int, bool]:
-        """Write the transformed object atomically to ``dst``; return its size and whether the pod delivered it.
+    ) -> tuple[int, int]:
+        """Write the transformed object atomically to ``dst``; return its size and how it got there.
 
-        With a direct-put grant the pod PUTs the result to the target itself and answers 204 (the
+        Pods that take file descriptors get them (``dataplane.fdtransfer``): no byte through the
+        engine. With a direct-put grant the pod PUTs the result to the target itself and answers 204 (the
         engine carries no result bytes); a pod that cannot answers 200 with the result as usual.
         A small answer is read whole and stored right in the event loop: a thread hop per object
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
+        fds = self.fds
+        if fds is not None and await fds.serves(endpoint, dst):
+            size = await fds.to_bucket(endpoint, info, dst, dst_name)  # type: ignore[arg-type]
+            if size is not None:
+                return size, Route.FD | (Route.DIRECT if self.direct_put else Route.ENGINE)
         batcher = self.batcher
         if batcher is None:
             return await self._alone(endpoint, info, dst, dst_name)
@@ -141,7 +152,7 @@ class ObjectTransformer:
             result = await batcher.submit(endpoint, info.name, self.src.read_bytes(info.name))
             if isinstance(result, bytes):
                 dst.write_bytes(dst_name, result)
-                return len(result), False
+                return len(result), Route.ENGINE
             alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
         async with batcher.request_slot(endpoint):
             return await self._alone(endpoint, info, dst, dst_name, alone)
@@ -149,19 +160,20 @@ class ObjectTransformer:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine may keep in flight (see dataplane.batcher)."""
-        return self.batcher.objects_per_worker if self.batcher is not None else 1
+        carriers = (self.batcher, self.fds)
+        return max([1, *(c.objects_per_worker for c in carriers if c is not None)])
 
     async def _alone(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str, alone: str = ""
-    ) -> tuple[int, bool]:
+    ) -> tuple[int, int]:
         """Send one object in a request of its own and write (or check the delivery of) its result."""
         node_url = self.direct_put.url_for(endpoint.target_id, dst_name) if self.direct_put else None
         resp = await self.request(endpoint, info, node_url, alone)
         if resp.status == 204 and node_url:
             await resp.read()
-            return await asyncio.to_thread(_delivered, resp, dst, dst_name, info.name), True
+            return await asyncio.to_thread(_delivered, resp, dst, dst_name, info.name), Route.DIRECT
         size = await self._write(resp, dst, dst_name)
-        return size, False
+        return size, Route.ENGINE
 
     async def _write(self, resp: Any, dst: Bucket, dst_name: str) -> int:
         if resp.content_length is not None and resp.content_length <= SMALL_OBJECT:

@@ -25,6 +25,8 @@ from airflow_ais_etl.runtime.aisproto import (
     object_path,
 )
 from airflow_ais_etl.runtime.batch import run_batch
+from airflow_ais_etl.runtime.fdfiles import FileSink, SinkError, read_whole
+from airflow_ais_etl.runtime.fdwire import FD_HEADER, FD_VERSION
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
@@ -70,7 +72,9 @@ def fqn_from_path(path: str) -> str:
 class App:
     """The request handler shared by every connection thread of a worker."""
 
-    def __init__(self, cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger) -> None:
+    def __init__(
+        self, cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger, *, fds: bool = False
+    ) -> None:
         self.cfg = cfg
         self.transform = transform
         self.log = log
@@ -83,7 +87,13 @@ class App:
             transform is not None and not cfg.is_io and cfg.chunk_size == 0 and cfg.arg_type == ARG_BYTES
         )
         """Accept many pushed objects in one request (``runtime.http1.batchwire``): whole-object transforms of bytes."""
-        self._health_headers = [(BATCH_HEADER, BATCH_VERSION)] if self.batches else None
+        self.batches_or_streams = transform is not None and not cfg.is_io and cfg.arg_type == ARG_BYTES
+        """The transform takes the object's bytes (whole or streamed): what the fd transport can hand it."""
+        self.fds = fds and self.batches_or_streams
+        """Objects also arrive as file descriptors on the pod's fd socket (``runtime.fdtransport``)."""
+        headers = [(BATCH_HEADER, BATCH_VERSION)] if self.batches else []
+        headers += [(FD_HEADER, FD_VERSION)] if self.fds else []
+        self._health_headers = headers or None
         self.batches_proven = False
         """A batch was answered whole within its budget: batches may run in the event loop (runtime.server).
 
@@ -182,6 +192,39 @@ class App:
             return fail.status, fail.message.encode("utf-8", "replace")
         return 200, result
 
+    def transform_file(
+        self, path: str, query: str, src: int, dst: int, *, batched: bool = False
+    ) -> tuple[int, int | str]:
+        """Transform one object from descriptor ``src`` into ``dst`` (the fd transport, ``runtime.fdtransport``).
+
+        Return ``(200, result length)``, or the status and message an HTTP request would have got;
+        never raise. The caller closes both descriptors.
+        """
+        sink = FileSink(dst)
+        try:
+            try:
+                if self.cfg.chunk_size == 0:
+                    result = self._call_at(path, query, read_whole(src))
+                    if not isinstance(result, (bytes, bytearray, memoryview)):
+                        raise _Failure(
+                            500, f"transform for {path!r} returned {type(result).__name__}, expected bytes"
+                        )
+                    sink.write(result)
+                else:
+                    writer = StreamWriter(sink)
+                    reader = ChunkReader(lambda n: os.read(src, n), self.cfg.chunk_size)
+                    self._call_at(path, query, reader, writer)
+                    writer.finish()
+            except SinkError as err:
+                raise _Failure(500, f"cannot write the result of {path!r}: {err.__cause__}") from err
+            except OSError as err:  # reading the source
+                raise _Failure(500, f"cannot read {path!r}: {err}") from err
+        except _Failure as fail:
+            how = "fd (batched)" if batched else "fd"
+            self.log.error("%s %s -> %d: %s", how, path, fail.status, fail.message, exc_info=fail.__cause__)
+            return fail.status, fail.message
+        return 200, sink.written
+
     # ------------------------------------------------------------------ hpull / hrev
 
     def _pull(self, conn: Connection, req: Request) -> None:
@@ -266,10 +309,10 @@ class App:
     def _call(self, req: Request, data: object) -> object:
         return self._call_at(unquote(req.path), req.query, data)
 
-    def _call_at(self, path: str, query: str, data: object) -> object:
+    def _call_at(self, path: str, query: str, *args: object) -> object:
         try:
-            return self._apply_at(path, query, data)
-        except _Failure:
+            return self._apply_at(path, query, *args)
+        except (_Failure, SinkError):
             raise
         except Exception as exc:
             raise _failure_of(path, exc) from exc

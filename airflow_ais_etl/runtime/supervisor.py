@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from airflow_ais_etl.runtime.balance import LoadBoard
 from airflow_ais_etl.runtime.config import ConfigError, RuntimeConfig, load_config
+from airflow_ais_etl.runtime.fdtransport import listen
+from airflow_ais_etl.runtime.fdwire import FD_SOCKET_ENV
 from airflow_ais_etl.runtime.handlers import App
 from airflow_ais_etl.runtime.procutil import die_with_parent
 from airflow_ais_etl.runtime.server import run_worker
@@ -27,6 +29,8 @@ from airflow_ais_etl.runtime.usercode import UserCodeError, load_transform
 
 if TYPE_CHECKING:
     from types import FrameType
+
+    from airflow_ais_etl.runtime.usercode import Transform
 
 EXIT_CONFIG = 2
 EXIT_USER_CODE = 3
@@ -88,16 +92,42 @@ def main() -> int:
         host,
         port,
     )
-    app = App(cfg, transform, log)
-    return Supervisor(cfg, lsock, app, log).run()
+    app, fd_sock = _with_fd_socket(cfg, transform, log)
+    return Supervisor(cfg, lsock, app, log, fd_sock).run()
+
+
+def _with_fd_socket(
+    cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger
+) -> tuple[App, socket.socket | None]:
+    """Return the app, and the fd socket (``runtime.fdtransport``) when the backend asks for one and
+    the transform can take it; a socket that cannot be bound leaves the pod on HTTP alone."""
+    path = os.environ.get(FD_SOCKET_ENV, "")
+    app = App(cfg, transform, log, fds=bool(path))
+    if not app.fds:
+        return app, None
+    try:
+        sock = listen(path)
+    except OSError as exc:
+        log.warning("no fd transport: cannot listen on %s: %s", path, exc)
+        return App(cfg, transform, log), None
+    log.info("fd transport on %s", path)
+    return app, sock
 
 
 class Supervisor:
     """Parent process: keeps ``cfg.workers`` children serving, stops them gracefully on a signal."""
 
-    def __init__(self, cfg: RuntimeConfig, lsock: socket.socket, app: App, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        cfg: RuntimeConfig,
+        lsock: socket.socket,
+        app: App,
+        log: logging.Logger,
+        fd_sock: socket.socket | None = None,
+    ) -> None:
         self.cfg = cfg
         self.lsock: socket.socket | None = lsock
+        self.fd_sock = fd_sock
         self.app = app
         self.log = log
         self.workers: dict[int, int] = {}  # pid -> load-board slot
@@ -154,6 +184,11 @@ class Supervisor:
         if self.lsock is not None:
             self.lsock.close()
             self.lsock = None
+        if self.fd_sock is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(os.environ.get(FD_SOCKET_ENV, ""))
+            self.fd_sock.close()
+            self.fd_sock = None
 
     def _signal_workers(self, sig: int) -> None:
         for pid in list(self.workers):
@@ -206,7 +241,9 @@ class Supervisor:
             for sig in _HANDLED_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)  # until the worker installs its own: stop = exit
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)
-            code = run_worker(lsock, self.app, self.cfg.grace_seconds, self.log, self.board, slot)
+            code = run_worker(
+                lsock, self.app, self.cfg.grace_seconds, self.log, self.board, slot, fd_lsock=self.fd_sock
+            )
         except BaseException:
             traceback.print_exc()
         finally:

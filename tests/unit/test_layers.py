@@ -197,6 +197,7 @@ def test_dataplane_knows_no_airflow_and_no_backend() -> None:
         _pkg("dataplane"),
         _pkg("etl"),
         _pkg("runtime", "http1"),
+        _pkg("runtime", "fdwire"),  # the fd transport's wire format, shared with the pods like http1
         _pkg("cluster", "base"),
     )
     assert _violations(_pkg("dataplane"), may_import=allowed, must_not=("airflow",)) == []

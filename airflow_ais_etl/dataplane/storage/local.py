@@ -26,6 +26,7 @@ from airflow_ais_etl.dataplane.storage.base import (
     ObjectNotFoundError,
     ObjInfo,
 )
+from airflow_ais_etl.dataplane.storage.tempfiles import TempFile, open_unnamed
 from airflow_ais_etl.dataplane.storage.tempnames import abandoned, temp_name
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_object_name
@@ -286,10 +287,31 @@ class LocalBucket(Bucket):
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Store ``data`` atomically (temp file + rename) with a handful of plain system calls."""
+        temp = self.begin_write(name)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(temp.fd, view) :]
+        except BaseException as err:
+            temp.discard()
+            if isinstance(err, OSError):
+                raise StorageError(f"bucket {self.url}: cannot store {name!r}: {err}") from err
+            raise
+        temp.commit()
+
+    def begin_write(self, name: str, *, anonymous: bool = False) -> TempFile:
+        """Create ``name``'s temp file next to it, open write-only: commit renames it into place.
+
+        ``anonymous`` (the fd transport, whose pods fill temp files for a while): an unnamed file
+        (``O_TMPFILE``) that gets its temp name only at commit, so a killed engine leaves nothing
+        behind; where the file system has no ``O_TMPFILE``, a named temp file as usual.
+        """
         if name.rpartition("/")[2].startswith(TEMP_PREFIX):
             raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
         path = self._write_path(name)
         directory, _, base = path.rpartition(os.sep)
+        if anonymous and (fd := open_unnamed(directory)) >= 0:
+            return TempFile(self.url, name, fd, None, path, fsync=self._fsync)
         tmp = directory + os.sep + temp_name(base)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -300,26 +322,21 @@ class LocalBucket(Bucket):
                 fd = os.open(tmp, flags, 0o666)
         except OSError as err:
             raise StorageError(f"bucket {self.url}: cannot create {name!r}: {err}") from err
+        return TempFile(self.url, name, fd, tmp, path, fsync=self._fsync)
+
+    def open_source(self, name: str) -> int:
+        """Open object ``name`` read-only; return the descriptor (a regular file's, never a directory's)."""
+        path = self._path(name)
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException as err:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(err, IsADirectoryError):
-                raise StorageError(
-                    f"bucket {self.url}: cannot write {name!r}: a directory has that name"
-                ) from err
-            if isinstance(err, OSError):
-                raise StorageError(f"bucket {self.url}: cannot store {name!r}: {err}") from err
-            raise
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO never blocks the open
+        except (FileNotFoundError, NotADirectoryError) as err:
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot read {name!r}: {err}") from err
+        if not S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} is not a regular file")
+        return fd
 
     def local_path(self, name: str) -> str | None:
         return self._path(name)

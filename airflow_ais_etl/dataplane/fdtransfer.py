@@ -1,0 +1,404 @@
+"""The engine side of the fd transport (``runtime.fdwire``): objects go to pods as file descriptors.
+
+When a pod says so in its ``/health`` answer and both buckets are local directories, the engine
+opens each source file read-only and creates the destination's temp file (the local bucket's own
+temp + rename mechanism), passes both descriptors over the pod's Unix socket and waits for the
+verdict: on ``200`` it checks the written length (``fstat``) and renames the temp file into place;
+on anything else it removes it. The engine moves no object byte. Objects queued for the same pod
+in one turn of the event loop travel in one message (up to :data:`FD_BATCH_OBJECTS`; objects over
+:data:`~airflow_ais_etl.dataplane.batcher.BATCH_OBJECT` alone), over up to ``num_workers``
+connections per pod, so the pod runs them in parallel.
+
+Every object ends as it would over HTTP: the request path and query a request of its own would
+carry (``dataplane.podrequest``), its own error status and message, its ``obj_timeout``. A message
+that fails as a whole (timeout, lost connection) sends its objects again one per message; a pod
+whose socket cannot be reached gets its objects over HTTP, which then reports what is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_ais_etl.cluster.base import PodEndpoint
+from airflow_ais_etl.dataplane.batcher import (
+    BATCH_OBJECT,
+    OBJECTS_IN_FLIGHT,
+    SLOW_SPELL_SECONDS,
+    object_error,
+)
+from airflow_ais_etl.dataplane.podrequest import build_request
+from airflow_ais_etl.dataplane.storage.local import LocalBucket
+from airflow_ais_etl.etl.constants import HPUSH
+from airflow_ais_etl.etl.errors import TransformError
+from airflow_ais_etl.etl.naming import uname
+from airflow_ais_etl.runtime.fdwire import (
+    FD_HEADER,
+    FD_VERSION,
+    MAX_MESSAGE,
+    NOT_RUN,
+    FdFormatError,
+    decode_answer,
+    encode_request,
+    short_path,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow_ais_etl.cluster.base import BucketRef
+    from airflow_ais_etl.dataplane.podcaps import PodCaps
+    from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
+    from airflow_ais_etl.dataplane.storage.tempfiles import TempFile
+    from airflow_ais_etl.etl.msg import InitMsg
+
+__all__ = ["FD_BATCH_OBJECTS", "FdTransfer", "request_path"]
+
+FD_BATCH_OBJECTS = 32
+"""Objects per message: enough to pay one round trip per many small objects, few enough that one
+pod's objects in flight (:data:`OBJECTS_IN_FLIGHT`) fill several messages, run in parallel."""
+
+FD_IN_FLIGHT = 256
+"""Objects of one job on their way at once (two descriptors each): a job with a very large
+``num_workers`` waits here rather than run out of descriptors (a soft limit of 1,024 is common)."""
+
+log = logging.getLogger(__name__)
+
+_ALONE = object()
+"""The verdict of an object whose message failed as a whole or was not run: send it in one of its own."""
+_VIA_HTTP = object()
+"""The verdict of an object whose pod cannot be reached over its socket: send it over HTTP."""
+
+
+class _LinkDown(Exception):
+    """The pod's fd socket cannot be reached (``connect`` failed): use HTTP for it."""
+
+
+class _Link:
+    """One connection to a pod's fd socket: one message out and its answer back at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    async def open(cls, path: str) -> _Link:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
+        try:
+            with short_path(path) as name:
+                await asyncio.get_running_loop().sock_connect(sock, name)
+        except OSError as err:
+            sock.close()
+            raise _LinkDown(f"cannot connect to {path}: {err}") from err
+        return cls(sock)
+
+    async def exchange(self, data: bytes, fds: list[int]) -> bytes:
+        """Send one message with ``fds`` and return the answer (the caller may close its ``fds`` then)."""
+        while True:
+            try:
+                socket.send_fds(self.sock, [data], fds)
+                break
+            except BlockingIOError:
+                await self._ready(write=True)
+        while True:
+            try:
+                answer, _, flags, _ = self.sock.recvmsg(MAX_MESSAGE)
+            except BlockingIOError:
+                await self._ready(write=False)
+                continue
+            if not answer:
+                raise ConnectionResetError("the pod closed the connection")
+            if flags & socket.MSG_TRUNC:
+                raise FdFormatError("answer cut")
+            return answer
+
+    async def _ready(self, *, write: bool) -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        fd = self.sock.fileno()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        (loop.add_writer if write else loop.add_reader)(fd, wake)
+        try:
+            await ready
+        finally:
+            (loop.remove_writer if write else loop.remove_reader)(fd)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Pod:
+    """The connections to one pod's socket (at most ``size`` in use) and the objects waiting for it."""
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.slots = asyncio.Semaphore(size)
+        self.idle: list[_Link] = []
+        self.waiting: list[_Item] = []
+        self.scheduled = False
+        self.down = False
+        self.singles_until = 0.0
+
+    @contextlib.asynccontextmanager
+    async def link(self) -> AsyncIterator[_Link]:
+        async with self.slots:
+            link = self.idle.pop() if self.idle else await _Link.open(self.path)
+            try:
+                yield link
+            except BaseException:
+                link.close()  # its answer may still come: never reuse it
+                raise
+            self.idle.append(link)
+
+    def close(self) -> None:
+        for link in self.idle:
+            link.close()
+        self.idle.clear()
+
+
+class _Item:
+    """One object on its way: its request path, its source descriptor (until sent), its temp file."""
+
+    __slots__ = ("done", "name", "path", "src", "taken", "temp")
+
+    def __init__(self, name: str, path: str, src: int, temp: TempFile, done: asyncio.Future[Any]) -> None:
+        self.name, self.path, self.src, self.temp, self.done = name, path, src, temp, done
+        self.taken = False
+        """Its descriptors are in a message: from then on only the sender may close them."""
+
+    def close_source(self) -> None:
+        if self.src >= 0:
+            os.close(self.src)
+            self.src = -1
+
+
+def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
+    """Return the path the pod's handler would see (decoded) for ``obj``'s own HTTP request.
+
+    The same as ``unquote`` of :func:`~airflow_ais_etl.dataplane.podrequest.build_request`'s path,
+    without building and parsing a URL per object (tests/unit/dataplane checks they agree).
+    """
+    if msg.comm_type == HPUSH:
+        return f"/{bucket_ref.name}/{obj}"
+    return "/" + uname(bucket_ref.provider, bucket_ref.name, obj)
+
+
+class FdTransfer:
+    """Send the objects of one job to the pods that take descriptors (``runtime.fdwire``).
+
+    :param caps: the pods' ``/health`` answers (shared with the batcher: asked once per pod)
+    :param links_per_pod: the job's ``num_workers``: connections (messages in flight) per pod
+    :param timeout: seconds for one message's answer (``obj_timeout`` or the job's ``request_timeout``)
+    """
+
+    def __init__(
+        self,
+        caps: PodCaps,
+        msg: InitMsg,
+        src: LocalBucket,
+        bucket_ref: BucketRef,
+        etl_args: str,
+        *,
+        links_per_pod: int,
+        timeout: float | None,
+    ) -> None:
+        self.caps = caps
+        self.msg = msg
+        self.src = src
+        self.bucket_ref = bucket_ref
+        self.etl_args = etl_args
+        self.links_per_pod = links_per_pod
+        self.timeout = timeout
+        self.supported: dict[str, bool] = {}
+        self._pods: dict[str, _Pod] = {}
+        _method, url = build_request(  # the query (and the checks) of every object's own request
+            PodEndpoint("", "", "http://pod"),
+            comm_type=msg.comm_type,
+            arg_type=msg.arg_type,
+            bucket_ref=bucket_ref,
+            obj="-",
+            protocol=msg.protocol,
+            etl_args=etl_args,
+        )
+        self.query = urlsplit(url).query
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = asyncio.Semaphore(FD_IN_FLIGHT)
+
+    @property
+    def objects_per_worker(self) -> int:
+        """How many objects per ``num_workers`` slot the engine keeps in flight, so messages fill up."""
+        return max(1, OBJECTS_IN_FLIGHT // self.links_per_pod)
+
+    async def serves(self, endpoint: PodEndpoint, dst: Bucket) -> bool:
+        """Tell whether ``endpoint``'s pod takes descriptors for results that go to ``dst``."""
+        if endpoint.fd_socket is None or not isinstance(dst, LocalBucket):
+            return False
+        known = self.supported.get(endpoint.url)
+        if known is None:
+            said = (await self.caps.headers(endpoint)).get(FD_HEADER, "")
+            known = self.supported[endpoint.url] = said.strip() == FD_VERSION
+        return known and not self._pod(endpoint).down
+
+    def _pod(self, endpoint: PodEndpoint) -> _Pod:
+        pod = self._pods.get(endpoint.url)
+        if pod is None:
+            assert endpoint.fd_socket is not None
+            pod = self._pods[endpoint.url] = _Pod(endpoint.fd_socket, self.links_per_pod)
+        return pod
+
+    async def to_bucket(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str
+    ) -> int | None:
+        """Transform ``info`` into ``dst_name`` through the pod; return its size (``None``: use HTTP)."""
+        async with self._in_flight:
+            size = await self._attempt(endpoint, info, dst, dst_name, alone=False)
+            if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
+                size = await self._attempt(endpoint, info, dst, dst_name, alone=True)
+            return None if size is _VIA_HTTP else size
+
+    async def _attempt(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
+    ) -> Any:
+        """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
+        src = self.src.open_source(info.name)
+        try:
+            temp = dst.begin_write(dst_name, anonymous=True)
+        except BaseException:
+            os.close(src)
+            raise
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), src, temp, done)
+        self._queue(endpoint, item, alone or not 0 <= info.size <= BATCH_OBJECT)
+        try:
+            verdict = await done
+        except BaseException:
+            if not item.taken or (done.done() and not done.cancelled()):
+                temp.discard()  # else the pod may still write into it: the sender removes it after
+            raise
+        if verdict is _VIA_HTTP or verdict is _ALONE:
+            temp.discard()
+            return verdict
+        return self._settle(endpoint, info.name, temp, verdict)
+
+    def _settle(self, endpoint: PodEndpoint, name: str, temp: TempFile, verdict: Any) -> int:
+        """Rename a complete result into place; remove anything else and raise the object's error."""
+        try:
+            if isinstance(verdict, BaseException):
+                raise verdict
+            status, value = verdict
+            if status != 200:
+                raise object_error(endpoint, name, status, str(value).encode())
+            if temp.size() != value:
+                raise TransformError(
+                    f"transform of {name!r}: the pod reported {value} byte(s) but wrote {temp.size()}",
+                    object_name=name,
+                    target=endpoint.target_id,
+                    pod_name=endpoint.pod_name,
+                )
+        except BaseException:
+            temp.discard()
+            raise
+        temp.commit()
+        return int(value)
+
+    # ---------------------------------------------------------------- messages
+    def _queue(self, endpoint: PodEndpoint, item: _Item, alone: bool) -> None:
+        pod = self._pod(endpoint)
+        loop = asyncio.get_running_loop()
+        if alone or loop.time() < pod.singles_until:
+            self._start(endpoint, pod, [item])
+            return
+        pod.waiting.append(item)
+        if not pod.scheduled:
+            pod.scheduled = True
+            loop.call_soon(self._launch, endpoint, pod)
+
+    def _launch(self, endpoint: PodEndpoint, pod: _Pod) -> None:
+        """Send what waits for ``pod`` as messages of at most :data:`FD_BATCH_OBJECTS` objects."""
+        pod.scheduled = False
+        items, pod.waiting = pod.waiting, []
+        for item in items:
+            if item.done.done():  # cancelled meanwhile (its temp file is gone)
+                item.close_source()
+        items = [item for item in items if not item.done.done()]
+        for start in range(0, len(items), FD_BATCH_OBJECTS):
+            self._start(endpoint, pod, items[start : start + FD_BATCH_OBJECTS])
+
+    def _start(self, endpoint: PodEndpoint, pod: _Pod, items: list[_Item]) -> None:
+        task = asyncio.ensure_future(self._send(endpoint, pod, items))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, endpoint: PodEndpoint, pod: _Pod, items: list[_Item]) -> None:
+        verdicts: list[Any] = [_ALONE] * len(items)
+        try:
+            verdicts = await self._exchange(endpoint, pod, items)
+        finally:
+            for item, verdict in zip(items, verdicts, strict=True):
+                item.close_source()
+                if not item.done.done():
+                    item.done.set_result(verdict)
+                elif item.taken and item.done.cancelled():
+                    item.temp.discard()
+
+    async def _exchange(self, endpoint: PodEndpoint, pod: _Pod, items: list[_Item]) -> list[Any]:
+        """Send one message; return each object's verdict (``(status, value)``, an error, or a resend)."""
+        live: list[_Item] = []
+        try:
+            async with pod.link() as link:
+                live = [item for item in items if not item.done.done()]  # no await from here to the send
+                if not live:
+                    return [_ALONE] * len(items)
+                for item in live:
+                    item.taken = True
+                request = encode_request(self.query, [item.path for item in live])
+                fds = [fd for item in live for fd in (item.src, item.temp.fd)]
+                answer = await asyncio.wait_for(link.exchange(request, fds), self.timeout)
+            results = decode_answer(answer, len(live))
+        except _LinkDown as err:
+            log.info(
+                "fd transport to %s unusable (%s): sending its objects over HTTP", endpoint.pod_name, err
+            )
+            pod.down = True
+            return [_VIA_HTTP] * len(items)
+        except (OSError, asyncio.TimeoutError, FdFormatError) as err:
+            if len(live) > 1:
+                log.debug("message of %d to %s failed (%r): sending alone", len(live), endpoint.pod_name, err)
+                pod.singles_until = asyncio.get_running_loop().time() + SLOW_SPELL_SECONDS
+                return [_ALONE] * len(items)
+            return [self._failed(endpoint, live[0].name, err)] * len(items)
+        by_item = dict(zip(map(id, live), results, strict=True))
+        verdicts = [by_item.get(id(item), (NOT_RUN, 0)) for item in items]
+        return [_ALONE if verdict[0] == NOT_RUN else verdict for verdict in verdicts]
+
+    def _failed(self, endpoint: PodEndpoint, name: str, err: BaseException) -> TransformError:
+        if isinstance(err, asyncio.TimeoutError):
+            reason = f"transform of {name!r} timed out after {self.timeout}s"
+        else:
+            reason = f"cannot reach pod {endpoint.pod_name} over {endpoint.fd_socket}: {err!r}"
+        exc = TransformError(reason, object_name=name, target=endpoint.target_id, pod_name=endpoint.pod_name)
+        exc.__cause__ = err
+        return exc
+
+    async def aclose(self) -> None:
+        """Cancel messages in flight (an aborted job) and close every connection."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for pod in self._pods.values():
+            for item in pod.waiting:
+                item.close_source()
+            pod.waiting.clear()
+            pod.close()

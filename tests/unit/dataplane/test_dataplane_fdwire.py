@@ -1,0 +1,79 @@
+"""The fd transport's pure parts: each object's path is what its own HTTP request would carry; the wire."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
+from airflow_ais_etl.dataplane.fdtransfer import request_path
+from airflow_ais_etl.dataplane.podrequest import build_request
+from airflow_ais_etl.etl.msg import InitMsg
+from airflow_ais_etl.runtime.fdwire import (
+    MAX_OBJECTS,
+    FdFormatError,
+    decode_answer,
+    decode_request,
+    encode_answer,
+    encode_request,
+    short_path,
+)
+
+NAMES = [
+    "a.bin",
+    "with space.bin",
+    "ünïcödé",
+    "per%cent",
+    "hash#tag",
+    "what?mark",
+    "nested/dir/deep name",
+    "+&=@$:",
+]
+
+
+@pytest.mark.parametrize("comm_type", ["hpush://", "hpull://", "hrev://"])
+@pytest.mark.parametrize("name", NAMES)
+def test_the_path_is_the_decoded_path_of_the_objects_own_request(comm_type: str, name: str) -> None:
+    msg = InitMsg(name="fd-wire", comm_type=comm_type)
+    ref = BucketRef("ais", "b-0123456789abcdef")
+    _, url = build_request(
+        PodEndpoint("t1", "p", "http://127.0.0.1:1"),
+        comm_type=comm_type,
+        arg_type="",
+        bucket_ref=ref,
+        obj=name,
+    )
+    assert request_path(msg, ref, name) == unquote(urlsplit(url).path)
+
+
+def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
+    data = encode_request("etl_args=x", ["/b/a", "/b/ü"])
+    assert decode_request(data, 4) == ("etl_args=x", ["/b/a", "/b/ü"])
+    with pytest.raises(FdFormatError, match="two each"):
+        decode_request(data, 3)
+    with pytest.raises(FdFormatError, match="two each"):
+        decode_request(encode_request("", ["/b/x"] * (MAX_OBJECTS + 1)), 2 * (MAX_OBJECTS + 1))
+    with pytest.raises(FdFormatError, match="bad request"):
+        decode_request(b"{not json", 2)
+    answer = encode_answer([(200, 5), (500, "boom " * 1000), (0, 0)])
+    verdicts = decode_answer(answer, 3)
+    assert verdicts[0] == (200, 5)
+    assert verdicts[1][0] == 500
+    assert len(verdicts[1][1]) == 1024
+    with pytest.raises(FdFormatError, match="2 object"):
+        decode_answer(answer, 2)
+
+
+def test_a_long_socket_path_is_reached_through_its_directory(tmp_path: os.PathLike[str]) -> None:
+    deep = os.path.join(str(tmp_path), "d" * 60, "e" * 60)
+    os.makedirs(deep)
+    path = os.path.join(deep, "fd.sock")
+    before = set(os.listdir("/proc/self/fd"))
+    with short_path(path) as name:
+        assert len(name) < 100
+        assert os.path.samefile(os.path.dirname(name), deep)
+    assert set(os.listdir("/proc/self/fd")) == before
+    with short_path("/tmp/x.sock") as name:
+        assert name == "/tmp/x.sock"
