@@ -327,8 +327,7 @@ class _Job:
 
     def _note(self, journal: Journal, info: ObjInfo, target_name: str) -> None:
         """Note a written object; flush the journal in a thread when a batch is due (one at a time)."""
-        journal.record(info.name, info.version, target_name)
-        if journal.due():
+        if journal.record(info.name, info.version, target_name):
             self._start_flush(journal)
 
     def _start_flush(self, journal: Journal) -> None:

@@ -232,21 +232,37 @@ class FdTransfer:
         self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = asyncio.Semaphore(FD_IN_FLIGHT)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The job's event loop, asked once: each ``get_running_loop`` costs a ``getpid`` call."""
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine keeps in flight, so messages fill up."""
         return max(1, OBJECTS_IN_FLIGHT // self.links_per_pod)
 
-    async def serves(self, endpoint: PodEndpoint, dst: Bucket) -> bool:
-        """Tell whether ``endpoint``'s pod takes descriptors for results that go to ``dst``."""
+    def known_to_serve(self, endpoint: PodEndpoint, dst: Bucket) -> bool | None:
+        """Tell without waiting whether :meth:`serves` says yes (``None``: the pod was not asked yet)."""
         if endpoint.fd_socket is None or not isinstance(dst, LocalBucket):
             return False
         known = self.supported.get(endpoint.url)
         if known is None:
-            said = (await self.caps.headers(endpoint)).get(FD_HEADER, "")
-            known = self.supported[endpoint.url] = said.strip() == FD_VERSION
+            return None
         return known and not self._pod(endpoint).down
+
+    async def serves(self, endpoint: PodEndpoint, dst: Bucket) -> bool:
+        """Tell whether ``endpoint``'s pod takes descriptors for results that go to ``dst``."""
+        known = self.known_to_serve(endpoint, dst)
+        if known is None:
+            said = (await self.caps.headers(endpoint)).get(FD_HEADER, "")
+            self.supported[endpoint.url] = said.strip() == FD_VERSION
+            known = self.known_to_serve(endpoint, dst)
+        return bool(known)
 
     def _pod(self, endpoint: PodEndpoint) -> _Pod:
         pod = self._pods.get(endpoint.url)
@@ -275,7 +291,7 @@ class FdTransfer:
         except BaseException:
             os.close(src)
             raise
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = self._running_loop().create_future()
         item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), src, temp, done)
         self._queue(endpoint, item, alone or not 0 <= info.size <= BATCH_OBJECT)
         try:
@@ -313,7 +329,7 @@ class FdTransfer:
     # ---------------------------------------------------------------- messages
     def _queue(self, endpoint: PodEndpoint, item: _Item, alone: bool) -> None:
         pod = self._pod(endpoint)
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if alone or loop.time() < pod.singles_until:
             self._start(endpoint, pod, [item])
             return

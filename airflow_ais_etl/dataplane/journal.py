@@ -59,12 +59,15 @@ class Journal:
                 done[src] = (version, dst)
         return done
 
-    def record(self, src: str, version: str, dst: str) -> None:
+    def record(self, src: str, version: str, dst: str) -> bool:
+        """Note a written object; return whether a flush is due (as :meth:`due`, without asking again)."""
         with self._lock:
             self._pending.append([src, version, dst])
             due = len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS
         if due and self.auto_flush:
             self.flush()
+            return False
+        return due
 
     def has_pending(self) -> bool:
         """Tell whether notes wait to be flushed."""

@@ -140,7 +140,7 @@ class ObjectTransformer:
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
         fds = self.fds
-        if fds is not None and await fds.serves(endpoint, dst):
+        if fds is not None and (fds.known_to_serve(endpoint, dst) or await fds.serves(endpoint, dst)):
             size = await fds.to_bucket(endpoint, info, dst, dst_name)  # type: ignore[arg-type]
             if size is not None:
                 return size, Route.FD | (Route.DIRECT if self.direct_put else Route.ENGINE)

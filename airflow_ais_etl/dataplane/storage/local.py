@@ -9,6 +9,7 @@ outside the bucket's directory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -326,9 +327,14 @@ class LocalBucket(Bucket):
 
     def open_source(self, name: str) -> int:
         """Open object ``name`` read-only; return the descriptor (a regular file's, never a directory's)."""
-        path = self._path(name)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO never blocks the open
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO never blocks the open
+            try:  # in a directory known to be inside, a name that is no link needs no lstat first
+                fd = os.open(self._write_path(name), flags | os.O_NOFOLLOW)
+            except OSError as err:
+                if err.errno != errno.ELOOP:
+                    raise
+                fd = os.open(self._path(name), flags)  # a link: followed only when it stays inside
         except (FileNotFoundError, NotADirectoryError) as err:
             raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
         except OSError as err:
