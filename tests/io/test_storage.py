@@ -192,6 +192,34 @@ def test_local_symlinks_leading_outside_are_refused(tmp_path):
     assert bucket.read_bytes("alias") == b"ok"
 
 
+def test_local_open_source_follows_only_links_that_stay_inside(tmp_path):
+    """The fd transport opens sources without an lstat first: links still get the full check."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    root = tmp_path / "bkt"
+    (root / "sub").mkdir(parents=True)
+    (root / "inside").write_bytes(b"ok")
+    (root / "sub" / "deep").write_bytes(b"deep")
+    os.symlink(outside / "secret", root / "linkfile")
+    os.symlink(outside, root / "linkdir")
+    os.symlink(root / "inside", root / "alias")
+    os.mkfifo(root / "fifo")
+    bucket = LocalBucket(str(root))
+    for name, data in (("inside", b"ok"), ("alias", b"ok"), ("sub/deep", b"deep")):
+        fd = bucket.open_source(name)
+        try:
+            assert os.read(fd, 100) == data
+        finally:
+            os.close(fd)
+    for name in ("linkfile", "linkdir/secret"):
+        with pytest.raises(StorageError, match="outside the bucket"):
+            bucket.open_source(name)
+    for name in ("fifo", "sub", "missing"):
+        with pytest.raises(ObjectNotFoundError):
+            bucket.open_source(name)
+
+
 def test_local_temp_files_are_hidden_and_local_path(tmp_path):
     bucket = open_bucket(str(tmp_path), create=True)
     bucket.write_bytes("d/obj", b"1")
