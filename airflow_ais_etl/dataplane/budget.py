@@ -91,6 +91,17 @@ class ByteBudget(Generic[T]):
         load.peak = max(load.peak, load.bytes)
         return self._targets[index]
 
+    def try_acquire(self, size: int) -> T | None:
+        """Take room for ``size`` bytes now if a target has it and nobody waits; ``None``: no room now.
+
+        Pair a target it returns with :meth:`release`, as for :meth:`acquire`.
+        """
+        if self._waiting:
+            return None
+        size = max(size, 0)
+        index = self._pick(size)
+        return self._take(index, size) if index >= 0 else None
+
     async def acquire(self, size: int) -> T:
         """Wait until some target can take an object of ``size`` bytes; return that target.
 

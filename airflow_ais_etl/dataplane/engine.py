@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl.dataplane.budget import ByteBudget
 from airflow_ais_etl.dataplane.chain import Chain, open_transformer
 from airflow_ais_etl.dataplane.firstcause import WatchCauses, cause_before
+from airflow_ais_etl.dataplane.jobcontrol import JobControl
 from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
 from airflow_ais_etl.dataplane.journal import FLUSH_SECONDS, Journal
 from airflow_ais_etl.dataplane.options import OfflineOptions
@@ -41,36 +41,6 @@ if TYPE_CHECKING:
     from airflow_ais_etl.etl.msg import InitMsg
 
 __all__ = ["JobControl", "OfflineOptions", "job_fingerprint", "plan", "run_offline"]
-
-
-class JobControl:
-    """A thread-safe handle to abort a running job (task kill, Ctrl-C) from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.cause: str | None = None
-        self.stop_pods = False
-        self._wake: Callable[[], object] | None = None
-
-    def abort(self, cause: str, *, stop_pods: bool = False, replace: bool = False) -> None:
-        """Abort the job with ``cause``; ``stop_pods`` also stops the ETL (membership changes).
-
-        The first cause stays unless ``replace`` (the job learnt that an earlier event caused it).
-        """
-        with self._lock:
-            if self.cause is not None and not replace:
-                return
-            self.cause, self.stop_pods = cause, stop_pods
-            wake = self._wake
-        if wake:
-            wake()
-
-    def _bind(self, wake: Callable[[], object]) -> None:
-        with self._lock:
-            self._wake = wake
-            pending = self.cause is not None
-        if pending:
-            wake()
 
 
 def plan(src: Bucket, options: OfflineOptions) -> Iterator[ObjInfo]:
@@ -272,15 +242,19 @@ class _Job:
     async def _dispatch(self, items: Feed, run: _Run, aborted: asyncio.Event) -> None:
         """Run ``num_workers`` workers per target over one feed until it is empty or the job aborts."""
 
+        per_take = getattr(run.transformer, "objects_per_take", None)
+        take = per_take(run.dst) if per_take is not None else 1  # objects one worker handles as one unit
+
         async def worker() -> None:
             while not run.stop.is_set() and (info := await self._next(items, run.stop)) is not None:
-                await self._one(info, run)
+                if take > 1:
+                    await self._many([info, *items.take_ready(take - 1)], run)
+                else:
+                    await self._one(info, run)
 
         per_slot = getattr(run.transformer, "objects_per_worker", 1)  # batches: more objects, same requests
-        workers = [
-            asyncio.create_task(worker())
-            for _ in range(len(run.endpoints) * self.options.num_workers * per_slot)
-        ]
+        in_flight = len(run.endpoints) * self.options.num_workers * per_slot
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, -(-in_flight // take)))]
         reporter = asyncio.create_task(self._report())
         flusher = asyncio.create_task(self._flush_periodically(run.journal))
         all_done: asyncio.Future[Any] = asyncio.gather(*workers)
@@ -319,6 +293,58 @@ class _Job:
             run.budget.release(endpoint, info.size)
         self.stats.record_done(tstats, info.size, written, route=route)
         self._note(run.journal, info, target_name)
+
+    async def _many(self, infos: list[ObjInfo], run: _Run) -> None:
+        """:meth:`_one` for several objects: one wait per pod's share of them, not one per object.
+
+        It waits for budget only while it holds none (like :meth:`_one`): objects that do not fit
+        now go in the next round, after this round's objects gave theirs back.
+        """
+        left = infos
+        while left and not run.stop.is_set():
+            groups: dict[str, tuple[PodEndpoint, list[ObjInfo], list[str]]] = {}
+            try:
+                left = await self._admit(left, run, groups)
+                sends = [
+                    run.transformer.to_bucket_many(ep, got, run.dst, names)
+                    for ep, got, names in groups.values()
+                ]
+                results = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends)
+            finally:
+                for endpoint, got, _ in groups.values():
+                    self.stats.targets[endpoint.target_id].in_flight -= len(got)
+                    for info in got:
+                        run.budget.release(endpoint, info.size)
+            for (endpoint, got, names), outcomes in zip(groups.values(), results, strict=True):
+                tstats = self.stats.targets[endpoint.target_id]
+                for info, target_name, outcome in zip(got, names, outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        tstats.errors += 1
+                        self._fail(info.name, endpoint.target_id, str(outcome), run.stop, outcome)
+                    else:
+                        self.stats.record_done(tstats, info.size, outcome[0], route=outcome[1])
+                        self._note(run.journal, info, target_name)
+
+    async def _admit(
+        self, infos: list[ObjInfo], run: _Run, groups: dict[str, tuple[PodEndpoint, list[ObjInfo], list[str]]]
+    ) -> list[ObjInfo]:
+        """Give objects their targets into ``groups`` (or fail or skip them); return those left over."""
+        for i, info in enumerate(infos):
+            target_name = dest_name(info.name, self.options.ext, self.options.prepend)
+            if info.size < 0:
+                self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
+                continue
+            if self._done_before(info, run, target_name):
+                self.stats.skipped += 1
+                continue
+            endpoint = run.budget.try_acquire(info.size) if groups else await run.budget.acquire(info.size)
+            if endpoint is None:
+                return infos[i:]
+            group = groups.setdefault(endpoint.target_id, (endpoint, [], []))
+            group[1].append(info)
+            group[2].append(target_name)
+            self.stats.targets[endpoint.target_id].in_flight += 1
+        return []
 
     def _done_before(self, info: ObjInfo, run: _Run, target: str | None = None) -> bool:
         """Tell whether an earlier run wrote this object's result, and the result is still there."""

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -32,24 +31,24 @@ from airflow_ais_etl.dataplane.batcher import (
     SLOW_SPELL_SECONDS,
     object_error,
 )
+from airflow_ais_etl.dataplane.fdlinks import LinkDown, Pod
 from airflow_ais_etl.dataplane.podrequest import build_request
+from airflow_ais_etl.dataplane.room import Room
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
 from airflow_ais_etl.etl.constants import HPUSH
-from airflow_ais_etl.etl.errors import TransformError
+from airflow_ais_etl.etl.errors import AisEtlError, TransformError
 from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.fdwire import (
     FD_HEADER,
     FD_VERSION,
-    MAX_MESSAGE,
     NOT_RUN,
     FdFormatError,
     decode_answer,
     encode_request,
-    short_path,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import Awaitable
 
     from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
@@ -75,110 +74,39 @@ _VIA_HTTP = object()
 """The verdict of an object whose pod cannot be reached over its socket: send it over HTTP."""
 
 
-class _LinkDown(Exception):
-    """The pod's fd socket cannot be reached (``connect`` failed): use HTTP for it."""
-
-
-class _Link:
-    """One connection to a pod's fd socket: one message out and its answer back at a time."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    @classmethod
-    async def open(cls, path: str) -> _Link:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        sock.setblocking(False)
-        try:
-            with short_path(path) as name:
-                await asyncio.get_running_loop().sock_connect(sock, name)
-        except OSError as err:
-            sock.close()
-            raise _LinkDown(f"cannot connect to {path}: {err}") from err
-        return cls(sock)
-
-    async def exchange(self, data: bytes, fds: list[int]) -> bytes:
-        """Send one message with ``fds`` and return the answer (the caller may close its ``fds`` then)."""
-        while True:
-            try:
-                socket.send_fds(self.sock, [data], fds)
-                break
-            except BlockingIOError:
-                await self._ready(write=True)
-        while True:
-            try:
-                answer, _, flags, _ = self.sock.recvmsg(MAX_MESSAGE)
-            except BlockingIOError:
-                await self._ready(write=False)
-                continue
-            if not answer:
-                raise ConnectionResetError("the pod closed the connection")
-            if flags & socket.MSG_TRUNC:
-                raise FdFormatError("answer cut")
-            return answer
-
-    async def _ready(self, *, write: bool) -> None:
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        fd = self.sock.fileno()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        (loop.add_writer if write else loop.add_reader)(fd, wake)
-        try:
-            await ready
-        finally:
-            (loop.remove_writer if write else loop.remove_reader)(fd)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class _Pod:
-    """The connections to one pod's socket (at most ``size`` in use) and the objects waiting for it."""
-
-    def __init__(self, path: str, size: int) -> None:
-        self.path = path
-        self.slots = asyncio.Semaphore(size)
-        self.idle: list[_Link] = []
-        self.waiting: list[_Item] = []
-        self.scheduled = False
-        self.down = False
-        self.singles_until = 0.0
-
-    @contextlib.asynccontextmanager
-    async def link(self) -> AsyncIterator[_Link]:
-        async with self.slots:
-            link = self.idle.pop() if self.idle else await _Link.open(self.path)
-            try:
-                yield link
-            except BaseException:
-                link.close()  # its answer may still come: never reuse it
-                raise
-            self.idle.append(link)
-
-    def close(self) -> None:
-        for link in self.idle:
-            link.close()
-        self.idle.clear()
-
-
 class _Item:
     """One object on its way: its request path, its source descriptor (until sent), its temp file."""
 
-    __slots__ = ("done", "name", "path", "src", "taken", "temp")
+    __slots__ = ("done", "name", "path", "src", "taken", "temp", "together")
 
     def __init__(self, name: str, path: str, src: int, temp: TempFile, done: asyncio.Future[Any]) -> None:
         self.name, self.path, self.src, self.temp, self.done = name, path, src, temp, done
         self.taken = False
         """Its descriptors are in a message: from then on only the sender may close them."""
+        self.together: _Together | None = None
+        """The batch (``to_bucket_many``) that waits for it with others, if any."""
 
     def close_source(self) -> None:
         if self.src >= 0:
             os.close(self.src)
             self.src = -1
+
+
+class _Together:
+    """One wait for several objects' verdicts: the last verdict wakes the waiter, once."""
+
+    __slots__ = ("all_done", "left")
+
+    def __init__(self, items: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
+        self.left = len(items)
+        self.all_done: asyncio.Future[None] = loop.create_future()
+        for item in items:
+            item.together = self
+
+    def one_done(self) -> None:
+        self.left -= 1
+        if self.left <= 0 and not self.all_done.done():
+            self.all_done.set_result(None)
 
 
 def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
@@ -219,7 +147,7 @@ class FdTransfer:
         self.links_per_pod = links_per_pod
         self.timeout = timeout
         self.supported: dict[str, bool] = {}
-        self._pods: dict[str, _Pod] = {}
+        self._pods: dict[str, Pod] = {}
         _method, url = build_request(  # the query (and the checks) of every object's own request
             PodEndpoint("", "", "http://pod"),
             comm_type=msg.comm_type,
@@ -231,7 +159,7 @@ class FdTransfer:
         )
         self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight = asyncio.Semaphore(FD_IN_FLIGHT)
+        self._room = Room(FD_IN_FLIGHT)
         self._loop: asyncio.AbstractEventLoop | None = None
         """The job's event loop, asked once: each ``get_running_loop`` costs a ``getpid`` call."""
 
@@ -264,27 +192,42 @@ class FdTransfer:
             known = self.known_to_serve(endpoint, dst)
         return bool(known)
 
-    def _pod(self, endpoint: PodEndpoint) -> _Pod:
+    def _pod(self, endpoint: PodEndpoint) -> Pod:
         pod = self._pods.get(endpoint.url)
         if pod is None:
             assert endpoint.fd_socket is not None
-            pod = self._pods[endpoint.url] = _Pod(endpoint.fd_socket, self.links_per_pod)
+            pod = self._pods[endpoint.url] = Pod(endpoint.fd_socket, self.links_per_pod)
         return pod
 
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str
     ) -> int | None:
         """Transform ``info`` into ``dst_name`` through the pod; return its size (``None``: use HTTP)."""
-        async with self._in_flight:
+        await self._room.take(1)
+        try:
             size = await self._attempt(endpoint, info, dst, dst_name, alone=False)
             if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
                 size = await self._attempt(endpoint, info, dst, dst_name, alone=True)
             return None if size is _VIA_HTTP else size
+        finally:
+            self._room.give(1)
 
     async def _attempt(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
     ) -> Any:
         """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
+        item = self._begin(endpoint, info, dst, dst_name, alone=alone)
+        try:
+            verdict = await item.done
+        except BaseException:
+            _abandon(item)
+            raise
+        return self._conclude(endpoint, item, verdict)
+
+    def _begin(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
+    ) -> _Item:
+        """Open ``info``'s source and create its temp file, and queue both for ``endpoint``'s pod."""
         src = self.src.open_source(info.name)
         try:
             temp = dst.begin_write(dst_name, anonymous=True)
@@ -294,16 +237,71 @@ class FdTransfer:
         done: asyncio.Future[Any] = self._running_loop().create_future()
         item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), src, temp, done)
         self._queue(endpoint, item, alone or not 0 <= info.size <= BATCH_OBJECT)
-        try:
-            verdict = await done
-        except BaseException:
-            if not item.taken or (done.done() and not done.cancelled()):
-                temp.discard()  # else the pod may still write into it: the sender removes it after
-            raise
+        return item
+
+    def _conclude(self, endpoint: PodEndpoint, item: _Item, verdict: Any) -> Any:
+        """Settle an answered object: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` (temp file removed)."""
         if verdict is _VIA_HTTP or verdict is _ALONE:
-            temp.discard()
+            item.temp.discard()
             return verdict
-        return self._settle(endpoint, info.name, temp, verdict)
+        return self._settle(endpoint, item.name, item.temp, verdict)
+
+    async def to_bucket_many(
+        self, endpoint: PodEndpoint, infos: list[ObjInfo], dst: LocalBucket, dst_names: list[str]
+    ) -> list[int | None | Exception]:
+        """Transform several objects through ``endpoint``'s pod as :meth:`to_bucket` does each one.
+
+        One wait for all of them (they travel in the same messages), so the engine pays its
+        per-object task switch once per batch. Each entry: a size, ``None`` (use HTTP), or the
+        object's own error (bugs are raised).
+        """
+        await self._room.take(len(infos))
+        try:
+            started: list[_Item | Exception] = []
+            try:
+                for info, name in zip(infos, dst_names, strict=True):
+                    try:
+                        started.append(self._begin(endpoint, info, dst, name, alone=False))
+                    except (AisEtlError, OSError) as exc:
+                        started.append(exc)
+                items = [item for item in started if isinstance(item, _Item)]
+                if items:
+                    await _Together(items, self._running_loop()).all_done
+            except BaseException:
+                for item in started:
+                    if isinstance(item, _Item):
+                        item.done.cancel()
+                        _abandon(item)
+                raise
+            return await self._conclude_many(endpoint, infos, dst, dst_names, started)
+        finally:
+            self._room.give(len(infos))
+
+    async def _conclude_many(
+        self,
+        endpoint: PodEndpoint,
+        infos: list[ObjInfo],
+        dst: LocalBucket,
+        dst_names: list[str],
+        started: list[_Item | Exception],
+    ) -> list[int | None | Exception]:
+        out: list[Any] = list(started)
+        again: list[int] = []
+        for i, item in enumerate(started):
+            if isinstance(item, _Item):
+                try:
+                    out[i] = self._conclude(endpoint, item, item.done.result())
+                except (AisEtlError, OSError) as exc:
+                    out[i] = exc
+                if out[i] is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
+                    again.append(i)
+        if again:
+            alone = await asyncio.gather(
+                *(_caught(self._attempt(endpoint, infos[i], dst, dst_names[i], alone=True)) for i in again)
+            )
+            for i, size in zip(again, alone, strict=True):
+                out[i] = size
+        return [None if size is _VIA_HTTP else size for size in out]
 
     def _settle(self, endpoint: PodEndpoint, name: str, temp: TempFile, verdict: Any) -> int:
         """Rename a complete result into place; remove anything else and raise the object's error."""
@@ -338,7 +336,7 @@ class FdTransfer:
             pod.scheduled = True
             loop.call_soon(self._launch, endpoint, pod)
 
-    def _launch(self, endpoint: PodEndpoint, pod: _Pod) -> None:
+    def _launch(self, endpoint: PodEndpoint, pod: Pod) -> None:
         """Send what waits for ``pod`` as messages of at most :data:`FD_BATCH_OBJECTS` objects."""
         pod.scheduled = False
         items, pod.waiting = pod.waiting, []
@@ -349,12 +347,12 @@ class FdTransfer:
         for start in range(0, len(items), FD_BATCH_OBJECTS):
             self._start(endpoint, pod, items[start : start + FD_BATCH_OBJECTS])
 
-    def _start(self, endpoint: PodEndpoint, pod: _Pod, items: list[_Item]) -> None:
+    def _start(self, endpoint: PodEndpoint, pod: Pod, items: list[_Item]) -> None:
         task = asyncio.ensure_future(self._send(endpoint, pod, items))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, endpoint: PodEndpoint, pod: _Pod, items: list[_Item]) -> None:
+    async def _send(self, endpoint: PodEndpoint, pod: Pod, items: list[_Item]) -> None:
         verdicts: list[Any] = [_ALONE] * len(items)
         try:
             verdicts = await self._exchange(endpoint, pod, items)
@@ -363,10 +361,12 @@ class FdTransfer:
                 item.close_source()
                 if not item.done.done():
                     item.done.set_result(verdict)
+                    if item.together is not None:
+                        item.together.one_done()
                 elif item.taken and item.done.cancelled():
                     item.temp.discard()
 
-    async def _exchange(self, endpoint: PodEndpoint, pod: _Pod, items: list[_Item]) -> list[Any]:
+    async def _exchange(self, endpoint: PodEndpoint, pod: Pod, items: list[_Item]) -> list[Any]:
         """Send one message; return each object's verdict (``(status, value)``, an error, or a resend)."""
         live: list[_Item] = []
         try:
@@ -380,7 +380,7 @@ class FdTransfer:
                 fds = [fd for item in live for fd in (item.src, item.temp.fd)]
                 answer = await asyncio.wait_for(link.exchange(request, fds), self.timeout)
             results = decode_answer(answer, len(live))
-        except _LinkDown as err:
+        except LinkDown as err:
             log.info(
                 "fd transport to %s unusable (%s): sending its objects over HTTP", endpoint.pod_name, err
             )
@@ -418,3 +418,18 @@ class FdTransfer:
                 item.close_source()
             pod.waiting.clear()
             pod.close()
+
+
+def _abandon(item: _Item) -> None:
+    """Clean up after an object whose wait was cut short (cancelled, or a bug)."""
+    done = item.done
+    if not item.taken or (done.done() and not done.cancelled()):
+        item.temp.discard()  # else the pod may still write into it: the sender removes it after
+
+
+async def _caught(attempt: Awaitable[Any]) -> Any:
+    """Return an object's own error instead of raising it (a bug is raised)."""
+    try:
+        return await attempt
+    except (AisEtlError, OSError) as exc:
+        return exc

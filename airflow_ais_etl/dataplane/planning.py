@@ -203,6 +203,12 @@ class Feed:
         self._pos += 1
         return info
 
+    def take_ready(self, most: int) -> list[ObjInfo]:
+        """Return up to ``most`` more planned objects that are listed already, without waiting."""
+        start = self._pos
+        self._pos = min(len(self._current), start + most)
+        return self._current[start : self._pos]
+
     def close(self) -> None:
         """Stop the listing thread (it may be waiting for room in the queue)."""
         self._stop.set()

@@ -10,17 +10,18 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
+from airflow_ais_etl.dataplane.fdtransfer import FD_BATCH_OBJECTS, FdTransfer
 from airflow_ais_etl.dataplane.httpclient.filebody import FileBody
 from airflow_ais_etl.dataplane.jobstats import Route
+from airflow_ais_etl.dataplane.storage.local import LocalBucket
 from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL, HREV, WS
-from airflow_ais_etl.etl.errors import TransformError, ValidationError
+from airflow_ais_etl.etl.errors import AisEtlError, TransformError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, AsyncIterator, Callable
 
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
     from airflow_ais_etl.dataplane.comm import PodClient
-    from airflow_ais_etl.dataplane.fdtransfer import FdTransfer
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.etl.msg import InitMsg
 
@@ -156,6 +157,41 @@ class ObjectTransformer:
             alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
         async with batcher.request_slot(endpoint):
             return await self._alone(endpoint, info, dst, dst_name, alone)
+
+    def objects_per_take(self, dst: Bucket) -> int:
+        """How many objects the engine hands :meth:`to_bucket_many` at once (1: one at a time).
+
+        Only where the fd transport may carry them: they then share messages, and one wait.
+        """
+        return FD_BATCH_OBJECTS if self.fds is not None and isinstance(dst, LocalBucket) else 1
+
+    async def to_bucket_many(
+        self, endpoint: PodEndpoint, infos: list[ObjInfo], dst: Bucket, dst_names: list[str]
+    ) -> list[tuple[int, int] | Exception]:
+        """:meth:`to_bucket` of each object, in one wait when the pod takes descriptors.
+
+        Each entry: the object's size and route, or its own error (a bug is raised).
+        """
+        fds = self.fds
+        out: list[Any] = [None] * len(infos)
+        if fds is not None and (fds.known_to_serve(endpoint, dst) or await fds.serves(endpoint, dst)):
+            route = Route.FD | (Route.DIRECT if self.direct_put else Route.ENGINE)
+            sizes = await fds.to_bucket_many(endpoint, infos, dst, dst_names)  # type: ignore[arg-type]
+            out = [size if size is None or isinstance(size, Exception) else (size, route) for size in sizes]
+        rest = [i for i, result in enumerate(out) if result is None]  # over HTTP, one by one
+        if rest:
+            again = await asyncio.gather(*(self._caught(endpoint, infos[i], dst, dst_names[i]) for i in rest))
+            for i, result in zip(rest, again, strict=True):
+                out[i] = result
+        return out
+
+    async def _caught(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
+    ) -> tuple[int, int] | Exception:
+        try:
+            return await self.to_bucket(endpoint, info, dst, dst_name)
+        except (AisEtlError, OSError) as exc:
+            return exc
 
     @property
     def objects_per_worker(self) -> int:
