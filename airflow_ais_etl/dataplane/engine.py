@@ -295,7 +295,7 @@ class _Job:
         self._note(run.journal, info, target_name)
 
     async def _many(self, infos: list[ObjInfo], run: _Run) -> None:
-        """:meth:`_one` for several objects: one wait per pod's share of them, not one per object.
+        """:meth:`_one` for several objects: one wait per message of them, not one per object.
 
         It waits for budget only while it holds none (like :meth:`_one`): objects that do not fit
         now go in the next round, after this round's objects gave theirs back.
@@ -306,24 +306,33 @@ class _Job:
             try:
                 left = await self._admit(left, run, groups)
                 sends = [
-                    run.transformer.to_bucket_many(ep, got, run.dst, names)
+                    run.transformer.to_bucket_many(
+                        ep, got, run.dst, names, self._reporter(run, ep, got, names)
+                    )
                     for ep, got, names in groups.values()
                 ]
-                results = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends)
+                await (sends[0] if len(sends) == 1 else asyncio.gather(*sends))
             finally:
                 for endpoint, got, _ in groups.values():
                     self.stats.targets[endpoint.target_id].in_flight -= len(got)
                     for info in got:
                         run.budget.release(endpoint, info.size)
-            for (endpoint, got, names), outcomes in zip(groups.values(), results, strict=True):
-                tstats = self.stats.targets[endpoint.target_id]
-                for info, target_name, outcome in zip(got, names, outcomes, strict=True):
-                    if isinstance(outcome, Exception):
-                        tstats.errors += 1
-                        self._fail(info.name, endpoint.target_id, str(outcome), run.stop, outcome)
-                    else:
-                        self.stats.record_done(tstats, info.size, outcome[0], route=outcome[1])
-                        self._note(run.journal, info, target_name)
+
+    def _reporter(
+        self, run: _Run, endpoint: PodEndpoint, infos: list[ObjInfo], names: list[str]
+    ) -> Callable[[int, tuple[int, int] | Exception], None]:
+        """Count (and note) each object of a batch the moment it is written, or record its error."""
+        tstats = self.stats.targets[endpoint.target_id]
+
+        def report(i: int, outcome: tuple[int, int] | Exception) -> None:
+            if isinstance(outcome, Exception):
+                tstats.errors += 1
+                self._fail(infos[i].name, endpoint.target_id, str(outcome), run.stop, outcome)
+            else:
+                self.stats.record_done(tstats, infos[i].size, outcome[0], route=outcome[1])
+                self._note(run.journal, infos[i], names[i])
+
+        return report
 
     async def _admit(
         self, infos: list[ObjInfo], run: _Run, groups: dict[str, tuple[PodEndpoint, list[ObjInfo], list[str]]]

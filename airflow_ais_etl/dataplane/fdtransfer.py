@@ -48,7 +48,7 @@ from airflow_ais_etl.runtime.fdwire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
@@ -93,20 +93,27 @@ class _Item:
 
 
 class _Together:
-    """One wait for several objects' verdicts: the last verdict wakes the waiter, once."""
+    """One wait for several objects' verdicts: each message's answer wakes the waiter once."""
 
-    __slots__ = ("all_done", "left")
+    __slots__ = ("loop", "ready", "wake")
 
-    def __init__(self, items: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
-        self.left = len(items)
-        self.all_done: asyncio.Future[None] = loop.create_future()
-        for item in items:
-            item.together = self
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.ready: list[_Item] = []
+        self.wake: asyncio.Future[None] | None = None
 
-    def one_done(self) -> None:
-        self.left -= 1
-        if self.left <= 0 and not self.all_done.done():
-            self.all_done.set_result(None)
+    def one_done(self, item: _Item) -> None:
+        self.ready.append(item)
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    async def next(self) -> list[_Item]:
+        """Wait for some verdicts; return the objects that have theirs now."""
+        if not self.ready:
+            self.wake = self.loop.create_future()
+            await self.wake
+        ready, self.ready = self.ready, []
+        return ready
 
 
 def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
@@ -247,61 +254,76 @@ class FdTransfer:
         return self._settle(endpoint, item.name, item.temp, verdict)
 
     async def to_bucket_many(
-        self, endpoint: PodEndpoint, infos: list[ObjInfo], dst: LocalBucket, dst_names: list[str]
-    ) -> list[int | None | Exception]:
-        """Transform several objects through ``endpoint``'s pod as :meth:`to_bucket` does each one.
-
-        One wait for all of them (they travel in the same messages), so the engine pays its
-        per-object task switch once per batch. Each entry: a size, ``None`` (use HTTP), or the
-        object's own error (bugs are raised).
-        """
-        await self._room.take(len(infos))
-        try:
-            started: list[_Item | Exception] = []
-            try:
-                for info, name in zip(infos, dst_names, strict=True):
-                    try:
-                        started.append(self._begin(endpoint, info, dst, name, alone=False))
-                    except (AisEtlError, OSError) as exc:
-                        started.append(exc)
-                items = [item for item in started if isinstance(item, _Item)]
-                if items:
-                    await _Together(items, self._running_loop()).all_done
-            except BaseException:
-                for item in started:
-                    if isinstance(item, _Item):
-                        item.done.cancel()
-                        _abandon(item)
-                raise
-            return await self._conclude_many(endpoint, infos, dst, dst_names, started)
-        finally:
-            self._room.give(len(infos))
-
-    async def _conclude_many(
         self,
         endpoint: PodEndpoint,
         infos: list[ObjInfo],
         dst: LocalBucket,
         dst_names: list[str],
-        started: list[_Item | Exception],
-    ) -> list[int | None | Exception]:
-        out: list[Any] = list(started)
+        report: Callable[[int, int | Exception], None],
+    ) -> list[int]:
+        """Transform several objects through ``endpoint``'s pod as :meth:`to_bucket` does each one.
+
+        One wait per message that carries some of them, not one per object. ``report(i, size or
+        error)`` runs for each object right after it is settled (no wait between the rename and
+        the report, so an abort never loses a written object's note); bugs are raised. Returns
+        the indexes of the objects to send over HTTP instead.
+        """
+        await self._room.take(len(infos))
+        try:
+            return await self._many(endpoint, infos, dst, dst_names, report)
+        finally:
+            self._room.give(len(infos))
+
+    async def _many(
+        self,
+        endpoint: PodEndpoint,
+        infos: list[ObjInfo],
+        dst: LocalBucket,
+        dst_names: list[str],
+        report: Callable[[int, int | Exception], None],
+    ) -> list[int]:
+        together = _Together(self._running_loop())
+        waiting: dict[int, tuple[int, _Item]] = {}
         again: list[int] = []
-        for i, item in enumerate(started):
-            if isinstance(item, _Item):
+        via_http: list[int] = []
+        try:
+            for i, (info, name) in enumerate(zip(infos, dst_names, strict=True)):
                 try:
-                    out[i] = self._conclude(endpoint, item, item.done.result())
+                    item = self._begin(endpoint, info, dst, name, alone=False)
                 except (AisEtlError, OSError) as exc:
-                    out[i] = exc
-                if out[i] is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
-                    again.append(i)
-        if again:
-            alone = await asyncio.gather(
-                *(_caught(self._attempt(endpoint, infos[i], dst, dst_names[i], alone=True)) for i in again)
-            )
-            for i, size in zip(again, alone, strict=True):
-                out[i] = size
-        return [None if size is _VIA_HTTP else size for size in out]
+                    report(i, exc)
+                    continue
+                item.together = together
+                waiting[id(item)] = (i, item)
+            while waiting:
+                for item in await together.next():
+                    i, _ = waiting.pop(id(item))
+                    try:
+                        size = self._conclude(endpoint, item, item.done.result())
+                    except (AisEtlError, OSError) as exc:
+                        report(i, exc)
+                        continue
+                    if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
+                        again.append(i)
+                    elif size is _VIA_HTTP:
+                        via_http.append(i)
+                    else:
+                        report(i, size)
+        except BaseException:
+            for _, item in waiting.values():
+                item.done.cancel()
+                _abandon(item)
+            raise
+
+        async def alone(i: int) -> None:
+            size = await _caught(self._attempt(endpoint, infos[i], dst, dst_names[i], alone=True))
+            if size is _VIA_HTTP:
+                via_http.append(i)
+            else:
+                report(i, size)
+
+        await asyncio.gather(*(alone(i) for i in again))
+        return via_http
 
     def _settle(self, endpoint: PodEndpoint, name: str, temp: TempFile, verdict: Any) -> int:
         """Rename a complete result into place; remove anything else and raise the object's error."""
@@ -362,7 +384,7 @@ class FdTransfer:
                 if not item.done.done():
                     item.done.set_result(verdict)
                     if item.together is not None:
-                        item.together.one_done()
+                        item.together.one_done(item)
                 elif item.taken and item.done.cancelled():
                     item.temp.discard()
 

@@ -18,7 +18,7 @@ from airflow_ais_etl.etl.constants import ARG_FQN, HDR_DIRECT_PUT_LENGTH, HPULL,
 from airflow_ais_etl.etl.errors import AisEtlError, TransformError, ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator, Callable
+    from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
     from airflow_ais_etl.dataplane.comm import PodClient
@@ -166,32 +166,39 @@ class ObjectTransformer:
         return FD_BATCH_OBJECTS if self.fds is not None and isinstance(dst, LocalBucket) else 1
 
     async def to_bucket_many(
-        self, endpoint: PodEndpoint, infos: list[ObjInfo], dst: Bucket, dst_names: list[str]
-    ) -> list[tuple[int, int] | Exception]:
-        """:meth:`to_bucket` of each object, in one wait when the pod takes descriptors.
+        self,
+        endpoint: PodEndpoint,
+        infos: list[ObjInfo],
+        dst: Bucket,
+        dst_names: list[str],
+        report: Callable[[int, tuple[int, int] | Exception], None],
+    ) -> None:
+        """:meth:`to_bucket` of each object, in one wait per message when the pod takes descriptors.
 
-        Each entry: the object's size and route, or its own error (a bug is raised).
+        ``report(i, (size, route) or error)`` runs for each object as soon as it is written (or
+        failed), with no wait in between; a bug is raised.
         """
         fds = self.fds
-        out: list[Any] = [None] * len(infos)
+        rest: Sequence[int] = range(len(infos))
         if fds is not None and (fds.known_to_serve(endpoint, dst) or await fds.serves(endpoint, dst)):
             route = Route.FD | (Route.DIRECT if self.direct_put else Route.ENGINE)
-            sizes = await fds.to_bucket_many(endpoint, infos, dst, dst_names)  # type: ignore[arg-type]
-            out = [size if size is None or isinstance(size, Exception) else (size, route) for size in sizes]
-        rest = [i for i, result in enumerate(out) if result is None]  # over HTTP, one by one
-        if rest:
-            again = await asyncio.gather(*(self._caught(endpoint, infos[i], dst, dst_names[i]) for i in rest))
-            for i, result in zip(rest, again, strict=True):
-                out[i] = result
-        return out
 
-    async def _caught(
-        self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
-    ) -> tuple[int, int] | Exception:
-        try:
-            return await self.to_bucket(endpoint, info, dst, dst_name)
-        except (AisEtlError, OSError) as exc:
-            return exc
+            def sized(i: int, size: int | Exception) -> None:
+                report(i, size if isinstance(size, Exception) else (size, route))
+
+            rest = await fds.to_bucket_many(endpoint, infos, dst, dst_names, sized)  # type: ignore[arg-type]
+
+        async def one(i: int) -> None:  # over HTTP, each in its own request
+            try:
+                result: tuple[int, int] | Exception = await self.to_bucket(
+                    endpoint, infos[i], dst, dst_names[i]
+                )
+            except (AisEtlError, OSError) as exc:
+                result = exc
+            report(i, result)
+
+        if rest:
+            await asyncio.gather(*(one(i) for i in rest))
 
     @property
     def objects_per_worker(self) -> int:

@@ -190,3 +190,19 @@ def test_feed_skips_done_objects_in_the_listing_thread_and_counts_them() -> None
         assert stats.skipped >= 1000 * 2 // 3 - 3 * 64  # at most the queued batches went unfiltered
 
     asyncio.run(main())
+
+
+def test_feed_take_ready_hands_out_listed_objects_without_waiting_and_none_twice() -> None:
+    items = [ObjInfo(f"o{i:04d}", i, "") for i in range(250)]
+
+    async def main() -> None:
+        feed = Feed(iter(items), JobStats("e", "s", "d", dry_run=False), batch=100, depth=2)
+        got: list[str] = []
+        while (info := await feed.next()) is not None:
+            got.append(info.name)
+            got.extend(i.name for i in feed.take_ready(31))
+        assert feed.take_ready(31) == []
+        feed.close()
+        assert got == [i.name for i in items]  # each once, in listing order
+
+    asyncio.run(main())

@@ -113,3 +113,23 @@ def test_a_bad_budget_says_what_to_give(bad: object) -> None:
     with pytest.raises(ValidationError, match="bytes_in_flight must be a positive integer"):
         check_budget(bad)
     assert check_budget(DEFAULT_TARGET_BUDGET) == 128 * MiB
+
+
+@pytest.mark.asyncio
+async def test_try_acquire_takes_room_now_or_says_none_and_never_jumps_the_queue() -> None:
+    budget = ByteBudget(["a", "b"], 10 * MiB)
+    assert budget.try_acquire(8 * MiB) == "a"
+    assert budget.try_acquire(8 * MiB) == "b"
+    assert budget.try_acquire(4 * MiB) is None  # no target has room: nothing taken
+    waiter = asyncio.create_task(budget.acquire(9 * MiB))
+    await asyncio.sleep(0)
+    budget.release("a", 8 * MiB)
+    assert await waiter == "a"
+    budget.release("b", 8 * MiB)
+    assert budget.try_acquire(1 * MiB) == "b"
+    queued = asyncio.create_task(budget.acquire(10 * MiB))  # waits: "a" holds 9, "b" holds 1
+    await asyncio.sleep(0)
+    assert budget.try_acquire(0) is None  # someone waits: a try never overtakes
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
