@@ -47,7 +47,7 @@ async def test_a_big_take_is_not_starved_by_small_ones_after_it() -> None:
     await asyncio.sleep(0)
     assert order == []
     room.give(3)
-    await asyncio.sleep(0)
+    await big
     assert order == ["big"]
     room.give(4)
     await small
@@ -69,9 +69,9 @@ async def test_a_cancelled_taker_gives_back_nothing_it_did_not_get() -> None:
 
 
 def test_takes_outside_the_size_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one unit"):
         Room(0)
     room = Room(2)
     for units in (0, 3):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"cannot take {units} unit"):
             asyncio.run(room.take(units))
