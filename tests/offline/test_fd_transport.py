@@ -74,6 +74,28 @@ def test_small_batched_and_1mib_objects_are_byte_exact_and_carry_no_byte_through
     api.stop("fd-etl")
 
 
+def test_batches_under_a_tiny_byte_budget_and_missing_objects_settle_each_object_on_its_own(
+    api: AisEtl, tmp_path: Path
+) -> None:
+    """Workers take objects in batches: what the budget cannot take now waits for the next round
+    (no worker waits while it holds budget), and a missing object fails alone."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = _tree(src, [(100, 4096, 9000)[i % 3] for i in range(120)])
+    api.init_code("fd-budget-etl", REVERSE)
+    options = OfflineOptions(num_workers=3, bytes_in_flight=8192)
+    stats = api.transform_bucket("fd-budget-etl", str(src), str(dst), options)
+    assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items()}
+    assert stats["fd_objects"] == len(data) == stats["objects"]
+    listed = sorted(data)[:40]
+    again = OfflineOptions(objects=[*listed[:20], "gone.bin", *listed[20:]], continue_on_error=True)
+    stats = api.transform_bucket("fd-budget-etl", str(src), str(tmp_path / "dst2"), again)
+    assert [e["object"] for e in stats["errors"]] == ["gone.bin"]
+    assert stats["objects"] == 40
+    assert objects(tmp_path / "dst2") == {n: data[n][::-1] + b"!" for n in listed}
+    assert temp_files(dst) == temp_files(tmp_path / "dst2") == []
+    api.stop("fd-budget-etl")
+
+
 def test_streamed_objects_and_ais_context_arguments_are_what_http_would_give(
     api: AisEtl, tmp_path: Path
 ) -> None:

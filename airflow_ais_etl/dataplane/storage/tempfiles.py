@@ -8,8 +8,10 @@ name only at commit, right before the rename that makes the object appear whole.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
+from typing import Any
 
 from airflow_ais_etl.dataplane.storage.tempnames import temp_name
 from airflow_ais_etl.etl.errors import StorageError
@@ -72,35 +74,31 @@ class TempFile:
 
 
 _TMPFILE = getattr(os, "O_TMPFILE", 0)
-_proc_fds = -1
-"""This process's ``/proc/self/fd`` directory, opened once (-1: not yet, or not there)."""
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
 
 
-def _fd_directory() -> int:
-    """Return a descriptor of ``/proc/self/fd`` (each child of a fork opens its own), or -1.
+@functools.lru_cache(maxsize=1)
+def _linkat() -> Any:
+    """Return libc's ``linkat`` (``os.link`` cannot follow ``/proc/self/fd`` links), or ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
 
-    ``linkat`` through it with ``AT_SYMLINK_FOLLOW`` (what :func:`os.link` does given a directory
-    descriptor) names an unnamed file without the ``CAP_DAC_READ_SEARCH`` of ``AT_EMPTY_PATH``.
-    """
-    global _proc_fds
-    if _proc_fds < 0 and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            _proc_fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    return _proc_fds
-
-
-def _forget_fd_directory() -> None:
-    global _proc_fds
-    _proc_fds = -1  # the parent's /proc/<pid>/fd: a child must not name files through it
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_fd_directory)
+        return ctypes.CDLL(None, use_errno=True).linkat
+    except (OSError, AttributeError):
+        return None
 
 
 def _name_fd(fd: int, path: str) -> None:
-    """Give the unnamed (``O_TMPFILE``) file behind ``fd`` the name ``path`` (EEXIST: FileExistsError)."""
-    os.link(str(fd), path, src_dir_fd=_fd_directory(), follow_symlinks=True)
+    """Give the unnamed (``O_TMPFILE``) file behind ``fd`` the name ``path``."""
+    import ctypes
+
+    source = f"/proc/self/fd/{fd}".encode()
+    if _linkat()(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), path)  # (EEXIST comes out as FileExistsError)
 
 
 def _named_first(fd: int, path: str) -> bool:
@@ -114,7 +112,7 @@ def _named_first(fd: int, path: str) -> bool:
 
 def open_unnamed(directory: str) -> int:
     """Open an unnamed file in ``directory`` write-only; -1 where that cannot be (no ``O_TMPFILE``)."""
-    if not _TMPFILE or _fd_directory() < 0:
+    if not _TMPFILE or _linkat() is None:
         return -1
     try:
         return os.open(directory, _TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
