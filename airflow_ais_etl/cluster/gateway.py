@@ -54,6 +54,8 @@ __all__ = [
 
 CALLBACK_PREFIX = "/v1/etl/_object/"
 SECRET_ENV = "AIS_ETL_GATEWAY_SECRET"
+IDLE_SECONDS = 120.0
+"""A kept-alive connection with no new request for this long is closed (pods keep theirs in a pool)."""
 _CHUNK = 1 << 20
 
 
@@ -208,6 +210,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet per request: pods call back once per object."""
 
+    def handle_one_request(self) -> None:
+        """Wait at most :data:`IDLE_SECONDS` for the next request of a kept-alive connection, then close it."""
+        self.connection.settimeout(IDLE_SECONDS)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        """A request has begun: no timeout for its head and body, which may come slowly (a streamed PUT)."""
+        self.connection.settimeout(None)
+        return super().parse_request()
+
     def do_GET(self) -> None:
         self._serve(head=False)
 
@@ -254,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:  # e.g. a refused PUT whose body stays unread: the client must not reuse it
+            self.send_header("Connection", "close")
         self.end_headers()
         if not head:
             self.wfile.write(body)

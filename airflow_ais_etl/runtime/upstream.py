@@ -1,15 +1,17 @@
 """Fetch objects from the target's callback endpoint (``AIS_TARGET_URL``) for hpull and hrev.
 
-Each server thread keeps one keep-alive ``http.client`` connection, so a stream of GETs costs no
-TCP handshakes. A non-2xx answer is an error, never data to transform.
+GETs go on keep-alive connections shared by the process's threads (:mod:`.connpool`), so a stream
+of GETs costs no TCP handshakes, though the pod serves each in a new thread. A non-2xx answer is
+an error, never data to transform.
 """
 
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 from urllib.parse import quote, unquote, urlsplit
+
+from airflow_ais_etl.runtime.connpool import host_key, resendable, shared_pool
 
 CALLBACK_TIMEOUT = 600.0
 _ERROR_TEXT_LIMIT = 4096
@@ -53,19 +55,18 @@ def requote_path(path: str) -> str:
 
 
 class CallbackClient:
-    """GETs ``AIS_TARGET_URL + <escaped path>`` with a keep-alive connection per thread."""
+    """GETs ``AIS_TARGET_URL + <escaped path>`` on the process's keep-alive connections."""
 
     def __init__(self, base_url: str, timeout: float = CALLBACK_TIMEOUT) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"callback URL {base_url!r} is not an http(s) URL")
         self.base_url = base_url.rstrip("/")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
+        self._key = host_key(base_url)
         self._base_path = parts.path.rstrip("/")
-        self._timeout = timeout
+        self._pool = shared_pool(timeout)
         self._local = threading.local()
+        """The connection of the response this thread has open."""
 
     def url_for(self, path: str, query: str) -> str:
         """Return the full callback URL for a request path (what ``ARG_TYPE=url`` hands to the user)."""
@@ -76,56 +77,51 @@ class CallbackClient:
         query = strip_etl_name(query)
         return self._base_path + requote_path(path) + ("?" + query if query else "")
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn, True
-        if self._https:
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        self._local.conn = conn
-        return conn, False
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
-
     def open(self, path: str, query: str) -> http.client.HTTPResponse:
         """Send the GET and return the response, positioned at the start of a 2xx body.
+
+        Give it back with :meth:`release` (in the same thread) once it is read.
 
         :raises CallbackError: the target answered non-2xx (its status and text) or could not be reached.
         """
         target = self._target(path, query)
+        retried = False
         while True:
-            conn, reused = self._connection()
+            answer_started = False
             try:
-                if conn.sock is None:
-                    conn.connect()
-                    sock: socket.socket = conn.sock  # type: ignore[assignment]  # set by connect()
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn, reused = self._pool.take(self._key, fresh=retried)
+            except OSError as exc:
+                raise self._unreachable(exc) from exc
+            try:
                 conn.request("GET", target)
+                answer_started = True
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
-                self._drop()
-                if reused:
-                    continue  # the target closed an idle keep-alive connection: retry once, fresh
-                where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
-                raise CallbackError(502, f"callback GET {where}/... failed: {exc}") from exc
+                conn.close()
+                if not retried and resendable(exc, reused=reused, answer_started=answer_started):
+                    retried = True  # the target closed an idle keep-alive connection: retry once, fresh
+                    continue
+                raise self._unreachable(exc) from exc
             break
         if 200 <= resp.status < 300:
+            self._local.conn = conn
             return resp
         try:
             text = resp.read(_ERROR_TEXT_LIMIT).decode("utf-8", "replace").strip()
         except (OSError, http.client.HTTPException):
             text = ""
-        self._drop()
+        self._pool.give_back(conn, resp)
         raise CallbackError(resp.status, f"callback answered {resp.status} {resp.reason}: {text}")
+
+    def _unreachable(self, exc: Exception) -> CallbackError:
+        where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
+        return CallbackError(502, f"callback GET {where}/... failed: {exc}")
 
     def release(self, resp: http.client.HTTPResponse) -> None:
         """Give the connection back for reuse if the body was read to the end; otherwise close it."""
-        if not resp.isclosed() or resp.will_close:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is None:
             resp.close()
-            self._drop()
+            return
+        self._pool.give_back(conn, resp)
