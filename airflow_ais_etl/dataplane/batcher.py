@@ -28,11 +28,12 @@ from airflow_ais_etl.dataplane.podaccess import access_headers
 from airflow_ais_etl.dataplane.podrequest import join_url
 from airflow_ais_etl.etl.constants import ARG_BYTES, QPARAM_ETL_ARGS
 from airflow_ais_etl.etl.errors import TransformError
-from airflow_ais_etl.etl.naming import hpush_path
+from airflow_ais_etl.etl.naming import callback_path, hpush_path, uname
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
     BATCH_VERSION,
+    DELIVERED,
     NOT_RUN,
     BatchFormatError,
     decode_results,
@@ -51,6 +52,7 @@ __all__ = [
     "BATCH_OBJECTS",
     "SEND_ALONE",
     "Batcher",
+    "Delivered",
 ]
 
 BATCH_OBJECT = 64 << 10
@@ -75,6 +77,10 @@ _Item = tuple[str, str, bytes, "asyncio.Future[object]"]
 """An object waiting for its batch: name, path, data, and the future of its verdict."""
 
 
+class Delivered(int):
+    """The verdict of an object of a pull batch that the pod delivered by direct put: the length it put."""
+
+
 class _Lane:
     """Objects waiting for one pod, and whether a launch is already scheduled."""
 
@@ -94,12 +100,21 @@ class Batcher:
     :param requests_per_pod: the job's ``num_workers``: the engine runs :attr:`objects_per_worker`
         times as many workers so that batches fill up, and objects sent one per request take one of
         this many request slots per pod, as does each batch: a pod never has more requests in flight
+    :param pull: send pull batches (hpull): each object's data is its ``Ais-Node-Url`` (or empty),
+        the pod fetches the object itself and answers :class:`Delivered` for a direct put
     """
 
     def __init__(
-        self, client: PodClient, bucket_ref: BucketRef, etl_args: str = "", *, requests_per_pod: int = 8
+        self,
+        client: PodClient,
+        bucket_ref: BucketRef,
+        etl_args: str = "",
+        *,
+        requests_per_pod: int = 8,
+        pull: bool = False,
     ) -> None:
         self.client = client
+        self.pull = pull
         self.requests_per_pod = requests_per_pod
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.bucket = bucket_ref.name
@@ -174,7 +189,9 @@ class Batcher:
         if lane is None:
             lane = self._lanes[endpoint.url] = _Lane()
         fut: asyncio.Future[object] = loop.create_future()
-        lane.items.append((name, f"/{self.bucket}/{name}", data, fut))
+        ref = self.bucket_ref
+        path = callback_path(uname(ref.provider, ref.name, name)) if self.pull else f"/{self.bucket}/{name}"
+        lane.items.append((name, path, data, fut))
         if not lane.scheduled:
             lane.scheduled = True
             loop.call_soon(self._launch, endpoint, lane)
@@ -221,10 +238,14 @@ class Batcher:
             "Content-Type: application/octet-stream\r\n"
             f"{BATCH_HEADER}: {len(items)}\r\n" + access_headers(endpoint, ARG_BYTES, self.bucket_ref)
         )
-        url = join_url(endpoint.url, hpush_path(self.bucket, "")) + self.query
+        url = join_url(endpoint.url, "/" if self.pull else hpush_path(self.bucket, "")) + self.query
         try:
             resp = await self.client.http.request(
-                "PUT", url, body=body, headers=headers, timeout=self.client.request_timeout
+                "GET" if self.pull else "PUT",
+                url,
+                body=body,
+                headers=headers,
+                timeout=self.client.request_timeout,
             )
             answer = await resp.read()
             if resp.status != 200:
@@ -238,6 +259,8 @@ class Batcher:
         for (name, _, _, _), (status, payload) in zip(items, results, strict=True):
             if status == 200:
                 verdicts.append(payload)
+            elif status == DELIVERED and self.pull and payload.isdigit():
+                verdicts.append(Delivered(int(payload)))
             elif status == NOT_RUN:
                 verdicts.append(SEND_ALONE)
                 self._singles_for_a_while(endpoint.url)

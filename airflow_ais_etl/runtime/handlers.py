@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
-from airflow_ais_etl.etl.constants import ARG_BYTES, ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH
+from airflow_ais_etl.etl.constants import ARG_BYTES, ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH, HDR_NODE_URL
 from airflow_ais_etl.runtime.access import AccessRefused, Gate, open_granted
 from airflow_ais_etl.runtime.aisproto import (
     DirectPutError,
@@ -24,11 +24,12 @@ from airflow_ais_etl.runtime.aisproto import (
     node_url_of,
     object_path,
 )
-from airflow_ais_etl.runtime.batch import run_batch
+from airflow_ais_etl.runtime.batch import PULL_BATCH_BUDGET_SECONDS, run_batch
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
     BATCH_VERSION,
+    DELIVERED,
     NOT_RUN,
     BatchFormatError,
     encode_results,
@@ -117,6 +118,8 @@ class App:
                 self._batch(conn, req)
             elif method == "PUT":
                 self._push(conn, req)
+            elif method == "GET" and self.batches and req.headers.get(BATCH_KEY, ALONE) != ALONE:
+                self._pull_batch(conn, req)
             elif method == "GET":
                 self._pull(conn, req)
             else:
@@ -204,6 +207,50 @@ class App:
             self._run(conn, req, lambda: _read_callback(resp, -1), lambda n: _read_callback(resp, n))
         finally:
             callback.release(resp)
+
+    def _pull_batch(self, conn: Connection, req: Request) -> None:
+        """Fetch, transform and deliver many objects in one request (``runtime.http1.batchwire``, pull batch)."""
+        try:
+            results = run_batch(
+                self.pull_item,
+                req.headers[BATCH_KEY],
+                req.query,
+                req.body.read_all(),
+                budget=PULL_BATCH_BUDGET_SECONDS,
+            )
+        except BatchFormatError as err:
+            raise _Failure(400, f"bad batch request: {err}") from None
+        conn.send_response(200, b"".join(encode_results(results)))
+
+    def pull_item(self, path: str, query: str, node: bytes) -> tuple[int, bytes | bytearray | memoryview]:
+        """One object of a pull batch, as its own ``GET`` would go: ``(status, result or length or error)``."""
+        try:
+            callback = self.callback
+            if callback is None:
+                raise _Failure(400, "GET needs AIS_TARGET_URL (not set)")
+            resp = callback.open(path, query)
+            try:
+                data = _read_callback(resp, -1)
+            finally:
+                callback.release(resp)
+            result = self._call_at(unquote(path), query, data)
+            if not isinstance(result, (bytes, bytearray, memoryview)):
+                raise _Failure(
+                    500, f"transform for {unquote(path)!r} returned {type(result).__name__}, expected bytes"
+                )
+            node_url, rest = node_url_of({HDR_NODE_URL.lower(): node.decode("utf-8", "replace")})
+            if not (node_url and self.cfg.target_url):
+                return 200, result
+            url = compose_direct_put_url(node_url, self.cfg.target_url, object_path(path), etl_args_of(query))
+            return DELIVERED, str(direct_put(url, bytes(result), rest)).encode()
+        except (CallbackError, DirectPutError) as exc:
+            fail = _Failure(502 if isinstance(exc, CallbackError) else exc.status, exc.message)
+        except _Failure as failure:
+            fail = failure
+        self.log.error(
+            "GET %s (batched) -> %d: %s", unquote(path), fail.status, fail.message, exc_info=fail.__cause__
+        )
+        return fail.status, fail.message.encode("utf-8", "replace")
 
     # ------------------------------------------------------------------ sources
 
