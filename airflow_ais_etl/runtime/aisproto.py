@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from airflow_ais_etl.etl.constants import HDR_DIRECT_PUT_LENGTH, HDR_NODE_URL, QPARAM_ETL_ARGS, QPARAM_ETL_FQN
-from airflow_ais_etl.runtime.connpool import host_key, resendable, shared_pool
+from airflow_ais_etl.runtime.connpool import await_answer, host_key, resendable, shared_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,6 +127,7 @@ def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PU
             raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
         try:
             conn.request("PUT", target, body=data, headers=headers)
+            await_answer(conn)
             answer_started = True
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:

@@ -19,7 +19,16 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-__all__ = ["IDLE_PER_HOST", "ConnectionPool", "HostKey", "host_key", "resendable", "shared_pool"]
+__all__ = [
+    "IDLE_PER_HOST",
+    "ConnectionPool",
+    "HostKey",
+    "NoAnswer",
+    "await_answer",
+    "host_key",
+    "resendable",
+    "shared_pool",
+]
 
 IDLE_PER_HOST = 32
 """Idle connections kept per host; more are closed when given back (a burst leaves no crowd behind)."""
@@ -34,17 +43,37 @@ def host_key(url: str) -> HostKey:
     return (parts.scheme or "http", parts.hostname or "", parts.port)
 
 
+class NoAnswer(ConnectionResetError):
+    """The server ended the connection before the first byte of its answer."""
+
+
+def await_answer(conn: http.client.HTTPConnection) -> None:
+    """Wait for the first byte of the answer without consuming it (what ``getresponse`` reads next).
+
+    :raises NoAnswer: the connection ended first (``ConnectionResetError`` if it was reset), so
+        nothing of the answer was read and the request may be sent again
+    :raises TimeoutError: no answer within the connection's timeout
+    """
+    sock = conn.sock
+    if sock is None:
+        raise NoAnswer("the connection is closed")
+    try:
+        first = sock.recv(1, socket.MSG_PEEK)
+    except ValueError:
+        return  # a TLS socket cannot peek: its failures count as answers begun (never resent)
+    if not first:
+        raise NoAnswer("the server closed the connection without answering")
+
+
 def resendable(exc: BaseException, *, reused: bool, answer_started: bool) -> bool:
     """Tell whether a failed exchange may be sent again on a fresh connection.
 
     Only a reused connection (the server may have closed it while idle), only when nothing of the
-    answer was read, and only for a failure of the connection itself, not a timeout: the server
-    either never got the request or never answered it.
+    answer was read (:func:`await_answer` returned before the failure), and only for a failure of
+    the connection itself, not a timeout: the server never got the request or never answered it.
     """
-    if not reused or isinstance(exc, TimeoutError):
+    if not reused or answer_started or isinstance(exc, TimeoutError):
         return False
-    if answer_started:
-        return isinstance(exc, http.client.RemoteDisconnected)  # the status line was empty
     return isinstance(exc, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError))
 
 

@@ -11,7 +11,7 @@ import http.client
 import threading
 from urllib.parse import quote, unquote, urlsplit
 
-from airflow_ais_etl.runtime.connpool import host_key, resendable, shared_pool
+from airflow_ais_etl.runtime.connpool import await_answer, host_key, resendable, shared_pool
 
 CALLBACK_TIMEOUT = 600.0
 _ERROR_TEXT_LIMIT = 4096
@@ -94,6 +94,7 @@ class CallbackClient:
                 raise self._unreachable(exc) from exc
             try:
                 conn.request("GET", target)
+                await_answer(conn)
                 answer_started = True
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
