@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from airflow_ais_etl.etl.constants import HDR_DIRECT_PUT_LENGTH, HDR_NODE_URL, QPARAM_ETL_ARGS, QPARAM_ETL_FQN
-from airflow_ais_etl.runtime.connpool import await_answer, host_key, resendable, shared_pool
+from airflow_ais_etl.runtime.connpool import exchange, host_key, shared_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -113,36 +113,20 @@ def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PU
     :raises DirectPutError: the receiver answered other than 200/204, or could not be reached
     """
     pool = shared_pool(timeout)
-    key = host_key(url)
-    target = _request_target(url)
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
     if rest:
         headers[HDR_NODE_URL] = rest
-    retried = False
-    while True:
-        answer_started = False
-        try:
-            conn, reused = pool.take(key, fresh=retried)
-        except OSError as exc:
-            raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
-        try:
-            conn.request("PUT", target, body=data, headers=headers)
-            await_answer(conn)
-            answer_started = True
-            resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            if not retried and resendable(exc, reused=reused, answer_started=answer_started):
-                retried = True
-                continue
-            raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
-        try:
-            return _answered_length(resp, f"{conn.host}:{conn.port}", len(data))
-        except (OSError, http.client.HTTPException) as exc:
-            resp.close()
-            raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
-        finally:
-            pool.give_back(conn, resp)
+    try:
+        conn, resp = exchange(pool, host_key(url), "PUT", _request_target(url), data, headers)
+    except (OSError, http.client.HTTPException) as exc:
+        raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
+    try:
+        return _answered_length(resp, f"{conn.host}:{conn.port}", len(data))
+    except (OSError, http.client.HTTPException) as exc:
+        resp.close()
+        raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
+    finally:
+        pool.give_back(conn, resp)
 
 
 def _request_target(url: str) -> str:

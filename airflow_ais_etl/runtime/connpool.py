@@ -25,6 +25,7 @@ __all__ = [
     "HostKey",
     "NoAnswer",
     "await_answer",
+    "exchange",
     "host_key",
     "resendable",
     "shared_pool",
@@ -88,6 +89,32 @@ def _still_open(conn: http.client.HTTPConnection) -> bool:
         return not poller.poll(0)
     except (OSError, ValueError):
         return False
+
+
+def exchange(
+    pool: ConnectionPool, key: HostKey, method: str, target: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send one request with a whole body (or none) on a pooled connection; return it and the answer's head.
+
+    A reused connection that fails before any of the answer came is replaced by a new one and the
+    request sent again, once. Give the connection back with :meth:`ConnectionPool.give_back`.
+
+    :raises OSError: or ``http.client.HTTPException``: no answer (the connection is closed)
+    """
+    retried = False
+    while True:
+        conn, reused = pool.take(key, fresh=retried)
+        answer_started = False
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            await_answer(conn)
+            answer_started = True
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            if retried or not resendable(exc, reused=reused, answer_started=answer_started):
+                raise
+            retried = True
 
 
 class ConnectionPool:

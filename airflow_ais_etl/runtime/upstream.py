@@ -11,7 +11,7 @@ import http.client
 import threading
 from urllib.parse import quote, unquote, urlsplit
 
-from airflow_ais_etl.runtime.connpool import await_answer, host_key, resendable, shared_pool
+from airflow_ais_etl.runtime.connpool import exchange, host_key, shared_pool
 
 CALLBACK_TIMEOUT = 600.0
 _ERROR_TEXT_LIMIT = 4096
@@ -85,25 +85,11 @@ class CallbackClient:
         :raises CallbackError: the target answered non-2xx (its status and text) or could not be reached.
         """
         target = self._target(path, query)
-        retried = False
-        while True:
-            answer_started = False
-            try:
-                conn, reused = self._pool.take(self._key, fresh=retried)
-            except OSError as exc:
-                raise self._unreachable(exc) from exc
-            try:
-                conn.request("GET", target)
-                await_answer(conn)
-                answer_started = True
-                resp = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                if not retried and resendable(exc, reused=reused, answer_started=answer_started):
-                    retried = True  # the target closed an idle keep-alive connection: retry once, fresh
-                    continue
-                raise self._unreachable(exc) from exc
-            break
+        try:
+            conn, resp = exchange(self._pool, self._key, "GET", target, None, {})
+        except (OSError, http.client.HTTPException) as exc:
+            where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
+            raise CallbackError(502, f"callback GET {where}/... failed: {exc}") from exc
         if 200 <= resp.status < 300:
             self._local.conn = conn
             return resp
@@ -113,10 +99,6 @@ class CallbackClient:
             text = ""
         self._pool.give_back(conn, resp)
         raise CallbackError(resp.status, f"callback answered {resp.status} {resp.reason}: {text}")
-
-    def _unreachable(self, exc: Exception) -> CallbackError:
-        where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
-        return CallbackError(502, f"callback GET {where}/... failed: {exc}")
 
     def release(self, resp: http.client.HTTPResponse) -> None:
         """Give the connection back for reuse if the body was read to the end; otherwise close it."""
