@@ -30,15 +30,26 @@ import string
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_to_bytes, urlsplit
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.directput import puts_store
+from airflow_ais_etl.cluster.gatewaypaths import Refusal as _Refusal
+from airflow_ais_etl.cluster.gatewaypaths import local_root as _local_root
+from airflow_ais_etl.cluster.gatewaypaths import split_uname as _split_uname
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
 from airflow_ais_etl.cluster.private import locked, write_private
+from airflow_ais_etl.runtime.http1.batchwire import (
+    ALONE,
+    BATCH_HEADER,
+    BATCH_VERSION,
+    DELIVERED,
+    decode_items,
+    encode_results,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef
 
@@ -54,6 +65,13 @@ __all__ = [
 
 CALLBACK_PREFIX = "/v1/etl/_object/"
 SECRET_ENV = "AIS_ETL_GATEWAY_SECRET"
+GET_BATCH_BODY = 1 << 20
+PUT_BATCH_BODY = 64 << 20
+"""The largest bodies of a batch of callback GETs (names only) and of direct PUTs (results)."""
+BATCH_OBJECT = 1 << 20
+"""Objects larger than this are left out of a batch GET's answer (status 0): the pod fetches them alone."""
+BATCH_ANSWER = 16 << 20
+"""Object bytes after which a batch GET answers the objects left with status 0."""
 IDLE_SECONDS = 120.0
 """A kept-alive connection with no new request for this long is closed (pods keep theirs in a pool)."""
 _CHUNK = 1 << 20
@@ -100,41 +118,6 @@ def register_bucket(buckets_file: str, url: str) -> BucketRef:
             buckets[name] = {"url": norm}
             write_private(buckets_file, json.dumps(buckets, indent=1, sort_keys=True), fsync=True)
     return BucketRef(provider="ais", name=name, extra={"url": norm})
-
-
-class _Refusal(Exception):
-    """An answer other than the object: status and a short text."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
-def _split_uname(uname: str) -> tuple[str, str]:
-    """Split ``<provider>/<ns>/<bucket>/<object>`` into bucket and object; refuse unsafe names."""
-    parts = uname.split("/", 3)
-    if len(parts) < 3 or not parts[0] or not parts[1].startswith("@") or "#" not in parts[1]:
-        raise _Refusal(400, f"invalid object uname {uname!r}: expecting <provider>/@#/<bucket>/<object>")
-    bucket = parts[2]
-    obj = parts[3] if len(parts) == 4 else ""
-    if not bucket or bucket in (".", "..") or "\x00" in bucket:
-        raise _Refusal(400, f"invalid bucket name in uname {uname!r}")
-    if not obj:
-        raise _Refusal(400, f'object name is missing (bucket={bucket}, uname="{uname}")')
-    if "\x00" in obj or obj.startswith("/") or any(seg in ("", ".", "..") for seg in obj.split("/")):
-        raise _Refusal(400, f"invalid object name {obj!r}: no empty, '.' or '..' segments, not absolute")
-    return bucket, obj
-
-
-def _local_root(url: str) -> str | None:
-    """Return the directory of a local bucket URL, ``None`` for object-store URLs."""
-    if "://" not in url:
-        return os.path.abspath(url)
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "file":
-        return None
-    return os.path.abspath(unquote(parts.path) or "/")
 
 
 class GatewayServer(ThreadingHTTPServer):
@@ -221,6 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
         return super().parse_request()
 
     def do_GET(self) -> None:
+        if self.headers.get(BATCH_HEADER, ALONE) != ALONE:
+            self._batch(self._batch_item_get, GET_BATCH_BODY)
+            return
         self._serve(head=False)
 
     def do_HEAD(self) -> None:
@@ -228,25 +214,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         """Direct put: write a pod's result atomically into a bucket a running job granted."""
-        from airflow_ais_etl.cluster.directput import granted, grants_held, read_body
+        from airflow_ais_etl.cluster.directput import read_body
 
+        if self.headers.get(BATCH_HEADER, ALONE) != ALONE:
+            self._batch(self._batch_item_put, PUT_BATCH_BODY)
+            return
         try:
-            _, bucket, obj = self._parse(self.path)
-            store = self.server.puts_store
-            url = granted(store, urlsplit(self.path).query, bucket)
-            if url is None:
-                raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
-            writer = self.server.remote_bucket(url).writer(obj)
-            try:
-                for chunk in read_body(self.rfile, self.headers):
-                    writer.write(chunk)
-                with grants_held(store):  # an abort's revoke waits for this commit
-                    if granted(store, urlsplit(self.path).query, bucket) is None:
-                        raise _Refusal(409, "the job ended while the object arrived; it was not stored")
-                    writer.commit()
-            except BaseException:
-                writer.discard()
-                raise
+            self._store(self.path, read_body(self.rfile, self.headers))
             self._reply_empty()
         except _Refusal as refusal:
             self.close_connection = True
@@ -255,6 +229,87 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._reply(400 if isinstance(err, ValueError) else 500, f"direct put failed: {err}")
+
+    def _store(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Write one object atomically if the request's token grants its bucket, before and at the commit."""
+        from airflow_ais_etl.cluster.directput import granted, grants_held
+
+        _, bucket, obj = self._parse(path)
+        store = self.server.puts_store
+        url = granted(store, urlsplit(path).query, bucket)
+        if url is None:
+            raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
+        writer = self.server.remote_bucket(url).writer(obj)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+            with grants_held(store):  # an abort's revoke waits for this commit
+                if granted(store, urlsplit(path).query, bucket) is None:
+                    raise _Refusal(409, "the job ended while the object arrived; it was not stored")
+                writer.commit()
+        except BaseException:
+            writer.discard()
+            raise
+
+    # ---------------------------------------------------------------- batches (runtime.targetbatch)
+
+    def _batch(self, serve_item: Callable[[str, str, bytes], tuple[int, bytes]], body_limit: int) -> None:
+        """Answer many objects of one request, each as its own request would be (batchwire framing).
+
+        The request goes to the callback path with nothing after the secret; each item's path is
+        what would follow the secret (``<escaped uname>?<query>``). The body is read whole before
+        anything is stored, so a cut batch stores nothing.
+        """
+        try:
+            head = f"{CALLBACK_PREFIX}{self._checked_secret(self.path)}/"
+            if self.path != head:
+                raise _Refusal(400, "a batch goes to the callback path with nothing after the secret")
+            length = int(self.headers.get("Content-Length") or -1)
+            if not 0 <= length <= body_limit:
+                raise _Refusal(413, f"a batch needs Content-Length of at most {body_limit} bytes")
+            body = self.rfile.read(length)
+            if len(body) != length:
+                raise _Refusal(400, "the batch body ended early")
+            items = decode_items(body, int(self.headers[BATCH_HEADER]))
+        except (_Refusal, ValueError) as err:
+            self.close_connection = True
+            refusal = err if isinstance(err, _Refusal) else _Refusal(400, f"bad batch: {err}")
+            self._reply(refusal.status, refusal.text)
+            return
+        answered = 0
+        results: list[tuple[int, bytes | bytearray | memoryview]] = []
+        for path, data in items:
+            status, payload = (
+                serve_item(head + path, path, bytes(data)) if answered < BATCH_ANSWER else (0, b"")
+            )
+            answered += len(payload)
+            results.append((status, payload))
+        self.send_response(200)
+        self.send_header(BATCH_HEADER, BATCH_VERSION)
+        parts = encode_results(results)
+        self.send_header("Content-Length", str(sum(len(p) for p in parts)))
+        self.end_headers()
+        for part in parts:
+            self.wfile.write(part)
+
+    def _batch_item_get(self, full_path: str, path: str, data: bytes) -> tuple[int, bytes]:
+        try:
+            secret, bucket, obj = self._parse(full_path)
+            found = self._whole_object(secret, bucket, obj)
+        except _Refusal as refusal:
+            return refusal.status, refusal.text.encode()
+        except Exception as err:
+            return 500, f"cannot read {path!r}: {err}".encode()
+        return (200, found) if found is not None else (0, b"")  # too large: fetched on its own
+
+    def _batch_item_put(self, full_path: str, path: str, data: bytes) -> tuple[int, bytes]:
+        try:
+            self._store(full_path, [data])
+        except _Refusal as refusal:
+            return refusal.status, refusal.text.encode()
+        except Exception as err:
+            return (400 if isinstance(err, ValueError) else 500), f"direct put failed: {err}".encode()
+        return DELIVERED, str(len(data)).encode()
 
     def _reply_empty(self) -> None:
         self.send_response(200)
@@ -281,17 +336,28 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def _check_secret(self, secret: str) -> None:
+        if self.server.grants is not None:
+            if self.server.grants.lookup(secret) is None:  # a file named by the secret's hash
+                raise _Refusal(403, "unrecognized request source")
+        elif not hmac.compare_digest(secret.encode(), self.server.secret):
+            raise _Refusal(403, "unrecognized request source")
+
+    def _checked_secret(self, raw: str) -> str:
+        path = raw.split("?", 1)[0]
+        if not path.startswith(CALLBACK_PREFIX):
+            raise _Refusal(404, f"no such endpoint {path!r}")
+        secret = path[len(CALLBACK_PREFIX) :].partition("/")[0]
+        self._check_secret(secret)
+        return secret
+
     def _parse(self, raw: str) -> tuple[str, str, str]:
         """Check the secret on the raw path, then decode the uname after it."""
         path = raw.split("?", 1)[0]
         if not path.startswith(CALLBACK_PREFIX):
             raise _Refusal(404, f"no such endpoint {path!r}")
         secret, _, rest = path[len(CALLBACK_PREFIX) :].partition("/")
-        if self.server.grants is not None:
-            if self.server.grants.lookup(secret) is None:  # a file named by the secret's hash
-                raise _Refusal(403, "unrecognized request source")
-        elif not hmac.compare_digest(secret.encode(), self.server.secret):
-            raise _Refusal(403, "unrecognized request source")
+        self._check_secret(secret)
         if not rest:
             raise _Refusal(400, "missing object uname after the secret")
         try:
@@ -300,14 +366,23 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refusal(400, "object uname is not valid UTF-8 once decoded") from None
         return (secret, *_split_uname(uname))
 
-    def _send_object(self, secret: str, bucket: str, obj: str, *, head: bool) -> None:
+    def _whole_object(self, secret: str, bucket: str, obj: str) -> bytes | None:
+        """The object's bytes for a batch answer; ``None`` when it is larger than :data:`BATCH_OBJECT`."""
         url = self.server.bucket_url(bucket, secret)
         if url is None:
             raise _Refusal(404, f"bucket {bucket!r} does not exist")
         root = _local_root(url)
         if root is None:
-            self._send_remote(url, obj, head=head)
-            return
+            info = self.server.remote_bucket(url).stat(obj)
+            if info is None:
+                raise _Refusal(404, f"object {obj!r} does not exist in {url}")
+            return None if info.size > BATCH_OBJECT else self.server.remote_bucket(url).read_bytes(obj)
+        with self._open_local(root, bucket, obj) as f:
+            size = os.fstat(f.fileno()).st_size
+            return None if size > BATCH_OBJECT else f.read()
+
+    def _open_local(self, root: str, bucket: str, obj: str) -> BinaryIO:
+        """Open a regular file of a local bucket, refusing names that resolve outside it."""
         path = os.path.join(root, obj)
         real_root = os.path.realpath(root)
         if not os.path.realpath(path).startswith(real_root.rstrip(os.sep) + os.sep):
@@ -318,10 +393,21 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
         except OSError as err:
             raise _Refusal(500, f"cannot read {bucket}/{obj}: {err.strerror}") from None
-        with f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            f.close()
+            raise _Refusal(404, f"object {bucket}/{obj} does not exist")
+        return f
+
+    def _send_object(self, secret: str, bucket: str, obj: str, *, head: bool) -> None:
+        url = self.server.bucket_url(bucket, secret)
+        if url is None:
+            raise _Refusal(404, f"bucket {bucket!r} does not exist")
+        root = _local_root(url)
+        if root is None:
+            self._send_remote(url, obj, head=head)
+            return
+        with self._open_local(root, bucket, obj) as f:
             st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise _Refusal(404, f"object {bucket}/{obj} does not exist")
             self._send_head(st.st_size)
             if head or st.st_size == 0:
                 return
