@@ -55,7 +55,7 @@ def run_batch(
     :param budget: seconds of transform time, and ``output_bytes`` bytes of results, after which
         the objects left are answered ``NOT_RUN`` (the first object always runs)
     """
-    items = decode_items(body, _count(count_header))
+    items = decode_items(body, batch_count(count_header))
     deadline = time.monotonic() + budget
     out: list[tuple[int, bytes | bytearray | memoryview]] = []
     produced = 0
@@ -69,7 +69,8 @@ def run_batch(
     return out
 
 
-def _count(value: str) -> int:
+def batch_count(value: str) -> int:
+    """Return the object count of header ``X-AIS-ETL-Batch``; raise :class:`BatchFormatError` if out of range."""
     value = value.strip()
     if not value.isdigit() or not 1 <= int(value) <= MAX_BATCH_OBJECTS:
         raise BatchFormatError(f"object count must be 1..{MAX_BATCH_OBJECTS}, got {value!r}")

@@ -73,6 +73,11 @@ class CallbackClient:
         query = strip_etl_name(query)
         return self.base_url + requote_path(path) + ("?" + query if query else "")
 
+    def item_path(self, path: str, query: str) -> str:
+        """Return what follows the base URL for a request path, without its ``/`` (a batch item's path)."""
+        query = strip_etl_name(query)
+        return requote_path(path).lstrip("/") + ("?" + query if query else "")
+
     def _target(self, path: str, query: str) -> str:
         query = strip_etl_name(query)
         return self._base_path + requote_path(path) + ("?" + query if query else "")
