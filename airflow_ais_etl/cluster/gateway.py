@@ -30,7 +30,7 @@ import string
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.directput import puts_store
@@ -49,6 +49,7 @@ from airflow_ais_etl.runtime.http1.batchwire import (
 )
 
 if TYPE_CHECKING:
+    import io
     from collections.abc import Callable, Iterable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef
@@ -140,6 +141,7 @@ class GatewayServer(ThreadingHTTPServer):
         self._buckets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._remote: dict[str, Any] = {}
+        self._real_roots: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -171,6 +173,14 @@ class GatewayServer(ThreadingHTTPServer):
                     return None
                 entry = self._buckets.get(bucket)
         return entry.get("url") if entry else None
+
+    def real_root(self, root: str) -> str:
+        """Return the resolved directory of a local bucket and a separator (resolved once: if it is
+        swapped for another later, names resolve outside the remembered one and are refused)."""
+        real = self._real_roots.get(root)
+        if real is None:
+            real = self._real_roots[root] = os.path.realpath(root).rstrip(os.sep) + os.sep
+        return real
 
     def remote_bucket(self, url: str) -> Any:
         """Open (once) a bucket that is not a local directory, through the storage module."""
@@ -284,13 +294,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
             answered += len(payload)
             results.append((status, payload))
+        answer = b"".join(encode_results(results))
         self.send_response(200)
         self.send_header(BATCH_HEADER, BATCH_VERSION)
-        parts = encode_results(results)
-        self.send_header("Content-Length", str(sum(len(p) for p in parts)))
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        for part in parts:
-            self.wfile.write(part)
+        self.wfile.write(answer)
 
     def _batch_item_get(self, full_path: str, path: str, data: bytes) -> tuple[int, bytes]:
         try:
@@ -379,16 +388,15 @@ class _Handler(BaseHTTPRequestHandler):
             return None if info.size > BATCH_OBJECT else self.server.remote_bucket(url).read_bytes(obj)
         with self._open_local(root, bucket, obj) as f:
             size = os.fstat(f.fileno()).st_size
-            return None if size > BATCH_OBJECT else f.read()
+            return None if size > BATCH_OBJECT else f.readall()
 
-    def _open_local(self, root: str, bucket: str, obj: str) -> BinaryIO:
+    def _open_local(self, root: str, bucket: str, obj: str) -> io.FileIO:
         """Open a regular file of a local bucket, refusing names that resolve outside it."""
         path = os.path.join(root, obj)
-        real_root = os.path.realpath(root)
-        if not os.path.realpath(path).startswith(real_root.rstrip(os.sep) + os.sep):
+        if not os.path.realpath(path).startswith(self.server.real_root(root)):
             raise _Refusal(400, f"object {obj!r} resolves outside its bucket")
         try:
-            f = open(path, "rb")
+            f = open(path, "rb", buffering=0)  # unbuffered: no isatty and seek calls per object
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
         except OSError as err:
