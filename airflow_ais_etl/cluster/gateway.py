@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.directput import puts_store
+from airflow_ais_etl.cluster.gatewaybatch import answer_gets, answer_puts
 from airflow_ais_etl.cluster.gatewaypaths import Refusal as _Refusal
 from airflow_ais_etl.cluster.gatewaypaths import local_root as _local_root
 from airflow_ais_etl.cluster.gatewaypaths import split_uname as _split_uname
@@ -43,7 +44,6 @@ from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
     BATCH_VERSION,
-    DELIVERED,
     decode_items,
     encode_results,
 )
@@ -71,8 +71,6 @@ PUT_BATCH_BODY = 64 << 20
 """The largest bodies of a batch of callback GETs (names only) and of direct PUTs (results)."""
 BATCH_OBJECT = 1 << 20
 """Objects larger than this are left out of a batch GET's answer (status 0): the pod fetches them alone."""
-BATCH_ANSWER = 16 << 20
-"""Object bytes after which a batch GET answers the objects left with status 0."""
 IDLE_SECONDS = 120.0
 """A kept-alive connection with no new request for this long is closed (pods keep theirs in a pool)."""
 _CHUNK = 1 << 20
@@ -215,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.headers.get(BATCH_HEADER, ALONE) != ALONE:
-            self._batch(self._batch_item_get, GET_BATCH_BODY)
+            self._batch(answer_gets, GET_BATCH_BODY)
             return
         self._serve(head=False)
 
@@ -227,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
         from airflow_ais_etl.cluster.directput import read_body
 
         if self.headers.get(BATCH_HEADER, ALONE) != ALONE:
-            self._batch(self._batch_item_put, PUT_BATCH_BODY)
+            self._batch(answer_puts, PUT_BATCH_BODY)
             return
         try:
             self._store(self.path, read_body(self.rfile, self.headers))
@@ -263,20 +261,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- batches (runtime.targetbatch)
 
-    def _batch(self, serve_item: Callable[[str, str, bytes], tuple[int, bytes]], body_limit: int) -> None:
-        """Answer many objects of one request, each as its own request would be (batchwire framing).
-
-        The request goes to the callback path with nothing after the secret; each item's path is
-        what would follow the secret (``<escaped uname>?<query>``). The body is read whole before
-        anything is stored, so a cut batch stores nothing.
-        """
+    def _batch(
+        self, answer: Callable[[Any, str, list[tuple[str, Any]]], list[tuple[int, bytes]]], limit: int
+    ) -> None:
+        """Answer many objects of one request (``cluster.gatewaybatch``); a body cut short stores nothing."""
         try:
             head = f"{CALLBACK_PREFIX}{self._checked_secret(self.path)}/"
             if self.path != head:
                 raise _Refusal(400, "a batch goes to the callback path with nothing after the secret")
             length = int(self.headers.get("Content-Length") or -1)
-            if not 0 <= length <= body_limit:
-                raise _Refusal(413, f"a batch needs Content-Length of at most {body_limit} bytes")
+            if not 0 <= length <= limit:
+                raise _Refusal(413, f"a batch needs Content-Length of at most {limit} bytes")
             body = self.rfile.read(length)
             if len(body) != length:
                 raise _Refusal(400, "the batch body ended early")
@@ -286,39 +281,26 @@ class _Handler(BaseHTTPRequestHandler):
             refusal = err if isinstance(err, _Refusal) else _Refusal(400, f"bad batch: {err}")
             self._reply(refusal.status, refusal.text)
             return
-        answered = 0
-        results: list[tuple[int, bytes | bytearray | memoryview]] = []
-        for path, data in items:
-            status, payload = (
-                serve_item(head + path, path, bytes(data)) if answered < BATCH_ANSWER else (0, b"")
-            )
-            answered += len(payload)
-            results.append((status, payload))
-        answer = b"".join(encode_results(results))
+        reply = b"".join(encode_results(answer(self, head, items)))
         self.send_response(200)
         self.send_header(BATCH_HEADER, BATCH_VERSION)
-        self.send_header("Content-Length", str(len(answer)))
+        self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
-        self.wfile.write(answer)
+        self.wfile.write(reply)
 
-    def _batch_item_get(self, full_path: str, path: str, data: bytes) -> tuple[int, bytes]:
-        try:
-            secret, bucket, obj = self._parse(full_path)
-            found = self._whole_object(secret, bucket, obj)
-        except _Refusal as refusal:
-            return refusal.status, refusal.text.encode()
-        except Exception as err:
-            return 500, f"cannot read {path!r}: {err}".encode()
-        return (200, found) if found is not None else (0, b"")  # too large: fetched on its own
+    # what cluster.gatewaybatch needs
+    def parse_item(self, path: str) -> tuple[str, str, str]:
+        return self._parse(path)
 
-    def _batch_item_put(self, full_path: str, path: str, data: bytes) -> tuple[int, bytes]:
-        try:
-            self._store(full_path, [data])
-        except _Refusal as refusal:
-            return refusal.status, refusal.text.encode()
-        except Exception as err:
-            return (400 if isinstance(err, ValueError) else 500), f"direct put failed: {err}".encode()
-        return DELIVERED, str(len(data)).encode()
+    def bucket_url(self, bucket: str, secret: str) -> str | None:
+        return self.server.bucket_url(bucket, secret)
+
+    def writer_for(self, url: str, obj: str) -> Any:
+        return self.server.remote_bucket(url).writer(obj)
+
+    @property
+    def puts_store(self) -> str:
+        return self.server.puts_store
 
     def _reply_empty(self) -> None:
         self.send_response(200)
@@ -375,11 +357,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refusal(400, "object uname is not valid UTF-8 once decoded") from None
         return (secret, *_split_uname(uname))
 
-    def _whole_object(self, secret: str, bucket: str, obj: str) -> bytes | None:
+    def whole_object(self, url: str, bucket: str, obj: str) -> bytes | None:
         """The object's bytes for a batch answer; ``None`` when it is larger than :data:`BATCH_OBJECT`."""
-        url = self.server.bucket_url(bucket, secret)
-        if url is None:
-            raise _Refusal(404, f"bucket {bucket!r} does not exist")
         root = _local_root(url)
         if root is None:
             info = self.server.remote_bucket(url).stat(obj)
