@@ -187,7 +187,9 @@ class GatewayServer(ThreadingHTTPServer):
             if bucket is None:
                 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 
-                bucket = self._remote[url] = open_bucket(url)
+                # No fsync per object: the job's journal syncs the destination's file system before
+                # it notes objects done, whoever wrote them (dataplane.journal), as for hpush.
+                bucket = self._remote[url] = open_bucket(url, fsync=False)
             return bucket
 
 
