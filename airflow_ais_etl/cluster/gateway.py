@@ -360,16 +360,25 @@ class _Handler(BaseHTTPRequestHandler):
         return (secret, *_split_uname(uname))
 
     def whole_object(self, url: str, bucket: str, obj: str) -> bytes | None:
-        """The object's bytes for a batch answer; ``None`` when it is larger than :data:`BATCH_OBJECT`."""
-        root = _local_root(url)
-        if root is None:
-            info = self.server.remote_bucket(url).stat(obj)
+        """The object's bytes for a batch answer; ``None`` when it is larger than :data:`BATCH_OBJECT`.
+
+        Read through the storage module, whose local buckets remember the directories known to be
+        inside (one ``lstat`` per object instead of resolving every component of its path).
+        """
+        from airflow_ais_etl.dataplane.storage.base import ObjectNotFoundError, StorageError
+
+        try:
+            store = self.server.remote_bucket(url)
+            info = store.stat(obj)
             if info is None:
-                raise _Refusal(404, f"object {obj!r} does not exist in {url}")
-            return None if info.size > BATCH_OBJECT else self.server.remote_bucket(url).read_bytes(obj)
-        with self._open_local(root, bucket, obj) as f:
-            size = os.fstat(f.fileno()).st_size
-            return None if size > BATCH_OBJECT else f.readall()
+                raise ObjectNotFoundError(obj)
+            return None if info.size > BATCH_OBJECT else store.read_bytes(obj)
+        except ObjectNotFoundError:
+            raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
+        except StorageError as err:
+            if "resolves outside" in str(err):
+                raise _Refusal(400, f"object {obj!r} resolves outside its bucket") from None
+            raise _Refusal(500, f"cannot read {bucket}/{obj}: {err}") from None
 
     def _open_local(self, root: str, bucket: str, obj: str) -> io.FileIO:
         """Open a regular file of a local bucket, refusing names that resolve outside it."""
