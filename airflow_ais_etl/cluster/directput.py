@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
@@ -31,6 +32,9 @@ __all__ = ["DirectPutGrant", "grant", "granted", "grants_held", "puts_store", "r
 
 _CHUNK = 1 << 20
 _TOKEN_PARAM = "uuid"
+GATEWAY_SECONDS = 1.0
+"""How long a job reuses the URL of a target's gateway before asking the backend again (once per
+object cost more than the rest of a small object's bookkeeping)."""
 
 
 def puts_store(directory: str) -> str:
@@ -122,12 +126,21 @@ class DirectPutGrant:
         self.store = store
         self.bucket = bucket
         self._gateway_of = gateway_of
+        self._gateways: dict[str, tuple[str, float]] = {}
         self.token = grant(store, bucket, url)
 
     def url_for(self, target_id: str, dst_name: str) -> str:
         """Return the ``Ais-Node-Url`` value for result ``dst_name`` of a pod on ``target_id``."""
         uname = f"ais/@#/{self.bucket}/{dst_name}"
-        return f"{self._gateway_of(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.token}"
+        return f"{self._gateway(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.token}"
+
+    def _gateway(self, target_id: str) -> str:
+        """The target's gateway URL, asked again after :data:`GATEWAY_SECONDS` (finding it reads state files)."""
+        now = time.monotonic()
+        known = self._gateways.get(target_id)
+        if known is None or now - known[1] > GATEWAY_SECONDS:
+            known = self._gateways[target_id] = (self._gateway_of(target_id), now)
+        return known[0]
 
     def revoke(self) -> None:
         revoke(self.store, self.token)
