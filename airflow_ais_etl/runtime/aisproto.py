@@ -116,8 +116,9 @@ def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PU
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
     if rest:
         headers[HDR_NODE_URL] = rest
+    key = host_key(url)
     try:
-        conn, resp = exchange(pool, host_key(url), "PUT", _request_target(url), data, headers)
+        conn, resp = exchange(pool, key, "PUT", _request_target(url), data, headers)
     except (OSError, http.client.HTTPException) as exc:
         raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
     try:
@@ -126,7 +127,7 @@ def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PU
         resp.close()
         raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
     finally:
-        pool.give_back(conn, resp)
+        pool.give_back(key, conn, resp)
 
 
 def _request_target(url: str) -> str:

@@ -34,14 +34,15 @@ __all__ = [
 IDLE_PER_HOST = 32
 """Idle connections kept per host; more are closed when given back (a burst leaves no crowd behind)."""
 
-HostKey = tuple[str, str, int | None]
+HostKey = tuple[str, str, int]
 """``(scheme, host, port)`` of a URL."""
 
 
 def host_key(url: str) -> HostKey:
-    """Return the pool key of ``url``: its scheme, host and port."""
+    """Return the pool key of ``url``: its scheme, host and port (the scheme's default if none)."""
     parts = urlsplit(url)
-    return (parts.scheme or "http", parts.hostname or "", parts.port)
+    scheme = parts.scheme or "http"
+    return (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
 
 
 class NoAnswer(ConnectionResetError):
@@ -97,7 +98,7 @@ def exchange(
     """Send one request with a whole body (or none) on a pooled connection; return it and the answer's head.
 
     A reused connection that fails before any of the answer came is replaced by a new one and the
-    request sent again, once. Give the connection back with :meth:`ConnectionPool.give_back`.
+    request sent again, once. Give the connection back with :meth:`ConnectionPool.give_back` (same ``key``).
 
     :raises OSError: or ``http.client.HTTPException``: no answer (the connection is closed)
     """
@@ -141,16 +142,13 @@ class ConnectionPool:
                 return conn, True
             conn.close()
 
-    def give_back(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
-        """Keep ``conn`` for the next exchange if ``resp`` was read to its end and may be followed."""
+    def give_back(
+        self, key: HostKey, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse
+    ) -> None:
+        """Keep ``conn`` (taken for ``key``) for the next exchange if ``resp`` was read to its end and may be followed."""
         if not resp.isclosed() or resp.will_close or conn.sock is None:
             conn.close()
             return
-        key: HostKey = (
-            "https" if isinstance(conn, http.client.HTTPSConnection) else "http",
-            conn.host,
-            conn.port,
-        )
         with self._lock:
             self._forget_other_process()
             idle = self._idle.setdefault(key, [])

@@ -74,7 +74,7 @@ class TargetBatches:
         except (OSError, http.client.HTTPException):
             conn.close()
             return None
-        self._pool.give_back(conn, resp)
+        self._pool.give_back(self._key, conn, resp)
         if resp.getheader(BATCH_HEADER) != BATCH_VERSION:
             if resp.status < 500:
                 self.accepted = False  # not this project's gateway: one request per object from now on

@@ -102,7 +102,7 @@ class CallbackClient:
             text = resp.read(_ERROR_TEXT_LIMIT).decode("utf-8", "replace").strip()
         except (OSError, http.client.HTTPException):
             text = ""
-        self._pool.give_back(conn, resp)
+        self._pool.give_back(self._key, conn, resp)
         raise CallbackError(resp.status, f"callback answered {resp.status} {resp.reason}: {text}")
 
     def release(self, resp: http.client.HTTPResponse) -> None:
@@ -112,4 +112,4 @@ class CallbackClient:
         if conn is None:
             resp.close()
             return
-        self._pool.give_back(conn, resp)
+        self._pool.give_back(self._key, conn, resp)
