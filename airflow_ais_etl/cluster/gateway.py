@@ -199,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: GatewayServer
+    _batch_secret = ""
+    """The secret of the batch being answered, checked once for all its items."""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet per request: pods call back once per object."""
@@ -268,7 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         """Answer many objects of one request (``cluster.gatewaybatch``); a body cut short stores nothing."""
         try:
-            head = f"{CALLBACK_PREFIX}{self._checked_secret(self.path)}/"
+            self._batch_secret = self._checked_secret(self.path)
+            head = f"{CALLBACK_PREFIX}{self._batch_secret}/"
             if self.path != head:
                 raise _Refusal(400, "a batch goes to the callback path with nothing after the secret")
             length = int(self.headers.get("Content-Length") or -1)
@@ -292,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # what cluster.gatewaybatch needs
     def parse_item(self, path: str) -> tuple[str, str, str]:
-        return self._parse(path)
+        return self._parse(path, checked=self._batch_secret)
 
     def bucket_url(self, bucket: str, secret: str) -> str | None:
         return self.server.bucket_url(bucket, secret)
@@ -344,13 +347,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._check_secret(secret)
         return secret
 
-    def _parse(self, raw: str) -> tuple[str, str, str]:
-        """Check the secret on the raw path, then decode the uname after it."""
+    def _parse(self, raw: str, checked: str = "") -> tuple[str, str, str]:
+        """Check the secret on the raw path (unless it is ``checked``, a batch's), then decode the uname after it."""
         path = raw.split("?", 1)[0]
         if not path.startswith(CALLBACK_PREFIX):
             raise _Refusal(404, f"no such endpoint {path!r}")
         secret, _, rest = path[len(CALLBACK_PREFIX) :].partition("/")
-        self._check_secret(secret)
+        if not checked or secret != checked:
+            self._check_secret(secret)
         if not rest:
             raise _Refusal(400, "missing object uname after the secret")
         try:
