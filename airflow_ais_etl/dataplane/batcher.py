@@ -63,6 +63,9 @@ BATCH_BYTES = 192 << 10
 OBJECTS_IN_FLIGHT = BATCH_OBJECTS
 """Objects a batching job keeps in flight per pod (or ``num_workers``, if more), so batches fill up;
 requests stay at most ``num_workers`` per pod."""
+PULL_BATCHES_IN_FLIGHT = 4
+"""Pull batches wait on the target twice (fetch, direct put): a pod gets this many times the objects
+in flight, so its next batches are under way while one waits."""
 SEND_ALONE = object()
 """The verdict for an object whose batch failed as a whole: send it again on its own."""
 ALONE_HEADER = f"{BATCH_HEADER}: {ALONE}\r\n"
@@ -143,7 +146,9 @@ class Batcher:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine keeps in flight (:data:`OBJECTS_IN_FLIGHT` per pod)."""
-        return max(1, OBJECTS_IN_FLIGHT // self.requests_per_pod)
+        return max(
+            1, OBJECTS_IN_FLIGHT * (PULL_BATCHES_IN_FLIGHT if self.pull else 1) // self.requests_per_pod
+        )
 
     def request_slot(self, endpoint: PodEndpoint) -> asyncio.Semaphore:
         """Hold this while a request (a batch, or an object of its own) is out to ``endpoint``.
