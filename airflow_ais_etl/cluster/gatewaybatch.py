@@ -5,7 +5,7 @@ the secret and header ``X-AIS-ETL-Batch: <count>``, in ``runtime.http1.batchwire
 item's path is what would follow the secret (``<escaped uname>?<query>``). Every item is checked
 and answered as its own request would be: the same refusals, the same atomic temp-file-and-rename
 write. Within one batch the grant checks are made once per bucket (for GETs) and once per token
-(for PUTs, before the writes and again, under the shared grants lock, at the commits), as if the
+(for PUTs, under the shared grants lock, held until the batch's objects are committed), as if the
 batch were one request. Standard library only, like the gateway.
 """
 
@@ -93,39 +93,37 @@ def answer_gets(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
 
 
 def answer_puts(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]) -> list[Verdict]:
-    """Write every object to its temp file, then commit them all under one hold of the grants lock."""
+    """Write every object to its temp file and commit it, all under one hold of the grants lock.
+
+    The body is in memory already, so the hold is short; a revoke waits for it and, once it
+    returned, no temp file of the batch is left and no object of it can arrive.
+    """
     store = server.puts_store
     out: list[Verdict | None] = [None] * len(items)
-    pending: list[tuple[int, Any, str, str, int]] = []  # index, writer, token query, bucket, size
-    try:
+    pending: list[tuple[int, Any, int]] = []  # index, writer, size
+    with grants_held(store):
         allowed = _memo(lambda query, bucket: granted(store, query, bucket))
-        for i, (path, data) in enumerate(items):
-            try:
-                _, bucket, obj = server.parse_item(head + path)
-                query = urlsplit(path).query
-                url = allowed(query, bucket)
-                if url is None:
-                    raise Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
-                writer = server.writer_for(url, obj)
-                pending.append((i, writer, query, bucket, len(data)))
-                writer.write(bytes(data))
-            except Exception as err:
-                out[i] = _refused(err)
-        with grants_held(store):  # an abort's revoke waits for these commits
-            still = _memo(lambda query, bucket: granted(store, query, bucket))
-            for i, writer, query, bucket, size in pending:
-                if out[i] is not None:
-                    continue
-                if still(query, bucket) is None:
-                    out[i] = 409, b"the job ended while the object arrived; it was not stored"
-                    continue
+        try:
+            for i, (path, data) in enumerate(items):
                 try:
-                    writer.commit()
-                    out[i] = DELIVERED, str(size).encode()
+                    _, bucket, obj = server.parse_item(head + path)
+                    url = allowed(urlsplit(path).query, bucket)
+                    if url is None:
+                        raise Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
+                    writer = server.writer_for(url, obj)
+                    pending.append((i, writer, len(data)))
+                    writer.write(bytes(data))
                 except Exception as err:
                     out[i] = _refused(err)
-    finally:
-        for i, writer, _, _, _ in pending:
-            if out[i] is None or out[i][0] != DELIVERED:  # type: ignore[index]
-                writer.discard()
+            for i, writer, size in pending:
+                if out[i] is None:
+                    try:
+                        writer.commit()
+                        out[i] = DELIVERED, str(size).encode()
+                    except Exception as err:
+                        out[i] = _refused(err)
+        finally:
+            for i, writer, _ in pending:
+                if out[i] is None or out[i][0] != DELIVERED:  # type: ignore[index]
+                    writer.discard()
     return [verdict or (500, b"not stored") for verdict in out]

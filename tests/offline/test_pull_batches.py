@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
+from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.errors import AbortError
-from tests.offline.conftest import count_files, objects, simple_tree_upper, temp_files, tree_hashes, when
+from tests.offline.conftest import objects, simple_tree_upper, temp_files, tree_hashes, when
 from tests.offline.test_batches import FAST_THEN_SLOW, REVERSE_OR_REFUSE
 from tests.offline.test_faults import check_nothing_lost, resume
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from airflow_ais_etl.service import AisEtl
+
+
+def finished(root: Path, minimum: int) -> Callable[[], bool]:
+    """Whether ``root`` holds ``minimum`` objects (not counting the temp files of objects on their way)."""
+
+    def check() -> bool:
+        return (
+            root.exists()
+            and sum(1 for n in os.listdir(root) if n.endswith(".dat") and not n.startswith(TEMP_PREFIX))
+            >= minimum
+        )
+
+    return check
 
 
 def _mixed(src: Path) -> dict[str, bytes]:
@@ -71,7 +87,7 @@ def test_an_abort_while_pull_batches_are_in_flight_leaves_only_complete_objects(
     before = tree_hashes(src)
     api.init_code("pull-batch-abort", FAST_THEN_SLOW, comm_type="hpull://", direct_put=True)
     control = JobControl()
-    when(count_files(dst, 150), lambda: control.abort("task killed"))
+    when(finished(dst, 150), lambda: control.abort("task killed"))
     with pytest.raises(AbortError, match="task killed"):
         api.transform_bucket("pull-batch-abort", str(src), str(dst), OfflineOptions(), control=control)
     done = check_nothing_lost(src, dst, data, before)
