@@ -9,9 +9,12 @@ With ``--grants DIR`` (the local backend) the secret is the ETL's own, and the g
 the buckets that a running job of that ETL granted it (:mod:`airflow_ais_etl.cluster.grants`);
 anything else is a 403.
 
+Connections stay open between requests (HTTP/1.1; closed after :data:`IDLE_SECONDS` idle), and
+pods of this project send many GETs or direct PUTs in one request (:mod:`.gatewaybatch`).
+
 It runs as its own process (a sidecar next to the pods) and imports only the standard library;
-a bucket that is not a local directory is served through :mod:`airflow_ais_etl.dataplane.storage`,
-imported on first use.
+a bucket that is not a local directory, the direct puts and batched reads go through
+:mod:`airflow_ais_etl.dataplane.storage`, imported on first use.
 
 Run: ``python -m airflow_ais_etl.cluster.gateway --host H --port P (--buckets FILE | --grants DIR)``
 with the secret in ``$AIS_ETL_GATEWAY_SECRET`` (never on the command line: ``ps`` shows it).
@@ -71,7 +74,7 @@ PUT_BATCH_BODY = 64 << 20
 """The largest bodies of a batch of callback GETs (names only) and of direct PUTs (results)."""
 BATCH_OBJECT = 1 << 20
 """Objects larger than this are left out of a batch GET's answer (status 0): the pod fetches them alone."""
-IDLE_SECONDS = 120.0
+IDLE_SECONDS = 60.0
 """A kept-alive connection with no new request for this long is closed (pods keep theirs in a pool)."""
 _CHUNK = 1 << 20
 
