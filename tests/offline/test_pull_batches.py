@@ -1,4 +1,9 @@
-"""Pull batches end to end: hpull objects many per request, fetched and delivered by the pods."""
+"""Pull batches end to end: hpull objects many per request, fetched and delivered by the pods.
+
+The pods run with the fd transport off (``AIS_ETL_FD_SOCKET`` empty): on the local backend it
+would carry these objects as descriptors instead, and pull batches are the HTTP path (Kubernetes,
+object stores, AIS's servers).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_ais_etl.service import AisEtl
+
+
+HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
+"""Pod env that turns the fd transport off, so that objects travel over HTTP."""
 
 
 def finished(root: Path, minimum: int) -> Callable[[], bool]:
@@ -57,7 +66,7 @@ def test_pull_batches_keep_errors_per_object_and_the_rest_byte_exact(
     data = _mixed(src)
     bad = sorted(n for n, p in data.items() if p.startswith(b"bad"))
     etl = f"pull-batch-{int(direct_put)}"
-    api.init_code(etl, REVERSE_OR_REFUSE, comm_type="hpull://", direct_put=direct_put)
+    api.init_code(etl, REVERSE_OR_REFUSE, comm_type="hpull://", direct_put=direct_put, env=HTTP_ONLY)
     stats = api.transform_bucket(
         etl, str(src), str(dst), OfflineOptions(continue_on_error=True, num_workers=8)
     )
@@ -68,6 +77,7 @@ def test_pull_batches_keep_errors_per_object_and_the_rest_byte_exact(
     assert objects(dst) == {n: p[::-1] for n, p in data.items() if n not in bad}
     assert temp_files(dst) == []
     assert stats["objects"] == len(data) - len(bad)
+    assert stats["fd_objects"] == 0
     if direct_put:
         assert stats["direct_put_objects"] == len(data) - len(bad)
         assert stats["bytes_via_engine"] == 0
@@ -85,7 +95,7 @@ def test_an_abort_while_pull_batches_are_in_flight_leaves_only_complete_objects(
     src, dst = tmp_path / "src", tmp_path / "dst"
     data = simple_tree_upper(src, 2000)
     before = tree_hashes(src)
-    api.init_code("pull-batch-abort", FAST_THEN_SLOW, comm_type="hpull://", direct_put=True)
+    api.init_code("pull-batch-abort", FAST_THEN_SLOW, comm_type="hpull://", direct_put=True, env=HTTP_ONLY)
     control = JobControl()
     when(finished(dst, 150), lambda: control.abort("task killed"))
     with pytest.raises(AbortError, match="task killed"):
