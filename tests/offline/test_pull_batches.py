@@ -8,20 +8,15 @@ object stores, AIS's servers).
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
-from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
-from airflow_ais_etl.etl.errors import AbortError
-from tests.offline.conftest import objects, simple_tree_upper, temp_files, tree_hashes, when
-from tests.offline.test_batches import FAST_THEN_SLOW, REVERSE_OR_REFUSE
-from tests.offline.test_faults import check_nothing_lost, resume
+from airflow_ais_etl.dataplane.engine import OfflineOptions
+from tests.offline.conftest import objects, temp_files
+from tests.offline.test_batches import FAST_THEN_SLOW, REVERSE_OR_REFUSE, abort_midway_then_resume
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from airflow_ais_etl.service import AisEtl
@@ -29,19 +24,6 @@ if TYPE_CHECKING:
 
 HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
 """Pod env that turns the fd transport off, so that objects travel over HTTP."""
-
-
-def finished(root: Path, minimum: int) -> Callable[[], bool]:
-    """Whether ``root`` holds ``minimum`` objects (not counting the temp files of objects on their way)."""
-
-    def check() -> bool:
-        return (
-            root.exists()
-            and sum(1 for n in os.listdir(root) if n.endswith(".dat") and not n.startswith(TEMP_PREFIX))
-            >= minimum
-        )
-
-    return check
 
 
 def _mixed(src: Path) -> dict[str, bytes]:
@@ -92,15 +74,5 @@ def test_pull_batches_keep_errors_per_object_and_the_rest_byte_exact(
 def test_an_abort_while_pull_batches_are_in_flight_leaves_only_complete_objects(
     api: AisEtl, tmp_path: Path
 ) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    data = simple_tree_upper(src, 2000)
-    before = tree_hashes(src)
     api.init_code("pull-batch-abort", FAST_THEN_SLOW, comm_type="hpull://", direct_put=True, env=HTTP_ONLY)
-    control = JobControl()
-    when(finished(dst, 150), lambda: control.abort("task killed"))
-    with pytest.raises(AbortError, match="task killed"):
-        api.transform_bucket("pull-batch-abort", str(src), str(dst), OfflineOptions(), control=control)
-    done = check_nothing_lost(src, dst, data, before)
-    assert 150 <= len(done) < len(data)
-    resume(api, "pull-batch-abort", src, dst, data, done)
-    api.stop("pull-batch-abort")
+    abort_midway_then_resume(api, "pull-batch-abort", tmp_path)
