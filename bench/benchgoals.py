@@ -14,7 +14,8 @@ MiB = 2**20
 def goals(fs: str, workload: str) -> list[tuple[str, str, float | None]]:
     """Return ``(what, ratio key, minimum)`` rows for one cell; a ``None`` minimum is informative.
 
-    Ratio keys: ``project/<baseline>`` (speed), ``direct/project`` (direct put + hpull vs hpush).
+    Ratio keys: ``project/<baseline>`` (speed), ``direct/project`` (direct put + hpull vs hpush), and
+    the same with the fd transport off (``-http``: the path of Kubernetes and object stores).
     """
     tmpfs = fs == "tmpfs"
     rows: list[tuple[str, str, float | None]] = []
@@ -34,6 +35,8 @@ def goals(fs: str, workload: str) -> list[tuple[str, str, float | None]]:
         ("project / naive HTTP", "project/http", None),
         ("project / serial loop", "project/serial", None) if workload != "small" else ("", "", None),
         ("direct put + hpull / hpush", "direct/project", 1.0),
+        ("the same over HTTP (fd off)", "direct-http/push-http", 1.0),
+        ("hpush: fd transport / HTTP", "push-http/project", None),
     ]
     return [r for r in rows if r[0]]
 
@@ -56,7 +59,7 @@ def report(results: dict[str, dict[str, Any]], median: Callable[[list[float]], f
             for c, s in secs.items():
                 tree = max(r["tree_rss"] for r in runs[c]) / MiB
                 print(
-                    f"    {c:8} {w.count / s:10.0f} obj/s {w.total_mb / s:9.1f} MB/s   peak tree RSS {tree:8.1f} MiB"
+                    f"    {c:11} {w.count / s:10.0f} obj/s {w.total_mb / s:9.1f} MB/s   peak tree RSS {tree:8.1f} MiB"
                 )
             for what, key, minimum in goals(fs, name):
                 a, b = key.split("/")
@@ -69,29 +72,31 @@ def report(results: dict[str, dict[str, Any]], median: Callable[[list[float]], f
 def _memory(name: str, runs: dict[str, list[dict[str, Any]]]) -> None:
     """Memory of the project's whole tree and engine, and the share of bytes the engine carried."""
     large = name in ("large", "largez")
-    for c in ("project", "direct"):
+    for c in ("project", "direct", "push-http", "direct-http"):
         if c not in runs:
             continue
         tree = max(r["tree_rss"] for r in runs[c]) / MiB
         engine = max(r["peak_rss"] for r in runs[c]) / MiB
         print(
-            f"    {c:8} engine + pods peak RSS {tree:8.1f} MiB  {_verdict(tree, 512 if large else None, at_most=True)}"
+            f"    {c:11} engine + pods peak RSS {tree:8.1f} MiB  {_verdict(tree, 512 if large else None, at_most=True)}"
         )
         print(
-            f"    {c:8} engine peak RSS        {engine:8.1f} MiB  {_verdict(engine, 128 if large else None, at_most=True)}"
+            f"    {c:11} engine peak RSS        {engine:8.1f} MiB  {_verdict(engine, 128 if large else None, at_most=True)}"
         )
         cpu = statistics.median([r["engine_cpu"] / max(r["objects"], 1) * 1e6 for r in runs[c]])
         last = runs[c][-1]
         via = last["bytes_via_engine"] / max(last["bytes_out"], 1)
         print(
-            f"    {c:8} engine CPU {cpu:9.1f} us/object; carried {via:7.2%} of the result bytes; "
+            f"    {c:11} engine CPU {cpu:9.1f} us/object; carried {via:7.2%} of the result bytes; "
             f"{last['fd_objects']} of {last['objects']} objects as file descriptors"
         )
-    if "direct" in runs:
-        r = runs["direct"][-1]
+    for c in ("direct", "direct-http"):
+        if c not in runs:
+            continue
+        r = runs[c][-1]
         share = r["bytes_via_engine"] / max(r["bytes_out"], 1)
         print(
-            f"    direct   engine carried {share:7.2%} of the result bytes "
+            f"    {c:11} engine carried {share:7.2%} of the result bytes "
             f"({r['direct_put_objects']} of {r['objects']} objects put by the pods)  "
             f"{_verdict(share * 100, 1.0, at_most=True)} (%)"
         )

@@ -10,7 +10,8 @@ zlib-6 (16 on tmpfs, where they live in RAM). Contenders, each in a fresh proces
 alternating their order: an in-process serial loop, ProcessPool(2), Dask bag (processes, 2
 workers), naive HTTP (stdlib server + ``requests`` threads), the project (``AisEtl.local()``, 2
 targets, hpush, default options; ``transform_bucket`` timed without the init) and the project with
-direct put + hpull. Peak RSS is sampled over each contender's whole process tree (for the project:
+direct put + hpull, both also with the fd transport off (``push-http``, ``direct-http``: the HTTP
+path that Kubernetes and object-store buckets take). Peak RSS is sampled over each contender's whole process tree (for the project:
 the engine's process and both pods' trees) and the engine's own peak is its ``ru_maxrss``. Medians
 are printed as rates and as ratios against the baselines, each with its goal (met / not met).
 """
@@ -38,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchdata import Workload, make_data, workloads
 from benchgoals import report
 
-PROJECT = ("project", "direct")
-"""The project's contenders: hpush with default options, and direct put + hpull."""
+PROJECT = ("project", "direct", "push-http", "direct-http")
+"""The project's contenders: hpush with default options, and direct put + hpull; each also with the
+pods' fd transport off (``-http``: objects over HTTP, the path of Kubernetes and object stores)."""
+HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
 ALL = ("serial", "pool2", "dask", "http", *PROJECT)
 
 
@@ -170,9 +173,12 @@ def bench_workload(
     src = base / f"src-{w.name}"
     make_data(src, w)
     code, chunk = w.etl_code()
-    etls = {"project": f"bench-{w.name}", "direct": f"bench-{w.name}-dp"}
-    api.init_code(etls["project"], code, chunk_size=chunk)
-    api.init_code(etls["direct"], code, chunk_size=chunk, comm_type="hpull", direct_put=True)
+    etls = {c: f"bench-{w.name}-{c}" for c in PROJECT if c in contenders}
+    for c, etl in etls.items():
+        options: dict[str, Any] = {"comm_type": "hpull", "direct_put": True} if c.startswith("direct") else {}
+        if c.endswith("-http"):
+            options["env"] = HTTP_ONLY
+        api.init_code(etl, code, chunk_size=chunk, **options)
     runs: dict[str, list[dict[str, Any]]] = {}
     try:
         for r in range(rounds):
@@ -190,7 +196,7 @@ def bench_workload(
                 runs.setdefault(name, []).append(res)
                 mbs = w.total_mb / res["seconds"]
                 print(
-                    f"[{fs} {w.name} round {r + 1}] {name:8} {w.count / res['seconds']:9.0f} obj/s "
+                    f"[{fs} {w.name} round {r + 1}] {name:11} {w.count / res['seconds']:9.0f} obj/s "
                     f"{mbs:8.1f} MB/s  tree {res['tree_rss'] / 2**20:7.1f} MiB",
                     flush=True,
                 )

@@ -18,6 +18,8 @@ import contextlib
 import json
 import os
 import secrets
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
@@ -30,6 +32,9 @@ __all__ = ["DirectPutGrant", "grant", "granted", "grants_held", "puts_store", "r
 
 _CHUNK = 1 << 20
 _TOKEN_PARAM = "uuid"
+GATEWAY_SECONDS = 1.0
+"""How long a job reuses the URL of a target's gateway before asking the backend again (once per
+object cost more than the rest of a small object's bookkeeping)."""
 
 
 def puts_store(directory: str) -> str:
@@ -48,6 +53,31 @@ def _read(path: str) -> dict[str, dict[str, str]]:
     except FileNotFoundError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+_cache: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
+_cache_lock = threading.Lock()
+
+
+def _read_current(path: str) -> dict[str, dict[str, str]]:
+    """Return the grants in ``path``, parsed again only when the file changed (a write replaces it).
+
+    The gateway checks every direct put against them twice; one ``stat`` instead of an open, a read
+    and a JSON parse each time.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    with _cache_lock:
+        cached = _cache.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    data = _read(path)
+    with _cache_lock:
+        _cache[path] = (key, data)
+    return data
 
 
 def _update(store: str, change: Callable[[dict[str, dict[str, str]]], object]) -> None:
@@ -83,7 +113,7 @@ def grants_held(store: str) -> Iterator[None]:
 def granted(store: str, query: str, bucket: str) -> str | None:
     """Return the URL of ``bucket`` when the request's token (query ``uuid``) grants writes into it."""
     token = next((v for k, v in parse_qsl(query) if k == _TOKEN_PARAM), "")
-    entry = _read(_grants_file(store)).get(token) if token else None
+    entry = _read_current(_grants_file(store)).get(token) if token else None
     if not isinstance(entry, dict) or entry.get("bucket") != bucket:
         return None
     return entry.get("url") or None
@@ -96,12 +126,21 @@ class DirectPutGrant:
         self.store = store
         self.bucket = bucket
         self._gateway_of = gateway_of
+        self._gateways: dict[str, tuple[str, float]] = {}
         self.token = grant(store, bucket, url)
 
     def url_for(self, target_id: str, dst_name: str) -> str:
         """Return the ``Ais-Node-Url`` value for result ``dst_name`` of a pod on ``target_id``."""
         uname = f"ais/@#/{self.bucket}/{dst_name}"
-        return f"{self._gateway_of(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.token}"
+        return f"{self._gateway(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.token}"
+
+    def _gateway(self, target_id: str) -> str:
+        """The target's gateway URL, asked again after :data:`GATEWAY_SECONDS` (finding it reads state files)."""
+        now = time.monotonic()
+        known = self._gateways.get(target_id)
+        if known is None or now - known[1] > GATEWAY_SECONDS:
+            known = self._gateways[target_id] = (self._gateway_of(target_id), now)
+        return known[0]
 
     def revoke(self) -> None:
         revoke(self.store, self.token)

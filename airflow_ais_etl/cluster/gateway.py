@@ -9,9 +9,12 @@ With ``--grants DIR`` (the local backend) the secret is the ETL's own, and the g
 the buckets that a running job of that ETL granted it (:mod:`airflow_ais_etl.cluster.grants`);
 anything else is a 403.
 
+Connections stay open between requests (HTTP/1.1; closed after :data:`IDLE_SECONDS` idle), and
+pods of this project send many GETs or direct PUTs in one request (:mod:`.gatewaybatch`).
+
 It runs as its own process (a sidecar next to the pods) and imports only the standard library;
-a bucket that is not a local directory is served through :mod:`airflow_ais_etl.dataplane.storage`,
-imported on first use.
+a bucket that is not a local directory, the direct puts and batched reads go through
+:mod:`airflow_ais_etl.dataplane.storage`, imported on first use.
 
 Run: ``python -m airflow_ais_etl.cluster.gateway --host H --port P (--buckets FILE | --grants DIR)``
 with the secret in ``$AIS_ETL_GATEWAY_SECRET`` (never on the command line: ``ps`` shows it).
@@ -31,14 +34,26 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.directput import puts_store
+from airflow_ais_etl.cluster.gatewaybatch import answer_gets, answer_puts
+from airflow_ais_etl.cluster.gatewaypaths import Refusal as _Refusal
+from airflow_ais_etl.cluster.gatewaypaths import local_root as _local_root
+from airflow_ais_etl.cluster.gatewaypaths import split_uname as _split_uname
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
 from airflow_ais_etl.cluster.private import locked, write_private
+from airflow_ais_etl.runtime.http1.batchwire import (
+    ALONE,
+    BATCH_HEADER,
+    BATCH_VERSION,
+    decode_items,
+    encode_results,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import io
+    from collections.abc import Callable, Iterable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef
 
@@ -54,6 +69,13 @@ __all__ = [
 
 CALLBACK_PREFIX = "/v1/etl/_object/"
 SECRET_ENV = "AIS_ETL_GATEWAY_SECRET"
+GET_BATCH_BODY = 1 << 20
+PUT_BATCH_BODY = 64 << 20
+"""The largest bodies of a batch of callback GETs (names only) and of direct PUTs (results)."""
+BATCH_OBJECT = 1 << 20
+"""Objects larger than this are left out of a batch GET's answer (status 0): the pod fetches them alone."""
+IDLE_SECONDS = 60.0
+"""A kept-alive connection with no new request for this long is closed (pods keep theirs in a pool)."""
 _CHUNK = 1 << 20
 
 
@@ -100,41 +122,6 @@ def register_bucket(buckets_file: str, url: str) -> BucketRef:
     return BucketRef(provider="ais", name=name, extra={"url": norm})
 
 
-class _Refusal(Exception):
-    """An answer other than the object: status and a short text."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
-def _split_uname(uname: str) -> tuple[str, str]:
-    """Split ``<provider>/<ns>/<bucket>/<object>`` into bucket and object; refuse unsafe names."""
-    parts = uname.split("/", 3)
-    if len(parts) < 3 or not parts[0] or not parts[1].startswith("@") or "#" not in parts[1]:
-        raise _Refusal(400, f"invalid object uname {uname!r}: expecting <provider>/@#/<bucket>/<object>")
-    bucket = parts[2]
-    obj = parts[3] if len(parts) == 4 else ""
-    if not bucket or bucket in (".", "..") or "\x00" in bucket:
-        raise _Refusal(400, f"invalid bucket name in uname {uname!r}")
-    if not obj:
-        raise _Refusal(400, f'object name is missing (bucket={bucket}, uname="{uname}")')
-    if "\x00" in obj or obj.startswith("/") or any(seg in ("", ".", "..") for seg in obj.split("/")):
-        raise _Refusal(400, f"invalid object name {obj!r}: no empty, '.' or '..' segments, not absolute")
-    return bucket, obj
-
-
-def _local_root(url: str) -> str | None:
-    """Return the directory of a local bucket URL, ``None`` for object-store URLs."""
-    if "://" not in url:
-        return os.path.abspath(url)
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "file":
-        return None
-    return os.path.abspath(unquote(parts.path) or "/")
-
-
 class GatewayServer(ThreadingHTTPServer):
     """A threaded HTTP/1.1 server holding the secret and the bucket map."""
 
@@ -155,6 +142,7 @@ class GatewayServer(ThreadingHTTPServer):
         self._buckets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._remote: dict[str, Any] = {}
+        self._real_roots: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -187,6 +175,14 @@ class GatewayServer(ThreadingHTTPServer):
                 entry = self._buckets.get(bucket)
         return entry.get("url") if entry else None
 
+    def real_root(self, root: str) -> str:
+        """Return the resolved directory of a local bucket and a separator (resolved once: if it is
+        swapped for another later, names resolve outside the remembered one and are refused)."""
+        real = self._real_roots.get(root)
+        if real is None:
+            real = self._real_roots[root] = os.path.realpath(root).rstrip(os.sep) + os.sep
+        return real
+
     def remote_bucket(self, url: str) -> Any:
         """Open (once) a bucket that is not a local directory, through the storage module."""
         with self._lock:
@@ -194,7 +190,9 @@ class GatewayServer(ThreadingHTTPServer):
             if bucket is None:
                 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 
-                bucket = self._remote[url] = open_bucket(url)
+                # No fsync per object: the job's journal syncs the destination's file system before
+                # it notes objects done, whoever wrote them (dataplane.journal), as for hpush.
+                bucket = self._remote[url] = open_bucket(url, fsync=False)
             return bucket
 
 
@@ -204,11 +202,26 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: GatewayServer
+    _batch_secret = ""
+    """The secret of the batch being answered, checked once for all its items."""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet per request: pods call back once per object."""
 
+    def handle_one_request(self) -> None:
+        """Wait at most :data:`IDLE_SECONDS` for the next request of a kept-alive connection, then close it."""
+        self.connection.settimeout(IDLE_SECONDS)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        """A request has begun: no timeout for its head and body, which may come slowly (a streamed PUT)."""
+        self.connection.settimeout(None)
+        return super().parse_request()
+
     def do_GET(self) -> None:
+        if self.headers.get(BATCH_HEADER, ALONE) != ALONE:
+            self._batch(answer_gets, GET_BATCH_BODY)
+            return
         self._serve(head=False)
 
     def do_HEAD(self) -> None:
@@ -216,25 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         """Direct put: write a pod's result atomically into a bucket a running job granted."""
-        from airflow_ais_etl.cluster.directput import granted, grants_held, read_body
+        from airflow_ais_etl.cluster.directput import read_body
 
+        if self.headers.get(BATCH_HEADER, ALONE) != ALONE:
+            self._batch(answer_puts, PUT_BATCH_BODY)
+            return
         try:
-            _, bucket, obj = self._parse(self.path)
-            store = self.server.puts_store
-            url = granted(store, urlsplit(self.path).query, bucket)
-            if url is None:
-                raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
-            writer = self.server.remote_bucket(url).writer(obj)
-            try:
-                for chunk in read_body(self.rfile, self.headers):
-                    writer.write(chunk)
-                with grants_held(store):  # an abort's revoke waits for this commit
-                    if granted(store, urlsplit(self.path).query, bucket) is None:
-                        raise _Refusal(409, "the job ended while the object arrived; it was not stored")
-                    writer.commit()
-            except BaseException:
-                writer.discard()
-                raise
+            self._store(self.path, read_body(self.rfile, self.headers))
             self._reply_empty()
         except _Refusal as refusal:
             self.close_connection = True
@@ -243,6 +244,71 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._reply(400 if isinstance(err, ValueError) else 500, f"direct put failed: {err}")
+
+    def _store(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Write one object atomically if the request's token grants its bucket, before and at the commit."""
+        from airflow_ais_etl.cluster.directput import granted, grants_held
+
+        _, bucket, obj = self._parse(path)
+        store = self.server.puts_store
+        url = granted(store, urlsplit(path).query, bucket)
+        if url is None:
+            raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
+        writer = self.server.remote_bucket(url).writer(obj)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+            with grants_held(store):  # an abort's revoke waits for this commit
+                if granted(store, urlsplit(path).query, bucket) is None:
+                    raise _Refusal(409, "the job ended while the object arrived; it was not stored")
+                writer.commit()
+        except BaseException:
+            writer.discard()
+            raise
+
+    # ---------------------------------------------------------------- batches (runtime.targetbatch)
+
+    def _batch(
+        self, answer: Callable[[Any, str, list[tuple[str, Any]]], list[tuple[int, bytes]]], limit: int
+    ) -> None:
+        """Answer many objects of one request (``cluster.gatewaybatch``); a body cut short stores nothing."""
+        try:
+            self._batch_secret = self._checked_secret(self.path)
+            head = f"{CALLBACK_PREFIX}{self._batch_secret}/"
+            if self.path != head:
+                raise _Refusal(400, "a batch goes to the callback path with nothing after the secret")
+            length = int(self.headers.get("Content-Length") or -1)
+            if not 0 <= length <= limit:
+                raise _Refusal(413, f"a batch needs Content-Length of at most {limit} bytes")
+            body = self.rfile.read(length)
+            if len(body) != length:
+                raise _Refusal(400, "the batch body ended early")
+            items = decode_items(body, int(self.headers[BATCH_HEADER]))
+        except (_Refusal, ValueError) as err:
+            self.close_connection = True
+            refusal = err if isinstance(err, _Refusal) else _Refusal(400, f"bad batch: {err}")
+            self._reply(refusal.status, refusal.text)
+            return
+        reply = b"".join(encode_results(answer(self, head, items)))
+        self.send_response(200)
+        self.send_header(BATCH_HEADER, BATCH_VERSION)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    # what cluster.gatewaybatch needs
+    def parse_item(self, path: str) -> tuple[str, str, str]:
+        return self._parse(path, checked=self._batch_secret)
+
+    def bucket_url(self, bucket: str, secret: str) -> str | None:
+        return self.server.bucket_url(bucket, secret)
+
+    def writer_for(self, url: str, obj: str) -> Any:
+        return self.server.remote_bucket(url).writer(obj)
+
+    @property
+    def puts_store(self) -> str:
+        return self.server.puts_store
 
     def _reply_empty(self) -> None:
         self.send_response(200)
@@ -254,6 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:  # e.g. a refused PUT whose body stays unread: the client must not reuse it
+            self.send_header("Connection", "close")
         self.end_headers()
         if not head:
             self.wfile.write(body)
@@ -267,17 +335,29 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _parse(self, raw: str) -> tuple[str, str, str]:
-        """Check the secret on the raw path, then decode the uname after it."""
-        path = raw.split("?", 1)[0]
-        if not path.startswith(CALLBACK_PREFIX):
-            raise _Refusal(404, f"no such endpoint {path!r}")
-        secret, _, rest = path[len(CALLBACK_PREFIX) :].partition("/")
+    def _check_secret(self, secret: str) -> None:
         if self.server.grants is not None:
             if self.server.grants.lookup(secret) is None:  # a file named by the secret's hash
                 raise _Refusal(403, "unrecognized request source")
         elif not hmac.compare_digest(secret.encode(), self.server.secret):
             raise _Refusal(403, "unrecognized request source")
+
+    def _checked_secret(self, raw: str) -> str:
+        path = raw.split("?", 1)[0]
+        if not path.startswith(CALLBACK_PREFIX):
+            raise _Refusal(404, f"no such endpoint {path!r}")
+        secret = path[len(CALLBACK_PREFIX) :].partition("/")[0]
+        self._check_secret(secret)
+        return secret
+
+    def _parse(self, raw: str, checked: str = "") -> tuple[str, str, str]:
+        """Check the secret on the raw path (unless it is ``checked``, a batch's), then decode the uname after it."""
+        path = raw.split("?", 1)[0]
+        if not path.startswith(CALLBACK_PREFIX):
+            raise _Refusal(404, f"no such endpoint {path!r}")
+        secret, _, rest = path[len(CALLBACK_PREFIX) :].partition("/")
+        if not checked or secret != checked:
+            self._check_secret(secret)
         if not rest:
             raise _Refusal(400, "missing object uname after the secret")
         try:
@@ -285,6 +365,43 @@ class _Handler(BaseHTTPRequestHandler):
         except UnicodeDecodeError:
             raise _Refusal(400, "object uname is not valid UTF-8 once decoded") from None
         return (secret, *_split_uname(uname))
+
+    def whole_object(self, url: str, bucket: str, obj: str) -> bytes | None:
+        """The object's bytes for a batch answer; ``None`` when it is larger than :data:`BATCH_OBJECT`.
+
+        Read through the storage module, whose local buckets remember the directories known to be
+        inside (one ``lstat`` per object instead of resolving every component of its path).
+        """
+        from airflow_ais_etl.dataplane.storage.base import ObjectNotFoundError, StorageError
+
+        try:
+            store = self.server.remote_bucket(url)
+            info = store.stat(obj)
+            if info is None:
+                raise ObjectNotFoundError(obj)
+            return None if info.size > BATCH_OBJECT else store.read_bytes(obj)
+        except ObjectNotFoundError:
+            raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
+        except StorageError as err:
+            if "resolves outside" in str(err):
+                raise _Refusal(400, f"object {obj!r} resolves outside its bucket") from None
+            raise _Refusal(500, f"cannot read {bucket}/{obj}: {err}") from None
+
+    def _open_local(self, root: str, bucket: str, obj: str) -> io.FileIO:
+        """Open a regular file of a local bucket, refusing names that resolve outside it."""
+        path = os.path.join(root, obj)
+        if not os.path.realpath(path).startswith(self.server.real_root(root)):
+            raise _Refusal(400, f"object {obj!r} resolves outside its bucket")
+        try:
+            f = open(path, "rb", buffering=0)  # unbuffered: no isatty and seek calls per object
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
+        except OSError as err:
+            raise _Refusal(500, f"cannot read {bucket}/{obj}: {err.strerror}") from None
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            f.close()
+            raise _Refusal(404, f"object {bucket}/{obj} does not exist")
+        return f
 
     def _send_object(self, secret: str, bucket: str, obj: str, *, head: bool) -> None:
         url = self.server.bucket_url(bucket, secret)
@@ -294,20 +411,8 @@ class _Handler(BaseHTTPRequestHandler):
         if root is None:
             self._send_remote(url, obj, head=head)
             return
-        path = os.path.join(root, obj)
-        real_root = os.path.realpath(root)
-        if not os.path.realpath(path).startswith(real_root.rstrip(os.sep) + os.sep):
-            raise _Refusal(400, f"object {obj!r} resolves outside its bucket")
-        try:
-            f = open(path, "rb")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
-        except OSError as err:
-            raise _Refusal(500, f"cannot read {bucket}/{obj}: {err.strerror}") from None
-        with f:
+        with self._open_local(root, bucket, obj) as f:
             st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise _Refusal(404, f"object {bucket}/{obj} does not exist")
             self._send_head(st.st_size)
             if head or st.st_size == 0:
                 return

@@ -29,11 +29,12 @@ from airflow_ais_etl.dataplane.podcaps import PodCaps
 from airflow_ais_etl.dataplane.podrequest import join_url
 from airflow_ais_etl.etl.constants import ARG_BYTES, QPARAM_ETL_ARGS
 from airflow_ais_etl.etl.errors import TransformError
-from airflow_ais_etl.etl.naming import hpush_path
+from airflow_ais_etl.etl.naming import callback_path, hpush_path, uname
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
     BATCH_VERSION,
+    DELIVERED,
     NOT_RUN,
     BatchFormatError,
     decode_results,
@@ -52,6 +53,7 @@ __all__ = [
     "BATCH_OBJECTS",
     "SEND_ALONE",
     "Batcher",
+    "Delivered",
     "object_error",
 ]
 
@@ -63,6 +65,9 @@ BATCH_BYTES = 192 << 10
 OBJECTS_IN_FLIGHT = BATCH_OBJECTS
 """Objects a batching job keeps in flight per pod (or ``num_workers``, if more), so batches fill up;
 requests stay at most ``num_workers`` per pod."""
+PULL_BATCHES_IN_FLIGHT = 4
+"""Pull batches wait on the target twice (fetch, direct put): a pod gets this many times the objects
+in flight, so its next batches are under way while one waits."""
 SEND_ALONE = object()
 """The verdict for an object whose batch failed as a whole: send it again on its own."""
 ALONE_HEADER = f"{BATCH_HEADER}: {ALONE}\r\n"
@@ -74,6 +79,10 @@ log = logging.getLogger(__name__)
 
 _Item = tuple[str, str, bytes, "asyncio.Future[object]"]
 """An object waiting for its batch: name, path, data, and the future of its verdict."""
+
+
+class Delivered(int):
+    """The verdict of an object of a pull batch that the pod delivered by direct put: the length it put."""
 
 
 class _Lane:
@@ -95,6 +104,8 @@ class Batcher:
     :param requests_per_pod: the job's ``num_workers``: the engine runs :attr:`objects_per_worker`
         times as many workers so that batches fill up, and objects sent one per request take one of
         this many request slots per pod, as does each batch: a pod never has more requests in flight
+    :param pull: send pull batches (hpull): each object's data is its ``Ais-Node-Url`` (or empty),
+        the pod fetches the object itself and answers :class:`Delivered` for a direct put
     """
 
     def __init__(
@@ -105,10 +116,12 @@ class Batcher:
         *,
         requests_per_pod: int = 8,
         caps: PodCaps | None = None,
+        pull: bool = False,
     ) -> None:
         self.client = client
         self.caps = caps or PodCaps(client)
         """What each pod said in its ``/health`` answer (shared with the fd transport: asked once)."""
+        self.pull = pull
         self.requests_per_pod = requests_per_pod
         self._slots: dict[str, asyncio.Semaphore] = {}
         self.bucket = bucket_ref.name
@@ -132,7 +145,9 @@ class Batcher:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine keeps in flight (:data:`OBJECTS_IN_FLIGHT` per pod)."""
-        return max(1, OBJECTS_IN_FLIGHT // self.requests_per_pod)
+        return max(
+            1, OBJECTS_IN_FLIGHT * (PULL_BATCHES_IN_FLIGHT if self.pull else 1) // self.requests_per_pod
+        )
 
     def request_slot(self, endpoint: PodEndpoint) -> asyncio.Semaphore:
         """Hold this while a request (a batch, or an object of its own) is out to ``endpoint``.
@@ -167,7 +182,9 @@ class Batcher:
         if lane is None:
             lane = self._lanes[endpoint.url] = _Lane()
         fut: asyncio.Future[object] = loop.create_future()
-        lane.items.append((name, f"/{self.bucket}/{name}", data, fut))
+        ref = self.bucket_ref
+        path = callback_path(uname(ref.provider, ref.name, name)) if self.pull else f"/{self.bucket}/{name}"
+        lane.items.append((name, path, data, fut))
         if not lane.scheduled:
             lane.scheduled = True
             loop.call_soon(self._launch, endpoint, lane)
@@ -214,10 +231,14 @@ class Batcher:
             "Content-Type: application/octet-stream\r\n"
             f"{BATCH_HEADER}: {len(items)}\r\n" + access_headers(endpoint, ARG_BYTES, self.bucket_ref)
         )
-        url = join_url(endpoint.url, hpush_path(self.bucket, "")) + self.query
+        url = join_url(endpoint.url, "/" if self.pull else hpush_path(self.bucket, "")) + self.query
         try:
             resp = await self.client.http.request(
-                "PUT", url, body=body, headers=headers, timeout=self.client.request_timeout
+                "GET" if self.pull else "PUT",
+                url,
+                body=body,
+                headers=headers,
+                timeout=self.client.request_timeout,
             )
             answer = await resp.read()
             if resp.status != 200:
@@ -231,6 +252,8 @@ class Batcher:
         for (name, _, _, _), (status, payload) in zip(items, results, strict=True):
             if status == 200:
                 verdicts.append(payload)
+            elif status == DELIVERED and self.pull and payload.isdigit():
+                verdicts.append(Delivered(int(payload)))
             elif status == NOT_RUN:
                 verdicts.append(SEND_ALONE)
                 self._singles_for_a_while(endpoint.url)

@@ -387,11 +387,17 @@ def _batcher(
     num_workers: int,
     caps: PodCaps,
 ) -> Batcher | None:
-    """Batch small objects of a one-stage hpush ETL of bytes (pods that do not accept it still get singles)."""
+    """Batch small objects of a one-stage ETL of bytes (pods that do not accept it still get singles).
+
+    hpush without direct put sends the objects in the batch; hpull sends pull batches, with or
+    without direct put (the pod fetches each object and delivers its result itself).
+    """
     msg = chain.first
-    if len(chain.msgs) > 1 or direct_put is not None or bucket_ref is None:
+    if len(chain.msgs) > 1 or bucket_ref is None or msg.arg_type != ARG_BYTES:
         return None
-    if msg.comm_type != HPUSH or msg.arg_type != ARG_BYTES:
+    if msg.comm_type == HPULL:
+        return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers, pull=True)
+    if msg.comm_type != HPUSH or direct_put is not None:
         return None
     return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers, caps=caps)
 

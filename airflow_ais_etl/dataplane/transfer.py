@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher
+from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher, Delivered
 from airflow_ais_etl.dataplane.fdtransfer import FD_BATCH_OBJECTS, FdTransfer
 from airflow_ais_etl.dataplane.httpclient.filebody import FileBody
 from airflow_ais_etl.dataplane.jobstats import Route
@@ -150,7 +150,11 @@ class ObjectTransformer:
             return await self._alone(endpoint, info, dst, dst_name)
         alone = ""
         if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
-            result = await batcher.submit(endpoint, info.name, self.src.read_bytes(info.name))
+            result = await batcher.submit(endpoint, info.name, self._batched_data(endpoint, info, dst_name))
+            if isinstance(result, Delivered):
+                if dst.local_path(dst_name) is not None:  # a local stat costs less than a thread hop
+                    return _check_delivered(dst, dst_name, info.name, str(result)), True
+                return await asyncio.to_thread(_check_delivered, dst, dst_name, info.name, str(result)), True
             if isinstance(result, bytes):
                 dst.write_bytes(dst_name, result)
                 return len(result), Route.ENGINE
@@ -200,6 +204,12 @@ class ObjectTransformer:
         if rest:
             await asyncio.gather(*(one(i) for i in rest))
 
+    def _batched_data(self, endpoint: PodEndpoint, info: ObjInfo, dst_name: str) -> bytes:
+        """An object's data in a batch: its bytes, or for a pull batch where its result goes (``Ais-Node-Url``)."""
+        if self.batcher is None or not self.batcher.pull:
+            return self.src.read_bytes(info.name)
+        return self.direct_put.url_for(endpoint.target_id, dst_name).encode() if self.direct_put else b""
+
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine may keep in flight (see dataplane.batcher)."""
@@ -236,7 +246,11 @@ class ObjectTransformer:
 
 def _delivered(resp: Any, dst: Bucket, dst_name: str, obj: str) -> int:
     """Check a direct put: the destination must now hold as many bytes as the pod says it delivered."""
-    claimed = resp.headers.get(HDR_DIRECT_PUT_LENGTH)
+    return _check_delivered(dst, dst_name, obj, resp.headers.get(HDR_DIRECT_PUT_LENGTH))
+
+
+def _check_delivered(dst: Bucket, dst_name: str, obj: str, claimed: str | None) -> int:
+    """Return the size of the delivered object; raise :class:`TransformError` if it is missing or another length."""
     info = dst.stat(dst_name)
     if info is None or (claimed is not None and claimed.isdigit() and int(claimed) != info.size):
         found = "no object" if info is None else f"{info.size} byte(s)"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from airflow_ais_etl.etl.constants import HDR_DIRECT_PUT_LENGTH, HDR_NODE_URL, QPARAM_ETL_ARGS, QPARAM_ETL_FQN
+from airflow_ais_etl.runtime.connpool import exchange, host_key, shared_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,30 +105,44 @@ def compose_direct_put_url(node_url: str, target_url: str, obj_path: str, etl_ar
 
 
 def direct_put(url: str, data: bytes, rest: str = "", timeout: float = DIRECT_PUT_TIMEOUT) -> int:
-    """PUT ``data`` to ``url``; return how many bytes were delivered.
+    """PUT ``data`` to ``url`` on a kept-alive connection; return how many bytes were delivered.
+
+    A reused connection that fails before any of the answer arrived is retried once on a new one:
+    the whole body is at hand, and a PUT of it twice stores the same object.
 
     :raises DirectPutError: the receiver answered other than 200/204, or could not be reached
     """
-    conn, target = open_put(url, timeout)
+    pool = shared_pool(timeout)
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
     if rest:
         headers[HDR_NODE_URL] = rest
+    key = host_key(url)
     try:
-        conn.request("PUT", target, body=data, headers=headers)
-        return delivered_length(conn, len(data))
+        conn, resp = exchange(pool, key, "PUT", _request_target(url), data, headers)
     except (OSError, http.client.HTTPException) as exc:
         raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
+    try:
+        return _answered_length(resp, f"{conn.host}:{conn.port}", len(data))
+    except (OSError, http.client.HTTPException) as exc:
+        resp.close()
+        raise DirectPutError(502, f"direct put to {urlsplit(url).netloc} failed: {exc}") from exc
     finally:
-        conn.close()
+        pool.give_back(key, conn, resp)
+
+
+def _request_target(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
 
 
 def open_put(url: str, timeout: float = DIRECT_PUT_TIMEOUT) -> tuple[http.client.HTTPConnection, str]:
-    """Return an (unconnected) connection to the host of ``url`` and the request target to PUT."""
+    """Return a new (unconnected) connection to the host of ``url`` and the request target to PUT.
+
+    For a streamed (chunked) PUT, which cannot be sent again: it never goes on a reused connection.
+    """
     parts = urlsplit(url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    return cls(parts.hostname or "", parts.port, timeout=timeout), parts.path + (
-        "?" + parts.query if parts.query else ""
-    )
+    return cls(parts.hostname or "", parts.port, timeout=timeout), _request_target(url)
 
 
 def delivered_length(conn: http.client.HTTPConnection, sent: int) -> int:
@@ -135,7 +150,10 @@ def delivered_length(conn: http.client.HTTPConnection, sent: int) -> int:
 
     :raises DirectPutError: it answered other than 204 (with the length) or an empty 200
     """
-    resp = conn.getresponse()
+    return _answered_length(conn.getresponse(), f"{conn.host}:{conn.port}", sent)
+
+
+def _answered_length(resp: http.client.HTTPResponse, where: str, sent: int) -> int:
     body = resp.read(_ERROR_TEXT_LIMIT)
     if resp.status == 204:
         return int(resp.getheader(HDR_DIRECT_PUT_LENGTH) or sent)
@@ -144,5 +162,5 @@ def delivered_length(conn: http.client.HTTPConnection, sent: int) -> int:
     text = body.decode("utf-8", "replace").strip()
     raise DirectPutError(
         resp.status if resp.status >= 400 else 502,
-        f"direct put to {conn.host}:{conn.port} answered {resp.status} {resp.reason}: {text}",
+        f"direct put to {where} answered {resp.status} {resp.reason}: {text}",
     )

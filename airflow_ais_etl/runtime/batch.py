@@ -15,7 +15,13 @@ from collections.abc import Callable
 
 from airflow_ais_etl.runtime.http1.batchwire import NOT_RUN, BatchFormatError, decode_items
 
-__all__ = ["BATCH_BUDGET_SECONDS", "BATCH_OUTPUT_BYTES", "MAX_BATCH_OBJECTS", "run_batch"]
+__all__ = [
+    "BATCH_BUDGET_SECONDS",
+    "BATCH_OUTPUT_BYTES",
+    "MAX_BATCH_OBJECTS",
+    "PULL_BATCH_BUDGET_SECONDS",
+    "run_batch",
+]
 
 BATCH_OUTPUT_BYTES = 4 << 20
 """Result bytes after which a batch's remaining objects are left for requests of their own, so a
@@ -23,6 +29,10 @@ transform that inflates small objects never makes one answer (held whole by pod 
 BATCH_BUDGET_SECONDS = 0.002
 """Transform time after which a batch's remaining objects are left for requests of their own
 (below the server's ``SLOW_INLINE_SECONDS``, so a batch of fast objects never counts as slow)."""
+
+PULL_BATCH_BUDGET_SECONDS = 0.5
+"""The budget of a pull batch: it runs in a connection thread (never the event loop), and each of its
+objects waits for two exchanges with the target (fetch, direct put), so it gets far more time."""
 
 MAX_BATCH_OBJECTS = 4096
 """The most objects one batch may announce (a bound on the answer's bookkeeping, far above use)."""
@@ -45,7 +55,7 @@ def run_batch(
     :param budget: seconds of transform time, and ``output_bytes`` bytes of results, after which
         the objects left are answered ``NOT_RUN`` (the first object always runs)
     """
-    items = decode_items(body, _count(count_header))
+    items = decode_items(body, batch_count(count_header))
     deadline = time.monotonic() + budget
     out: list[tuple[int, bytes | bytearray | memoryview]] = []
     produced = 0
@@ -59,7 +69,8 @@ def run_batch(
     return out
 
 
-def _count(value: str) -> int:
+def batch_count(value: str) -> int:
+    """Return the object count of header ``X-AIS-ETL-Batch``; raise :class:`BatchFormatError` if out of range."""
     value = value.strip()
     if not value.isdigit() or not 1 <= int(value) <= MAX_BATCH_OBJECTS:
         raise BatchFormatError(f"object count must be 1..{MAX_BATCH_OBJECTS}, got {value!r}")

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
-from airflow_ais_etl.etl.constants import ARG_BYTES, ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH
+from airflow_ais_etl.etl.constants import ARG_BYTES, ARG_FQN, ARG_URL, HDR_DIRECT_PUT_LENGTH, HDR_NODE_URL
 from airflow_ais_etl.runtime.access import AccessRefused, Gate, open_granted
 from airflow_ais_etl.runtime.aisproto import (
     DirectPutError,
@@ -24,7 +24,7 @@ from airflow_ais_etl.runtime.aisproto import (
     node_url_of,
     object_path,
 )
-from airflow_ais_etl.runtime.batch import run_batch
+from airflow_ais_etl.runtime.batch import PULL_BATCH_BUDGET_SECONDS, batch_count, run_batch
 from airflow_ais_etl.runtime.fdfiles import FileSink, SinkError, read_whole
 from airflow_ais_etl.runtime.fdwire import FD_HEADER, FD_VERSION
 from airflow_ais_etl.runtime.http1.batchwire import (
@@ -33,12 +33,15 @@ from airflow_ais_etl.runtime.http1.batchwire import (
     BATCH_VERSION,
     NOT_RUN,
     BatchFormatError,
+    decode_items,
     encode_results,
 )
 from airflow_ais_etl.runtime.httpserver import ClientGone, Connection, HttpError, Request
 from airflow_ais_etl.runtime.iocmd import StreamAborted, run_io_command
+from airflow_ais_etl.runtime.pullbatch import run_pull_batch
 from airflow_ais_etl.runtime.streamput import DirectPutStream
 from airflow_ais_etl.runtime.streams import ChunkReader, ReadFn, StreamWriter
+from airflow_ais_etl.runtime.targetbatch import TargetBatches
 from airflow_ais_etl.runtime.upstream import CallbackClient, CallbackError
 
 if TYPE_CHECKING:
@@ -79,6 +82,8 @@ class App:
         self.transform = transform
         self.log = log
         self.callback = CallbackClient(cfg.target_url) if cfg.target_url else None
+        self.target_batches = TargetBatches(cfg.target_url) if cfg.target_url else None
+        """Fetches and direct puts of pull batches, many per request when the target takes it."""
         self.gate = Gate.from_env(os.environ)
         base = 2 if cfg.chunk_size else 1
         self.with_context = transform is not None and accepts_context(transform, base)
@@ -127,6 +132,8 @@ class App:
                 self._batch(conn, req)
             elif method == "PUT":
                 self._push(conn, req)
+            elif method == "GET" and self.batches and req.headers.get(BATCH_KEY, ALONE) != ALONE:
+                self._pull_batch(conn, req)
             elif method == "GET":
                 self._pull(conn, req)
             else:
@@ -247,6 +254,18 @@ class App:
             self._run(conn, req, lambda: _read_callback(resp, -1), lambda n: _read_callback(resp, n))
         finally:
             callback.release(resp)
+
+    def _pull_batch(self, conn: Connection, req: Request) -> None:
+        """Fetch, transform and deliver many objects in one request (``runtime.pullbatch``)."""
+        if self.callback is None:
+            raise _Failure(400, "GET needs AIS_TARGET_URL (not set)")
+        try:
+            items = decode_items(req.body.read_all(), batch_count(req.headers[BATCH_KEY]))
+        except BatchFormatError as err:
+            raise _Failure(400, f"bad batch request: {err}") from None
+        steps = _PullSteps(self, self.callback)
+        results = run_pull_batch(items, req.query, steps, self.target_batches, PULL_BATCH_BUDGET_SECONDS)
+        conn.send_response(200, b"".join(encode_results(results)))
 
     # ------------------------------------------------------------------ sources
 
@@ -416,3 +435,53 @@ def _read_callback(resp: http.client.HTTPResponse, n: int) -> bytes:
         return resp.read() if n < 0 else resp.read(n)
     except (OSError, http.client.HTTPException) as exc:
         raise CallbackError(502, f"reading the callback body failed: {exc!r}") from exc
+
+
+class _PullSteps:
+    """The steps of one object of a pull batch, as its own ``GET`` takes them (``runtime.pullbatch.PullSteps``)."""
+
+    def __init__(self, app: App, callback: CallbackClient) -> None:
+        self.app = app
+        self.callback = callback
+
+    def item_path(self, path: str, query: str) -> str:
+        return self.callback.item_path(path, query)
+
+    def fetch_one(self, path: str, query: str) -> bytes:
+        resp = self.callback.open(path, query)
+        try:
+            return _read_callback(resp, -1)
+        finally:
+            self.callback.release(resp)
+
+    def transform_one(self, path: str, query: str, data: bytes) -> bytes | bytearray | memoryview:
+        result = self.app._call_at(unquote(path), query, data)
+        if not isinstance(result, (bytes, bytearray, memoryview)):
+            raise _Failure(
+                500, f"transform for {unquote(path)!r} returned {type(result).__name__}, expected bytes"
+            )
+        return result
+
+    def destination(self, path: str, query: str, node: bytes | memoryview) -> tuple[str, str] | None:
+        node_url, rest = node_url_of({HDR_NODE_URL.lower(): bytes(node).decode("utf-8", "replace")})
+        target = self.app.cfg.target_url
+        if not (node_url and target):
+            return None
+        return compose_direct_put_url(node_url, target, object_path(path), etl_args_of(query)), rest
+
+    def put_one(self, url: str, rest: str, result: bytes) -> int:
+        return direct_put(url, result, rest)
+
+    def failed(self, path: str, exc: Exception) -> tuple[int, bytes]:
+        if isinstance(exc, _Failure):
+            fail = exc
+        elif isinstance(exc, CallbackError):
+            fail = _Failure(502, exc.message)
+        elif isinstance(exc, DirectPutError):
+            fail = _Failure(exc.status, exc.message)
+        else:
+            fail = _Failure(500, f"{type(exc).__name__}: {exc}", log_traceback=True)
+        self.app.log.error(
+            "GET %s (batched) -> %d: %s", unquote(path), fail.status, fail.message, exc_info=fail.__cause__
+        )
+        return fail.status, fail.message.encode("utf-8", "replace")

@@ -1,15 +1,17 @@
 """Fetch objects from the target's callback endpoint (``AIS_TARGET_URL``) for hpull and hrev.
 
-Each server thread keeps one keep-alive ``http.client`` connection, so a stream of GETs costs no
-TCP handshakes. A non-2xx answer is an error, never data to transform.
+GETs go on keep-alive connections shared by the process's threads (:mod:`.connpool`), so a stream
+of GETs costs no TCP handshakes, though the pod serves each in a new thread. A non-2xx answer is
+an error, never data to transform.
 """
 
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 from urllib.parse import quote, unquote, urlsplit
+
+from airflow_ais_etl.runtime.connpool import exchange, host_key, shared_pool
 
 CALLBACK_TIMEOUT = 600.0
 _ERROR_TEXT_LIMIT = 4096
@@ -53,79 +55,61 @@ def requote_path(path: str) -> str:
 
 
 class CallbackClient:
-    """GETs ``AIS_TARGET_URL + <escaped path>`` with a keep-alive connection per thread."""
+    """GETs ``AIS_TARGET_URL + <escaped path>`` on the process's keep-alive connections."""
 
     def __init__(self, base_url: str, timeout: float = CALLBACK_TIMEOUT) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"callback URL {base_url!r} is not an http(s) URL")
         self.base_url = base_url.rstrip("/")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
+        self._key = host_key(base_url)
         self._base_path = parts.path.rstrip("/")
-        self._timeout = timeout
+        self._pool = shared_pool(timeout)
         self._local = threading.local()
+        """The connection of the response this thread has open."""
 
     def url_for(self, path: str, query: str) -> str:
         """Return the full callback URL for a request path (what ``ARG_TYPE=url`` hands to the user)."""
         query = strip_etl_name(query)
         return self.base_url + requote_path(path) + ("?" + query if query else "")
 
+    def item_path(self, path: str, query: str) -> str:
+        """Return what follows the base URL for a request path, without its ``/`` (a batch item's path)."""
+        query = strip_etl_name(query)
+        return requote_path(path).lstrip("/") + ("?" + query if query else "")
+
     def _target(self, path: str, query: str) -> str:
         query = strip_etl_name(query)
         return self._base_path + requote_path(path) + ("?" + query if query else "")
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn, True
-        if self._https:
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        self._local.conn = conn
-        return conn, False
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
-
     def open(self, path: str, query: str) -> http.client.HTTPResponse:
         """Send the GET and return the response, positioned at the start of a 2xx body.
+
+        Give it back with :meth:`release` (in the same thread) once it is read.
 
         :raises CallbackError: the target answered non-2xx (its status and text) or could not be reached.
         """
         target = self._target(path, query)
-        while True:
-            conn, reused = self._connection()
-            try:
-                if conn.sock is None:
-                    conn.connect()
-                    sock: socket.socket = conn.sock  # type: ignore[assignment]  # set by connect()
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.request("GET", target)
-                resp = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop()
-                if reused:
-                    continue  # the target closed an idle keep-alive connection: retry once, fresh
-                where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
-                raise CallbackError(502, f"callback GET {where}/... failed: {exc}") from exc
-            break
+        try:
+            conn, resp = exchange(self._pool, self._key, "GET", target, None, {})
+        except (OSError, http.client.HTTPException) as exc:
+            where = shown_url(self.base_url)  # never the secret: the message reaches the engine's logs
+            raise CallbackError(502, f"callback GET {where}/... failed: {exc}") from exc
         if 200 <= resp.status < 300:
+            self._local.conn = conn
             return resp
         try:
             text = resp.read(_ERROR_TEXT_LIMIT).decode("utf-8", "replace").strip()
         except (OSError, http.client.HTTPException):
             text = ""
-        self._drop()
+        self._pool.give_back(self._key, conn, resp)
         raise CallbackError(resp.status, f"callback answered {resp.status} {resp.reason}: {text}")
 
     def release(self, resp: http.client.HTTPResponse) -> None:
         """Give the connection back for reuse if the body was read to the end; otherwise close it."""
-        if not resp.isclosed() or resp.will_close:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is None:
             resp.close()
-            self._drop()
+            return
+        self._pool.give_back(self._key, conn, resp)

@@ -117,10 +117,15 @@ def when(
 
 
 def count_files(root: Path, minimum: int) -> Callable[[], bool]:
+    """Whether ``root`` holds ``minimum`` finished ``.dat`` objects (temp files of objects on their way not counted)."""
+
     def check() -> bool:
         if not root.exists():
             return False
-        return sum(1 for n in os.listdir(root) if n.endswith(".dat")) >= minimum
+        return (
+            sum(1 for n in os.listdir(root) if n.endswith(".dat") and not n.startswith(TEMP_PREFIX))
+            >= minimum
+        )
 
     return check
 

@@ -62,19 +62,24 @@ def test_errors_stay_per_object_inside_batches_and_the_rest_is_byte_exact(
     api.stop("batch-etl")
 
 
+def abort_midway_then_resume(api: AisEtl, etl: str, tmp_path: Path) -> None:
+    """Abort a job of 2,000 objects once 150 are written: only complete objects, and a resume finishes it."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = simple_tree_upper(src, 2000)
+    before = tree_hashes(src)
+    control = JobControl()
+    when(count_files(dst, 150), lambda: control.abort("task killed"))
+    with pytest.raises(AbortError, match="task killed"):
+        api.transform_bucket(etl, str(src), str(dst), OfflineOptions(), control=control)
+    done = check_nothing_lost(src, dst, data, before)
+    assert 150 <= len(done) < len(data)
+    resume(api, etl, src, dst, data, done)
+    api.stop(etl)
+
+
 @pytest.mark.integration
 def test_an_abort_while_batches_are_in_flight_leaves_only_complete_objects(
     api: AisEtl, tmp_path: Path
 ) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    data = simple_tree_upper(src, 2000)
-    before = tree_hashes(src)
     api.init_code("batch-abort-etl", FAST_THEN_SLOW)
-    control = JobControl()
-    when(count_files(dst, 150), lambda: control.abort("task killed"))
-    with pytest.raises(AbortError, match="task killed"):
-        api.transform_bucket("batch-abort-etl", str(src), str(dst), OfflineOptions(), control=control)
-    done = check_nothing_lost(src, dst, data, before)
-    assert 150 <= len(done) < len(data)
-    resume(api, "batch-abort-etl", src, dst, data, done)
-    api.stop("batch-abort-etl")
+    abort_midway_then_resume(api, "batch-abort-etl", tmp_path)

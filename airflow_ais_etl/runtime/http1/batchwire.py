@@ -12,6 +12,12 @@ object, in order, ``>HI`` (status, payload length) and the payload: the result f
 :data:`NOT_RUN` for an object the pod left for a request of its own (the batch used up its time
 budget: slow transforms run in parallel, one request each), an error message otherwise. The
 ``PUT`` carries :data:`BATCH_HEADER` with the object count.
+
+A *pull* batch (hpull ETLs of bytes) is a ``GET`` with the same header and the same framing, but
+each object's path is the escaped request path of its own hpull ``GET`` (``/<escaped uname>``)
+and its data is the ``Ais-Node-Url`` value of its result (empty: answer the result). The pod
+fetches each object from the target itself, transforms it and, given a node URL, puts the result
+there: such an object is answered :data:`DELIVERED` with the delivered length in ASCII digits.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ __all__ = [
     "BATCH_HEADER",
     "ALONE",
     "BATCH_VERSION",
+    "DELIVERED",
     "NOT_RUN",
     "BatchFormatError",
     "decode_items",
@@ -39,6 +46,8 @@ BATCH_HEADER = "X-AIS-ETL-Batch"
 BATCH_VERSION = "1"
 NOT_RUN = 0
 """The status of an object the pod did not transform: send it again on its own."""
+DELIVERED = 204
+"""The status of an object of a pull batch whose result the pod delivered by direct put."""
 ALONE = "0"
 """The :data:`BATCH_HEADER` value of an object of a failed batch sent on its own: the pod runs it in a
 thread, so if it is the object that hung its batch, it cannot block the pod's event loop."""

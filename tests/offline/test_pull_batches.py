@@ -1,0 +1,78 @@
+"""Pull batches end to end: hpull objects many per request, fetched and delivered by the pods.
+
+The pods run with the fd transport off (``AIS_ETL_FD_SOCKET`` empty): on the local backend it
+would carry these objects as descriptors instead, and pull batches are the HTTP path (Kubernetes,
+object stores, AIS's servers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_ais_etl.dataplane.engine import OfflineOptions
+from tests.offline.conftest import objects, temp_files
+from tests.offline.test_batches import FAST_THEN_SLOW, REVERSE_OR_REFUSE, abort_midway_then_resume
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_ais_etl.service import AisEtl
+
+
+HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
+"""Pod env that turns the fd transport off, so that objects travel over HTTP."""
+
+
+def _mixed(src: Path) -> dict[str, bytes]:
+    src.mkdir()
+    data: dict[str, bytes] = {}
+    for i in range(120):
+        size = (0, 1, 4096, 70_000, 3 << 20)[i % 5] if i % 11 else 4096  # batched and single sizes
+        payload = (hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1))[:size]
+        data[f"d/o-{i:04d}.bin"] = b"bad" + payload if i % 13 == 7 else payload
+    for name, payload in data.items():
+        (src / name).parent.mkdir(exist_ok=True)
+        (src / name).write_bytes(payload)
+    return data
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("direct_put", [True, False], ids=["direct-put", "answered"])
+def test_pull_batches_keep_errors_per_object_and_the_rest_byte_exact(
+    api: AisEtl, tmp_path: Path, direct_put: bool
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = _mixed(src)
+    bad = sorted(n for n, p in data.items() if p.startswith(b"bad"))
+    etl = f"pull-batch-{int(direct_put)}"
+    api.init_code(etl, REVERSE_OR_REFUSE, comm_type="hpull://", direct_put=direct_put, env=HTTP_ONLY)
+    stats = api.transform_bucket(
+        etl, str(src), str(dst), OfflineOptions(continue_on_error=True, num_workers=8)
+    )
+    assert sorted(e["object"] for e in stats["errors"]) == bad
+    for err in stats["errors"]:
+        assert "pod answered 500" in err["error"], err
+        assert "ValueError: refused" in err["error"], err
+    assert objects(dst) == {n: p[::-1] for n, p in data.items() if n not in bad}
+    assert temp_files(dst) == []
+    assert stats["objects"] == len(data) - len(bad)
+    assert stats["fd_objects"] == 0
+    if direct_put:
+        assert stats["direct_put_objects"] == len(data) - len(bad)
+        assert stats["bytes_via_engine"] == 0
+    else:
+        assert stats["bytes_via_engine"] == stats["bytes_out"]
+    logs = "".join(p.logs for p in api.logs(etl))
+    assert "(batched)" in logs  # the errors came from inside pull batches
+    api.stop(etl)
+
+
+@pytest.mark.integration
+def test_an_abort_while_pull_batches_are_in_flight_leaves_only_complete_objects(
+    api: AisEtl, tmp_path: Path
+) -> None:
+    api.init_code("pull-batch-abort", FAST_THEN_SLOW, comm_type="hpull://", direct_put=True, env=HTTP_ONLY)
+    abort_midway_then_resume(api, "pull-batch-abort", tmp_path)
