@@ -232,6 +232,13 @@ class LocalBucket(Bucket):
             return False  # never walk the project's own objects for a plain listing
         return key.startswith(prefix) or prefix.startswith(key)
 
+    def exists(self, name: str) -> bool:
+        """Like ``stat(name) is not None``, without building an ``ObjInfo``: a resume asks it per object."""
+        _path, st = self._resolve(name)
+        if st is None:  # a link, nothing there, or a directory not yet known to be inside
+            return self.stat(name) is not None
+        return S_ISREG(st.st_mode)
+
     def stat(self, name: str) -> ObjInfo | None:
         path, st = self._resolve(name)
         try:
