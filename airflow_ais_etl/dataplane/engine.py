@@ -272,12 +272,8 @@ class _Job:
 
     async def _one(self, info: ObjInfo, run: _Run) -> None:
         """Transform one object on the least-loaded target, or skip it, or record why it failed."""
-        target_name = dest_name(info.name, self.options.ext, self.options.prepend)
-        if info.size < 0:
-            self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
-            return
-        if self._done_before(info, run, target_name):
-            self.stats.skipped += 1
+        target_name = self._to_do(info, run)
+        if target_name is None:
             return
         endpoint = await run.budget.acquire(info.size)
         tstats = self.stats.targets[endpoint.target_id]
@@ -339,12 +335,8 @@ class _Job:
     ) -> list[ObjInfo]:
         """Give objects their targets into ``groups`` (or fail or skip them); return those left over."""
         for i, info in enumerate(infos):
-            target_name = dest_name(info.name, self.options.ext, self.options.prepend)
-            if info.size < 0:
-                self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
-                continue
-            if self._done_before(info, run, target_name):
-                self.stats.skipped += 1
+            target_name = self._to_do(info, run)
+            if target_name is None:
                 continue
             endpoint = run.budget.try_acquire(info.size) if groups else await run.budget.acquire(info.size)
             if endpoint is None:
@@ -354,6 +346,17 @@ class _Job:
             group[2].append(target_name)
             self.stats.targets[endpoint.target_id].in_flight += 1
         return []
+
+    def _to_do(self, info: ObjInfo, run: _Run) -> str | None:
+        """Return ``info``'s destination name, or ``None`` once it is failed (missing) or skipped (done before)."""
+        target_name = dest_name(info.name, self.options.ext, self.options.prepend)
+        if info.size < 0:
+            self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
+            return None
+        if self._done_before(info, run, target_name):
+            self.stats.skipped += 1
+            return None
+        return target_name
 
     def _done_before(self, info: ObjInfo, run: _Run, target: str | None = None) -> bool:
         """Tell whether an earlier run wrote this object's result, and the result is still there."""
