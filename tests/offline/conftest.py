@@ -130,6 +130,19 @@ def count_files(root: Path, minimum: int) -> Callable[[], bool]:
     return check
 
 
+def mixed_objects(src: Path, prefix: str = "") -> dict[str, bytes]:
+    """Write 120 objects of batched and single sizes (0 B to 3 MiB), every 13th starting with ``bad``."""
+    data: dict[str, bytes] = {}
+    for i in range(120):
+        size = (0, 1, 4096, 70_000, 3 << 20)[i % 5] if i % 11 else 4096  # batched and single sizes
+        payload = (hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1))[:size]
+        data[f"{prefix}o-{i:04d}.bin"] = b"bad" + payload if i % 13 == 7 else payload
+    for name, payload in data.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(payload)
+    return data
+
+
 def simple_tree_upper(root: Path, count: int) -> dict[str, bytes]:
     """Write ``count`` small lower-case objects named ``o-NNNN.dat`` (transformed by upper-casing)."""
     out = {}

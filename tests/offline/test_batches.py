@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_ais_etl.dataplane.engine import JobControl, OfflineOptions
 from airflow_ais_etl.etl.errors import AbortError
-from tests.offline.conftest import count_files, objects, simple_tree_upper, temp_files, tree_hashes, when
+from tests.offline.conftest import (
+    count_files,
+    mixed_objects,
+    objects,
+    simple_tree_upper,
+    temp_files,
+    tree_hashes,
+    when,
+)
 from tests.offline.test_faults import check_nothing_lost, resume
 
 if TYPE_CHECKING:
@@ -37,14 +44,7 @@ def test_errors_stay_per_object_inside_batches_and_the_rest_is_byte_exact(
     api: AisEtl, tmp_path: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    data: dict[str, bytes] = {}
-    for i in range(120):
-        size = (0, 1, 4096, 70_000, 3 << 20)[i % 5] if i % 11 else 4096  # batched and single sizes
-        payload = (hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1))[:size]
-        data[f"o-{i:04d}.bin"] = b"bad" + payload if i % 13 == 7 else payload
-    for name, payload in data.items():
-        (src / name).write_bytes(payload)
+    data = mixed_objects(src)
     bad = sorted(n for n, p in data.items() if p.startswith(b"bad"))
     api.init_code("batch-etl", REVERSE_OR_REFUSE)
     stats = api.transform_bucket(

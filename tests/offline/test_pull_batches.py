@@ -7,13 +7,12 @@ object stores, AIS's servers).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
-from tests.offline.conftest import objects, temp_files
+from tests.offline.conftest import mixed_objects, objects, temp_files
 from tests.offline.test_batches import FAST_THEN_SLOW, REVERSE_OR_REFUSE, abort_midway_then_resume
 
 if TYPE_CHECKING:
@@ -26,26 +25,13 @@ HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
 """Pod env that turns the fd transport off, so that objects travel over HTTP."""
 
 
-def _mixed(src: Path) -> dict[str, bytes]:
-    src.mkdir()
-    data: dict[str, bytes] = {}
-    for i in range(120):
-        size = (0, 1, 4096, 70_000, 3 << 20)[i % 5] if i % 11 else 4096  # batched and single sizes
-        payload = (hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1))[:size]
-        data[f"d/o-{i:04d}.bin"] = b"bad" + payload if i % 13 == 7 else payload
-    for name, payload in data.items():
-        (src / name).parent.mkdir(exist_ok=True)
-        (src / name).write_bytes(payload)
-    return data
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("direct_put", [True, False], ids=["direct-put", "answered"])
 def test_pull_batches_keep_errors_per_object_and_the_rest_byte_exact(
     api: AisEtl, tmp_path: Path, direct_put: bool
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    data = _mixed(src)
+    data = mixed_objects(src, prefix="d/")
     bad = sorted(n for n, p in data.items() if p.startswith(b"bad"))
     etl = f"pull-batch-{int(direct_put)}"
     api.init_code(etl, REVERSE_OR_REFUSE, comm_type="hpull://", direct_put=direct_put, env=HTTP_ONLY)

@@ -11,65 +11,32 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_ais_etl.cluster.directput import grant, puts_store
-from airflow_ais_etl.cluster.gateway import register_bucket, serve_gateway
-from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.aisproto import DirectPutError, direct_put
 from airflow_ais_etl.runtime.upstream import CallbackClient
+from tests.runtime.gatewaytarget import GatewayTarget, gateway_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from airflow_ais_etl.cluster.gateway import GatewayServer
 
 pytestmark = pytest.mark.integration
 
 SECRET = "KeEpAlIvEs"
 
 
-class _Target:
-    def __init__(self, server: GatewayServer, bucket: str, root: Path, token: str) -> None:
-        self.server = server
-        self.bucket = bucket
-        self.root = root
-        self.token = token
-        self.accepted = 0
-
-    def path(self, obj: str, token: str | None = None, secret: str = SECRET) -> str:
-        escaped = quote(uname("ais", self.bucket, obj), safe="")
-        return f"/v1/etl/_object/{secret}/{escaped}?uuid={token or self.token}"
-
-    def url(self, obj: str, token: str | None = None) -> str:
-        return self.server.url + self.path(obj, token)
-
-    def temp_files(self) -> list[str]:
-        return [p.name for p in self.root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
-
-
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[_Target]:
-    root = tmp_path / "dst"
-    root.mkdir()
-    buckets_file = str(tmp_path / "state" / "buckets.json")
-    ref = register_bucket(buckets_file, str(root))
-    token = grant(puts_store(str(tmp_path / "state")), ref.name, ref.extra["url"])
-    server, thread = serve_gateway("127.0.0.1", 0, SECRET, buckets_file)
-    t = _Target(server, ref.name, root, token)
-    accept = server.process_request
+def target(tmp_path: Path) -> Iterator[GatewayTarget]:
+    with gateway_target(tmp_path, SECRET) as t:
+        accept = t.server.process_request
 
-    def counting(request: socket.socket, client_address: object) -> None:
-        t.accepted += 1
-        accept(request, client_address)  # type: ignore[arg-type]
+        def counting(request: socket.socket, client_address: object) -> None:
+            t.accepted += 1
+            accept(request, client_address)  # type: ignore[arg-type]
 
-    server.process_request = counting  # type: ignore[method-assign]
-    try:
+        t.server.process_request = counting  # type: ignore[method-assign]
         yield t
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _wait(condition: Callable[[], bool]) -> None:
@@ -79,7 +46,7 @@ def _wait(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
-def test_one_kept_alive_connection_carries_many_puts_and_gets(target: _Target) -> None:
+def test_one_kept_alive_connection_carries_many_puts_and_gets(target: GatewayTarget) -> None:
     timeout = 123.0  # a pool of its own: no connection of another test is reused
     for i in range(25):
         assert direct_put(target.url(f"o-{i}"), f"payload {i}".encode(), timeout=timeout) == len(
@@ -94,7 +61,7 @@ def test_one_kept_alive_connection_carries_many_puts_and_gets(target: _Target) -
     assert sorted(p.name for p in target.root.iterdir()) == sorted(f"o-{i}" for i in range(25))
 
 
-def test_a_put_cut_midway_on_a_kept_alive_connection_stores_nothing(target: _Target) -> None:
+def test_a_put_cut_midway_on_a_kept_alive_connection_stores_nothing(target: GatewayTarget) -> None:
     conn = http.client.HTTPConnection(*target.server.server_address[:2])
     conn.request("PUT", target.path("whole"), body=b"w" * 1000)
     assert conn.getresponse().read() == b""
@@ -114,7 +81,9 @@ def test_a_put_cut_midway_on_a_kept_alive_connection_stores_nothing(target: _Tar
     assert target.accepted == 1
 
 
-def test_the_gateway_refuses_on_a_kept_alive_connection_what_it_refuses_on_a_new_one(target: _Target) -> None:
+def test_the_gateway_refuses_on_a_kept_alive_connection_what_it_refuses_on_a_new_one(
+    target: GatewayTarget,
+) -> None:
     (target.root / "there").write_bytes(b"here")
     conn = http.client.HTTPConnection(*target.server.server_address[:2])
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import pytest
 
-from airflow_ais_etl.cluster.directput import grant, puts_store
-from airflow_ais_etl.cluster.gateway import register_bucket, serve_gateway
-from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
-from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.aisproto import DirectPutError
 from airflow_ais_etl.runtime.streamput import DirectPutStream
+from tests.runtime.gatewaytarget import GatewayTarget, gateway_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -24,38 +20,13 @@ pytestmark = pytest.mark.integration
 SECRET = "StReAmPuTs"
 
 
-class _Target:
-    def __init__(self, gateway_url: str, bucket: str, root: Path, token: str) -> None:
-        self.gateway_url = gateway_url
-        self.bucket = bucket
-        self.root = root
-        self.token = token
-
-    def url(self, obj: str, token: str | None = None) -> str:
-        escaped = quote(uname("ais", self.bucket, obj), safe="")
-        return f"{self.gateway_url}/v1/etl/_object/{SECRET}/{escaped}?uuid={token or self.token}"
-
-    def temp_files(self) -> list[str]:
-        return [p.name for p in self.root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
-
-
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[_Target]:
-    root = tmp_path / "dst"
-    root.mkdir()
-    buckets_file = str(tmp_path / "state" / "buckets.json")
-    ref = register_bucket(buckets_file, str(root))
-    token = grant(puts_store(str(tmp_path / "state")), ref.name, ref.extra["url"])
-    server, thread = serve_gateway("127.0.0.1", 0, SECRET, buckets_file)
-    try:
-        yield _Target(server.url, ref.name, root, token)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def target(tmp_path: Path) -> Iterator[GatewayTarget]:
+    with gateway_target(tmp_path, SECRET) as t:
+        yield t
 
 
-def test_chunks_are_delivered_as_one_object(target: _Target) -> None:
+def test_chunks_are_delivered_as_one_object(target: GatewayTarget) -> None:
     put = DirectPutStream(target.url("dir/big obj.bin"))
     pieces = [bytes([i]) * (100_000 + i) for i in range(40)] + [b"tail"]
     put.start_chunked()
@@ -67,14 +38,14 @@ def test_chunks_are_delivered_as_one_object(target: _Target) -> None:
     assert target.temp_files() == []
 
 
-def test_short_result_goes_with_content_length(target: _Target) -> None:
+def test_short_result_goes_with_content_length(target: GatewayTarget) -> None:
     put = DirectPutStream(target.url("small"))
     put.send_response(200, b"just this")
     assert put.delivered == 9
     assert (target.root / "small").read_bytes() == b"just this"
 
 
-def test_refused_put_says_why(target: _Target) -> None:
+def test_refused_put_says_why(target: GatewayTarget) -> None:
     put = DirectPutStream(target.url("nope", token="forged"))
     put.start_chunked()
 
@@ -96,7 +67,7 @@ def _wait(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
-def test_cut_put_leaves_nothing(target: _Target) -> None:
+def test_cut_put_leaves_nothing(target: GatewayTarget) -> None:
     put = DirectPutStream(target.url("cut.bin"))
     put.start_chunked()
     for _ in range(32):
