@@ -37,11 +37,11 @@ class Link:
             raise LinkDown(f"cannot connect to {path}: {err}") from err
         return cls(sock)
 
-    async def exchange(self, data: bytes, fds: list[int]) -> bytes:
-        """Send one message with ``fds`` and return the answer (the caller may close its ``fds`` then)."""
+    async def exchange(self, data: bytes) -> bytes:
+        """Send one message and return its answer."""
         while True:
             try:
-                socket.send_fds(self.sock, [data], fds)
+                self.sock.send(data)
                 break
             except BlockingIOError:
                 await self._ready(write=True)

@@ -1,11 +1,11 @@
-"""The engine side of the fd transport (``runtime.fdwire``): objects go to pods as file descriptors.
+"""The engine side of the fd transport (``runtime.fdwire``): pods read and write the objects in place.
 
 When a pod says so in its ``/health`` answer and both buckets are local directories, the engine
-opens each source file read-only and creates the destination's temp file (the local bucket's own
-temp + rename mechanism), passes both descriptors over the pod's Unix socket and waits for the
-verdict: on ``200`` it checks the written length (``fstat``) and renames the temp file into place;
-on anything else it removes it. The engine moves no object byte. Objects queued for the same pod
-in one turn of the event loop travel in one message (up to :data:`FD_BATCH_OBJECTS`; objects over
+checks each object's names (as its local buckets would before a read or a write), sends them over
+the pod's Unix socket and waits for the verdict: the pod opened the source, wrote the result to a
+temp file and gave it its name (``runtime.bucketfiles``, the engine's own mechanism). The engine
+moves no object byte and makes no system call per object. Objects queued for the same pod in one
+turn of the event loop travel in one message (up to :data:`FD_BATCH_OBJECTS`; objects over
 :data:`~airflow_ais_etl.dataplane.batcher.BATCH_OBJECT` alone), over up to ``num_workers``
 connections per pod, so the pod runs them in parallel.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,15 +32,16 @@ from airflow_ais_etl.dataplane.batcher import (
 )
 from airflow_ais_etl.dataplane.fdlinks import LinkDown, Pod
 from airflow_ais_etl.dataplane.podrequest import build_request
-from airflow_ais_etl.dataplane.room import Room
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
 from airflow_ais_etl.etl.constants import HPUSH
-from airflow_ais_etl.etl.errors import AisEtlError, TransformError
+from airflow_ais_etl.etl.errors import AisEtlError, StorageError, TransformError
 from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.fdwire import (
     FD_HEADER,
     FD_VERSION,
     NOT_RUN,
+    STORE_FAILED,
+    Buckets,
     FdFormatError,
     decode_answer,
     encode_request,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
-    from airflow_ais_etl.dataplane.storage.tempfiles import TempFile
     from airflow_ais_etl.etl.msg import InitMsg
 
 __all__ = ["FD_BATCH_OBJECTS", "FdTransfer", "request_path"]
@@ -62,9 +61,8 @@ FD_BATCH_OBJECTS = 32
 """Objects per message: enough to pay one round trip per many small objects, few enough that one
 pod's objects in flight (:data:`OBJECTS_IN_FLIGHT`) fill several messages, run in parallel."""
 
-FD_IN_FLIGHT = 256
-"""Objects of one job on their way at once (two descriptors each): a job with a very large
-``num_workers`` waits here rather than run out of descriptors (a soft limit of 1,024 is common)."""
+MESSAGE_NAMES = 32 << 10
+"""Characters of names per message at most: even escaped, a message stays below ``MAX_MESSAGE``."""
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +73,18 @@ _VIA_HTTP = object()
 
 
 class _Item:
-    """One object on its way: its request path, its source descriptor (until sent), its temp file."""
+    """One object on its way: its request path, its source and destination names, its verdict."""
 
-    __slots__ = ("done", "name", "path", "src", "taken", "temp", "together")
+    __slots__ = ("done", "dst_name", "name", "path", "together")
 
-    def __init__(self, name: str, path: str, src: int, temp: TempFile, done: asyncio.Future[Any]) -> None:
-        self.name, self.path, self.src, self.temp, self.done = name, path, src, temp, done
-        self.taken = False
-        """Its descriptors are in a message: from then on only the sender may close them."""
+    def __init__(self, name: str, path: str, dst_name: str, done: asyncio.Future[Any]) -> None:
+        self.name, self.path, self.dst_name, self.done = name, path, dst_name, done
         self.together: _Together | None = None
         """The batch (``to_bucket_many``) that waits for it with others, if any."""
 
-    def close_source(self) -> None:
-        if self.src >= 0:
-            os.close(self.src)
-            self.src = -1
+    def weight(self) -> int:
+        """Characters of names it adds to a message."""
+        return len(self.path) + len(self.name) + len(self.dst_name)
 
 
 class _Together:
@@ -166,7 +161,7 @@ class FdTransfer:
         )
         self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
-        self._room = Room(FD_IN_FLIGHT)
+        self._buckets: dict[str, Buckets] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         """The job's event loop, asked once: each ``get_running_loop`` costs a ``getpid`` call."""
 
@@ -206,52 +201,54 @@ class FdTransfer:
             pod = self._pods[endpoint.url] = Pod(endpoint.fd_socket, self.links_per_pod)
         return pod
 
+    def _buckets_for(self, dst: LocalBucket) -> Buckets:
+        """Return what every message of results that go to ``dst`` names (asked once per job)."""
+        buckets = self._buckets.get(dst.url)
+        if buckets is None:
+            src = self.src
+            buckets = Buckets(src.root, src.real_root, dst.root, dst.url, dst.fsyncs)
+            self._buckets[dst.url] = buckets
+        return buckets
+
     async def to_bucket(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str
     ) -> int | None:
         """Transform ``info`` into ``dst_name`` through the pod; return its size (``None``: use HTTP)."""
-        await self._room.take(1)
-        try:
-            size = await self._attempt(endpoint, info, dst, dst_name, alone=False)
-            if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
-                size = await self._attempt(endpoint, info, dst, dst_name, alone=True)
-            return None if size is _VIA_HTTP else size
-        finally:
-            self._room.give(1)
+        size = await self._attempt(endpoint, info, dst, dst_name, alone=False)
+        if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
+            size = await self._attempt(endpoint, info, dst, dst_name, alone=True)
+        return None if size is _VIA_HTTP else size
 
     async def _attempt(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
     ) -> Any:
         """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
         item = self._begin(endpoint, info, dst, dst_name, alone=alone)
-        try:
-            verdict = await item.done
-        except BaseException:
-            _abandon(item)
-            raise
-        return self._conclude(endpoint, item, verdict)
+        return self._conclude(endpoint, item, await item.done)
 
     def _begin(
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
     ) -> _Item:
-        """Open ``info``'s source and create its temp file, and queue both for ``endpoint``'s pod."""
-        src = self.src.open_source(info.name)
-        try:
-            temp = dst.begin_write(dst_name, anonymous=True)
-        except BaseException:
-            os.close(src)
-            raise
+        """Check ``info``'s names as a read and a write would, and queue it for ``endpoint``'s pod."""
+        self.src.source_path(info.name)
+        dst.write_target(dst_name)
         done: asyncio.Future[Any] = self._running_loop().create_future()
-        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), src, temp, done)
-        self._queue(endpoint, item, alone or not 0 <= info.size <= BATCH_OBJECT)
+        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), dst_name, done)
+        self._queue(endpoint, item, self._buckets_for(dst), alone or not 0 <= info.size <= BATCH_OBJECT)
         return item
 
     def _conclude(self, endpoint: PodEndpoint, item: _Item, verdict: Any) -> Any:
-        """Settle an answered object: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` (temp file removed)."""
+        """Settle an answered object: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
         if verdict is _VIA_HTTP or verdict is _ALONE:
-            item.temp.discard()
             return verdict
-        return self._settle(endpoint, item.name, item.temp, verdict)
+        if isinstance(verdict, BaseException):
+            raise verdict
+        status, value = verdict
+        if status == 200:
+            return int(value)
+        if status == STORE_FAILED:
+            raise StorageError(str(value))
+        raise object_error(endpoint, item.name, status, str(value).encode())
 
     async def to_bucket_many(
         self,
@@ -264,24 +261,9 @@ class FdTransfer:
         """Transform several objects through ``endpoint``'s pod as :meth:`to_bucket` does each one.
 
         One wait per message that carries some of them, not one per object. ``report(i, size or
-        error)`` runs for each object right after it is settled (no wait between the rename and
-        the report, so an abort never loses a written object's note); bugs are raised. Returns
-        the indexes of the objects to send over HTTP instead.
+        error)`` runs for each object as soon as its answer is in (the pod named its result before
+        it answered); bugs are raised. Returns the indexes of the objects to send over HTTP instead.
         """
-        await self._room.take(len(infos))
-        try:
-            return await self._many(endpoint, infos, dst, dst_names, report)
-        finally:
-            self._room.give(len(infos))
-
-    async def _many(
-        self,
-        endpoint: PodEndpoint,
-        infos: list[ObjInfo],
-        dst: LocalBucket,
-        dst_names: list[str],
-        report: Callable[[int, int | Exception], None],
-    ) -> list[int]:
         together = _Together(self._running_loop())
         waiting: dict[int, tuple[int, _Item]] = {}
         again: list[int] = []
@@ -312,7 +294,6 @@ class FdTransfer:
         except BaseException:
             for _, item in waiting.values():
                 item.done.cancel()
-                _abandon(item)
             raise
 
         async def alone(i: int) -> None:
@@ -325,70 +306,52 @@ class FdTransfer:
         await asyncio.gather(*(alone(i) for i in again))
         return via_http
 
-    def _settle(self, endpoint: PodEndpoint, name: str, temp: TempFile, verdict: Any) -> int:
-        """Rename a complete result into place; remove anything else and raise the object's error."""
-        try:
-            if isinstance(verdict, BaseException):
-                raise verdict
-            status, value = verdict
-            if status != 200:
-                raise object_error(endpoint, name, status, str(value).encode())
-            if temp.size() != value:
-                raise TransformError(
-                    f"transform of {name!r}: the pod reported {value} byte(s) but wrote {temp.size()}",
-                    object_name=name,
-                    target=endpoint.target_id,
-                    pod_name=endpoint.pod_name,
-                )
-        except BaseException:
-            temp.discard()
-            raise
-        temp.commit()
-        return int(value)
-
     # ---------------------------------------------------------------- messages
-    def _queue(self, endpoint: PodEndpoint, item: _Item, alone: bool) -> None:
+    def _queue(self, endpoint: PodEndpoint, item: _Item, buckets: Buckets, alone: bool) -> None:
         pod = self._pod(endpoint)
         loop = self._running_loop()
         if alone or loop.time() < pod.singles_until:
-            self._start(endpoint, pod, [item])
+            self._start(endpoint, pod, buckets, [item])
             return
         pod.waiting.append(item)
         if not pod.scheduled:
             pod.scheduled = True
-            loop.call_soon(self._launch, endpoint, pod)
+            loop.call_soon(self._launch, endpoint, pod, buckets)
 
-    def _launch(self, endpoint: PodEndpoint, pod: Pod) -> None:
+    def _launch(self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets) -> None:
         """Send what waits for ``pod`` as messages of at most :data:`FD_BATCH_OBJECTS` objects."""
         pod.scheduled = False
-        items, pod.waiting = pod.waiting, []
+        items, pod.waiting = [item for item in pod.waiting if not item.done.done()], []
+        message: list[_Item] = []
+        weight = 0
         for item in items:
-            if item.done.done():  # cancelled meanwhile (its temp file is gone)
-                item.close_source()
-        items = [item for item in items if not item.done.done()]
-        for start in range(0, len(items), FD_BATCH_OBJECTS):
-            self._start(endpoint, pod, items[start : start + FD_BATCH_OBJECTS])
+            if message and (len(message) == FD_BATCH_OBJECTS or weight + item.weight() > MESSAGE_NAMES):
+                self._start(endpoint, pod, buckets, message)
+                message, weight = [], 0
+            message.append(item)
+            weight += item.weight()
+        if message:
+            self._start(endpoint, pod, buckets, message)
 
-    def _start(self, endpoint: PodEndpoint, pod: Pod, items: list[_Item]) -> None:
-        task = asyncio.ensure_future(self._send(endpoint, pod, items))
+    def _start(self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets, items: list[_Item]) -> None:
+        task = asyncio.ensure_future(self._send(endpoint, pod, buckets, items))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, endpoint: PodEndpoint, pod: Pod, items: list[_Item]) -> None:
+    async def _send(self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets, items: list[_Item]) -> None:
         verdicts: list[Any] = [_ALONE] * len(items)
         try:
-            verdicts = await self._exchange(endpoint, pod, items)
+            verdicts = await self._exchange(endpoint, pod, buckets, items)
         finally:
             for item, verdict in zip(items, verdicts, strict=True):
-                item.close_source()
                 if not item.done.done():
                     item.done.set_result(verdict)
                     if item.together is not None:
                         item.together.one_done(item)
-                elif item.taken and item.done.cancelled():
-                    item.temp.discard()
 
-    async def _exchange(self, endpoint: PodEndpoint, pod: Pod, items: list[_Item]) -> list[Any]:
+    async def _exchange(
+        self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets, items: list[_Item]
+    ) -> list[Any]:
         """Send one message; return each object's verdict (``(status, value)``, an error, or a resend)."""
         live: list[_Item] = []
         try:
@@ -396,11 +359,10 @@ class FdTransfer:
                 live = [item for item in items if not item.done.done()]  # no await from here to the send
                 if not live:
                     return [_ALONE] * len(items)
-                for item in live:
-                    item.taken = True
-                request = encode_request(self.query, [item.path for item in live])
-                fds = [fd for item in live for fd in (item.src, item.temp.fd)]
-                answer = await asyncio.wait_for(link.exchange(request, fds), self.timeout)
+                request = encode_request(
+                    self.query, buckets, [(item.path, item.name, item.dst_name) for item in live]
+                )
+                answer = await asyncio.wait_for(link.exchange(request), self.timeout)
             results = decode_answer(answer, len(live))
         except LinkDown as err:
             log.info(
@@ -428,7 +390,10 @@ class FdTransfer:
         return exc
 
     async def aclose(self) -> None:
-        """Cancel messages in flight (an aborted job) and close every connection."""
+        """Cancel messages in flight (an aborted job) and close every connection.
+
+        A pod names no result of a message whose connection is closed (``runtime.fdtransport``).
+        """
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -436,17 +401,8 @@ class FdTransfer:
             with contextlib.suppress(BaseException):
                 await task
         for pod in self._pods.values():
-            for item in pod.waiting:
-                item.close_source()
             pod.waiting.clear()
             pod.close()
-
-
-def _abandon(item: _Item) -> None:
-    """Clean up after an object whose wait was cut short (cancelled, or a bug)."""
-    done = item.done
-    if not item.taken or (done.done() and not done.cancelled()):
-        item.temp.discard()  # else the pod may still write into it: the sender removes it after
 
 
 async def _caught(attempt: Awaitable[Any]) -> Any:

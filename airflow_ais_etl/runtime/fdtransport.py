@@ -1,28 +1,43 @@
-"""The pod side of the fd transport (``runtime.fdwire``): objects arrive as descriptors on a Unix socket.
+"""The pod side of the fd transport (``runtime.fdwire``): the engine names objects, the pod does the rest.
 
 The supervisor binds the socket (at the path the local backend gives in ``AIS_ETL_FD_SOCKET``,
 inside the pod's private 0700 directory, the socket itself 0600) before it forks; every worker
 accepts on it in a thread of its own and serves each engine connection in a thread: a message's
-objects run one after the other through :meth:`App.transform_file` (the same transform calls as an
-HTTP request), each answered ok + length or with the status and message HTTP would have carried.
-The engine holds several connections per pod, so objects run in parallel across threads and
-worker processes. Only a peer of this process's own user may talk to it (``SO_PEERCRED``).
+objects run one after the other: open the source (``runtime.bucketfiles``), run
+:meth:`App.transform_file` (the same transform calls as an HTTP request) into a temp file of the
+destination, give the complete result its name, and answer ok + length, or the status and message
+HTTP would have carried. The engine holds several connections per pod, so objects run in parallel
+across threads and worker processes. Only a peer of this process's own user may talk to it
+(``SO_PEERCRED``); such a peer could open these files itself.
+
+A result gets its name only while the engine still waits for the answer: once the engine closed
+the connection (an aborted job), the pod discards what it was writing, so nothing appears in the
+destination after the job ended.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import struct
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from airflow_ais_etl.runtime.bucketfiles import (
+    NotFound,
+    StoreError,
+    create_temp,
+    open_source,
+    resolve_inside,
+)
 from airflow_ais_etl.runtime.fdwire import (
     MAX_MESSAGE,
-    MAX_OBJECTS,
     NOT_RUN,
+    STORE_FAILED,
+    Buckets,
     FdFormatError,
     decode_request,
     encode_answer,
@@ -31,6 +46,7 @@ from airflow_ais_etl.runtime.fdwire import (
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
     from airflow_ais_etl.runtime.handlers import App
 
@@ -89,45 +105,89 @@ def _same_user(conn: socket.socket) -> bool:
 
 def _serve(conn: socket.socket, app: App, log: logging.Logger) -> None:
     """Answer one engine connection's messages until it closes (or sends something malformed)."""
+    hangup = select.poll()
+    hangup.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
     with conn:
         while True:
             try:
-                data, fds, flags, _ = socket.recv_fds(
-                    conn, MAX_MESSAGE, 2 * MAX_OBJECTS, socket.MSG_CMSG_CLOEXEC
-                )
+                data, _, flags, _ = conn.recvmsg(MAX_MESSAGE)
             except OSError:
                 return
-            if not data and not fds:
+            if not data:
                 return  # the engine closed the connection
             try:
                 if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-                    raise FdFormatError("message or its descriptors were cut")
-                query, paths = decode_request(data, len(fds))
-                verdicts = _run(app, query, paths, fds)
+                    raise FdFormatError("message cut")
+                query, buckets, objects = decode_request(data)
             except FdFormatError as err:
                 log.error("fd socket: %s; closing the connection", err)
                 return
-            finally:
-                for fd in fds:
-                    if fd >= 0:
-                        os.close(fd)
+            verdicts = _run(app, query, buckets, objects, lambda: bool(hangup.poll(0)))
             try:
                 conn.sendall(encode_answer(verdicts))
             except OSError:
                 return
 
 
-def _run(app: App, query: str, paths: list[str], fds: list[int]) -> list[tuple[int, int | str]]:
+def _run(
+    app: App,
+    query: str,
+    buckets: Buckets,
+    objects: list[tuple[str, str, str]],
+    engine_gone: Callable[[], bool],
+) -> list[tuple[int, int | str]]:
     """Transform each object of a message in order; leave the rest NOT_RUN once its time is up."""
     deadline = time.monotonic() + BUDGET_SECONDS
     out: list[tuple[int, int | str]] = []
-    for i, path in enumerate(paths):
-        src, dst = fds[2 * i], fds[2 * i + 1]
+    batched = len(objects) > 1
+    for path, src_name, dst_name in objects:
         if out and time.monotonic() > deadline:
             out.append((NOT_RUN, 0))
         else:
-            out.append(app.transform_file(path, query, src, dst, batched=len(paths) > 1))
-        for fd in (src, dst):  # closed at once: the engine may check and rename it now
-            os.close(fd)
-        fds[2 * i] = fds[2 * i + 1] = -1
+            out.append(_one(app, query, buckets, path, src_name, dst_name, batched, engine_gone))
     return out
+
+
+def _one(
+    app: App,
+    query: str,
+    buckets: Buckets,
+    path: str,
+    src_name: str,
+    dst_name: str,
+    batched: bool,
+    engine_gone: Callable[[], bool],
+) -> tuple[int, int | str]:
+    """Read, transform and store one object; return its verdict (``runtime.fdwire``)."""
+    src_path = f"{buckets.src}/{src_name}"
+    src_url = f"file://{buckets.src}"
+    try:
+        src = open_source(
+            src_url, src_name, src_path, lambda: resolve_inside(src_url, src_name, src_path, buckets.src_real)
+        )
+    except NotFound as err:
+        return 404, str(err)
+    except StoreError as err:
+        return STORE_FAILED, str(err)
+    try:
+        temp = create_temp(
+            buckets.dst_url, dst_name, f"{buckets.dst}/{dst_name}", anonymous=True, fsync=buckets.fsync
+        )
+    except StoreError as err:
+        os.close(src)
+        return STORE_FAILED, str(err)
+    try:
+        verdict = app.transform_file(path, query, src, temp.fd, batched=batched)
+    except BaseException:
+        temp.discard()
+        raise
+    finally:
+        os.close(src)
+    if verdict[0] != 200 or engine_gone():
+        temp.discard()
+        return verdict
+    try:
+        temp.commit()
+    except StoreError as err:
+        return STORE_FAILED, str(err)
+    return verdict

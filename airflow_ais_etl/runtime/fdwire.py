@@ -1,20 +1,24 @@
-"""The wire format of the fd transport: objects travel between engine and pod as file descriptors.
+"""The wire format of the fd transport: pods read and write the job's objects in place.
 
 Why: on one machine with both buckets on local file systems, sending an object's bytes to a pod and
-its result back over loopback HTTP copies every byte five times through two processes. Instead the
-engine opens the source file read-only and the destination's temp file write-only and passes both
-descriptors (``SCM_RIGHTS``) over a Unix socket in the pod's private directory; the pod reads, runs
-the transform, writes, closes, and answers one small verdict per object. No object byte crosses the
-socket. A pod of the project's runtime says it listens with header :data:`FD_HEADER` in its
+its result back over loopback HTTP copies every byte five times through two processes, and even
+passing each object's open files costs the engine half a dozen system calls per object. Instead
+the engine names the objects: the pod opens each source below the job's source directory, runs the
+transform, writes the result to a temp file below the destination directory and gives it its name
+(``runtime.bucketfiles``, the same code as the engine's local buckets), then answers one small
+verdict per object. No object byte crosses the socket, and the engine makes no system call per
+object. A pod of the project's runtime says it listens with header :data:`FD_HEADER` in its
 ``/health`` answer (like batches); AIS's servers and foreign images never do.
 
-The socket is ``SOCK_SEQPACKET``: message boundaries hold, and the descriptors ride with their
-message. A request is JSON ``{"q": query, "o": [path, ...]}`` (query: the ``etl_args`` query string
-every object of a single HTTP request would carry; path: ``/<bucket>/<object>``) with two
-descriptors per object, source then destination, in order. The answer is JSON ``[[status, value],
-...]`` in the same order: ``[200, result length]``, ``[NOT_RUN, 0]`` for an object left for a
-message of its own, or ``[status, error message]`` with the status and text an HTTP request would
-have got.
+The socket is a ``SOCK_SEQPACKET`` Unix socket in the pod's private directory (message boundaries
+hold); only the pod's own user may connect. A request is JSON ``{"q": query, "s": source dir,
+"r": its real path, "d": destination dir, "u": destination URL, "f": fsync, "o": [[path, source
+name, destination name], ...]}`` (query: the ``etl_args`` query string every object of a single
+HTTP request would carry; path: the request path that request would have). The answer is JSON
+``[[status, value], ...]`` in the same order: ``[200, result length]`` once the result has its
+name, ``[NOT_RUN, 0]`` for an object left for a message of its own, ``[STORE_FAILED, message]``
+when the source could not be read or the result not stored, or ``[status, error message]`` with
+the status and text an HTTP request would have got.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 __all__ = [
+    "STORE_FAILED",
+    "Buckets",
     "FD_HEADER",
     "FD_SOCKET_ENV",
     "FD_SOCKET_NAME",
@@ -45,18 +52,20 @@ __all__ = [
 
 FD_HEADER = "X-AIS-ETL-Fd"
 """In a ``/health`` answer: the fd transport version the pod serves on its socket."""
-FD_VERSION = "1"
+FD_VERSION = "2"
 FD_SOCKET_ENV = "AIS_ETL_FD_SOCKET"
 """Where the pod listens (set by the local backend: a path in the pod's private 0700 directory)."""
 FD_SOCKET_NAME = "fd.sock"
 MAX_OBJECTS = 120
-"""Objects per message: two descriptors each stays under the kernel's SCM_MAX_FD (253)."""
+"""Objects per message (the engine sends at most 32; names keep a message far below :data:`MAX_MESSAGE`)."""
 MAX_MESSAGE = 1 << 18
 """The longest message either side reads (error messages are capped to keep answers below it)."""
 MESSAGE_CAP = 1024
 """Bytes of an error message an answer carries per object."""
 NOT_RUN = 0
 """The status of an object the pod did not transform (its message used up its time): send it alone."""
+STORE_FAILED = -1
+"""The status of an object whose source could not be read or whose result could not be stored."""
 
 _UNIX_PATH_MAX = 100
 
@@ -65,28 +74,56 @@ class FdFormatError(ValueError):
     """A message that does not match the format (or the number of descriptors it came with)."""
 
 
-def encode_request(query: str, paths: Sequence[str]) -> bytes:
-    return json.dumps({"q": query, "o": list(paths)}, separators=(",", ":")).encode()
+@dataclass(frozen=True)
+class Buckets:
+    """The job's two bucket directories, as every message names them."""
+
+    src: str
+    """The source bucket's directory (objects are read below it)."""
+    src_real: str
+    """Its real path: a link in it is followed only to a place under this."""
+    dst: str
+    """The destination bucket's directory (results are written below it)."""
+    dst_url: str
+    """The destination's URL, as error messages name it."""
+    fsync: bool
+    """Flush each result to disk before it gets its name."""
 
 
-def decode_request(data: bytes, nfds: int) -> tuple[str, list[str]]:
-    """Return ``(query, paths)``; refuse a message whose descriptors are not two per object."""
+def encode_request(query: str, buckets: Buckets, objects: Sequence[tuple[str, str, str]]) -> bytes:
+    """Encode one message: ``objects`` are ``(request path, source name, destination name)``."""
+    msg = {
+        "q": query,
+        "s": buckets.src,
+        "r": buckets.src_real,
+        "d": buckets.dst,
+        "u": buckets.dst_url,
+        "f": int(buckets.fsync),
+        "o": [list(obj) for obj in objects],
+    }
+    return json.dumps(msg, separators=(",", ":")).encode()
+
+
+def decode_request(data: bytes) -> tuple[str, Buckets, list[tuple[str, str, str]]]:
+    """Return ``(query, buckets, objects)``; refuse a message that does not match the format."""
     try:
         msg = json.loads(data)
-        query, paths = msg["q"], msg["o"]
+        query, objects = msg["q"], msg["o"]
+        buckets = Buckets(msg["s"], msg["r"], msg["d"], msg["u"], bool(msg["f"]))
+        if not (
+            isinstance(query, str)
+            and all(isinstance(v, str) for v in (buckets.src, buckets.src_real, buckets.dst, buckets.dst_url))
+            and isinstance(objects, list)
+            and all(
+                isinstance(o, list) and len(o) == 3 and all(isinstance(v, str) for v in o) for o in objects
+            )
+        ):
+            raise TypeError("q, s, r, d, u must be strings, o a list of [path, source, destination]")
     except (ValueError, KeyError, TypeError) as err:
         raise FdFormatError(f"bad request: {err}") from None
-    if (
-        not isinstance(query, str)
-        or not isinstance(paths, list)
-        or not all(isinstance(p, str) for p in paths)
-    ):
-        raise FdFormatError("bad request: q must be a string, o a list of strings")
-    if not 1 <= len(paths) <= MAX_OBJECTS or nfds != 2 * len(paths):
-        raise FdFormatError(
-            f"{len(paths)} object(s) with {nfds} descriptor(s): need 1..{MAX_OBJECTS}, two each"
-        )
-    return query, paths
+    if not 1 <= len(objects) <= MAX_OBJECTS:
+        raise FdFormatError(f"{len(objects)} object(s) in a message: need 1..{MAX_OBJECTS}")
+    return query, buckets, [(o[0], o[1], o[2]) for o in objects]
 
 
 def encode_answer(verdicts: Sequence[tuple[int, int | str]]) -> bytes:

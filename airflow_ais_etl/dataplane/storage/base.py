@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_prefix
+from airflow_ais_etl.runtime.tempnames import TEMP_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,9 +32,6 @@ __all__ = [
 
 RESERVED_PREFIX = ".ais-etl/"
 """Objects under this prefix belong to the project (probes, markers) and are never listed."""
-
-TEMP_PREFIX = ".ais-etl-tmp-"
-"""File-name prefix of in-progress writes; listings skip them, :meth:`Bucket.clean_partials` removes them."""
 
 DEFAULT_CHUNK = 1 << 20
 

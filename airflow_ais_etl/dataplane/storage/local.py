@@ -9,7 +9,6 @@ outside the bucket's directory.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import sys
@@ -27,10 +26,17 @@ from airflow_ais_etl.dataplane.storage.base import (
     ObjectNotFoundError,
     ObjInfo,
 )
-from airflow_ais_etl.dataplane.storage.tempfiles import TempFile, open_unnamed
-from airflow_ais_etl.dataplane.storage.tempnames import abandoned, temp_name
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_object_name
+from airflow_ais_etl.runtime.bucketfiles import (
+    NotFound,
+    StoreError,
+    TempFile,
+    create_temp,
+    is_inside,
+    open_source,
+)
+from airflow_ais_etl.runtime.tempnames import abandoned, temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -110,8 +116,7 @@ class LocalBucket(Bucket):
         """Directories (relative, ``""`` = root) already resolved to a place inside the bucket."""
 
     def _inside(self, real: str) -> bool:
-        root = self._real_root
-        return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
+        return is_inside(real, self._real_root)
 
     def _path(self, name: str) -> str:
         """Validate ``name`` and return its path; refuse anything that resolves outside the bucket."""
@@ -305,51 +310,54 @@ class LocalBucket(Bucket):
             if isinstance(err, OSError):
                 raise StorageError(f"bucket {self.url}: cannot store {name!r}: {err}") from err
             raise
-        temp.commit()
+        try:
+            temp.commit()
+        except StoreError as err:
+            raise StorageError(str(err)) from err
 
     def begin_write(self, name: str, *, anonymous: bool = False) -> TempFile:
         """Create ``name``'s temp file next to it, open write-only: commit renames it into place.
 
-        ``anonymous`` (the fd transport, whose pods fill temp files for a while): an unnamed file
-        (``O_TMPFILE``) that gets its temp name only at commit, so a killed engine leaves nothing
-        behind; where the file system has no ``O_TMPFILE``, a named temp file as usual.
+        ``anonymous``: an unnamed file (``O_TMPFILE``) that gets its temp name only at commit
+        (``runtime.bucketfiles``).
         """
+        path = self.write_target(name)
+        try:
+            return create_temp(self.url, name, path, anonymous=anonymous, fsync=self._fsync)
+        except StoreError as err:
+            raise StorageError(str(err)) from err
+
+    def write_target(self, name: str) -> str:
+        """Return the path where object ``name`` is written, after every check a write makes."""
         if name.rpartition("/")[2].startswith(TEMP_PREFIX):
             raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
-        path = self._write_path(name)
-        directory, _, base = path.rpartition(os.sep)
-        if anonymous and (fd := open_unnamed(directory)) >= 0:
-            return TempFile(self.url, name, fd, None, path, fsync=self._fsync)
-        tmp = directory + os.sep + temp_name(base)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            try:
-                fd = os.open(tmp, flags, 0o666)
-            except FileNotFoundError:
-                os.makedirs(directory, exist_ok=True)
-                fd = os.open(tmp, flags, 0o666)
-        except OSError as err:
-            raise StorageError(f"bucket {self.url}: cannot create {name!r}: {err}") from err
-        return TempFile(self.url, name, fd, tmp, path, fsync=self._fsync)
+        return self._write_path(name)
+
+    def source_path(self, name: str) -> str:
+        """Return the path of object ``name`` to open without following a link (:meth:`open_source`).
+
+        A link there may be followed only after :meth:`local_path` checked where it leads.
+        """
+        return self._write_path(name)
+
+    @property
+    def real_root(self) -> str:
+        """The directory's real path (links resolved): a link in the bucket may lead only below it."""
+        return self._real_root
+
+    @property
+    def fsyncs(self) -> bool:
+        """Whether each object is flushed to disk before it gets its name."""
+        return self._fsync
 
     def open_source(self, name: str) -> int:
         """Open object ``name`` read-only; return the descriptor (a regular file's, never a directory's)."""
-        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO never blocks the open
         try:
-            try:  # in a directory known to be inside, a name that is no link needs no lstat first
-                fd = os.open(self._write_path(name), flags | os.O_NOFOLLOW)
-            except OSError as err:
-                if err.errno != errno.ELOOP:
-                    raise
-                fd = os.open(self._path(name), flags)  # a link: followed only when it stays inside
-        except (FileNotFoundError, NotADirectoryError) as err:
-            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
-        except OSError as err:
-            raise StorageError(f"bucket {self.url}: cannot read {name!r}: {err}") from err
-        if not S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} is not a regular file")
-        return fd
+            return open_source(self.url, name, self._write_path(name), lambda: self._path(name))
+        except NotFound as err:
+            raise ObjectNotFoundError(str(err)) from err
+        except StoreError as err:
+            raise StorageError(str(err)) from err
 
     def local_path(self, name: str) -> str | None:
         return self._path(name)

@@ -13,6 +13,7 @@ from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.etl.msg import InitMsg
 from airflow_ais_etl.runtime.fdwire import (
     MAX_OBJECTS,
+    Buckets,
     FdFormatError,
     decode_answer,
     decode_request,
@@ -48,20 +49,29 @@ def test_the_path_is_the_decoded_path_of_the_objects_own_request(comm_type: str,
     assert request_path(msg, ref, name) == unquote(urlsplit(url).path)
 
 
+BUCKETS = Buckets("/data/src", "/real/src", "/data/dst", "file:///data/dst", fsync=False)
+
+
 def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
-    data = encode_request("etl_args=x", ["/b/a", "/b/ü"])
-    assert decode_request(data, 4) == ("etl_args=x", ["/b/a", "/b/ü"])
-    with pytest.raises(FdFormatError, match="two each"):
-        decode_request(data, 3)
-    with pytest.raises(FdFormatError, match="two each"):
-        decode_request(encode_request("", ["/b/x"] * (MAX_OBJECTS + 1)), 2 * (MAX_OBJECTS + 1))
+    objects = [("/b/a", "a", "a.out"), ("/b/ü", "ü", "sub/ü")]
+    data = encode_request("etl_args=x", BUCKETS, objects)
+    assert decode_request(data) == ("etl_args=x", BUCKETS, objects)
+    with pytest.raises(FdFormatError, match=r"need 1\.\.120"):
+        decode_request(encode_request("", BUCKETS, [("/b/x", "x", "x")] * (MAX_OBJECTS + 1)))
+    with pytest.raises(FdFormatError, match="need 1"):
+        decode_request(encode_request("", BUCKETS, []))
     with pytest.raises(FdFormatError, match="bad request"):
-        decode_request(b"{not json", 2)
-    answer = encode_answer([(200, 5), (500, "boom " * 1000), (0, 0)])
-    verdicts = decode_answer(answer, 3)
+        decode_request(b"{not json")
+    with pytest.raises(FdFormatError, match="bad request"):
+        decode_request(data.replace(b'"s":"/data/src"', b'"s":7'))
+    with pytest.raises(FdFormatError, match="bad request"):
+        decode_request(data.replace(b'"sub/\\u00fc"]', b'"sub", 1]'))
+    answer = encode_answer([(200, 5), (500, "boom " * 1000), (0, 0), (-1, "disk full")])
+    verdicts = decode_answer(answer, 4)
     assert verdicts[0] == (200, 5)
     assert verdicts[1][0] == 500
     assert len(verdicts[1][1]) == 1024
+    assert verdicts[3] == (-1, "disk full")
     with pytest.raises(FdFormatError, match="2 object"):
         decode_answer(answer, 2)
 

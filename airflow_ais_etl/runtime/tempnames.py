@@ -12,9 +12,10 @@ import os
 import secrets
 import socket
 
-from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
+__all__ = ["TEMP_PREFIX", "abandoned", "temp_name"]
 
-__all__ = ["abandoned", "temp_name"]
+TEMP_PREFIX = ".ais-etl-tmp-"
+"""File-name prefix of in-progress writes; listings skip them, a bucket's ``clean_partials`` removes them."""
 
 _NAME_MAX = 255
 _HOST_TAG = hashlib.sha1(socket.gethostname().encode(), usedforsecurity=False).hexdigest()[:8]
