@@ -75,30 +75,31 @@ _VIA_HTTP = object()
 class _Item:
     """One object on its way: its request path, its source and destination names, its verdict."""
 
-    __slots__ = ("done", "dst_name", "name", "path", "together")
+    __slots__ = ("cancelled", "dst_name", "name", "path", "verdict", "waiter", "weight")
 
-    def __init__(self, name: str, path: str, dst_name: str, done: asyncio.Future[Any]) -> None:
-        self.name, self.path, self.dst_name, self.done = name, path, dst_name, done
-        self.together: _Together | None = None
-        """The batch (``to_bucket_many``) that waits for it with others, if any."""
-
-    def weight(self) -> int:
+    def __init__(self, name: str, path: str, dst_name: str, waiter: _Waiter) -> None:
+        self.name, self.path, self.dst_name, self.waiter = name, path, dst_name, waiter
+        self.weight = len(path) + len(name) + len(dst_name)
         """Characters of names it adds to a message."""
-        return len(self.path) + len(self.name) + len(self.dst_name)
+        self.verdict: Any = None
+        """``(status, value)``, an error, :data:`_ALONE` or :data:`_VIA_HTTP`, once answered."""
+        self.cancelled = False
+        """Nobody waits for it any more: it is left out of the message it would have gone in."""
 
 
-class _Together:
-    """One wait for several objects' verdicts: each message's answer wakes the waiter once."""
+class _Waiter:
+    """One wait for one or several objects' verdicts: each message's answer wakes it once."""
 
-    __slots__ = ("loop", "ready", "wake")
+    __slots__ = ("items", "loop", "ready", "wake")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.items: list[_Item] = []
         self.ready: list[_Item] = []
         self.wake: asyncio.Future[None] | None = None
 
-    def one_done(self, item: _Item) -> None:
-        self.ready.append(item)
+    def answered(self) -> None:
+        """Wake the wait: some of its objects have their verdicts (in :attr:`ready`)."""
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
 
@@ -109,6 +110,12 @@ class _Together:
             await self.wake
         ready, self.ready = self.ready, []
         return ready
+
+    def cancel(self) -> None:
+        """Give up on every object not answered yet (a cancelled job)."""
+        for item in self.items:
+            if item.verdict is None:
+                item.cancelled = True
 
 
 def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
@@ -223,17 +230,33 @@ class FdTransfer:
         self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
     ) -> Any:
         """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
-        item = self._begin(endpoint, info, dst, dst_name, alone=alone)
-        return self._conclude(endpoint, item, await item.done)
+        waiter = _Waiter(self._running_loop())
+        item = self._begin(endpoint, info, dst, dst_name, waiter, alone=alone)
+        try:
+            await waiter.next()
+        except BaseException:
+            waiter.cancel()
+            raise
+        return self._conclude(endpoint, item, item.verdict)
 
     def _begin(
-        self, endpoint: PodEndpoint, info: ObjInfo, dst: LocalBucket, dst_name: str, *, alone: bool
+        self,
+        endpoint: PodEndpoint,
+        info: ObjInfo,
+        dst: LocalBucket,
+        dst_name: str,
+        waiter: _Waiter,
+        *,
+        alone: bool,
     ) -> _Item:
-        """Check ``info``'s names as a read and a write would, and queue it for ``endpoint``'s pod."""
-        self.src.source_path(info.name)
+        """Check ``info``'s result name as a write would, and queue it for ``endpoint``'s pod.
+
+        Its source name was checked when the job planned it (``LocalBucket`` lists and stats only
+        names inside the bucket), and the pod follows a link only inside the source directory.
+        """
         dst.write_target(dst_name)
-        done: asyncio.Future[Any] = self._running_loop().create_future()
-        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), dst_name, done)
+        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), dst_name, waiter)
+        waiter.items.append(item)
         self._queue(endpoint, item, self._buckets_for(dst), alone or not 0 <= info.size <= BATCH_OBJECT)
         return item
 
@@ -264,24 +287,23 @@ class FdTransfer:
         error)`` runs for each object as soon as its answer is in (the pod named its result before
         it answered); bugs are raised. Returns the indexes of the objects to send over HTTP instead.
         """
-        together = _Together(self._running_loop())
-        waiting: dict[int, tuple[int, _Item]] = {}
+        waiter = _Waiter(self._running_loop())
+        waiting: dict[int, int] = {}
         again: list[int] = []
         via_http: list[int] = []
         try:
             for i, (info, name) in enumerate(zip(infos, dst_names, strict=True)):
                 try:
-                    item = self._begin(endpoint, info, dst, name, alone=False)
+                    item = self._begin(endpoint, info, dst, name, waiter, alone=False)
                 except (AisEtlError, OSError) as exc:
                     report(i, exc)
                     continue
-                item.together = together
-                waiting[id(item)] = (i, item)
+                waiting[id(item)] = i
             while waiting:
-                for item in await together.next():
-                    i, _ = waiting.pop(id(item))
+                for item in await waiter.next():
+                    i = waiting.pop(id(item))
                     try:
-                        size = self._conclude(endpoint, item, item.done.result())
+                        size = self._conclude(endpoint, item, item.verdict)
                     except (AisEtlError, OSError) as exc:
                         report(i, exc)
                         continue
@@ -292,8 +314,7 @@ class FdTransfer:
                     else:
                         report(i, size)
         except BaseException:
-            for _, item in waiting.values():
-                item.done.cancel()
+            waiter.cancel()
             raise
 
         async def alone(i: int) -> None:
@@ -321,15 +342,15 @@ class FdTransfer:
     def _launch(self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets) -> None:
         """Send what waits for ``pod`` as messages of at most :data:`FD_BATCH_OBJECTS` objects."""
         pod.scheduled = False
-        items, pod.waiting = [item for item in pod.waiting if not item.done.done()], []
+        items, pod.waiting = [item for item in pod.waiting if not item.cancelled], []
         message: list[_Item] = []
         weight = 0
         for item in items:
-            if message and (len(message) == FD_BATCH_OBJECTS or weight + item.weight() > MESSAGE_NAMES):
+            if message and (len(message) == FD_BATCH_OBJECTS or weight + item.weight > MESSAGE_NAMES):
                 self._start(endpoint, pod, buckets, message)
                 message, weight = [], 0
             message.append(item)
-            weight += item.weight()
+            weight += item.weight
         if message:
             self._start(endpoint, pod, buckets, message)
 
@@ -343,11 +364,15 @@ class FdTransfer:
         try:
             verdicts = await self._exchange(endpoint, pod, buckets, items)
         finally:
+            woken: list[_Waiter] = []
             for item, verdict in zip(items, verdicts, strict=True):
-                if not item.done.done():
-                    item.done.set_result(verdict)
-                    if item.together is not None:
-                        item.together.one_done(item)
+                if not item.cancelled and item.verdict is None:
+                    item.verdict = verdict
+                    item.waiter.ready.append(item)
+                    if not woken or woken[-1] is not item.waiter:
+                        woken.append(item.waiter)
+            for waiter in woken:
+                waiter.answered()
 
     async def _exchange(
         self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets, items: list[_Item]
@@ -356,7 +381,7 @@ class FdTransfer:
         live: list[_Item] = []
         try:
             async with pod.link() as link:
-                live = [item for item in items if not item.done.done()]  # no await from here to the send
+                live = [item for item in items if not item.cancelled]  # no await from here to the send
                 if not live:
                     return [_ALONE] * len(items)
                 request = encode_request(
