@@ -15,7 +15,7 @@ def goals(fs: str, workload: str) -> list[tuple[str, str, float | None]]:
     """Return ``(what, ratio key, minimum)`` rows for one cell; a ``None`` minimum is informative.
 
     Ratio keys: ``project/<baseline>`` (speed), ``direct/project`` (direct put + hpull vs hpush), and
-    the same with the fd transport off (``-http``: the path of Kubernetes and object stores).
+    the same with the file transport off (``-http``: the path of Kubernetes and object stores).
     """
     tmpfs = fs == "tmpfs"
     rows: list[tuple[str, str, float | None]] = []
@@ -36,7 +36,7 @@ def goals(fs: str, workload: str) -> list[tuple[str, str, float | None]]:
         ("project / serial loop", "project/serial", None) if workload != "small" else ("", "", None),
         ("direct put + hpull / hpush", "direct/project", 1.0),
         ("the same over HTTP (fd off)", "direct-http/push-http", 1.0),
-        ("hpush: fd transport / HTTP", "push-http/project", None),
+        ("hpush: file transport / HTTP", "push-http/project", None),
     ]
     return [r for r in rows if r[0]]
 
@@ -88,7 +88,7 @@ def _memory(name: str, runs: dict[str, list[dict[str, Any]]]) -> None:
         via = last["bytes_via_engine"] / max(last["bytes_out"], 1)
         print(
             f"    {c:11} engine CPU {cpu:9.1f} us/object; carried {via:7.2%} of the result bytes; "
-            f"{last['fd_objects']} of {last['objects']} objects as file descriptors"
+            f"{last['file_objects']} of {last['objects']} objects by the file transport"
         )
     for c in ("direct", "direct-http"):
         if c not in runs:

@@ -10,7 +10,7 @@ zlib-6 (16 on tmpfs, where they live in RAM). Contenders, each in a fresh proces
 alternating their order: an in-process serial loop, ProcessPool(2), Dask bag (processes, 2
 workers), naive HTTP (stdlib server + ``requests`` threads), the project (``AisEtl.local()``, 2
 targets, hpush, default options; ``transform_bucket`` timed without the init) and the project with
-direct put + hpull, both also with the fd transport off (``push-http``, ``direct-http``: the HTTP
+direct put + hpull, both also with the file transport off (``push-http``, ``direct-http``: the HTTP
 path that Kubernetes and object-store buckets take). Peak RSS is sampled over each contender's whole process tree (for the project:
 the engine's process and both pods' trees) and the engine's own peak is its ``ru_maxrss``. Medians
 are printed as rates and as ratios against the baselines, each with its goal (met / not met).
@@ -41,8 +41,8 @@ from benchgoals import report
 
 PROJECT = ("project", "direct", "push-http", "direct-http")
 """The project's contenders: hpush with default options, and direct put + hpull; each also with the
-pods' fd transport off (``-http``: objects over HTTP, the path of Kubernetes and object stores)."""
-HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
+pods' file transport off (``-http``: objects over HTTP, the path of Kubernetes and object stores)."""
+HTTP_ONLY = {"AIS_ETL_FILE_SOCKET": ""}
 ALL = ("serial", "pool2", "dask", "http", *PROJECT)
 
 
@@ -62,7 +62,7 @@ def child(spec: dict[str, Any]) -> None:
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         out["engine_cpu"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         out.update({k: stats[k] for k in ("objects", "bytes_out", "bytes_via_engine", "direct_put_objects")})
-        out["fd_objects"] = stats.get("fd_objects", 0)
+        out["file_objects"] = stats.get("file_objects", 0)
     else:
         import baselines
 

@@ -35,8 +35,8 @@ class PodEndpoint:
     """For ``io://``: the pod's original command, sent in the request query."""
     token: str | None = field(default=None, repr=False, compare=False)
     """The ETL's token, sent with every request (pods of the project's runtime check it)."""
-    fd_socket: str | None = field(default=None, compare=False)
-    """Where the pod may take objects as file descriptors (local backend; ``runtime.fdwire``)."""
+    file_socket: str | None = field(default=None, compare=False)
+    """Where the pod takes the file transport's messages (local backend; ``runtime.filewire``)."""
 
 
 class PodStatus(str, Enum):

@@ -120,7 +120,7 @@ class Batcher:
     ) -> None:
         self.client = client
         self.caps = caps or PodCaps(client)
-        """What each pod said in its ``/health`` answer (shared with the fd transport: asked once)."""
+        """What each pod said in its ``/health`` answer (shared with the file transport: asked once)."""
         self.pull = pull
         self.requests_per_pod = requests_per_pod
         self._slots: dict[str, asyncio.Semaphore] = {}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow_ais_etl.cluster.base import MembershipWatch
 from airflow_ais_etl.dataplane.batcher import Batcher
 from airflow_ais_etl.dataplane.comm import PodClient
-from airflow_ais_etl.dataplane.fdtransfer import FdTransfer
+from airflow_ais_etl.dataplane.filetransfer import FileTransfer
 from airflow_ais_etl.dataplane.podcaps import PodCaps
 from airflow_ais_etl.dataplane.storage.base import ObjInfo
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
@@ -355,14 +355,14 @@ async def open_transformer(
         for i, msg in enumerate(chain.msgs):
             timeout = request_timeout or obj_timeout_of(msg)
             client = await stack.enter_async_context(PodClient(request_timeout=timeout, limit_per_host=limit))
-            caps = PodCaps(client)  # the pods' /health answers: asked once, for batches and fds alike
+            caps = PodCaps(client)  # the pods' /health answers: asked once, for batches and files alike
             stack.push_async_callback(caps.aclose)
             batcher = _batcher(chain, client, bucket_ref, etl_args, direct_put, num_workers, caps)
             if batcher is not None:
                 stack.push_async_callback(batcher.aclose)
-            fds = _fd_transfer(chain, caps, src, bucket_ref, etl_args, num_workers, timeout)
-            if fds is not None:
-                stack.push_async_callback(fds.aclose)
+            files = _file_transfer(chain, caps, src, bucket_ref, etl_args, num_workers, timeout)
+            if files is not None:
+                stack.push_async_callback(files.aclose)
             stages.append(
                 ObjectTransformer(
                     client,
@@ -372,7 +372,7 @@ async def open_transformer(
                     etl_args=etl_args,
                     direct_put=direct_put if i == len(chain.msgs) - 1 else None,
                     batcher=batcher,
-                    fds=fds,
+                    files=files,
                 )
             )
         yield stages[0] if len(stages) == 1 else ChainTransformer(chain, stages, endpoints)
@@ -402,7 +402,7 @@ def _batcher(
     return Batcher(client, bucket_ref, etl_args, requests_per_pod=num_workers, caps=caps)
 
 
-def _fd_transfer(
+def _file_transfer(
     chain: Chain,
     caps: PodCaps,
     src: Bucket,
@@ -410,15 +410,17 @@ def _fd_transfer(
     etl_args: str,
     num_workers: int,
     timeout: float,
-) -> FdTransfer | None:
-    """Pass objects as file descriptors: a one-stage ETL of bytes from a local source (docs/protocol.md).
+) -> FileTransfer | None:
+    """Let the pods read and write objects in place (the file transport; docs/protocol.md).
+
+    Only for a one-stage ETL of bytes from a local source.
 
     Pods that take them say so (``/health``), and each result must go to a local bucket too
-    (``FdTransfer.serves``); the ``url`` and ``fqn`` arg types keep their own meaning, over HTTP.
+    (``FileTransfer.serves``); the ``url`` and ``fqn`` arg types keep their own meaning, over HTTP.
     """
     msg = chain.first
     if len(chain.msgs) > 1 or bucket_ref is None or not isinstance(src, LocalBucket):
         return None
     if msg.comm_type not in (HPUSH, HPULL, HREV) or msg.arg_type != ARG_BYTES:
         return None
-    return FdTransfer(caps, msg, src, bucket_ref, etl_args, links_per_pod=num_workers, timeout=timeout)
+    return FileTransfer(caps, msg, src, bucket_ref, etl_args, links_per_pod=num_workers, timeout=timeout)

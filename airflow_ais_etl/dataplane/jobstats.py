@@ -16,8 +16,8 @@ class Route:
     ENGINE = 0
     DIRECT = 1
     """The pod put it to the destination itself (direct put)."""
-    FD = 2
-    """The pod wrote it into a descriptor of the destination's temp file (``dataplane.fdtransfer``)."""
+    FILE = 2
+    """The pod wrote it into the destination directory itself (the file transport, ``dataplane.filetransfer``)."""
 
 
 class JobState(str, Enum):
@@ -69,8 +69,8 @@ class JobStats:
     """Result bytes the engine carried from a pod to the destination (direct put carries none)."""
     direct_put_objects: int = 0
     """Objects the pods delivered to the destination themselves (a direct-put job)."""
-    fd_objects: int = 0
-    """Objects that travelled to their pods and back as file descriptors (no byte through the engine)."""
+    file_objects: int = 0
+    """Objects the pods read and wrote in place (the file transport: no byte through the engine)."""
     errors: list[dict[str, str]] = field(default_factory=list)
     targets: dict[str, TargetStats] = field(default_factory=dict)
     state: JobState = JobState.RUNNING
@@ -91,8 +91,8 @@ class JobStats:
         """Count one object written by ``target``'s pod; ``route``: how its result got there."""
         if route & Route.DIRECT:
             self.direct_put_objects += 1
-        if route & Route.FD:
-            self.fd_objects += 1
+        if route & Route.FILE:
+            self.file_objects += 1
         if not route:
             self.bytes_via_engine += size_out
         target.objects += 1
@@ -132,7 +132,7 @@ class JobStats:
             "skipped": self.skipped,
             "bytes_via_engine": self.bytes_via_engine,
             "direct_put_objects": self.direct_put_objects,
-            "fd_objects": self.fd_objects,
+            "file_objects": self.file_objects,
             "error_count": len(self.errors),
             "errors": list(self.errors),
             "targets": {tid: t.to_dict() for tid, t in sorted(self.targets.items())},

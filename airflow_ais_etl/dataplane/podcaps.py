@@ -1,7 +1,7 @@
 """What each pod says it can do, from the headers of its ``/health`` answer: asked once per pod and job.
 
 Pods of the project's runtime advertise what they accept beyond one HTTP request per object there:
-batches (``runtime.http1.batchwire``) and objects passed as file descriptors (``runtime.fdwire``).
+batches (``runtime.http1.batchwire``) and the file transport (``runtime.filewire``).
 AIS's servers and foreign images advertise nothing, and get one request per object.
 """
 
@@ -57,7 +57,7 @@ class PodCaps:
             )
             await resp.read_some(_MESSAGE_CAP)
         except (HTTPClientError, OSError, asyncio.TimeoutError) as err:
-            log.debug("%s: /health failed: %s (no batches, no fd transport)", endpoint.url, err)
+            log.debug("%s: /health failed: %s (no batches, no file transport)", endpoint.url, err)
             return {}
         return resp.headers if 200 <= resp.status < 300 else {}
 

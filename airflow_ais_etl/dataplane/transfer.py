@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ais_etl.dataplane.batcher import ALONE_HEADER, BATCH_OBJECT, Batcher, Delivered
-from airflow_ais_etl.dataplane.fdtransfer import FD_BATCH_OBJECTS, FdTransfer
+from airflow_ais_etl.dataplane.filetransfer import FILE_BATCH_OBJECTS, FileTransfer
 from airflow_ais_etl.dataplane.httpclient.filebody import FileBody
 from airflow_ais_etl.dataplane.jobstats import Route
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
@@ -57,7 +57,7 @@ class ObjectTransformer:
         etl_args: str = "",
         direct_put: DirectPutGrant | None = None,
         batcher: Batcher | None = None,
-        fds: FdTransfer | None = None,
+        files: FileTransfer | None = None,
     ) -> None:
         self.client = client
         self.msg = msg
@@ -67,8 +67,8 @@ class ObjectTransformer:
         self.direct_put = direct_put
         self.batcher = batcher
         """Sends small objects to pods that accept it many per request (``dataplane.batcher``)."""
-        self.fds = fds
-        """Sends objects as file descriptors to pods that take them (``dataplane.fdtransfer``)."""
+        self.files = files
+        """Lets pods that can read and write the objects in place do so (``dataplane.filetransfer``)."""
 
     def _body(self, info: ObjInfo) -> bytes | Callable[[], AsyncIterable[bytes]] | None:
         """Return the request body: none for pulls and FQNs, bytes when small, a re-openable stream else."""
@@ -134,17 +134,17 @@ class ObjectTransformer:
     ) -> tuple[int, int]:
         """Write the transformed object atomically to ``dst``; return its size and how it got there.
 
-        Pods that take file descriptors get them (``dataplane.fdtransfer``): no byte through the
+        Pods that read and write the objects in place do (``dataplane.filetransfer``): no byte through the
         engine. With a direct-put grant the pod PUTs the result to the target itself and answers 204 (the
         engine carries no result bytes); a pod that cannot answers 200 with the result as usual.
         A small answer is read whole and stored right in the event loop: a thread hop per object
         costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
         """
-        fds = self.fds
-        if fds is not None and (fds.known_to_serve(endpoint, dst) or await fds.serves(endpoint, dst)):
-            size = await fds.to_bucket(endpoint, info, dst, dst_name)  # type: ignore[arg-type]
+        files = self.files
+        if files is not None and (files.known_to_serve(endpoint, dst) or await files.serves(endpoint, dst)):
+            size = await files.to_bucket(endpoint, info, dst, dst_name)  # type: ignore[arg-type]
             if size is not None:
-                return size, Route.FD | (Route.DIRECT if self.direct_put else Route.ENGINE)
+                return size, Route.FILE | (Route.DIRECT if self.direct_put else Route.ENGINE)
         batcher = self.batcher
         if batcher is None:
             return await self._alone(endpoint, info, dst, dst_name)
@@ -165,9 +165,9 @@ class ObjectTransformer:
     def objects_per_take(self, dst: Bucket) -> int:
         """How many objects the engine hands :meth:`to_bucket_many` at once (1: one at a time).
 
-        Only where the fd transport may carry them: they then share messages, and one wait.
+        Only where the file transport may carry them: they then share messages, and one wait.
         """
-        return FD_BATCH_OBJECTS if self.fds is not None and isinstance(dst, LocalBucket) else 1
+        return FILE_BATCH_OBJECTS if self.files is not None and isinstance(dst, LocalBucket) else 1
 
     async def to_bucket_many(
         self,
@@ -177,20 +177,20 @@ class ObjectTransformer:
         dst_names: list[str],
         report: Callable[[int, tuple[int, int] | Exception], None],
     ) -> None:
-        """:meth:`to_bucket` of each object, in one wait per message when the pod takes descriptors.
+        """:meth:`to_bucket` of each object, in one wait per message when the pod reads and writes them in place.
 
         ``report(i, (size, route) or error)`` runs for each object as soon as it is written (or
         failed), with no wait in between; a bug is raised.
         """
-        fds = self.fds
+        files = self.files
         rest: Sequence[int] = range(len(infos))
-        if fds is not None and (fds.known_to_serve(endpoint, dst) or await fds.serves(endpoint, dst)):
-            route = Route.FD | (Route.DIRECT if self.direct_put else Route.ENGINE)
+        if files is not None and (files.known_to_serve(endpoint, dst) or await files.serves(endpoint, dst)):
+            route = Route.FILE | (Route.DIRECT if self.direct_put else Route.ENGINE)
 
             def sized(i: int, size: int | Exception) -> None:
                 report(i, size if isinstance(size, Exception) else (size, route))
 
-            rest = await fds.to_bucket_many(endpoint, infos, dst, dst_names, sized)  # type: ignore[arg-type]
+            rest = await files.to_bucket_many(endpoint, infos, dst, dst_names, sized)  # type: ignore[arg-type]
 
         async def one(i: int) -> None:  # over HTTP, each in its own request
             try:
@@ -213,7 +213,7 @@ class ObjectTransformer:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine may keep in flight (see dataplane.batcher)."""
-        carriers = (self.batcher, self.fds)
+        carriers = (self.batcher, self.files)
         return max([1, *(c.objects_per_worker for c in carriers if c is not None)])
 
     async def _alone(

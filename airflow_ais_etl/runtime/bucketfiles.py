@@ -1,7 +1,7 @@
 """Files of a bucket directory: open a source, write a result atomically (temp file, then its name).
 
-Shared by the engine's local buckets (``dataplane.storage.local``) and the pods of the fd transport
-(``runtime.fdtransport``), which open and write the job's objects themselves: one way to read and
+Shared by the engine's local buckets (``dataplane.storage.local``) and the pods of the file transport
+(``runtime.filetransport``), which open and write the job's objects themselves: one way to read and
 write a bucket's files, standard library only, so the runtime image ships it.
 
 A result goes to a temp file next to its object and gets the object's name only when complete, so

@@ -1,4 +1,4 @@
-"""Reading a source and writing a result through file descriptors (the fd transport's pod side)."""
+"""Reading a source and writing a result through their open descriptors (the file transport's pod side)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from airflow_ais_etl.runtime.aisproto import (
 )
 from airflow_ais_etl.runtime.batch import PULL_BATCH_BUDGET_SECONDS, batch_count, run_batch
 from airflow_ais_etl.runtime.fdfiles import FileSink, SinkError, read_whole
-from airflow_ais_etl.runtime.fdwire import FD_HEADER, FD_VERSION
+from airflow_ais_etl.runtime.filewire import FILE_HEADER, FILE_VERSION
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
@@ -76,7 +76,7 @@ class App:
     """The request handler shared by every connection thread of a worker."""
 
     def __init__(
-        self, cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger, *, fds: bool = False
+        self, cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger, *, files: bool = False
     ) -> None:
         self.cfg = cfg
         self.transform = transform
@@ -93,11 +93,11 @@ class App:
         )
         """Accept many pushed objects in one request (``runtime.http1.batchwire``): whole-object transforms of bytes."""
         self.batches_or_streams = transform is not None and not cfg.is_io and cfg.arg_type == ARG_BYTES
-        """The transform takes the object's bytes (whole or streamed): what the fd transport can hand it."""
-        self.fds = fds and self.batches_or_streams
-        """Objects also arrive as file descriptors on the pod's fd socket (``runtime.fdtransport``)."""
+        """The transform takes the object's bytes (whole or streamed): what the file transport can hand it."""
+        self.files = files and self.batches_or_streams
+        """Objects are also named on the pod's file socket (``runtime.filetransport``)."""
         headers = [(BATCH_HEADER, BATCH_VERSION)] if self.batches else []
-        headers += [(FD_HEADER, FD_VERSION)] if self.fds else []
+        headers += [(FILE_HEADER, FILE_VERSION)] if self.files else []
         self._health_headers = headers or None
         self.batches_proven = False
         """A batch was answered whole within its budget: batches may run in the event loop (runtime.server).
@@ -202,7 +202,7 @@ class App:
     def transform_file(
         self, path: str, query: str, src: int, dst: int, *, batched: bool = False
     ) -> tuple[int, int | str]:
-        """Transform one object from descriptor ``src`` into ``dst`` (the fd transport, ``runtime.fdtransport``).
+        """Transform one object from descriptor ``src`` into ``dst`` (the file transport, ``runtime.filetransport``).
 
         Return ``(200, result length)``, or the status and message an HTTP request would have got;
         never raise. The caller closes both descriptors.

@@ -30,7 +30,7 @@ from airflow_ais_etl.runtime.connthreads import (
     serve_in_thread,
     tune_accepted,
 )
-from airflow_ais_etl.runtime.fdtransport import serve_fds
+from airflow_ais_etl.runtime.filetransport import serve_files
 from airflow_ais_etl.runtime.handlers import BATCH_KEY
 from airflow_ais_etl.runtime.http1.batchwire import ALONE
 from airflow_ais_etl.runtime.httpserver import RECV_SIZE, Connection
@@ -381,15 +381,15 @@ def run_worker(
     board: LoadBoard | None = None,
     slot: int = 0,
     *,
-    fd_lsock: socket.socket | None = None,
+    file_lsock: socket.socket | None = None,
 ) -> int:
     """Accept and serve until SIGTERM/SIGINT, then finish in-flight requests; return the exit code.
 
-    With ``fd_lsock``, a thread also serves objects passed as descriptors (``runtime.fdtransport``).
+    With ``file_lsock``, a thread also serves objects named on the file socket (``runtime.filetransport``).
 
     With a ``board``, a worker that holds more connections than another one waits up to
     ``DEFER_LIMIT`` polls before accepting, so a less loaded worker gets the connection first.
     """
-    if fd_lsock is not None:
-        serve_fds(fd_lsock, app, log)
+    if file_lsock is not None:
+        serve_files(file_lsock, app, log)
     return Worker(lsock, app, grace_seconds, log, board, slot).run()

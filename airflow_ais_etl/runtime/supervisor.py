@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from airflow_ais_etl.runtime.balance import LoadBoard
 from airflow_ais_etl.runtime.config import ConfigError, RuntimeConfig, load_config
-from airflow_ais_etl.runtime.fdtransport import listen
-from airflow_ais_etl.runtime.fdwire import FD_SOCKET_ENV
+from airflow_ais_etl.runtime.filetransport import listen
+from airflow_ais_etl.runtime.filewire import FILE_SOCKET_ENV
 from airflow_ais_etl.runtime.handlers import App
 from airflow_ais_etl.runtime.procutil import die_with_parent
 from airflow_ais_etl.runtime.server import run_worker
@@ -92,25 +92,25 @@ def main() -> int:
         host,
         port,
     )
-    app, fd_sock = _with_fd_socket(cfg, transform, log)
-    return Supervisor(cfg, lsock, app, log, fd_sock).run()
+    app, file_sock = _with_file_socket(cfg, transform, log)
+    return Supervisor(cfg, lsock, app, log, file_sock).run()
 
 
-def _with_fd_socket(
+def _with_file_socket(
     cfg: RuntimeConfig, transform: Transform | None, log: logging.Logger
 ) -> tuple[App, socket.socket | None]:
-    """Return the app, and the fd socket (``runtime.fdtransport``) when the backend asks for one and
+    """Return the app, and the file socket (``runtime.filetransport``) when the backend asks for one and
     the transform can take it; a socket that cannot be bound leaves the pod on HTTP alone."""
-    path = os.environ.get(FD_SOCKET_ENV, "")
-    app = App(cfg, transform, log, fds=bool(path))
-    if not app.fds:
+    path = os.environ.get(FILE_SOCKET_ENV, "")
+    app = App(cfg, transform, log, files=bool(path))
+    if not app.files:
         return app, None
     try:
         sock = listen(path)
     except OSError as exc:
-        log.warning("no fd transport: cannot listen on %s: %s", path, exc)
+        log.warning("no file transport: cannot listen on %s: %s", path, exc)
         return App(cfg, transform, log), None
-    log.info("fd transport on %s", path)
+    log.info("file transport on %s", path)
     return app, sock
 
 
@@ -123,11 +123,11 @@ class Supervisor:
         lsock: socket.socket,
         app: App,
         log: logging.Logger,
-        fd_sock: socket.socket | None = None,
+        file_sock: socket.socket | None = None,
     ) -> None:
         self.cfg = cfg
         self.lsock: socket.socket | None = lsock
-        self.fd_sock = fd_sock
+        self.file_sock = file_sock
         self.app = app
         self.log = log
         self.workers: dict[int, int] = {}  # pid -> load-board slot
@@ -184,11 +184,11 @@ class Supervisor:
         if self.lsock is not None:
             self.lsock.close()
             self.lsock = None
-        if self.fd_sock is not None:
+        if self.file_sock is not None:
             with contextlib.suppress(OSError):
-                os.unlink(os.environ.get(FD_SOCKET_ENV, ""))
-            self.fd_sock.close()
-            self.fd_sock = None
+                os.unlink(os.environ.get(FILE_SOCKET_ENV, ""))
+            self.file_sock.close()
+            self.file_sock = None
 
     def _signal_workers(self, sig: int) -> None:
         for pid in list(self.workers):
@@ -242,7 +242,7 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)  # until the worker installs its own: stop = exit
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)
             code = run_worker(
-                lsock, self.app, self.cfg.grace_seconds, self.log, self.board, slot, fd_lsock=self.fd_sock
+                lsock, self.app, self.cfg.grace_seconds, self.log, self.board, slot, file_lsock=self.file_sock
             )
         except BaseException:
             traceback.print_exc()

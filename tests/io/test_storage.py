@@ -193,7 +193,7 @@ def test_local_symlinks_leading_outside_are_refused(tmp_path):
 
 
 def test_local_open_source_follows_only_links_that_stay_inside(tmp_path):
-    """The fd transport opens sources without an lstat first: links still get the full check."""
+    """The file transport opens sources without an lstat first: links still get the full check."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_bytes(b"secret")

@@ -1,6 +1,6 @@
 """Pull batches end to end: hpull objects many per request, fetched and delivered by the pods.
 
-The pods run with the fd transport off (``AIS_ETL_FD_SOCKET`` empty): on the local backend it
+The pods run with the file transport off (``AIS_ETL_FILE_SOCKET`` empty): on the local backend it
 would carry these objects as descriptors instead, and pull batches are the HTTP path (Kubernetes,
 object stores, AIS's servers).
 """
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from airflow_ais_etl.service import AisEtl
 
 
-HTTP_ONLY = {"AIS_ETL_FD_SOCKET": ""}
-"""Pod env that turns the fd transport off, so that objects travel over HTTP."""
+HTTP_ONLY = {"AIS_ETL_FILE_SOCKET": ""}
+"""Pod env that turns the file transport off, so that objects travel over HTTP."""
 
 
 @pytest.mark.integration
@@ -45,7 +45,7 @@ def test_pull_batches_keep_errors_per_object_and_the_rest_byte_exact(
     assert objects(dst) == {n: p[::-1] for n, p in data.items() if n not in bad}
     assert temp_files(dst) == []
     assert stats["objects"] == len(data) - len(bad)
-    assert stats["fd_objects"] == 0
+    assert stats["file_objects"] == 0
     if direct_put:
         assert stats["direct_put_objects"] == len(data) - len(bad)
         assert stats["bytes_via_engine"] == 0

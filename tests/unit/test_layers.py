@@ -197,7 +197,7 @@ def test_dataplane_knows_no_airflow_and_no_backend() -> None:
         _pkg("dataplane"),
         _pkg("etl"),
         _pkg("runtime", "http1"),
-        _pkg("runtime", "fdwire"),  # the fd transport's wire format, shared with the pods like http1
+        _pkg("runtime", "filewire"),  # the file transport's wire format, shared with the pods like http1
         _pkg("runtime", "bucketfiles"),  # reading and writing a bucket's files: the pods do it too
         _pkg("runtime", "tempnames"),
         _pkg("cluster", "base"),

@@ -68,7 +68,7 @@ from airflow_ais_etl.etl.podcheck import parse_pod_spec
 from airflow_ais_etl.etl.podspec import Target, prepare_pod
 from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import local_image_command
-from airflow_ais_etl.runtime.fdwire import FD_SOCKET_ENV, FD_SOCKET_NAME
+from airflow_ais_etl.runtime.filewire import FILE_SOCKET_ENV, FILE_SOCKET_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -319,7 +319,7 @@ class LocalBackend(LocalLeases, LocalJobs, Backend):
                     node_name=target.node,
                     volume_dirs=volume_dirs,
                     image_command=local_image_command,
-                    extra_base_env={"POD_IP": ip, FD_SOCKET_ENV: str(pod_dir / FD_SOCKET_NAME)},
+                    extra_base_env={"POD_IP": ip, FILE_SOCKET_ENV: str(pod_dir / FILE_SOCKET_NAME)},
                 )
         except EtlError as exc:
             raise exc.with_context(**ctx) from None
@@ -376,8 +376,8 @@ class LocalBackend(LocalLeases, LocalJobs, Backend):
         for tid, pod in self._pods(name).items():
             data = json.loads((self.state.pod_dir(name, tid) / "pod.json").read_text())
             io_command = tuple(data["io_command"]) if data.get("io_command") else None
-            fd_socket = str(self.state.pod_dir(name, tid) / FD_SOCKET_NAME)
-            out.append(PodEndpoint(tid, pod.name, pod.url, io_command, token, fd_socket))
+            file_socket = str(self.state.pod_dir(name, tid) / FILE_SOCKET_NAME)
+            out.append(PodEndpoint(tid, pod.name, pod.url, io_command, token, file_socket))
         return out
 
     # ---------------------------------------------------------------- observability

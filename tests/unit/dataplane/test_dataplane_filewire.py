@@ -1,4 +1,4 @@
-"""The fd transport's pure parts: each object's path is what its own HTTP request would carry; the wire."""
+"""The file transport's pure parts: each object's path is what its own HTTP request would carry; the wire."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
-from airflow_ais_etl.dataplane.fdtransfer import request_path
+from airflow_ais_etl.dataplane.filetransfer import request_path
 from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.etl.msg import InitMsg
-from airflow_ais_etl.runtime.fdwire import (
+from airflow_ais_etl.runtime.filewire import (
     MAX_OBJECTS,
     Buckets,
-    FdFormatError,
+    FileWireError,
     decode_answer,
     decode_request,
     encode_answer,
@@ -56,15 +56,15 @@ def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
     objects = [("/b/a", "a", "a.out"), ("/b/ü", "ü", "sub/ü")]
     data = encode_request("etl_args=x", BUCKETS, objects)
     assert decode_request(data) == ("etl_args=x", BUCKETS, objects)
-    with pytest.raises(FdFormatError, match=r"need 1\.\.120"):
+    with pytest.raises(FileWireError, match=r"need 1\.\.120"):
         decode_request(encode_request("", BUCKETS, [("/b/x", "x", "x")] * (MAX_OBJECTS + 1)))
-    with pytest.raises(FdFormatError, match="need 1"):
+    with pytest.raises(FileWireError, match="need 1"):
         decode_request(encode_request("", BUCKETS, []))
-    with pytest.raises(FdFormatError, match="bad request"):
+    with pytest.raises(FileWireError, match="bad request"):
         decode_request(b"{not json")
-    with pytest.raises(FdFormatError, match="bad request"):
+    with pytest.raises(FileWireError, match="bad request"):
         decode_request(data.replace(b'"s":"/data/src"', b'"s":7'))
-    with pytest.raises(FdFormatError, match="bad request"):
+    with pytest.raises(FileWireError, match="bad request"):
         decode_request(data.replace(b'"sub/\\u00fc"]', b'"sub", 1]'))
     answer = encode_answer([(200, 5), (500, "boom " * 1000), (0, 0), (-1, "disk full")])
     verdicts = decode_answer(answer, 4)
@@ -72,14 +72,14 @@ def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
     assert verdicts[1][0] == 500
     assert len(verdicts[1][1]) == 1024
     assert verdicts[3] == (-1, "disk full")
-    with pytest.raises(FdFormatError, match="2 object"):
+    with pytest.raises(FileWireError, match="2 object"):
         decode_answer(answer, 2)
 
 
 def test_a_long_socket_path_is_reached_through_its_directory(tmp_path: os.PathLike[str]) -> None:
     deep = os.path.join(str(tmp_path), "d" * 60, "e" * 60)
     os.makedirs(deep)
-    path = os.path.join(deep, "fd.sock")
+    path = os.path.join(deep, "files.sock")
     before = set(os.listdir("/proc/self/fd"))
     with short_path(path) as name:
         assert len(name) < 100

@@ -1,4 +1,4 @@
-"""The engine's connections to the pods' fd sockets (``dataplane.fdtransfer``): one message at a time each."""
+"""The engine's connections to the pods' file sockets (``dataplane.filetransfer``): one message at a time each."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import socket
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.runtime.fdwire import MAX_MESSAGE, FdFormatError, short_path
+from airflow_ais_etl.runtime.filewire import MAX_MESSAGE, FileWireError, short_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -16,11 +16,11 @@ __all__ = ["Link", "LinkDown", "Pod"]
 
 
 class LinkDown(Exception):
-    """The pod's fd socket cannot be reached (``connect`` failed): use HTTP for it."""
+    """The pod's file socket cannot be reached (``connect`` failed): use HTTP for it."""
 
 
 class Link:
-    """One connection to a pod's fd socket: one message out and its answer back at a time."""
+    """One connection to a pod's file socket: one message out and its answer back at a time."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -54,7 +54,7 @@ class Link:
             if not answer:
                 raise ConnectionResetError("the pod closed the connection")
             if flags & socket.MSG_TRUNC:
-                raise FdFormatError("answer cut")
+                raise FileWireError("answer cut")
             return answer
 
     async def _ready(self, *, write: bool) -> None:

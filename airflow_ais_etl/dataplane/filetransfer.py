@@ -1,11 +1,11 @@
-"""The engine side of the fd transport (``runtime.fdwire``): pods read and write the objects in place.
+"""The engine side of the file transport (``runtime.filewire``): pods read and write the objects in place.
 
 When a pod says so in its ``/health`` answer and both buckets are local directories, the engine
 checks each object's names (as its local buckets would before a read or a write), sends them over
 the pod's Unix socket and waits for the verdict: the pod opened the source, wrote the result to a
 temp file and gave it its name (``runtime.bucketfiles``, the engine's own mechanism). The engine
 moves no object byte and makes no system call per object. Objects queued for the same pod in one
-turn of the event loop travel in one message (up to :data:`FD_BATCH_OBJECTS`; objects over
+turn of the event loop travel in one message (up to :data:`FILE_BATCH_OBJECTS`; objects over
 :data:`~airflow_ais_etl.dataplane.batcher.BATCH_OBJECT` alone), over up to ``num_workers``
 connections per pod, so the pod runs them in parallel.
 
@@ -30,19 +30,19 @@ from airflow_ais_etl.dataplane.batcher import (
     SLOW_SPELL_SECONDS,
     object_error,
 )
-from airflow_ais_etl.dataplane.fdlinks import LinkDown, Pod
+from airflow_ais_etl.dataplane.filelinks import LinkDown, Pod
 from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.dataplane.storage.local import LocalBucket
 from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import AisEtlError, StorageError, TransformError
 from airflow_ais_etl.etl.naming import uname
-from airflow_ais_etl.runtime.fdwire import (
-    FD_HEADER,
-    FD_VERSION,
+from airflow_ais_etl.runtime.filewire import (
+    FILE_HEADER,
+    FILE_VERSION,
     NOT_RUN,
     STORE_FAILED,
     Buckets,
-    FdFormatError,
+    FileWireError,
     decode_answer,
     encode_request,
 )
@@ -55,9 +55,9 @@ if TYPE_CHECKING:
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.etl.msg import InitMsg
 
-__all__ = ["FD_BATCH_OBJECTS", "FdTransfer", "request_path"]
+__all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "request_path"]
 
-FD_BATCH_OBJECTS = 32
+FILE_BATCH_OBJECTS = 32
 """Objects per message: enough to pay one round trip per many small objects, few enough that one
 pod's objects in flight (:data:`OBJECTS_IN_FLIGHT`) fill several messages, run in parallel."""
 
@@ -129,8 +129,8 @@ def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
     return "/" + uname(bucket_ref.provider, bucket_ref.name, obj)
 
 
-class FdTransfer:
-    """Send the objects of one job to the pods that take descriptors (``runtime.fdwire``).
+class FileTransfer:
+    """Have the pods that read and write objects in place transform the objects of one job (``runtime.filewire``).
 
     :param caps: the pods' ``/health`` answers (shared with the batcher: asked once per pod)
     :param links_per_pod: the job's ``num_workers``: connections (messages in flight) per pod
@@ -185,7 +185,7 @@ class FdTransfer:
 
     def known_to_serve(self, endpoint: PodEndpoint, dst: Bucket) -> bool | None:
         """Tell without waiting whether :meth:`serves` says yes (``None``: the pod was not asked yet)."""
-        if endpoint.fd_socket is None or not isinstance(dst, LocalBucket):
+        if endpoint.file_socket is None or not isinstance(dst, LocalBucket):
             return False
         known = self.supported.get(endpoint.url)
         if known is None:
@@ -193,19 +193,19 @@ class FdTransfer:
         return known and not self._pod(endpoint).down
 
     async def serves(self, endpoint: PodEndpoint, dst: Bucket) -> bool:
-        """Tell whether ``endpoint``'s pod takes descriptors for results that go to ``dst``."""
+        """Tell whether ``endpoint``'s pod reads and writes in place objects whose results go to ``dst``."""
         known = self.known_to_serve(endpoint, dst)
         if known is None:
-            said = (await self.caps.headers(endpoint)).get(FD_HEADER, "")
-            self.supported[endpoint.url] = said.strip() == FD_VERSION
+            said = (await self.caps.headers(endpoint)).get(FILE_HEADER, "")
+            self.supported[endpoint.url] = said.strip() == FILE_VERSION
             known = self.known_to_serve(endpoint, dst)
         return bool(known)
 
     def _pod(self, endpoint: PodEndpoint) -> Pod:
         pod = self._pods.get(endpoint.url)
         if pod is None:
-            assert endpoint.fd_socket is not None
-            pod = self._pods[endpoint.url] = Pod(endpoint.fd_socket, self.links_per_pod)
+            assert endpoint.file_socket is not None
+            pod = self._pods[endpoint.url] = Pod(endpoint.file_socket, self.links_per_pod)
         return pod
 
     def _buckets_for(self, dst: LocalBucket) -> Buckets:
@@ -340,13 +340,13 @@ class FdTransfer:
             loop.call_soon(self._launch, endpoint, pod, buckets)
 
     def _launch(self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets) -> None:
-        """Send what waits for ``pod`` as messages of at most :data:`FD_BATCH_OBJECTS` objects."""
+        """Send what waits for ``pod`` as messages of at most :data:`FILE_BATCH_OBJECTS` objects."""
         pod.scheduled = False
         items, pod.waiting = [item for item in pod.waiting if not item.cancelled], []
         message: list[_Item] = []
         weight = 0
         for item in items:
-            if message and (len(message) == FD_BATCH_OBJECTS or weight + item.weight > MESSAGE_NAMES):
+            if message and (len(message) == FILE_BATCH_OBJECTS or weight + item.weight > MESSAGE_NAMES):
                 self._start(endpoint, pod, buckets, message)
                 message, weight = [], 0
             message.append(item)
@@ -391,11 +391,11 @@ class FdTransfer:
             results = decode_answer(answer, len(live))
         except LinkDown as err:
             log.info(
-                "fd transport to %s unusable (%s): sending its objects over HTTP", endpoint.pod_name, err
+                "file transport to %s unusable (%s): sending its objects over HTTP", endpoint.pod_name, err
             )
             pod.down = True
             return [_VIA_HTTP] * len(items)
-        except (OSError, asyncio.TimeoutError, FdFormatError) as err:
+        except (OSError, asyncio.TimeoutError, FileWireError) as err:
             if len(live) > 1:
                 log.debug("message of %d to %s failed (%r): sending alone", len(live), endpoint.pod_name, err)
                 pod.singles_until = asyncio.get_running_loop().time() + SLOW_SPELL_SECONDS
@@ -409,7 +409,7 @@ class FdTransfer:
         if isinstance(err, asyncio.TimeoutError):
             reason = f"transform of {name!r} timed out after {self.timeout}s"
         else:
-            reason = f"cannot reach pod {endpoint.pod_name} over {endpoint.fd_socket}: {err!r}"
+            reason = f"cannot reach pod {endpoint.pod_name} over {endpoint.file_socket}: {err!r}"
         exc = TransformError(reason, object_name=name, target=endpoint.target_id, pod_name=endpoint.pod_name)
         exc.__cause__ = err
         return exc
@@ -417,7 +417,7 @@ class FdTransfer:
     async def aclose(self) -> None:
         """Cancel messages in flight (an aborted job) and close every connection.
 
-        A pod names no result of a message whose connection is closed (``runtime.fdtransport``).
+        A pod names no result of a message whose connection is closed (``runtime.filetransport``).
         """
         tasks = list(self._tasks)
         for task in tasks:

@@ -1,6 +1,6 @@
-"""The pod side of the fd transport (``runtime.fdwire``): the engine names objects, the pod does the rest.
+"""The pod side of the file transport (``runtime.filewire``): the engine names objects, the pod does the rest.
 
-The supervisor binds the socket (at the path the local backend gives in ``AIS_ETL_FD_SOCKET``,
+The supervisor binds the socket (at the path the local backend gives in ``AIS_ETL_FILE_SOCKET``,
 inside the pod's private 0700 directory, the socket itself 0600) before it forks; every worker
 accepts on it in a thread of its own and serves each engine connection in a thread: a message's
 objects run one after the other: open the source (``runtime.bucketfiles``), run
@@ -33,12 +33,12 @@ from airflow_ais_etl.runtime.bucketfiles import (
     open_source,
     resolve_inside,
 )
-from airflow_ais_etl.runtime.fdwire import (
+from airflow_ais_etl.runtime.filewire import (
     MAX_MESSAGE,
     NOT_RUN,
     STORE_FAILED,
     Buckets,
-    FdFormatError,
+    FileWireError,
     decode_request,
     encode_answer,
     short_path,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from airflow_ais_etl.runtime.handlers import App
 
-__all__ = ["BUDGET_SECONDS", "listen", "serve_fds"]
+__all__ = ["BUDGET_SECONDS", "listen", "serve_files"]
 
 BUDGET_SECONDS = 0.05
 """A message's transform time after which its objects left are answered NOT_RUN: the engine sends them
@@ -60,7 +60,7 @@ _CRED = struct.Struct("3i")
 
 
 def listen(path: str) -> socket.socket:
-    """Bind the fd socket at ``path`` (0600; a stale one from a killed pod is replaced)."""
+    """Bind the file socket at ``path`` (0600; a stale one from a killed pod is replaced)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -77,7 +77,7 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def serve_fds(lsock: socket.socket, app: App, log: logging.Logger) -> threading.Thread:
+def serve_files(lsock: socket.socket, app: App, log: logging.Logger) -> threading.Thread:
     """Accept engine connections on ``lsock`` in a daemon thread of this worker; return it."""
     thread = threading.Thread(target=_accept_loop, args=(lsock, app, log), name="fd-accept", daemon=True)
     thread.start()
@@ -92,7 +92,7 @@ def _accept_loop(lsock: socket.socket, app: App, log: logging.Logger) -> None:
         except OSError:
             return  # closed: the worker stops
         if not _same_user(conn):
-            log.warning("fd socket: refused a connection of another user")
+            log.warning("file socket: refused a connection of another user")
             conn.close()
             continue
         threading.Thread(target=_serve, args=(conn, app, log), name="fd-conn", daemon=True).start()
@@ -117,10 +117,10 @@ def _serve(conn: socket.socket, app: App, log: logging.Logger) -> None:
                 return  # the engine closed the connection
             try:
                 if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-                    raise FdFormatError("message cut")
+                    raise FileWireError("message cut")
                 query, buckets, objects = decode_request(data)
-            except FdFormatError as err:
-                log.error("fd socket: %s; closing the connection", err)
+            except FileWireError as err:
+                log.error("file socket: %s; closing the connection", err)
                 return
             verdicts = _run(app, query, buckets, objects, lambda: bool(hangup.poll(0)))
             try:
@@ -158,7 +158,7 @@ def _one(
     batched: bool,
     engine_gone: Callable[[], bool],
 ) -> tuple[int, int | str]:
-    """Read, transform and store one object; return its verdict (``runtime.fdwire``)."""
+    """Read, transform and store one object; return its verdict (``runtime.filewire``)."""
     src_path = f"{buckets.src}/{src_name}"
     src_url = f"file://{buckets.src}"
     try:

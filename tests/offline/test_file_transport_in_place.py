@@ -1,7 +1,7 @@
-"""The fd transport's pods read and write the job's objects in place: what they refuse, when they hold back.
+"""The file transport's pods read and write the job's objects in place: what they refuse, when they hold back.
 
 Real pods (the project's runtime under the local backend) and their real sockets: some tests speak
-the wire format (``runtime.fdwire``) to a pod directly, as the engine does, to reach cases a job
+the wire format (``runtime.filewire``) to a pod directly, as the engine does, to reach cases a job
 cannot produce on its own (a link swapped after the engine checked it, an engine that hangs up).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
-from airflow_ais_etl.runtime.fdwire import MAX_MESSAGE, STORE_FAILED, Buckets, decode_answer, encode_request
+from airflow_ais_etl.runtime.filewire import MAX_MESSAGE, STORE_FAILED, Buckets, decode_answer, encode_request
 from tests.offline.conftest import REVERSE, objects, temp_files
 
 if TYPE_CHECKING:
@@ -28,9 +28,9 @@ pytestmark = pytest.mark.integration
 SLOW_REVERSE = "import time\n\ndef transform(data):\n    time.sleep(0.6)\n    return data[::-1]\n"
 
 
-def _fd_socket(api: AisEtl, etl: str) -> str:
-    sockets = [ep.fd_socket for ep in api.backend.endpoints(etl) if ep.fd_socket]
-    assert sockets, "the local backend gives every pod of the project's runtime an fd socket"
+def _file_socket(api: AisEtl, etl: str) -> str:
+    sockets = [ep.file_socket for ep in api.backend.endpoints(etl) if ep.file_socket]
+    assert sockets, "the local backend gives every pod of the project's runtime an file socket"
     return sockets[0]
 
 
@@ -54,7 +54,7 @@ def test_a_pod_follows_links_only_inside_the_source_bucket(api: AisEtl, tmp_path
     os.symlink(src / "inside", src / "alias")
     os.symlink(outside / "secret", src / "escape")  # as if swapped in after the engine's check
     api.init_code("fd-links", REVERSE)
-    with _connect(_fd_socket(api, "fd-links")) as sock:
+    with _connect(_file_socket(api, "fd-links")) as sock:
         objs = [
             ("/b/alias", "alias", "alias"),
             ("/b/escape", "escape", "escape"),
@@ -79,7 +79,7 @@ def test_a_pod_names_no_result_after_the_engine_hung_up(api: AisEtl, tmp_path: P
     dst.mkdir()
     (src / "slow").write_bytes(b"slow")
     api.init_code("fd-hangup", SLOW_REVERSE)
-    path = _fd_socket(api, "fd-hangup")
+    path = _file_socket(api, "fd-hangup")
     with _connect(path) as sock:
         sock.send(encode_request("", _buckets(src, dst), [("/b/slow", "slow", "slow")]))
         time.sleep(0.2)  # the transform is running now
@@ -109,7 +109,7 @@ def test_a_directory_in_the_way_fails_only_its_object_with_a_storage_error(
     assert "cannot write 'o-7': a directory has that name" in stats["errors"][0]["error"]
     expected = {n: p[::-1] + b"!" for n, p in data.items() if n != "o-7"}
     assert objects(dst) == {**expected, "o-7/keep": b"keep"}
-    assert stats["fd_objects"] == 19
+    assert stats["file_objects"] == 19
     assert temp_files(dst) == []
     api.stop("fd-blocked")
 
@@ -125,5 +125,5 @@ def test_long_non_ascii_names_all_arrive(api: AisEtl, tmp_path: Path) -> None:
     api.init_code("fd-long", REVERSE)
     stats = api.transform_bucket("fd-long", str(src), str(dst), OfflineOptions())
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items()}
-    assert stats["fd_objects"] == 80
+    assert stats["file_objects"] == 80
     api.stop("fd-long")

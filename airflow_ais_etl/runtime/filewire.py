@@ -1,4 +1,4 @@
-"""The wire format of the fd transport: pods read and write the job's objects in place.
+"""The wire format of the file transport: pods read and write the job's objects in place.
 
 Why: on one machine with both buckets on local file systems, sending an object's bytes to a pod and
 its result back over loopback HTTP copies every byte five times through two processes, and even
@@ -7,7 +7,7 @@ the engine names the objects: the pod opens each source below the job's source d
 transform, writes the result to a temp file below the destination directory and gives it its name
 (``runtime.bucketfiles``, the same code as the engine's local buckets), then answers one small
 verdict per object. No object byte crosses the socket, and the engine makes no system call per
-object. A pod of the project's runtime says it listens with header :data:`FD_HEADER` in its
+object. A pod of the project's runtime says it listens with header :data:`FILE_HEADER` in its
 ``/health`` answer (like batches); AIS's servers and foreign images never do.
 
 The socket is a ``SOCK_SEQPACKET`` Unix socket in the pod's private directory (message boundaries
@@ -35,14 +35,14 @@ if TYPE_CHECKING:
 __all__ = [
     "STORE_FAILED",
     "Buckets",
-    "FD_HEADER",
-    "FD_SOCKET_ENV",
-    "FD_SOCKET_NAME",
-    "FD_VERSION",
+    "FILE_HEADER",
+    "FILE_SOCKET_ENV",
+    "FILE_SOCKET_NAME",
+    "FILE_VERSION",
     "MAX_MESSAGE",
     "MAX_OBJECTS",
     "NOT_RUN",
-    "FdFormatError",
+    "FileWireError",
     "decode_answer",
     "decode_request",
     "encode_answer",
@@ -50,12 +50,12 @@ __all__ = [
     "short_path",
 ]
 
-FD_HEADER = "X-AIS-ETL-Fd"
-"""In a ``/health`` answer: the fd transport version the pod serves on its socket."""
-FD_VERSION = "2"
-FD_SOCKET_ENV = "AIS_ETL_FD_SOCKET"
+FILE_HEADER = "X-AIS-ETL-Files"
+"""In a ``/health`` answer: the file transport version the pod serves on its socket."""
+FILE_VERSION = "2"
+FILE_SOCKET_ENV = "AIS_ETL_FILE_SOCKET"
 """Where the pod listens (set by the local backend: a path in the pod's private 0700 directory)."""
-FD_SOCKET_NAME = "fd.sock"
+FILE_SOCKET_NAME = "files.sock"
 MAX_OBJECTS = 120
 """Objects per message (the engine sends at most 32; names keep a message far below :data:`MAX_MESSAGE`)."""
 MAX_MESSAGE = 1 << 18
@@ -70,8 +70,8 @@ STORE_FAILED = -1
 _UNIX_PATH_MAX = 100
 
 
-class FdFormatError(ValueError):
-    """A message that does not match the format (or the number of descriptors it came with)."""
+class FileWireError(ValueError):
+    """A message that does not match the format."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ def decode_request(data: bytes) -> tuple[str, Buckets, list[tuple[str, str, str]
         ):
             raise TypeError("q, s, r, d, u must be strings, o a list of [path, source, destination]")
     except (ValueError, KeyError, TypeError) as err:
-        raise FdFormatError(f"bad request: {err}") from None
+        raise FileWireError(f"bad request: {err}") from None
     if not 1 <= len(objects) <= MAX_OBJECTS:
-        raise FdFormatError(f"{len(objects)} object(s) in a message: need 1..{MAX_OBJECTS}")
+        raise FileWireError(f"{len(objects)} object(s) in a message: need 1..{MAX_OBJECTS}")
     return query, buckets, [(o[0], o[1], o[2]) for o in objects]
 
 
@@ -137,9 +137,9 @@ def decode_answer(data: bytes, count: int) -> list[tuple[int, Any]]:
         verdicts = json.loads(data)
         out = [(int(s), v) for s, v in verdicts]
     except (ValueError, TypeError) as err:
-        raise FdFormatError(f"bad answer: {err}") from None
+        raise FileWireError(f"bad answer: {err}") from None
     if len(out) != count:
-        raise FdFormatError(f"answer has {len(out)} verdict(s) for {count} object(s)")
+        raise FileWireError(f"answer has {len(out)} verdict(s) for {count} object(s)")
     return out
 
 

@@ -1,7 +1,7 @@
-"""The fd transport end to end: objects travel to local pods as file descriptors, results stay byte-exact.
+"""The file transport end to end: local pods read and write the objects in place, results stay byte-exact.
 
 Real pods (the project's runtime under the local backend), real files, real jobs. The job stats say
-which transport carried each object (``fd_objects``, ``bytes_via_engine``).
+which transport carried each object (``file_objects``, ``bytes_via_engine``).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def test_small_batched_and_1mib_objects_are_byte_exact_and_carry_no_byte_through
     stats = api.transform_bucket("fd-etl", str(src), str(dst), OfflineOptions(num_workers=4))
     assert _open_fds() == fds_before  # every descriptor of the job is closed again
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items()}
-    assert stats["fd_objects"] == len(data) == stats["objects"]
+    assert stats["file_objects"] == len(data) == stats["objects"]
     assert stats["bytes_via_engine"] == 0
     assert stats["bytes_in"] == sum(sizes)
     assert stats["bytes_out"] == sum(sizes) + len(data)
@@ -85,7 +85,7 @@ def test_batches_under_a_tiny_byte_budget_and_missing_objects_settle_each_object
     options = OfflineOptions(num_workers=3, bytes_in_flight=8192)
     stats = api.transform_bucket("fd-budget-etl", str(src), str(dst), options)
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items()}
-    assert stats["fd_objects"] == len(data) == stats["objects"]
+    assert stats["file_objects"] == len(data) == stats["objects"]
     listed = sorted(data)[:40]
     again = OfflineOptions(objects=[*listed[:20], "gone.bin", *listed[20:]], continue_on_error=True)
     stats = api.transform_bucket("fd-budget-etl", str(src), str(tmp_path / "dst2"), again)
@@ -104,13 +104,13 @@ def test_streamed_objects_and_ais_context_arguments_are_what_http_would_give(
     api.init_code("fd-stream", UPPER_CHUNKED, chunk_size=65536)
     stats = api.transform_bucket("fd-stream", str(src), str(dst), OfflineOptions())
     assert objects(dst) == {n: p.upper() for n, p in data.items()}
-    assert stats["fd_objects"] == len(data)
+    assert stats["file_objects"] == len(data)
     assert stats["bytes_via_engine"] == 0
     api.stop("fd-stream")
 
     api.init_code("fd-context", WITH_CONTEXT)
     stats = api.transform_bucket("fd-context", str(src), str(dst2), OfflineOptions(etl_args="k=v"))
-    assert stats["fd_objects"] == len(data)
+    assert stats["file_objects"] == len(data)
     got = objects(dst2)
     for name, payload in data.items():
         path, args, rest = got[name].split(b"|", 2)
@@ -138,7 +138,7 @@ def test_failing_objects_leave_nothing_and_the_source_unchanged(api: AisEtl, tmp
         assert "pod answered 500 Internal Server Error: transform failed for" in err["error"], err
         assert "ValueError: refused" in err["error"], err
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items() if n not in bad}
-    assert stats["fd_objects"] == len(data) - len(bad)
+    assert stats["file_objects"] == len(data) - len(bad)
     assert temp_files(dst) == []
     assert tree_hashes(src) == before
 
@@ -169,7 +169,7 @@ def test_a_pod_killed_mid_job_aborts_it_with_the_usual_cause_and_leaves_no_temp_
         api.transform_bucket("fd-kill", str(src), str(dst), OfflineOptions(num_workers=2))
     assert "pod of t1 exited with code -9" in str(err.value)
     assert _open_fds() == fds_before
-    assert err.value.stats["fd_objects"] == err.value.stats["objects"] > 0  # type: ignore[attr-defined]
+    assert err.value.stats["file_objects"] == err.value.stats["objects"] > 0  # type: ignore[attr-defined]
     got = objects(dst)
     assert all(payload == data[name].upper() for name, payload in got.items())
     assert temp_files(dst) == []
@@ -179,9 +179,9 @@ def test_a_pod_killed_mid_job_aborts_it_with_the_usual_cause_and_leaves_no_temp_
 def test_a_pod_that_does_not_advertise_it_gets_http(api: AisEtl, tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     data = _tree(src, [0, 10, 4096, 1 << 20])
-    api.init_code("fd-off", REVERSE, env={"AIS_ETL_FD_SOCKET": ""})  # the runtime with it disabled
+    api.init_code("fd-off", REVERSE, env={"AIS_ETL_FILE_SOCKET": ""})  # the runtime with it disabled
     stats = api.transform_bucket("fd-off", str(src), str(dst), OfflineOptions())
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items()}
-    assert stats["fd_objects"] == 0
+    assert stats["file_objects"] == 0
     assert stats["bytes_via_engine"] == stats["bytes_out"] > 0
     api.stop("fd-off")
