@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.etl.msg import InitMsg
 
-__all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "request_path"]
+__all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "process_umask", "request_path"]
 
 FILE_BATCH_OBJECTS = 32
 """Objects per message: enough to pay one round trip per many small objects, few enough that one
@@ -116,6 +116,21 @@ class _Waiter:
         for item in self.items:
             if item.verdict is None:
                 item.cancelled = True
+
+
+def process_umask() -> int:
+    """Return this process's umask without setting it (other threads may create files meanwhile).
+
+    Read from ``/proc/self/status``; where that cannot be read, 077: results private to the user.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o077
 
 
 def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:
@@ -213,7 +228,7 @@ class FileTransfer:
         buckets = self._buckets.get(dst.url)
         if buckets is None:
             src = self.src
-            buckets = Buckets(src.root, src.real_root, dst.root, dst.url, dst.fsyncs)
+            buckets = Buckets(src.root, src.real_root, dst.root, dst.url, dst.fsyncs, process_umask())
             self._buckets[dst.url] = buckets
         return buckets
 

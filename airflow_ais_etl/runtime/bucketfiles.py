@@ -98,32 +98,55 @@ class TempFile:
                 os.unlink(self.tmp)
 
 
-def create_temp(bucket_url: str, name: str, path: str, *, anonymous: bool, fsync: bool) -> TempFile:
+def create_temp(
+    bucket_url: str, name: str, path: str, *, anonymous: bool, fsync: bool, umask: int | None = None
+) -> TempFile:
     """Create the temp file of object ``name`` (to be stored at ``path``), its directories too.
 
     ``anonymous``: an unnamed file (``O_TMPFILE``), named only at commit, so a writer killed while
     it fills the file leaves nothing behind; where the file system has none, a named temp file.
+    ``umask``: give the file and new directories the modes this umask gives, not the process's
+    (a pod writes for the engine, with the engine's umask).
     """
     directory, _, base = path.rpartition(os.sep)
+    fd = -1
     if anonymous:
         fd = open_unnamed(directory)
         if fd < 0 and not os.path.isdir(directory):
             with contextlib.suppress(OSError):  # (a failure is reported by the open below)
-                os.makedirs(directory, exist_ok=True)
+                _make_dirs(directory, umask)
             fd = open_unnamed(directory)
-        if fd >= 0:
-            return TempFile(bucket_url, name, fd, None, path, fsync=fsync)
-    tmp = directory + os.sep + temp_name(base)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    tmp = None if fd >= 0 else directory + os.sep + temp_name(base)
     try:
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, flags, 0o666)
+        if tmp is not None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            try:
+                fd = os.open(tmp, flags, 0o666)
+            except FileNotFoundError:
+                _make_dirs(directory, umask)
+                fd = os.open(tmp, flags, 0o666)
+        if umask is not None:
+            os.fchmod(fd, 0o666 & ~umask)
     except OSError as err:
+        if fd >= 0:
+            TempFile(bucket_url, name, fd, tmp, path).discard()
         raise StoreError(f"bucket {bucket_url}: cannot create {name!r}: {err}") from err
     return TempFile(bucket_url, name, fd, tmp, path, fsync=fsync)
+
+
+def _make_dirs(directory: str, umask: int | None) -> None:
+    """Create ``directory`` and its missing parents (with the modes ``umask`` gives, if set)."""
+    if umask is None:
+        os.makedirs(directory, exist_ok=True)
+        return
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # (made meanwhile by another writer)
+            os.mkdir(d)
+            os.chmod(d, 0o777 & ~umask)
 
 
 def open_source(bucket_url: str, name: str, path: str, resolve: Callable[[], str]) -> int:

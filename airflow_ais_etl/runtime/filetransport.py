@@ -171,7 +171,12 @@ def _one(
         return STORE_FAILED, str(err)
     try:
         temp = create_temp(
-            buckets.dst_url, dst_name, f"{buckets.dst}/{dst_name}", anonymous=True, fsync=buckets.fsync
+            buckets.dst_url,
+            dst_name,
+            f"{buckets.dst}/{dst_name}",
+            anonymous=True,
+            fsync=buckets.fsync,
+            umask=buckets.umask,
         )
     except StoreError as err:
         os.close(src)

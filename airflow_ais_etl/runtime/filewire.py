@@ -12,9 +12,10 @@ object. A pod of the project's runtime says it listens with header :data:`FILE_H
 
 The socket is a ``SOCK_SEQPACKET`` Unix socket in the pod's private directory (message boundaries
 hold); only the pod's own user may connect. A request is JSON ``{"q": query, "s": source dir,
-"r": its real path, "d": destination dir, "u": destination URL, "f": fsync, "o": [[path, source
-name, destination name], ...]}`` (query: the ``etl_args`` query string every object of a single
-HTTP request would carry; path: the request path that request would have). The answer is JSON
+"r": its real path, "d": destination dir, "u": destination URL, "f": fsync, "m": the engine's
+umask, "o": [[path, source name, destination name], ...]}`` (query: the ``etl_args`` query
+string every object of a single HTTP request would carry; path: the request path that request
+would have). The answer is JSON
 ``[[status, value], ...]`` in the same order: ``[200, result length]`` once the result has its
 name, ``[NOT_RUN, 0]`` for an object left for a message of its own, ``[STORE_FAILED, message]``
 when the source could not be read or the result not stored, or ``[status, error message]`` with
@@ -88,6 +89,9 @@ class Buckets:
     """The destination's URL, as error messages name it."""
     fsync: bool
     """Flush each result to disk before it gets its name."""
+    umask: int = 0o022
+    """The engine's umask: results and new directories get the modes the engine would give them
+    (the pod itself runs with umask 077)."""
 
 
 def encode_request(query: str, buckets: Buckets, objects: Sequence[tuple[str, str, str]]) -> bytes:
@@ -99,6 +103,7 @@ def encode_request(query: str, buckets: Buckets, objects: Sequence[tuple[str, st
         "d": buckets.dst,
         "u": buckets.dst_url,
         "f": int(buckets.fsync),
+        "m": buckets.umask,
         "o": [list(obj) for obj in objects],
     }
     return json.dumps(msg, separators=(",", ":")).encode()
@@ -109,10 +114,12 @@ def decode_request(data: bytes) -> tuple[str, Buckets, list[tuple[str, str, str]
     try:
         msg = json.loads(data)
         query, objects = msg["q"], msg["o"]
-        buckets = Buckets(msg["s"], msg["r"], msg["d"], msg["u"], bool(msg["f"]))
+        buckets = Buckets(msg["s"], msg["r"], msg["d"], msg["u"], bool(msg["f"]), msg["m"])
         if not (
             isinstance(query, str)
             and all(isinstance(v, str) for v in (buckets.src, buckets.src_real, buckets.dst, buckets.dst_url))
+            and isinstance(buckets.umask, int)
+            and 0 <= buckets.umask <= 0o777
             and isinstance(objects, list)
             and all(
                 isinstance(o, list) and len(o) == 3 and all(isinstance(v, str) for v in o) for o in objects

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import time
 from typing import TYPE_CHECKING
 
@@ -127,3 +128,24 @@ def test_long_non_ascii_names_all_arrive(api: AisEtl, tmp_path: Path) -> None:
     assert objects(dst) == {n: p[::-1] + b"!" for n, p in data.items()}
     assert stats["file_objects"] == 80
     api.stop("fd-long")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_results_and_new_directories_get_the_engines_umask(api: AisEtl, tmp_path: Path, umask: int) -> None:
+    """Pods run with umask 077; what they write for a job gets the modes the engine would give it."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "top").write_bytes(b"top")
+    (src / "a" / "b" / "deep").write_bytes(b"deep")
+    api.init_code("fd-modes", REVERSE)
+    old = os.umask(umask)
+    try:
+        stats = api.transform_bucket("fd-modes", str(src), str(dst), OfflineOptions())
+    finally:
+        os.umask(old)
+    assert stats["file_objects"] == 2
+    for name in ("top", "a/b/deep"):
+        assert stat.S_IMODE((dst / name).stat().st_mode) == 0o666 & ~umask, name
+    for name in ("a", "a/b"):
+        assert stat.S_IMODE((dst / name).stat().st_mode) == 0o777 & ~umask, name
+    api.stop("fd-modes")

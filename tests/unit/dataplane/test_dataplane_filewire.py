@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
-from airflow_ais_etl.dataplane.filetransfer import request_path
+from airflow_ais_etl.dataplane.filetransfer import process_umask, request_path
 from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.etl.msg import InitMsg
 from airflow_ais_etl.runtime.filewire import (
@@ -49,7 +49,7 @@ def test_the_path_is_the_decoded_path_of_the_objects_own_request(comm_type: str,
     assert request_path(msg, ref, name) == unquote(urlsplit(url).path)
 
 
-BUCKETS = Buckets("/data/src", "/real/src", "/data/dst", "file:///data/dst", fsync=False)
+BUCKETS = Buckets("/data/src", "/real/src", "/data/dst", "file:///data/dst", fsync=False, umask=0o027)
 
 
 def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
@@ -62,6 +62,8 @@ def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
         decode_request(encode_request("", BUCKETS, []))
     with pytest.raises(FileWireError, match="bad request"):
         decode_request(b"{not json")
+    with pytest.raises(FileWireError, match="bad request"):
+        decode_request(data.replace(b'"m":23', b'"m":4096'))
     with pytest.raises(FileWireError, match="bad request"):
         decode_request(data.replace(b'"s":"/data/src"', b'"s":7'))
     with pytest.raises(FileWireError, match="bad request"):
@@ -87,3 +89,13 @@ def test_a_long_socket_path_is_reached_through_its_directory(tmp_path: os.PathLi
     assert set(os.listdir("/proc/self/fd")) == before
     with short_path("/tmp/x.sock") as name:
         assert name == "/tmp/x.sock"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077, 0o002])
+def test_the_umask_is_read_without_being_changed(umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        assert process_umask() == umask
+        assert os.umask(umask) == umask  # still what it was
+    finally:
+        os.umask(old)
