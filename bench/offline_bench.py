@@ -36,7 +36,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchdata import Workload, make_data, workloads
+from benchdata import Workload, make_data, syncfs_of, workloads
 from benchgoals import report
 
 PROJECT = ("project", "direct", "push-http", "direct-http")
@@ -186,6 +186,7 @@ def bench_workload(
             for name in order:
                 dst = base / "dst"
                 shutil.rmtree(dst, ignore_errors=True)
+                syncfs_of(str(base))  # the last contender's deletes reach the disk before this clock starts
                 spec = {"contender": name, "workload": w.name, "kind": w.kind, "size": w.size}
                 spec.update(src=str(src), dst=str(dst), home=str(base / "home"), etl=etls.get(name, ""))
                 pods = pod_processes(api, etls[name]) if name in PROJECT else []
