@@ -30,6 +30,7 @@ __all__ = [
     "TempFile",
     "create_temp",
     "is_inside",
+    "open_in",
     "open_source",
     "open_unnamed",
     "resolve_inside",
@@ -188,6 +189,26 @@ def resolve_inside(bucket_url: str, name: str, path: str, real_root: str) -> str
     if not is_inside(real, real_root):
         raise StoreError(f"bucket {bucket_url}: object {name!r} resolves outside the bucket")
     return real
+
+
+def open_in(bucket_url: str, root: str, real_root: str, name: str) -> int:
+    """Open object ``name`` of the bucket directory ``root`` read-only (:func:`open_source`).
+
+    A link is followed only to a place under ``real_root`` (the real path of ``root``); for a name
+    in a directory, the file the kernel actually opened must lie there too (``/proc/self/fd``: a
+    directory link, even one swapped in after the job checked the name, leads nowhere else).
+    """
+    path = f"{root}/{name}"
+    fd = open_source(bucket_url, name, path, lambda: resolve_inside(bucket_url, name, path, real_root))
+    if "/" in name:
+        try:
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            opened = os.path.realpath(path)
+        if not is_inside(opened, real_root):
+            os.close(fd)
+            raise StoreError(f"bucket {bucket_url}: object {name!r} resolves outside the bucket")
+    return fd
 
 
 _TMPFILE = getattr(os, "O_TMPFILE", 0)

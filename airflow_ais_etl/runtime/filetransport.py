@@ -26,13 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from airflow_ais_etl.runtime.bucketfiles import (
-    NotFound,
-    StoreError,
-    create_temp,
-    open_source,
-    resolve_inside,
-)
+from airflow_ais_etl.runtime.bucketfiles import StoreError, create_temp, open_in
 from airflow_ais_etl.runtime.filewire import (
     MAX_MESSAGE,
     NOT_RUN,
@@ -79,7 +73,7 @@ def listen(path: str) -> socket.socket:
 
 def serve_files(lsock: socket.socket, app: App, log: logging.Logger) -> threading.Thread:
     """Accept engine connections on ``lsock`` in a daemon thread of this worker; return it."""
-    thread = threading.Thread(target=_accept_loop, args=(lsock, app, log), name="fd-accept", daemon=True)
+    thread = threading.Thread(target=_accept_loop, args=(lsock, app, log), name="file-accept", daemon=True)
     thread.start()
     return thread
 
@@ -95,7 +89,7 @@ def _accept_loop(lsock: socket.socket, app: App, log: logging.Logger) -> None:
             log.warning("file socket: refused a connection of another user")
             conn.close()
             continue
-        threading.Thread(target=_serve, args=(conn, app, log), name="fd-conn", daemon=True).start()
+        threading.Thread(target=_serve, args=(conn, app, log), name="file-conn", daemon=True).start()
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -159,15 +153,9 @@ def _one(
     engine_gone: Callable[[], bool],
 ) -> tuple[int, int | str]:
     """Read, transform and store one object; return its verdict (``runtime.filewire``)."""
-    src_path = f"{buckets.src}/{src_name}"
-    src_url = f"file://{buckets.src}"
     try:
-        src = open_source(
-            src_url, src_name, src_path, lambda: resolve_inside(src_url, src_name, src_path, buckets.src_real)
-        )
-    except NotFound as err:
-        return 404, str(err)
-    except StoreError as err:
+        src = open_in(f"file://{buckets.src}", buckets.src, buckets.src_real, src_name)
+    except StoreError as err:  # missing (vanished since the listing), or a link out of the bucket
         return STORE_FAILED, str(err)
     try:
         temp = create_temp(

@@ -17,6 +17,7 @@ from airflow_ais_etl.dataplane.storage.objectstore import ObjectStorageBucket
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.dataplane.storage.urls import bucket_id
 from airflow_ais_etl.etl.errors import StorageError, ValidationError
+from airflow_ais_etl.runtime.bucketfiles import NotFound, StoreError, open_in
 
 AWKWARD = [
     "a b.txt",
@@ -192,8 +193,8 @@ def test_local_symlinks_leading_outside_are_refused(tmp_path):
     assert bucket.read_bytes("alias") == b"ok"
 
 
-def test_local_open_source_follows_only_links_that_stay_inside(tmp_path):
-    """The file transport opens sources without an lstat first: links still get the full check."""
+def test_a_source_opened_in_place_follows_only_links_that_stay_inside(tmp_path):
+    """The file transport's pods open sources without an lstat first: links still get the full check."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_bytes(b"secret")
@@ -205,19 +206,19 @@ def test_local_open_source_follows_only_links_that_stay_inside(tmp_path):
     os.symlink(outside, root / "linkdir")
     os.symlink(root / "inside", root / "alias")
     os.mkfifo(root / "fifo")
-    bucket = LocalBucket(str(root))
+    real = os.path.realpath(root)
     for name, data in (("inside", b"ok"), ("alias", b"ok"), ("sub/deep", b"deep")):
-        fd = bucket.open_source(name)
+        fd = open_in("file://b", str(root), real, name)
         try:
             assert os.read(fd, 100) == data
         finally:
             os.close(fd)
     for name in ("linkfile", "linkdir/secret"):
-        with pytest.raises(StorageError, match="outside the bucket"):
-            bucket.open_source(name)
+        with pytest.raises(StoreError, match="outside the bucket"):
+            open_in("file://b", str(root), real, name)
     for name in ("fifo", "sub", "missing"):
-        with pytest.raises(ObjectNotFoundError):
-            bucket.open_source(name)
+        with pytest.raises(NotFound):
+            open_in("file://b", str(root), real, name)
 
 
 def test_local_temp_files_are_hidden_and_local_path(tmp_path):

@@ -28,14 +28,7 @@ from airflow_ais_etl.dataplane.storage.base import (
 )
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_object_name
-from airflow_ais_etl.runtime.bucketfiles import (
-    NotFound,
-    StoreError,
-    TempFile,
-    create_temp,
-    is_inside,
-    open_source,
-)
+from airflow_ais_etl.runtime.bucketfiles import StoreError, TempFile, create_temp, is_inside
 from airflow_ais_etl.runtime.tempnames import abandoned, temp_name
 
 if TYPE_CHECKING:
@@ -333,13 +326,6 @@ class LocalBucket(Bucket):
             raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
         return self._write_path(name)
 
-    def source_path(self, name: str) -> str:
-        """Return the path of object ``name`` to open without following a link (:meth:`open_source`).
-
-        A link there may be followed only after :meth:`local_path` checked where it leads.
-        """
-        return self._write_path(name)
-
     @property
     def real_root(self) -> str:
         """The directory's real path (links resolved): a link in the bucket may lead only below it."""
@@ -349,15 +335,6 @@ class LocalBucket(Bucket):
     def fsyncs(self) -> bool:
         """Whether each object is flushed to disk before it gets its name."""
         return self._fsync
-
-    def open_source(self, name: str) -> int:
-        """Open object ``name`` read-only; return the descriptor (a regular file's, never a directory's)."""
-        try:
-            return open_source(self.url, name, self._write_path(name), lambda: self._path(name))
-        except NotFound as err:
-            raise ObjectNotFoundError(str(err)) from err
-        except StoreError as err:
-            raise StorageError(str(err)) from err
 
     def local_path(self, name: str) -> str | None:
         return self._path(name)
