@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,8 @@ def cmd_serve(api: AisEtl, args: argparse.Namespace) -> None:
     remotes = _remotes(args)
     api = _api(api, args)
     ctx = ServeContext(api=api, buckets=BucketRoot(_buckets_root(api, args), remotes))
+    for problem in ctx.buckets.open_configured():
+        print(f"ais-etl serve: warning: configured bucket {problem}", file=sys.stderr, flush=True)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -51,6 +51,21 @@ class BucketRoot:
         self.root = Path(os.path.realpath(private_dir(root)))
         self.remotes = index_remotes(list(remotes))
 
+    def open_configured(self) -> list[str]:
+        """Open every configured bucket once; return why those that cannot be opened now cannot.
+
+        The first object-store bucket imports Airflow's object storage (seconds): done before
+        the server says it listens, no client's first request waits for it (or times out).
+        A bucket that cannot be opened yet is still served: its requests report the error.
+        """
+        problems = []
+        for remote in self.remotes.values():
+            try:
+                self.open(remote.name, remote.provider)
+            except Exception as err:  # any failure of the store or its connection: reported, not fatal
+                problems.append(f"{self.url(remote.name, remote.provider)} ({remote.url}): {err}")
+        return problems
+
     @staticmethod
     def url(name: str, provider: str | None = "ais") -> str:
         """The bucket as AIS names it in messages: ``ais://NAME``, ``aws://NAME``."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_ais_etl.etl.errors import ValidationError
+from airflow_ais_etl.etl.errors import StorageError, ValidationError
 from airflow_ais_etl.serve.buckets import BucketRoot
 from airflow_ais_etl.serve.errors import AisHttpError
 from airflow_ais_etl.serve.ranges import cut, parse_range
@@ -83,3 +83,18 @@ def test_single_ranges_are_cut_from_a_chunk_stream() -> None:
         with pytest.raises(AisHttpError) as exc:
             parse_range(bad, 50)
         assert exc.value.status == status
+
+
+def test_configured_buckets_are_opened_up_front_and_a_broken_one_is_reported(tmp_path: Path) -> None:
+    """The server opens them before it says it listens: the first request pays no Airflow import."""
+    root = BucketRoot(
+        tmp_path / "buckets",
+        [parse_bucket_url(f"aws/good=local://{tmp_path}"), parse_bucket_url("gs/bad=nosuchproto://b/p")],
+    )
+    expected = (
+        "gcp://bad (nosuchproto://b/p): bucket nosuchproto://b/p: cannot open it through Airflow object "
+        "storage: Unsupported filesystem: 'nosuchproto'"
+    )
+    assert root.open_configured() == [expected]
+    with pytest.raises(StorageError, match="Unsupported filesystem"):  # still served: requests say why
+        root.open("bad", "gs")
