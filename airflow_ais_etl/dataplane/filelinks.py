@@ -72,6 +72,11 @@ class Link:
         finally:
             (loop.remove_writer if write else loop.remove_reader)(fd)
 
+    def half_close(self) -> None:
+        """Say no more messages come: the pod answers the one in flight and names nothing after."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -83,6 +88,7 @@ class Pod:
         self.path = path
         self.slots = asyncio.Semaphore(size)
         self.idle: list[Link] = []
+        self.busy: set[Link] = set()
         self.waiting: list[Any] = []
         self.scheduled = False
         self.down = False
@@ -92,12 +98,20 @@ class Pod:
     async def link(self) -> AsyncIterator[Link]:
         async with self.slots:
             link = self.idle.pop() if self.idle else await Link.open(self.path)
+            self.busy.add(link)
             try:
                 yield link
             except BaseException:
                 link.close()  # its answer may still come: never reuse it
                 raise
+            finally:
+                self.busy.discard(link)
             self.idle.append(link)
+
+    def half_close_busy(self) -> None:
+        """Half-close every connection with a message in flight (an ending job)."""
+        for link in self.busy:
+            link.half_close()
 
     def close(self) -> None:
         for link in self.idle:

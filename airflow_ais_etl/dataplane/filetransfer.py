@@ -64,6 +64,10 @@ pod's objects in flight (:data:`OBJECTS_IN_FLIGHT`) fill several messages, run i
 MESSAGE_NAMES = 32 << 10
 """Characters of names per message at most: even escaped, a message stays below ``MAX_MESSAGE``."""
 
+DRAIN_SECONDS = 2.0
+"""How long an ending job waits for the answers of messages in flight (the pods stop naming results
+as soon as the engine half-closes; what they named before is counted and noted)."""
+
 log = logging.getLogger(__name__)
 
 _ALONE = object()
@@ -75,10 +79,12 @@ _VIA_HTTP = object()
 class _Item:
     """One object on its way: its request path, its source and destination names, its verdict."""
 
-    __slots__ = ("cancelled", "dst_name", "name", "path", "verdict", "waiter", "weight")
+    __slots__ = ("cancelled", "dst_name", "index", "name", "path", "verdict", "waiter", "weight")
 
-    def __init__(self, name: str, path: str, dst_name: str, waiter: _Waiter) -> None:
+    def __init__(self, name: str, path: str, dst_name: str, waiter: _Waiter, index: int) -> None:
         self.name, self.path, self.dst_name, self.waiter = name, path, dst_name, waiter
+        self.index = index
+        """Its place in the caller's list (``to_bucket_many``), as ``report`` names it."""
         self.weight = len(path) + len(name) + len(dst_name)
         """Characters of names it adds to a message."""
         self.verdict: Any = None
@@ -88,15 +94,38 @@ class _Item:
 
 
 class _Waiter:
-    """One wait for one or several objects' verdicts: each message's answer wakes it once."""
+    """One wait for one or several objects' verdicts: each message's answer wakes it once.
 
-    __slots__ = ("items", "loop", "ready", "wake")
+    With ``settle``, final verdicts are settled (counted, noted) the moment they arrive, even once
+    nobody waits any more (an aborted job): a result a pod named is never left unnoted. Only the
+    objects to send again (alone, or over HTTP) go to :attr:`ready`.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    __slots__ = ("bug", "items", "loop", "open", "ready", "settle", "wake")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, settle: Callable[[_Item], None] | None = None
+    ) -> None:
         self.loop = loop
+        self.settle = settle
         self.items: list[_Item] = []
         self.ready: list[_Item] = []
+        self.open = 0
+        """Objects whose verdicts are neither settled nor taken from :attr:`ready` yet."""
+        self.bug: BaseException | None = None
+        """What went wrong while settling a verdict (not an object's error): raised to the waiter."""
         self.wake: asyncio.Future[None] | None = None
+
+    def answer(self, item: _Item) -> None:
+        """Take ``item``'s verdict: settle it now, or keep it for :meth:`next`."""
+        if self.settle is None or item.verdict is _ALONE or item.verdict is _VIA_HTTP:
+            self.ready.append(item)
+            return
+        self.open -= 1
+        try:
+            self.settle(item)
+        except BaseException as exc:  # a bug: the waiter raises it
+            self.bug = self.bug or exc
 
     def answered(self) -> None:
         """Wake the wait: some of its objects have their verdicts (in :attr:`ready`)."""
@@ -104,11 +133,14 @@ class _Waiter:
             self.wake.set_result(None)
 
     async def next(self) -> list[_Item]:
-        """Wait for some verdicts; return the objects that have theirs now."""
+        """Wait for some verdicts; return the objects that have theirs now (and are not settled)."""
         if not self.ready:
             self.wake = self.loop.create_future()
             await self.wake
+        if self.bug is not None:
+            raise self.bug
         ready, self.ready = self.ready, []
+        self.open -= len(ready)
         return ready
 
     def cancel(self) -> None:
@@ -184,6 +216,7 @@ class FileTransfer:
         self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
         self._buckets: dict[str, Buckets] = {}
+        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         """The job's event loop, asked once: each ``get_running_loop`` costs a ``getpid`` call."""
 
@@ -246,7 +279,7 @@ class FileTransfer:
     ) -> Any:
         """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
         waiter = _Waiter(self._running_loop())
-        item = self._begin(endpoint, info, dst, dst_name, waiter, alone=alone)
+        item = self._begin(endpoint, info, dst, dst_name, waiter, -1, alone=alone)
         try:
             await waiter.next()
         except BaseException:
@@ -261,6 +294,7 @@ class FileTransfer:
         dst: LocalBucket,
         dst_name: str,
         waiter: _Waiter,
+        index: int,
         *,
         alone: bool,
     ) -> _Item:
@@ -270,8 +304,9 @@ class FileTransfer:
         names inside the bucket), and the pod follows a link only inside the source directory.
         """
         dst.write_target(dst_name)
-        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), dst_name, waiter)
+        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), dst_name, waiter, index)
         waiter.items.append(item)
+        waiter.open += 1
         self._queue(endpoint, item, self._buckets_for(dst), alone or not 0 <= info.size <= BATCH_OBJECT)
         return item
 
@@ -299,47 +334,43 @@ class FileTransfer:
         """Transform several objects through ``endpoint``'s pod as :meth:`to_bucket` does each one.
 
         One wait per message that carries some of them, not one per object. ``report(i, size or
-        error)`` runs for each object as soon as its answer is in (the pod named its result before
-        it answered); bugs are raised. Returns the indexes of the objects to send over HTTP instead.
+        error)`` runs for each object the moment its answer is in (the pod named its result before
+        it answered), also after this call was cancelled, while :meth:`aclose` drains; bugs are
+        raised. Returns the indexes of the objects to send over HTTP instead.
         """
-        waiter = _Waiter(self._running_loop())
-        waiting: dict[int, int] = {}
-        again: list[int] = []
+
+        def settle(item: _Item) -> None:
+            try:
+                size = self._conclude(endpoint, item, item.verdict)
+            except (AisEtlError, OSError) as exc:
+                report(item.index, exc)
+            else:
+                report(item.index, size)
+
+        waiter = _Waiter(self._running_loop(), settle)
         via_http: list[int] = []
         try:
             for i, (info, name) in enumerate(zip(infos, dst_names, strict=True)):
                 try:
-                    item = self._begin(endpoint, info, dst, name, waiter, alone=False)
+                    self._begin(endpoint, info, dst, name, waiter, i, alone=False)
                 except (AisEtlError, OSError) as exc:
                     report(i, exc)
-                    continue
-                waiting[id(item)] = i
-            while waiting:
+            while waiter.open:
                 for item in await waiter.next():
-                    i = waiting.pop(id(item))
-                    try:
-                        size = self._conclude(endpoint, item, item.verdict)
-                    except (AisEtlError, OSError) as exc:
-                        report(i, exc)
+                    if item.verdict is _VIA_HTTP:
+                        via_http.append(item.index)
                         continue
-                    if size is _ALONE:  # its message failed as a whole, or left it undone: once more, alone
-                        again.append(i)
-                    elif size is _VIA_HTTP:
-                        via_http.append(i)
-                    else:
-                        report(i, size)
+                    try:  # its message failed as a whole, or left it undone: once more, alone
+                        self._begin(
+                            endpoint, infos[item.index], dst, item.dst_name, waiter, item.index, alone=True
+                        )
+                    except (AisEtlError, OSError) as exc:
+                        report(item.index, exc)
         except BaseException:
             waiter.cancel()
             raise
-
-        async def alone(i: int) -> None:
-            size = await _caught(self._attempt(endpoint, infos[i], dst, dst_names[i], alone=True))
-            if size is _VIA_HTTP:
-                via_http.append(i)
-            else:
-                report(i, size)
-
-        await asyncio.gather(*(alone(i) for i in again))
+        if waiter.bug is not None:
+            raise waiter.bug
         return via_http
 
     # ---------------------------------------------------------------- messages
@@ -370,6 +401,8 @@ class FileTransfer:
             self._start(endpoint, pod, buckets, message)
 
     def _start(self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets, items: list[_Item]) -> None:
+        if self._closing:  # an ending job sends nothing more
+            return
         task = asyncio.ensure_future(self._send(endpoint, pod, buckets, items))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -381,9 +414,9 @@ class FileTransfer:
         finally:
             woken: list[_Waiter] = []
             for item, verdict in zip(items, verdicts, strict=True):
-                if not item.cancelled and item.verdict is None:
+                if item.verdict is None and (verdict is not _ALONE or not item.cancelled):
                     item.verdict = verdict
-                    item.waiter.ready.append(item)
+                    item.waiter.answer(item)
                     if not woken or woken[-1] is not item.waiter:
                         woken.append(item.waiter)
             for waiter in woken:
@@ -430,18 +463,26 @@ class FileTransfer:
         return exc
 
     async def aclose(self) -> None:
-        """Cancel messages in flight (an aborted job) and close every connection.
+        """End the job's messages: wait briefly for those in flight, then close every connection.
 
-        A pod names no result of a message whose connection is closed (``runtime.filetransport``).
+        The engine half-closes each busy connection first: from then on its pod names no result
+        (``runtime.filetransport``) and answers at once what it did name, which is settled (counted,
+        noted) before the job ends. A message still unanswered after :data:`DRAIN_SECONDS` (a
+        transform that hangs) is cancelled; its pod names nothing of it either.
         """
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        self._closing = True
         for pod in self._pods.values():
             pod.waiting.clear()
+            pod.half_close_busy()
+        tasks = list(self._tasks)
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(BaseException):
+                    await task
+        for pod in self._pods.values():
             pod.close()
 
 

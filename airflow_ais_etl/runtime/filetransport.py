@@ -10,9 +10,11 @@ HTTP would have carried. The engine holds several connections per pod, so object
 across threads and worker processes. Only a peer of this process's own user may talk to it
 (``SO_PEERCRED``); such a peer could open these files itself.
 
-A result gets its name only while the engine still waits for the answer: once the engine closed
-the connection (an aborted job), the pod discards what it was writing, so nothing appears in the
-destination after the job ended.
+A result gets its name only while the engine still waits for more: once the engine has half-closed
+(or closed) the connection, as an ending job does, the pod names nothing more: it discards what it
+was writing, runs none of the message's other objects, and answers them "not run" at once. So the
+answer lists every result the pod named, the engine counts and notes each, and nothing appears in
+the destination after the job ended.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def _run(
     out: list[tuple[int, int | str]] = []
     batched = len(objects) > 1
     for path, src_name, dst_name in objects:
-        if out and time.monotonic() > deadline:
+        if (out and time.monotonic() > deadline) or engine_gone():
             out.append((NOT_RUN, 0))
         else:
             out.append(_one(app, query, buckets, path, src_name, dst_name, batched, engine_gone))
@@ -176,9 +178,12 @@ def _one(
         raise
     finally:
         os.close(src)
-    if verdict[0] != 200 or engine_gone():
+    if verdict[0] != 200:
         temp.discard()
         return verdict
+    if engine_gone():  # the job ended (or is ending): nothing appears after it
+        temp.discard()
+        return NOT_RUN, 0
     try:
         temp.commit()
     except StoreError as err:
