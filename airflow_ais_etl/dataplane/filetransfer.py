@@ -199,7 +199,6 @@ class FileTransfer:
         self.msg = msg
         self.src = src
         self.bucket_ref = bucket_ref
-        self.etl_args = etl_args
         self.links_per_pod = links_per_pod
         self.timeout = timeout
         self.supported: dict[str, bool] = {}
@@ -215,7 +214,7 @@ class FileTransfer:
         )
         self.query = urlsplit(url).query
         self._tasks: set[asyncio.Task[None]] = set()
-        self._buckets: dict[str, Buckets] = {}
+        self._buckets: Buckets | None = None
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         """The job's event loop, asked once: each ``get_running_loop`` costs a ``getpid`` call."""
@@ -257,12 +256,14 @@ class FileTransfer:
         return pod
 
     def _buckets_for(self, dst: LocalBucket) -> Buckets:
-        """Return what every message of results that go to ``dst`` names (asked once per job)."""
-        buckets = self._buckets.get(dst.url)
+        """Return what every message names: the job's source and its one destination (asked once)."""
+        buckets = self._buckets
         if buckets is None:
             src = self.src
             buckets = Buckets(src.root, src.real_root, dst.root, dst.url, dst.fsyncs, process_umask())
-            self._buckets[dst.url] = buckets
+            self._buckets = buckets
+        elif buckets.dst_url != dst.url:
+            raise ValueError(f"one file transfer serves one destination: {buckets.dst_url}, not {dst.url}")
         return buckets
 
     async def to_bucket(

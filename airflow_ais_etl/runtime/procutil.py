@@ -1,9 +1,10 @@
-"""Process helpers: tie a child's life to its parent so no server process is ever orphaned."""
+"""Process helpers: tie a child's life to its parent so no server process is ever orphaned; tell a live pid."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -12,6 +13,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
+
+
+def pid_exists(pid: int) -> bool:
+    """Tell whether a process ``pid`` exists (one of another user's counts; a zombie too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _load_prctl() -> Callable[..., int] | None:

@@ -12,6 +12,8 @@ import os
 import secrets
 import socket
 
+from airflow_ais_etl.runtime.procutil import pid_exists
+
 __all__ = ["TEMP_PREFIX", "abandoned", "temp_name"]
 
 TEMP_PREFIX = ".ais-etl-tmp-"
@@ -49,21 +51,11 @@ def temp_name(basename: str) -> str:
     return head + tail
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def abandoned(filename: str, mtime: float, stale_after: float, now: float) -> bool:
     """Tell whether a temp file belongs to a dead local process or has not changed for a while."""
     parts = filename[len(TEMP_PREFIX) :].split("-", 3)
     if len(parts) == 4 and parts[0] == _HOST_TAG and parts[1].isdigit():
         pid = int(parts[1])
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_exists(pid):
             return True
     return now - mtime > stale_after

@@ -24,6 +24,7 @@ import psutil
 
 from airflow_ais_etl.cluster.private import PRIVATE_UMASK, open_private
 from airflow_ais_etl.etl.errors import PodStartError
+from airflow_ais_etl.runtime.procutil import pid_exists
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -141,12 +142,8 @@ class LocalPod:
 
 def pid_alive(pid: int) -> bool:
     """Tell whether process ``pid`` runs (a zombie child of this process counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     try:  # a zombie child of ours counts as dead
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ", 1)[1][:1] != "Z"
