@@ -4,6 +4,7 @@ Run (Dask is a bench-only dependency group)::
 
     python3 -m uv run --group dask python bench/offline_bench.py [--quick] [--fs disk|tmpfs|both]
         [--rounds 3] [--only small|zlib|large|largez] [--skip CONTENDER] [--dir DIR] [--tmpfs-dir DIR]
+        [--dst-store]
 
 Workloads (``--quick``: seconds each): 20,000 x 4 KiB echo, 200 x 4 MiB zlib-6, 64 x 64 MiB echo and
 zlib-6 (16 on tmpfs, where they live in RAM). Contenders, each in a fresh process per round, rounds
@@ -14,6 +15,11 @@ direct put + hpull, both also with the file transport off (``push-http``, ``dire
 path that Kubernetes and object-store buckets take). Peak RSS is sampled over each contender's whole process tree (for the project:
 the engine's process and both pods' trees) and the engine's own peak is its ``ru_maxrss``. Medians
 are printed as rates and as ratios against the baselines, each with its goal (met / not met).
+
+``--dst-store``: the project's contenders write to an object store instead of a directory
+(``local://DIR``: fsspec's local file system through Airflow's ``ObjectStoragePath``, the
+object-store code path), where hpush has the engine upload every result and direct put has the
+targets' gateways do it; the baselines still write files.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def child(spec: dict[str, Any]) -> None:
 
         api = AisEtl.local(spec["home"])
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        stats = api.transform_bucket(spec["etl"], str(src), str(dst), OfflineOptions())
+        stats = api.transform_bucket(spec["etl"], str(src), spec.get("dst_url") or str(dst), OfflineOptions())
         out["seconds"] = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         out["engine_cpu"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -158,7 +164,7 @@ def bench_fs(fs: str, base: Path, args: argparse.Namespace, contenders: list[str
                 continue
             results[w.name] = {
                 "workload": w,
-                "runs": bench_workload(api, fs, base, w, args.rounds, contenders),
+                "runs": bench_workload(api, fs, base, w, args.rounds, contenders, store=args.dst_store),
             }
             if not args.keep_data:
                 shutil.rmtree(base / f"src-{w.name}", ignore_errors=True)
@@ -168,7 +174,7 @@ def bench_fs(fs: str, base: Path, args: argparse.Namespace, contenders: list[str
 
 
 def bench_workload(
-    api: Any, fs: str, base: Path, w: Workload, rounds: int, contenders: list[str]
+    api: Any, fs: str, base: Path, w: Workload, rounds: int, contenders: list[str], *, store: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
     src = base / f"src-{w.name}"
     make_data(src, w)
@@ -189,6 +195,9 @@ def bench_workload(
                 syncfs_of(str(base))  # the last contender's deletes reach the disk before this clock starts
                 spec = {"contender": name, "workload": w.name, "kind": w.kind, "size": w.size}
                 spec.update(src=str(src), dst=str(dst), home=str(base / "home"), etl=etls.get(name, ""))
+                if store and name in PROJECT:
+                    dst.mkdir()
+                    spec["dst_url"] = f"local://{dst}"
                 pods = pod_processes(api, etls[name]) if name in PROJECT else []
                 res = run_child(spec, pods)
                 shutil.rmtree(dst, ignore_errors=True)
@@ -219,6 +228,9 @@ def main() -> None:
     p.add_argument("--only", choices=["small", "zlib", "large", "largez"], action="append")
     p.add_argument("--skip", choices=ALL, action="append", default=[])
     p.add_argument("--keep-data", action="store_true", help="keep the generated sources between runs")
+    p.add_argument(
+        "--dst-store", action="store_true", help="the project writes to an object store (local://)"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

@@ -282,8 +282,11 @@ class Backend(abc.ABC):
         """
         return contextlib.nullcontext(self.bucket_ref(url))
 
-    def direct_put_grant(self, name: str, url: str) -> DirectPutGrant | None:
-        """Let ETL ``name``'s pods PUT results into the bucket at ``url`` for one job; ``None``: not here."""
+    def direct_put_grant(self, name: str, url: str, conn_id: str | None = None) -> DirectPutGrant | None:
+        """Let ETL ``name``'s pods PUT results into the bucket at ``url`` for one job; ``None``: not here.
+
+        :param conn_id: the Airflow connection the job opens ``url`` with (object stores)
+        """
         return None
 
     def close(self) -> None:

@@ -8,6 +8,10 @@ each result ``<gateway>/<escaped uname>?uuid=<token>`` in header ``Ais-Node-Url`
 streams the body into a temp file and renames it only when the body is complete and the grant
 still stands, so an aborted job (whose grant is revoked first) leaves no partial object.
 
+That is the local backend's kind of grant (:class:`FileTokens` for the job, :class:`FileGrants` for
+the gateway). On Kubernetes the job signs its grants instead (:mod:`.sealedgrants`); both kinds
+meet the gateway through :class:`PutGrants` and the job through :class:`PutTokens`.
+
 Standard library only; the destination is written through :mod:`airflow_ais_etl.dataplane.storage`,
 imported on first use like the gateway's reads of object stores.
 """
@@ -20,21 +24,50 @@ import os
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote
 
+from airflow_ais_etl.cluster.gatewaypaths import Refusal
 from airflow_ais_etl.cluster.private import locked, write_private_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["DirectPutGrant", "grant", "granted", "grants_held", "puts_store", "read_body", "revoke"]
+__all__ = [
+    "DirectPutGrant",
+    "FileGrants",
+    "FileTokens",
+    "PutGrants",
+    "PutTokens",
+    "grant",
+    "granted",
+    "grants_held",
+    "puts_store",
+    "read_body",
+    "revoke",
+]
 
 _CHUNK = 1 << 20
 _TOKEN_PARAM = "uuid"
 GATEWAY_SECONDS = 1.0
 """How long a job reuses the URL of a target's gateway before asking the backend again (once per
 object cost more than the rest of a small object's bookkeeping)."""
+
+
+class PutGrants(Protocol):
+    """The gateway's side of direct-put grants: which bucket a PUT may write, and for how long."""
+
+    def url_of(self, query: str, bucket: str) -> str:
+        """The URL of ``bucket`` if the request's query grants writes into it now; else a 403 ``Refusal``."""
+        ...
+
+    def at_commit(self, query: str, bucket: str) -> str:
+        """The same, checked again right before the object is named; else a 409 ``Refusal``."""
+        ...
+
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """Keep the grants as they are while commits checked inside it happen."""
+        ...
 
 
 def puts_store(directory: str) -> str:
@@ -119,20 +152,68 @@ def granted(store: str, query: str, bucket: str) -> str | None:
     return entry.get("url") or None
 
 
+class PutTokens(Protocol):
+    """Where a job's direct-put token comes from: a grant file entry, or a signature (``sealedgrants``)."""
+
+    def current(self) -> str:
+        """The token to send with the next object."""
+        ...
+
+    def revoke(self) -> None:
+        """The job ended: later PUTs with its tokens should be refused (as far as the kind allows)."""
+        ...
+
+
+class FileTokens:
+    """One grant in the private grants file the local gateway reads: revoked at once by deleting it."""
+
+    def __init__(self, store: str, bucket: str, url: str) -> None:
+        self.store = store
+        self.token = grant(store, bucket, url)
+
+    def current(self) -> str:
+        return self.token
+
+    def revoke(self) -> None:
+        revoke(self.store, self.token)
+
+
+class FileGrants:
+    """The gateway's side of grants kept in files: checked at the start of a PUT and at its commit."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+
+    def url_of(self, query: str, bucket: str) -> str:
+        url = granted(self.store, query, bucket)
+        if url is None:
+            raise Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
+        return url
+
+    def at_commit(self, query: str, bucket: str) -> str:
+        url = granted(self.store, query, bucket)
+        if url is None:
+            raise Refusal(409, "the job ended while the object arrived; it was not stored")
+        return url
+
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """Keep every grant as it is: an abort's revoke waits until the commits checked inside end."""
+        return grants_held(self.store)
+
+
 class DirectPutGrant:
     """One job's permission to let pods deliver results into one destination bucket."""
 
-    def __init__(self, store: str, bucket: str, url: str, gateway_of: Callable[[str], str]) -> None:
-        self.store = store
+    def __init__(self, bucket: str, gateway_of: Callable[[str], str], tokens: PutTokens) -> None:
         self.bucket = bucket
         self._gateway_of = gateway_of
         self._gateways: dict[str, tuple[str, float]] = {}
-        self.token = grant(store, bucket, url)
+        self.tokens = tokens
 
     def url_for(self, target_id: str, dst_name: str) -> str:
         """Return the ``Ais-Node-Url`` value for result ``dst_name`` of a pod on ``target_id``."""
         uname = f"ais/@#/{self.bucket}/{dst_name}"
-        return f"{self._gateway(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.token}"
+        return f"{self._gateway(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.tokens.current()}"
 
     def _gateway(self, target_id: str) -> str:
         """The target's gateway URL, asked again after :data:`GATEWAY_SECONDS` (finding it reads state files)."""
@@ -143,7 +224,7 @@ class DirectPutGrant:
         return known[0]
 
     def revoke(self) -> None:
-        revoke(self.store, self.token)
+        self.tokens.revoke()
 
 
 def read_body(rfile: Any, headers: Any) -> Iterator[bytes]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hmac
-import json
 import os
 import secrets
 import stat
@@ -36,13 +35,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from airflow_ais_etl.cluster.directput import puts_store
+from airflow_ais_etl.cluster.bucketmap import read_buckets
+from airflow_ais_etl.cluster.directput import FileGrants, puts_store
 from airflow_ais_etl.cluster.gatewaybatch import answer_gets, answer_puts
 from airflow_ais_etl.cluster.gatewaypaths import Refusal as _Refusal
 from airflow_ais_etl.cluster.gatewaypaths import local_root as _local_root
 from airflow_ais_etl.cluster.gatewaypaths import split_uname as _split_uname
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
-from airflow_ais_etl.cluster.private import locked, write_private
+from airflow_ais_etl.cluster.sealedgrants import PUT_KEY_ENV, SealedGrants
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
@@ -55,15 +55,13 @@ if TYPE_CHECKING:
     import io
     from collections.abc import Callable, Iterable, Sequence
 
-    from airflow_ais_etl.cluster.base import BucketRef
+    from airflow_ais_etl.cluster.directput import PutGrants
 
 __all__ = [
     "CALLBACK_PREFIX",
     "GatewayServer",
     "main",
     "new_secret",
-    "read_buckets",
-    "register_bucket",
     "serve_gateway",
 ]
 
@@ -84,44 +82,6 @@ def new_secret() -> str:
     return "".join(secrets.choice(string.ascii_letters) for _ in range(10))
 
 
-def read_buckets(buckets_file: str) -> dict[str, dict[str, str]]:
-    """Return the bucket map from ``buckets_file`` (empty when the file does not exist yet)."""
-    try:
-        with open(buckets_file, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"bucket map {buckets_file} is not a JSON object")
-    return data
-
-
-def bucket_name(url: str) -> tuple[str, str]:
-    """Return the gateway's name for the bucket at ``url`` and the URL's one spelling."""
-    from airflow_ais_etl.dataplane.storage.urls import bucket_id, normalize_url
-
-    norm = normalize_url(url)
-    return bucket_id(norm), norm
-
-
-def register_bucket(buckets_file: str, url: str) -> BucketRef:
-    """Add the bucket at ``url`` to the gateway's map (atomically, under a file lock).
-
-    :param buckets_file: the JSON map the gateway reads
-    :param url: a directory, ``file://`` URL or object-store URL
-    :return: how pods name the bucket in callbacks
-    """
-    from airflow_ais_etl.cluster.base import BucketRef
-
-    name, norm = bucket_name(url)
-    with locked(buckets_file + ".lock"):
-        buckets = read_buckets(buckets_file)
-        if buckets.get(name, {}).get("url") != norm:
-            buckets[name] = {"url": norm}
-            write_private(buckets_file, json.dumps(buckets, indent=1, sort_keys=True), fsync=True)
-    return BucketRef(provider="ais", name=name, extra={"url": norm})
-
-
 class GatewayServer(ThreadingHTTPServer):
     """A threaded HTTP/1.1 server holding the secret and the bucket map."""
 
@@ -130,15 +90,26 @@ class GatewayServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def __init__(
-        self, address: tuple[str, int], secret: str, buckets_file: str, grants_dir: str | None = None
+        self,
+        address: tuple[str, int],
+        secret: str,
+        buckets_file: str,
+        grants_dir: str | None = None,
+        put_key: str = "",
     ) -> None:
+        """:param put_key: check direct puts' signed grants with this key (Kubernetes) instead of the
+        grant files next to ``grants_dir`` or ``buckets_file`` (the local backend)."""
         if not secret and not grants_dir:
             raise ValueError("the gateway needs a non-empty secret")
         super().__init__(address, _Handler)
         self.secret = secret.encode()
         self.buckets_file = buckets_file
         self.grants = GrantReader(grants_dir) if grants_dir else None
-        self.puts_store = puts_store(grants_dir or os.path.dirname(os.path.abspath(buckets_file)))
+        self.put_grants: PutGrants = (
+            SealedGrants(put_key.encode())
+            if put_key
+            else FileGrants(puts_store(grants_dir or os.path.dirname(os.path.abspath(buckets_file))))
+        )
         self._buckets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._remote: dict[str, Any] = {}
@@ -247,20 +218,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _store(self, path: str, chunks: Iterable[bytes]) -> None:
         """Write one object atomically if the request's token grants its bucket, before and at the commit."""
-        from airflow_ais_etl.cluster.directput import granted, grants_held
-
         _, bucket, obj = self._parse(path)
-        store = self.server.puts_store
-        url = granted(store, urlsplit(path).query, bucket)
-        if url is None:
-            raise _Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
-        writer = self.server.remote_bucket(url).writer(obj)
+        grants, query = self.server.put_grants, urlsplit(path).query
+        url = grants.url_of(query, bucket)
+        writer = self.writer_for(url, obj)
         try:
             for chunk in chunks:
                 writer.write(chunk)
-            with grants_held(store):  # an abort's revoke waits for this commit
-                if granted(store, urlsplit(path).query, bucket) is None:
-                    raise _Refusal(409, "the job ended while the object arrived; it was not stored")
+            with grants.held():  # an abort's revoke waits for this commit
+                grants.at_commit(query, bucket)
                 writer.commit()
         except BaseException:
             writer.discard()
@@ -304,11 +270,20 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.bucket_url(bucket, secret)
 
     def writer_for(self, url: str, obj: str) -> Any:
-        return self.server.remote_bucket(url).writer(obj)
+        """An atomic writer into the bucket at ``url``; a bucket the gateway cannot open is a 500 that says so."""
+        try:
+            bucket = self.server.remote_bucket(url)
+        except Exception as err:
+            raise _Refusal(
+                500,
+                f"this target's gateway cannot open destination {url}: {err}. Direct put writes with the "
+                "gateway's own credentials and mounts: give it access, or init the ETL without direct put",
+            ) from None
+        return bucket.writer(obj)
 
     @property
-    def puts_store(self) -> str:
-        return self.server.puts_store
+    def put_grants(self) -> PutGrants:
+        return self.server.put_grants
 
     def _reply_empty(self) -> None:
         self.send_response(200)
@@ -481,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--buckets or --grants is required")
     if not args.secret and not args.grants:
         parser.error(f"--secret (or ${SECRET_ENV}) is required")
-    server = GatewayServer((args.host, args.port), args.secret, args.buckets, args.grants or None)
+    put_key = os.environ.get(PUT_KEY_ENV, "")
+    server = GatewayServer((args.host, args.port), args.secret, args.buckets, args.grants or None, put_key)
     print(f"listening on {server.url}", flush=True)
     try:
         server.serve_forever()

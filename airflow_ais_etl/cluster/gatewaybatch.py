@@ -14,12 +14,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from airflow_ais_etl.cluster.directput import granted, grants_held
 from airflow_ais_etl.cluster.gatewaypaths import Refusal
 from airflow_ais_etl.runtime.http1.batchwire import DELIVERED, NOT_RUN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from airflow_ais_etl.cluster.directput import PutGrants
 
 __all__ = ["BATCH_ANSWER", "Verdict", "answer_gets", "answer_puts"]
 
@@ -49,7 +50,9 @@ class BatchServer(Protocol):
         ...
 
     @property
-    def puts_store(self) -> str: ...
+    def put_grants(self) -> PutGrants:
+        """Which buckets the batch's PUTs may write."""
+        ...
 
 
 def _refused(err: Exception) -> Verdict:
@@ -98,18 +101,16 @@ def answer_puts(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
     The body is in memory already, so the hold is short; a revoke waits for it and, once it
     returned, no temp file of the batch is left and no object of it can arrive.
     """
-    store = server.puts_store
+    grants = server.put_grants
     out: list[Verdict | None] = [None] * len(items)
     pending: list[tuple[int, Any, int]] = []  # index, writer, size
-    with grants_held(store):
-        allowed = _memo(lambda query, bucket: granted(store, query, bucket))
+    with grants.held():
+        allowed = _memo(grants.url_of)
         try:
             for i, (path, data) in enumerate(items):
                 try:
                     _, bucket, obj = server.parse_item(head + path)
                     url = allowed(urlsplit(path).query, bucket)
-                    if url is None:
-                        raise Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
                     writer = server.writer_for(url, obj)
                     pending.append((i, writer, len(data)))
                     writer.write(bytes(data))

@@ -182,7 +182,9 @@ class _Job:
                 self.stats.targets[ep.target_id] = TargetStats()
             etl_args = chain.etl_args(self.options.etl_args)
             if chain.last.direct_put:
-                put_grant = await asyncio.to_thread(self.backend.direct_put_grant, chain.last.name, dst.url)
+                put_grant = await asyncio.to_thread(
+                    self.backend.direct_put_grant, chain.last.name, dst.url, dst.conn_id
+                )
             async with open_transformer(
                 chain,
                 self.src,

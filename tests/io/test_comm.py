@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from airflow_ais_etl.cluster.base import PodEndpoint
-from airflow_ais_etl.cluster.gateway import register_bucket
+from airflow_ais_etl.cluster.bucketmap import register_bucket
 from airflow_ais_etl.dataplane.comm import PodClient, RetryPolicy, build_request
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.etl.constants import HPULL, HPUSH, HREV, IO

@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from airflow_ais_etl.cluster.gateway import new_secret, read_buckets, register_bucket, serve_gateway
+from airflow_ais_etl.cluster.bucketmap import read_buckets, register_bucket
+from airflow_ais_etl.cluster.gateway import new_secret, serve_gateway
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.dataplane.storage.urls import bucket_id
 from airflow_ais_etl.etl.naming import callback_path, uname

@@ -9,8 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_ais_etl.cluster.bucketmap import register_bucket
 from airflow_ais_etl.cluster.directput import grant, puts_store, revoke
-from airflow_ais_etl.cluster.gateway import register_bucket, serve_gateway
+from airflow_ais_etl.cluster.gateway import serve_gateway
 from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.http1.batchwire import BATCH_HEADER, decode_results, encode_items

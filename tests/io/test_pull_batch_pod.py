@@ -9,8 +9,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from airflow_ais_etl.cluster import gateway as gateway_module
+from airflow_ais_etl.cluster.bucketmap import register_bucket
 from airflow_ais_etl.cluster.directput import grant, puts_store
-from airflow_ais_etl.cluster.gateway import register_bucket
 from airflow_ais_etl.etl.naming import callback_path, uname
 from airflow_ais_etl.runtime.http1.batchwire import BATCH_HEADER, decode_results, encode_items
 

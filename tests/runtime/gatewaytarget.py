@@ -7,8 +7,9 @@ import contextlib
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from airflow_ais_etl.cluster.bucketmap import register_bucket
 from airflow_ais_etl.cluster.directput import grant, puts_store
-from airflow_ais_etl.cluster.gateway import register_bucket, serve_gateway
+from airflow_ais_etl.cluster.gateway import serve_gateway
 from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.naming import uname
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from airflow_ais_etl.cluster.gateway import bucket_name
+from airflow_ais_etl.cluster.bucketmap import bucket_name
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from tests.security.conftest import run_as_nobody, secret_file
 

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from airflow_ais_etl.cluster.gateway import bucket_name
+from airflow_ais_etl.cluster.bucketmap import bucket_name
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.etl.constants import FQN_ROOT_HEADER, TOKEN_HEADER
 from tests.local.conftest import UPPER

@@ -33,7 +33,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     (
         "airflow_ais_etl.cluster.gateway",
         "airflow_ais_etl.dataplane.storage",
-    ): "the target gateway names buckets (storage.urls) and serves object-store ones (storage.opener)",
+    ): "the target gateway serves object-store buckets and writes direct puts (storage.opener)",
+    (
+        "airflow_ais_etl.cluster.bucketmap",
+        "airflow_ais_etl.dataplane.storage.urls",
+    ): "the gateway's bucket map names buckets as storage does (storage.urls)",
 }
 """``(importing module, imported module or package prefix)`` pairs a layer rule lets pass, and why."""
 

@@ -36,10 +36,11 @@ from airflow_ais_etl.cluster.base import (
     PodLogs,
     PodMetrics,
 )
-from airflow_ais_etl.cluster.gateway import register_bucket
+from airflow_ais_etl.cluster.bucketmap import register_bucket
 from airflow_ais_etl.cluster.kubernetes.addressing import ADDRESS_MODES, POD_IP, pod_url
 from airflow_ais_etl.cluster.kubernetes.claims import claims_of
 from airflow_ais_etl.cluster.kubernetes.codemap import reference_code
+from airflow_ais_etl.cluster.kubernetes.directput import signed_put_grant, writable_in_pods
 from airflow_ais_etl.cluster.kubernetes.etlobjects import EtlObjects, delete_etl_objects, pod_token
 from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER, GatewayConfig, build_pod, io_command
 from airflow_ais_etl.cluster.kubernetes.health import health_of
@@ -86,6 +87,7 @@ from airflow_ais_etl.etl.runtimes import RUNTIMES
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
+    from airflow_ais_etl.cluster.directput import DirectPutGrant
     from airflow_ais_etl.etl.md import EtlMD
     from airflow_ais_etl.etl.msg import InitMsg
 
@@ -243,6 +245,11 @@ class KubernetesBackend(ConfigMapLeases, ConfigMapJobs, Backend):
 
     def bucket_ref(self, url: str) -> BucketRef:
         return register_bucket(self.buckets_file, url)
+
+    def direct_put_grant(self, name: str, url: str, conn_id: str | None = None) -> DirectPutGrant | None:
+        """A signed grant for the pods' own gateway sidecars, which write with their own credentials."""
+        writable = writable_in_pods(self.shared_paths, self.claims)
+        return signed_put_grant(self.kube, name, url, writable, lambda: self._pods(name))
 
     # ---------------------------------------------------------------- pods
     def _gateway_config(self) -> GatewayConfig:

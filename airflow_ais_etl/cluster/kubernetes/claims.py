@@ -5,11 +5,12 @@ gateway's bucket map) to claims that hold the same files on the cluster (``volum
 ``{"/data": "datasets-pvc"}``); each ETL pod mounts each claim at that same path, so a path means
 the same file on both sides. PVC volumes are allowed by every Pod Security level, unlike hostPath.
 
-Read-only by default, on the volume and on every mount: no ETL pod writes a bucket. Sources are
-read by the transformer (``fqn``) and the gateway sidecar (hpull/hrev); destinations are written
-by the Airflow worker from the transformer's response, and the bucket map by the worker too. A
-claim may be made writable (``{"claim_name": ..., "read_only": false}``) for a transformer that
-writes files of its own there.
+Read-only by default, on the volume and on every mount. Sources are read by the transformer
+(``fqn``) and the gateway sidecar (hpull/hrev); destinations are written by the Airflow worker from
+the transformer's response, and the bucket map by the worker too. A claim may be made writable
+(``{"claim_name": ..., "read_only": false}``) for a transformer that writes files of its own there,
+and for direct put: the gateway sidecar writes destinations under writable claims itself
+(:mod:`~airflow_ais_etl.cluster.kubernetes.directput`).
 """
 
 from __future__ import annotations

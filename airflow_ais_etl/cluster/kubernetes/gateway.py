@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX, SECRET_ENV, new_secret
 from airflow_ais_etl.cluster.kubernetes.claims import VolumeClaim, mount_claims
 from airflow_ais_etl.cluster.kubernetes.objects import main_port
+from airflow_ais_etl.cluster.sealedgrants import PUT_KEY_ENV
 from airflow_ais_etl.etl.constants import TOKEN_ENV
 from airflow_ais_etl.etl.podsecurity import added_container_context
 from airflow_ais_etl.etl.podspec import (
@@ -43,7 +45,9 @@ __all__ = [
     "SECRET_KEY",
     "GatewayConfig",
     "build_pod",
+    "etl_put_key",
     "gateway_container",
+    "gateway_origin",
     "gateway_secret",
     "gateway_secret_name",
     "io_command",
@@ -57,6 +61,8 @@ POD_IP_ENV = "AIS_ETL_POD_IP"
 SECRET_KEY = "gateway-secret"
 TOKEN_KEY = "pod-token"
 """Key of the ETL's pod token in its Secret: the server reads it as ``AIS_ETL_TOKEN``, the engine sends it."""
+PUT_KEY = "put-key"
+"""Key of the ETL's put key in its Secret: jobs sign direct-put grants with it, only the sidecar checks them."""
 _DEFAULT_MAIN_PORT = 8080
 _PER_POD_LABELS = (POD_LABEL_NAME, POD_LABEL_NODE, POD_LABEL_TARGET)
 
@@ -102,7 +108,7 @@ def gateway_secret(etl_name: str, namespace: str, pod: Mapping[str, Any]) -> dic
         "kind": "Secret",
         "metadata": {"name": gateway_secret_name(etl_name), "namespace": namespace, "labels": labels},
         "type": "Opaque",
-        "stringData": {SECRET_KEY: new_secret(), TOKEN_KEY: new_secret()},
+        "stringData": {SECRET_KEY: new_secret(), TOKEN_KEY: new_secret(), PUT_KEY: secrets.token_urlsafe(32)},
     }
 
 
@@ -116,10 +122,24 @@ def token_env(secret_name: str) -> dict[str, Any]:
     return {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": TOKEN_KEY}}}
 
 
+def put_key_env(secret_name: str) -> dict[str, Any]:
+    """Return the env entry that gives the sidecar (and no other container) the ETL's put key."""
+    return {"name": PUT_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": PUT_KEY}}}
+
+
+def _secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
+    encoded = ((secret or {}).get("data") or {}).get(key)
+    return base64.b64decode(encoded).decode() if encoded else None
+
+
 def etl_token(secret: Mapping[str, Any] | None) -> str | None:
     """Return the pod token held by an ETL's Secret as read from the API (None: no Secret, no token)."""
-    encoded = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
-    return base64.b64decode(encoded).decode() if encoded else None
+    return _secret_value(secret, TOKEN_KEY)
+
+
+def etl_put_key(secret: Mapping[str, Any] | None) -> str | None:
+    """Return the put key held by an ETL's Secret (None: a Secret made before direct put here)."""
+    return _secret_value(secret, PUT_KEY)
 
 
 def gateway_container(
@@ -137,13 +157,24 @@ def gateway_container(
         "restartPolicy": "Always",
         "command": ["python", "-m", "airflow_ais_etl.cluster.gateway"],
         "args": ["--host", f"$({POD_IP_ENV})", "--port", str(port), "--buckets", config.buckets_file],
-        "env": [pod_ip_env(), secret_env(secret_name)],
+        "env": [pod_ip_env(), secret_env(secret_name), put_key_env(secret_name)],
         "ports": [{"name": "ais-gateway", "containerPort": port, "protocol": "TCP"}],
         "securityContext": added_container_context(pod_spec or {}),
     }
     if config.secret_name:
         container["envFrom"] = [{"secretRef": {"name": config.secret_name}}]
     return container
+
+
+def gateway_origin(pod: Mapping[str, Any]) -> str | None:
+    """Return ``http://<pod IP>:<sidecar port>``, where the pod's transformer reaches its own gateway
+    (None while the pod has no IP, or for a pod without our sidecar)."""
+    ip = (pod.get("status") or {}).get("podIP")
+    for container in (pod.get("spec") or {}).get("initContainers") or []:
+        if container.get("name") == GATEWAY_CONTAINER and ip:
+            ports = container.get("ports") or [{}]
+            return f"http://{ip}:{ports[0].get('containerPort')}"
+    return None
 
 
 def mount_host_paths(spec: dict[str, Any], paths: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from airflow_ais_etl.cluster.base import BucketRef
-from airflow_ais_etl.cluster.gateway import bucket_name
+from airflow_ais_etl.cluster.bucketmap import bucket_name
 from airflow_ais_etl.cluster.grants import add_grant, create_grants, drop_grants, revoke_grant
 from airflow_ais_etl.cluster.local.etlsecrets import EtlSecrets, load_secrets, new_secrets, save_secrets
 from airflow_ais_etl.etl.errors import EtlNotFoundError

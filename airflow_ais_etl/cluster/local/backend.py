@@ -28,6 +28,7 @@ from airflow_ais_etl.cluster.base import (
     PodMetrics,
     PodStatus,
 )
+from airflow_ais_etl.cluster.gatewaypaths import local_root
 from airflow_ais_etl.cluster.local.access import LocalAccess
 from airflow_ais_etl.cluster.local.events import (
     Event,
@@ -200,22 +201,20 @@ class LocalBackend(LocalLeases, LocalJobs, Backend):
     def grant(self, name: str, url: str) -> contextlib.AbstractContextManager[BucketRef]:
         return self.access.grant(name, url)
 
-    def direct_put_grant(self, name: str, url: str) -> DirectPutGrant | None:
-        """Grant ETL ``name``'s pods a local destination directory; object stores: ``None``.
+    def direct_put_grant(self, name: str, url: str, conn_id: str | None = None) -> DirectPutGrant | None:
+        """Grant ETL ``name``'s pods a destination through the targets' gateways for one job.
 
-        Object stores need the job's credentials, which the gateway does not hold.
+        The gateway opens object stores with its own environment's credentials, as it does for
+        hpull's reads: a destination that needs an Airflow connection (``conn_id``) is written by
+        the engine, since the gateway cannot resolve the job's connection.
         """
-        from airflow_ais_etl.cluster.directput import DirectPutGrant, puts_store
+        from airflow_ais_etl.cluster.directput import DirectPutGrant, FileTokens, puts_store
 
-        if "://" in url and not url.startswith("file://"):
+        if conn_id and local_root(url) is None:
             return None
         ref = self.access.bucket_ref(url)
-        return DirectPutGrant(
-            puts_store(str(self.state.grants_dir())),
-            ref.name,
-            ref.extra["url"],
-            lambda tid: _origin(self.target_url(tid, name)),
-        )
+        tokens = FileTokens(puts_store(str(self.state.grants_dir())), ref.name, ref.extra["url"])
+        return DirectPutGrant(ref.name, lambda tid: _origin(self.target_url(tid, name)), tokens)
 
     # ---------------------------------------------------------------- pods
     def _pods(self, name: str) -> dict[str, LocalPod]:

@@ -112,6 +112,8 @@ class Bucket(abc.ABC):
     """A flat namespace of objects with ``/``-separated names."""
 
     url: str
+    conn_id: str | None = None
+    """The Airflow connection an object-store bucket was opened with (none for local directories)."""
 
     def list(self, prefix: str = "") -> Iterator[ObjInfo]:
         """Yield every object whose name starts with ``prefix``, recursively, sorted by name.
