@@ -24,7 +24,7 @@ import os
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, quote
 
 from airflow_ais_etl.cluster.gatewaypaths import Refusal
@@ -38,6 +38,7 @@ __all__ = [
     "FileGrants",
     "FileTokens",
     "PutGrants",
+    "PutTarget",
     "PutTokens",
     "grant",
     "granted",
@@ -45,6 +46,7 @@ __all__ = [
     "puts_store",
     "read_body",
     "revoke",
+    "umask_of",
 ]
 
 _CHUNK = 1 << 20
@@ -54,14 +56,27 @@ GATEWAY_SECONDS = 1.0
 object cost more than the rest of a small object's bookkeeping)."""
 
 
+class PutTarget(NamedTuple):
+    """What a grant lets pods write: the bucket's URL, and the umask its new files and directories get
+    (the job's engine's, so results look as if the engine wrote them; ``None``: the gateway's own)."""
+
+    url: str
+    umask: int | None
+
+
+def umask_of(value: Any) -> int | None:
+    """The umask a grant carries, if it is one (0 to 0o777)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777 else None
+
+
 class PutGrants(Protocol):
     """The gateway's side of direct-put grants: which bucket a PUT may write, and for how long."""
 
-    def url_of(self, query: str, bucket: str) -> str:
-        """The URL of ``bucket`` if the request's query grants writes into it now; else a 403 ``Refusal``."""
+    def url_of(self, query: str, bucket: str) -> PutTarget:
+        """Where ``bucket`` is if the request's query grants writes into it now; else a 403 ``Refusal``."""
         ...
 
-    def at_commit(self, query: str, bucket: str) -> str:
+    def at_commit(self, query: str, bucket: str) -> PutTarget:
         """The same, checked again right before the object is named; else a 409 ``Refusal``."""
         ...
 
@@ -120,12 +135,15 @@ def _update(store: str, change: Callable[[dict[str, dict[str, str]]], object]) -
         write_private_json(_grants_file(store), grants)
 
 
-def grant(store: str, bucket: str, url: str) -> str:
-    """Let pods PUT into gateway bucket ``bucket`` (at ``url``) until :func:`revoke`; return the token."""
+def grant(store: str, bucket: str, url: str, umask: int | None = None) -> str:
+    """Let pods PUT into gateway bucket ``bucket`` (at ``url``) until :func:`revoke`; return the token.
+
+    :param umask: the modes the gateway gives what it creates there (default: its own umask, 077)
+    """
     token = secrets.token_urlsafe(18)
 
-    def add(grants: dict[str, dict[str, str]]) -> None:
-        grants[token] = {"bucket": bucket, "url": url}
+    def add(grants: dict[str, dict[str, Any]]) -> None:
+        grants[token] = {"bucket": bucket, "url": url, "umask": umask}
 
     _update(store, add)
     return token
@@ -143,13 +161,13 @@ def grants_held(store: str) -> Iterator[None]:
         yield
 
 
-def granted(store: str, query: str, bucket: str) -> str | None:
-    """Return the URL of ``bucket`` when the request's token (query ``uuid``) grants writes into it."""
+def granted(store: str, query: str, bucket: str) -> PutTarget | None:
+    """Return where ``bucket`` is when the request's token (query ``uuid``) grants writes into it."""
     token = next((v for k, v in parse_qsl(query) if k == _TOKEN_PARAM), "")
     entry = _read_current(_grants_file(store)).get(token) if token else None
-    if not isinstance(entry, dict) or entry.get("bucket") != bucket:
+    if not isinstance(entry, dict) or entry.get("bucket") != bucket or not entry.get("url"):
         return None
-    return entry.get("url") or None
+    return PutTarget(str(entry["url"]), umask_of(entry.get("umask")))
 
 
 class PutTokens(Protocol):
@@ -167,9 +185,9 @@ class PutTokens(Protocol):
 class FileTokens:
     """One grant in the private grants file the local gateway reads: revoked at once by deleting it."""
 
-    def __init__(self, store: str, bucket: str, url: str) -> None:
+    def __init__(self, store: str, bucket: str, url: str, umask: int | None = None) -> None:
         self.store = store
-        self.token = grant(store, bucket, url)
+        self.token = grant(store, bucket, url, umask)
 
     def current(self) -> str:
         return self.token
@@ -184,17 +202,17 @@ class FileGrants:
     def __init__(self, store: str) -> None:
         self.store = store
 
-    def url_of(self, query: str, bucket: str) -> str:
-        url = granted(self.store, query, bucket)
-        if url is None:
+    def url_of(self, query: str, bucket: str) -> PutTarget:
+        target = granted(self.store, query, bucket)
+        if target is None:
             raise Refusal(403, f"no running job lets pods write into bucket {bucket!r}")
-        return url
+        return target
 
-    def at_commit(self, query: str, bucket: str) -> str:
-        url = granted(self.store, query, bucket)
-        if url is None:
+    def at_commit(self, query: str, bucket: str) -> PutTarget:
+        target = granted(self.store, query, bucket)
+        if target is None:
             raise Refusal(409, "the job ended while the object arrived; it was not stored")
-        return url
+        return target
 
     def held(self) -> contextlib.AbstractContextManager[None]:
         """Keep every grant as it is: an abort's revoke waits until the commits checked inside end."""

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     import io
     from collections.abc import Callable, Iterable, Sequence
 
-    from airflow_ais_etl.cluster.directput import PutGrants
+    from airflow_ais_etl.cluster.directput import PutGrants, PutTarget
 
 __all__ = [
     "CALLBACK_PREFIX",
@@ -112,7 +112,7 @@ class GatewayServer(ThreadingHTTPServer):
         )
         self._buckets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
-        self._remote: dict[str, Any] = {}
+        self._remote: dict[tuple[str, int | None], Any] = {}
         self._real_roots: dict[str, str] = {}
 
     @property
@@ -154,16 +154,16 @@ class GatewayServer(ThreadingHTTPServer):
             real = self._real_roots[root] = os.path.realpath(root).rstrip(os.sep) + os.sep
         return real
 
-    def remote_bucket(self, url: str) -> Any:
-        """Open (once) a bucket that is not a local directory, through the storage module."""
+    def remote_bucket(self, url: str, umask: int | None = None) -> Any:
+        """Open (once) a bucket through the storage module; ``umask``: for what direct puts create in it."""
         with self._lock:
-            bucket = self._remote.get(url)
+            bucket = self._remote.get((url, umask))
             if bucket is None:
                 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 
                 # No fsync per object: the job's journal syncs the destination's file system before
                 # it notes objects done, whoever wrote them (dataplane.journal), as for hpush.
-                bucket = self._remote[url] = open_bucket(url, fsync=False)
+                bucket = self._remote[url, umask] = open_bucket(url, fsync=False, umask=umask)
             return bucket
 
 
@@ -220,8 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Write one object atomically if the request's token grants its bucket, before and at the commit."""
         _, bucket, obj = self._parse(path)
         grants, query = self.server.put_grants, urlsplit(path).query
-        url = grants.url_of(query, bucket)
-        writer = self.writer_for(url, obj)
+        writer = self.writer_for(grants.url_of(query, bucket), obj)
         try:
             for chunk in chunks:
                 writer.write(chunk)
@@ -269,14 +268,14 @@ class _Handler(BaseHTTPRequestHandler):
     def bucket_url(self, bucket: str, secret: str) -> str | None:
         return self.server.bucket_url(bucket, secret)
 
-    def writer_for(self, url: str, obj: str) -> Any:
-        """An atomic writer into the bucket at ``url``; a bucket the gateway cannot open is a 500 that says so."""
+    def writer_for(self, target: PutTarget, obj: str) -> Any:
+        """An atomic writer into a granted bucket; a bucket the gateway cannot open is a 500 that says so."""
         try:
-            bucket = self.server.remote_bucket(url)
+            bucket = self.server.remote_bucket(target.url, target.umask)
         except Exception as err:
             raise _Refusal(
                 500,
-                f"this target's gateway cannot open destination {url}: {err}. Direct put writes with the "
+                f"this target's gateway cannot open destination {target.url}: {err}. Direct put writes with the "
                 "gateway's own credentials and mounts: give it access, or init the ETL without direct put",
             ) from None
         return bucket.writer(obj)

@@ -20,7 +20,7 @@ from airflow_ais_etl.runtime.http1.batchwire import DELIVERED, NOT_RUN
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from airflow_ais_etl.cluster.directput import PutGrants
+    from airflow_ais_etl.cluster.directput import PutGrants, PutTarget
 
 __all__ = ["BATCH_ANSWER", "Verdict", "answer_gets", "answer_puts"]
 
@@ -45,8 +45,8 @@ class BatchServer(Protocol):
         """The URL of a bucket the secret may read."""
         ...
 
-    def writer_for(self, url: str, obj: str) -> Any:
-        """An atomic writer into the bucket at ``url``."""
+    def writer_for(self, target: PutTarget, obj: str) -> Any:
+        """An atomic writer into a granted bucket."""
         ...
 
     @property
@@ -110,8 +110,7 @@ def answer_puts(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
             for i, (path, data) in enumerate(items):
                 try:
                     _, bucket, obj = server.parse_item(head + path)
-                    url = allowed(urlsplit(path).query, bucket)
-                    writer = server.writer_for(url, obj)
+                    writer = server.writer_for(allowed(urlsplit(path).query, bucket), obj)
                     pending.append((i, writer, len(data)))
                     writer.write(bytes(data))
                 except Exception as err:

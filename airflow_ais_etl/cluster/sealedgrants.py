@@ -6,8 +6,9 @@ destination with a token it signs with the ETL's *put key*: a random key kept in
 Secret, which reaches the gateway sidecar as ``$AIS_ETL_PUT_KEY`` and no other container (the
 transformer knows the callback secret, not this key, so it cannot grant itself anything).
 
-A token names one bucket (the gateway's name and its URL) and an expiry: ``s1.<payload>.<mac>``,
-both base64url, the payload compact JSON ``{"b": bucket, "u": url, "x": unix seconds}``, the MAC
+A token names one bucket (the gateway's name and its URL), an expiry and the umask for what the
+gateway creates there: ``s1.<payload>.<mac>``, both base64url, the payload compact JSON
+``{"b": bucket, "m": umask or null, "u": url, "x": unix seconds}``, the MAC
 HMAC-SHA256 over the payload. The gateway accepts a PUT into that bucket while the token is
 unexpired when the PUT begins. A token cannot be revoked: a job renews its token every
 :data:`RENEW_SECONDS`, so one a transformer kept stops working at most :data:`LIFETIME_SECONDS`
@@ -28,6 +29,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from airflow_ais_etl.cluster.directput import PutTarget, umask_of
 from airflow_ais_etl.cluster.gatewaypaths import Refusal
 
 if TYPE_CHECKING:
@@ -65,11 +67,15 @@ def _mac(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest())
 
 
-def seal(key: bytes, bucket: str, url: str, expires: int) -> str:
-    """Return a token that lets pods write into ``bucket`` (at ``url``) until ``expires`` (unix seconds)."""
+def seal(key: bytes, bucket: str, url: str, expires: int, umask: int | None = None) -> str:
+    """Return a token that lets pods write into ``bucket`` (at ``url``) until ``expires`` (unix seconds).
+
+    :param umask: the modes the gateway gives what it creates there (default: its own umask)
+    """
     if not key:
         raise ValueError("a put key must not be empty")
-    body = json.dumps({"b": bucket, "u": url, "x": int(expires)}, separators=(",", ":"), sort_keys=True)
+    fields = {"b": bucket, "u": url, "x": int(expires), "m": umask}
+    body = json.dumps(fields, separators=(",", ":"), sort_keys=True)
     payload = _b64(body.encode())
     return f"{_PREFIX}{payload}.{_mac(key, payload)}"
 
@@ -78,8 +84,8 @@ class TokenRefused(Exception):
     """A token that grants nothing here; the text says why."""
 
 
-def open_token(key: bytes, token: str, bucket: str, now: float | None) -> str:
-    """Return the URL a token grants for ``bucket``.
+def open_token(key: bytes, token: str, bucket: str, now: float | None) -> PutTarget:
+    """Return where the bucket a token grants is (URL, umask).
 
     :param now: the time to check the expiry against; ``None`` skips that check (the commit of a PUT
         whose token was checked when it began)
@@ -104,7 +110,7 @@ def open_token(key: bytes, token: str, bucket: str, now: float | None) -> str:
             f"the grant expired {now - data['x']:.0f} s ago by this node's clock: the job ended, or the "
             "clocks of the Airflow worker and this node differ by minutes"
         )
-    return str(data["u"])
+    return PutTarget(str(data["u"]), umask_of(data.get("m")))
 
 
 def _token_of(query: str) -> str:
@@ -118,14 +124,14 @@ class SealedGrants:
         self.key = key
         self._clock = clock
 
-    def url_of(self, query: str, bucket: str) -> str:
+    def url_of(self, query: str, bucket: str) -> PutTarget:
         """The URL of ``bucket`` when the request's token (query ``uuid``) grants writes into it now."""
         try:
             return open_token(self.key, _token_of(query), bucket, self._clock())
         except TokenRefused as err:
             raise Refusal(403, f"pods may not write into bucket {bucket!r}: {err}") from None
 
-    def at_commit(self, query: str, bucket: str) -> str:
+    def at_commit(self, query: str, bucket: str) -> PutTarget:
         """The same for a PUT whose token was valid when it began: a long upload may outlive it."""
         try:
             return open_token(self.key, _token_of(query), bucket, None)
@@ -141,10 +147,18 @@ class SealedGrants:
 class SealedTokens:
     """The job's side: the current token for one destination, renewed every :data:`RENEW_SECONDS`."""
 
-    def __init__(self, key: bytes, bucket: str, url: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        bucket: str,
+        url: str,
+        umask: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._key = key
         self._bucket = bucket
         self._url = url
+        self._umask = umask
         self._clock = clock
         self._made = 0.0
         self._token = ""
@@ -153,7 +167,7 @@ class SealedTokens:
     def current(self) -> str:
         now = self._clock()
         if not self._token or now - self._made >= RENEW_SECONDS:
-            self._token = seal(self._key, self._bucket, self._url, int(now) + LIFETIME_SECONDS)
+            self._token = seal(self._key, self._bucket, self._url, int(now) + LIFETIME_SECONDS, self._umask)
             self._made = now
         return self._token
 

@@ -36,6 +36,7 @@ from airflow_ais_etl.dataplane.storage.local import LocalBucket
 from airflow_ais_etl.etl.constants import HPUSH
 from airflow_ais_etl.etl.errors import AisEtlError, StorageError, TransformError
 from airflow_ais_etl.etl.naming import uname
+from airflow_ais_etl.runtime.bucketfiles import process_umask
 from airflow_ais_etl.runtime.filewire import (
     FILE_HEADER,
     FILE_VERSION,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from airflow_ais_etl.dataplane.storage.base import Bucket, ObjInfo
     from airflow_ais_etl.etl.msg import InitMsg
 
-__all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "process_umask", "request_path"]
+__all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "request_path"]
 
 FILE_BATCH_OBJECTS = 32
 """Objects per message: enough to pay one round trip per many small objects, few enough that one
@@ -148,21 +149,6 @@ class _Waiter:
         for item in self.items:
             if item.verdict is None:
                 item.cancelled = True
-
-
-def process_umask() -> int:
-    """Return this process's umask without setting it (other threads may create files meanwhile).
-
-    Read from ``/proc/self/status``; where that cannot be read, 077: results private to the user.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8) & 0o777
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o077
 
 
 def request_path(msg: InitMsg, bucket_ref: BucketRef, obj: str) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "open_in",
     "open_source",
     "open_unnamed",
+    "process_umask",
     "resolve_inside",
 ]
 
@@ -133,6 +134,21 @@ def create_temp(
             TempFile(bucket_url, name, fd, tmp, path).discard()
         raise StoreError(f"bucket {bucket_url}: cannot create {name!r}: {err}") from err
     return TempFile(bucket_url, name, fd, tmp, path, fsync=fsync)
+
+
+def process_umask() -> int:
+    """Return this process's umask without setting it (other threads may create files meanwhile).
+
+    Read from ``/proc/self/status``; where that cannot be read, 077: results private to the user.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o077
 
 
 def _make_dirs(directory: str, umask: int | None) -> None:

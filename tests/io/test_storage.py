@@ -238,9 +238,11 @@ def test_local_partials_of_a_killed_writer_are_cleaned(tmp_path):
         f"""
         import os, sys
         from airflow_ais_etl.dataplane.storage.local import LocalBucket
-        w = LocalBucket({str(root)!r}).writer("sub/victim")
-        w.write(b"x" * 1000)
-        w._file.flush()
+        bucket = LocalBucket({str(root)!r})
+        streamed = bucket.writer("sub/streamed")  # unnamed temp file: leaves nothing when killed
+        streamed.write(b"s" * 1000)
+        named = bucket.begin_write("sub/victim")  # a named one, as where O_TMPFILE is missing
+        os.write(named.fd, b"x" * 1000)
         print("written", flush=True)
         sys.stdin.read()
         """

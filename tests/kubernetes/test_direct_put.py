@@ -9,6 +9,7 @@ destination the pods may not write is written by the engine, and the stats say s
 
 from __future__ import annotations
 
+import stat
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,6 +19,7 @@ from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
 from airflow_ais_etl.cluster.sealedgrants import PUT_KEY_ENV
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.dataplane.storage.base import RESERVED_PREFIX
+from airflow_ais_etl.runtime.bucketfiles import process_umask
 from airflow_ais_etl.service import AisEtl
 from tests.kubernetes.conftest import make_bucket, validate_sent
 
@@ -82,6 +84,10 @@ def test_pods_deliver_results_and_the_worker_carries_none(
     assert stats["direct_put_objects"] == len(data)
     assert stats["bytes_via_engine"] == 0
     assert stats["bytes_out"] == sum(len(p) for p in data.values())
+    if kind == "directory":  # the sidecar gives results the modes the worker's umask gives
+        modes = {stat.S_IMODE((out / name).stat().st_mode) for name in data}
+        assert modes == {0o666 & ~process_umask()}
+        assert stat.S_IMODE((out / "ünï").stat().st_mode) == 0o777 & ~process_umask()
     targets = {t.id for t in shared_backend.targets()}
     assert {t for t, s in stats["targets"].items() if s["objects"]} == targets
     again = api.transform_bucket("put-etl", str(src), dst, OfflineOptions(skip_existing=True))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aistore.sdk.etl.webserver.utils import compose_etl_direct_put_url
 
-from airflow_ais_etl.cluster.directput import grant, granted, puts_store, read_body, revoke
+from airflow_ais_etl.cluster.directput import PutTarget, grant, granted, puts_store, read_body, revoke
 from airflow_ais_etl.runtime.aisproto import (
     accepts_context,
     compose_direct_put_url,
@@ -81,7 +81,9 @@ def test_body_framing() -> None:
 def test_grants_cover_one_bucket_until_revoked(tmp_path: Path) -> None:
     store = puts_store(str(tmp_path / "grants"))
     token = grant(store, "b-dst", "/data/dst")
-    assert granted(store, f"uuid={token}", "b-dst") == "/data/dst"
+    assert granted(store, f"uuid={token}", "b-dst") == PutTarget("/data/dst", None)
+    with_umask = grant(store, "b-dst", "/data/dst", 0o027)  # what the gateway creates gets the job's modes
+    assert granted(store, f"uuid={with_umask}", "b-dst") == PutTarget("/data/dst", 0o027)
     assert granted(store, f"uuid={token}", "b-src") is None
     assert granted(store, "uuid=forged", "b-dst") is None
     assert granted(store, "", "b-dst") is None

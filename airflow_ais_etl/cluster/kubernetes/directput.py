@@ -2,8 +2,9 @@
 
 The job signs a grant for its destination with the ETL's put key (:mod:`~airflow_ais_etl.cluster.sealedgrants`),
 read from the ETL's Secret; the sidecar, the only container given that key, checks it and writes
-the object with its own mounts and credentials. So the results' bytes go from pod to destination
-and never through the Airflow worker.
+the object with its own mounts and credentials, giving new files and directories the modes the
+worker's umask gives, as if the worker had written them. So the results' bytes go from pod to
+destination and never through the Airflow worker.
 
 The grant is offered only where the sidecar can write: an object store (with the credentials of
 the connection's ``gateway_secret_name``, or the node's workload identity), or a local directory
@@ -25,6 +26,7 @@ from airflow_ais_etl.cluster.kubernetes.objects import is_deleting, label_of
 from airflow_ais_etl.cluster.sealedgrants import SealedTokens
 from airflow_ais_etl.etl.errors import EtlError
 from airflow_ais_etl.etl.podspec import POD_LABEL_TARGET
+from airflow_ais_etl.runtime.bucketfiles import process_umask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -78,4 +80,4 @@ def signed_put_grant(
             )
         return origin
 
-    return DirectPutGrant(bucket, gateway_of, SealedTokens(key.encode(), bucket, norm))
+    return DirectPutGrant(bucket, gateway_of, SealedTokens(key.encode(), bucket, norm, process_umask()))

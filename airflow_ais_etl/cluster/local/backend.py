@@ -69,6 +69,7 @@ from airflow_ais_etl.etl.podcheck import parse_pod_spec
 from airflow_ais_etl.etl.podspec import Target, prepare_pod
 from airflow_ais_etl.etl.podtemplate import code_env, code_pod_spec
 from airflow_ais_etl.etl.runtimes import local_image_command
+from airflow_ais_etl.runtime.bucketfiles import process_umask
 from airflow_ais_etl.runtime.filewire import FILE_SOCKET_ENV, FILE_SOCKET_NAME
 
 if TYPE_CHECKING:
@@ -213,7 +214,8 @@ class LocalBackend(LocalLeases, LocalJobs, Backend):
         if conn_id and local_root(url) is None:
             return None
         ref = self.access.bucket_ref(url)
-        tokens = FileTokens(puts_store(str(self.state.grants_dir())), ref.name, ref.extra["url"])
+        store = puts_store(str(self.state.grants_dir()))
+        tokens = FileTokens(store, ref.name, ref.extra["url"], process_umask())  # results: the engine's modes
         return DirectPutGrant(ref.name, lambda tid: _origin(self.target_url(tid, name)), tokens)
 
     # ---------------------------------------------------------------- pods

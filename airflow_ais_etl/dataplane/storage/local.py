@@ -8,7 +8,6 @@ outside the bucket's directory.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
@@ -29,7 +28,7 @@ from airflow_ais_etl.dataplane.storage.base import (
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_object_name
 from airflow_ais_etl.runtime.bucketfiles import StoreError, TempFile, create_temp, is_inside
-from airflow_ais_etl.runtime.tempnames import abandoned, temp_name
+from airflow_ais_etl.runtime.tempnames import abandoned
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -50,45 +49,32 @@ def _plainly_valid(name: str) -> bool:
 
 
 class _FileWriter(AtomicWriter):
-    """Write to a temp file next to the destination, fsync, then ``os.replace``."""
+    """Stream an object into its temp file (``runtime.bucketfiles``), which gets the object's name on commit."""
 
-    def __init__(self, bucket_url: str, name: str, path: str, *, fsync: bool) -> None:
+    def __init__(self, bucket_url: str, name: str, temp: TempFile) -> None:
         super().__init__(bucket_url, name)
-        self._path = path
-        directory, base = os.path.split(path)
-        self._tmp = os.path.join(directory, temp_name(base))
-        self._fsync = fsync
-        try:
-            try:
-                self._file: IO[bytes] = open(self._tmp, "xb")
-            except FileNotFoundError:
-                os.makedirs(directory, exist_ok=True)
-                self._file = open(self._tmp, "xb")
-        except OSError as err:
-            raise StorageError(f"bucket {bucket_url}: cannot create {name!r}: {err}") from err
+        self._temp = temp
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._done:
             raise StorageError(f"bucket {self.bucket_url}: write to {self.name!r} after commit/discard")
+        view = memoryview(data).cast("B")
+        size = view.nbytes
         try:
-            self._file.write(data)
+            while view:
+                view = view[os.write(self._temp.fd, view) :]
         except OSError as err:
             raise StorageError(f"bucket {self.bucket_url}: cannot write {self.name!r}: {err}") from err
-        self.size += len(data)
+        self.size += size
 
     def _commit(self) -> None:
-        f = self._file
-        f.flush()
-        if self._fsync:
-            os.fsync(f.fileno())
-        f.close()
-        os.replace(self._tmp, self._path)
+        try:
+            self._temp.commit()
+        except StoreError as err:
+            raise StorageError(str(err)) from err
 
     def _discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        self._temp.discard()
 
 
 class LocalBucket(Bucket):
@@ -99,11 +85,14 @@ class LocalBucket(Bucket):
         durability calls :meth:`sync` once per batch (atomicity against process kills holds either way)
     """
 
-    def __init__(self, path: str, *, fsync: bool = True) -> None:
+    def __init__(self, path: str, *, fsync: bool = True, umask: int | None = None) -> None:
+        """:param umask: give new objects and directories the modes this umask gives, not the process's
+        (the gateway writes direct puts for a job, with the job's umask)."""
         self.root = os.path.abspath(path)
         self.url = "file://" + self.root
         self._prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
         self._fsync = fsync
+        self._umask = umask
         self._real_root = os.path.realpath(self.root)
         self._dirs_inside: set[str] = set()
         """Directories (relative, ``""`` = root) already resolved to a place inside the bucket."""
@@ -314,9 +303,13 @@ class LocalBucket(Bucket):
         ``anonymous``: an unnamed file (``O_TMPFILE``) that gets its temp name only at commit
         (``runtime.bucketfiles``).
         """
-        path = self.write_target(name)
+        return self._create_temp(name, self.write_target(name), anonymous=anonymous)
+
+    def _create_temp(self, name: str, path: str, *, anonymous: bool) -> TempFile:
         try:
-            return create_temp(self.url, name, path, anonymous=anonymous, fsync=self._fsync)
+            return create_temp(
+                self.url, name, path, anonymous=anonymous, fsync=self._fsync, umask=self._umask
+            )
         except StoreError as err:
             raise StorageError(str(err)) from err
 
@@ -340,12 +333,12 @@ class LocalBucket(Bucket):
         return self._path(name)
 
     def writer(self, name: str) -> AtomicWriter:
-        if name.rpartition("/")[2].startswith(TEMP_PREFIX):
-            raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
-        path = self._path(name)
+        """Stream ``name`` into an unnamed temp file where the file system has them: a writer killed
+        midway then leaves nothing behind."""
+        path = self.write_target(name)
         if os.path.isdir(path):
             raise StorageError(f"bucket {self.url}: cannot write {name!r}: a directory has that name")
-        return _FileWriter(self.url, name, path, fsync=self._fsync)
+        return _FileWriter(self.url, name, self._create_temp(name, path, anonymous=True))
 
     def delete(self, name: str) -> bool:
         try:

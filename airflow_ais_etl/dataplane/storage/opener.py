@@ -17,7 +17,12 @@ __all__ = ["open_bucket"]
 
 
 def open_bucket(
-    url_or_path: str, *, conn_id: str | None = None, create: bool = False, fsync: bool = True
+    url_or_path: str,
+    *,
+    conn_id: str | None = None,
+    create: bool = False,
+    fsync: bool = True,
+    umask: int | None = None,
 ) -> Bucket:
     """Open the bucket at a path or URL.
 
@@ -25,6 +30,7 @@ def open_bucket(
     :param conn_id: Airflow connection for object-store URLs
     :param create: create a missing local directory instead of failing
     :param fsync: for local directories, fsync every object (``False``: call :meth:`Bucket.sync`)
+    :param umask: for local directories, the modes of new objects and directories (default: the process's)
     :raises StorageError: when a local directory is missing and ``create`` is false
     """
     if not url_or_path:
@@ -34,7 +40,7 @@ def open_bucket(
         return ObjectStorageBucket(url_or_path, conn_id=conn_id)
     path = os.path.abspath(os.path.expanduser(local))
     if os.path.isdir(path):
-        return LocalBucket(path, fsync=fsync)
+        return LocalBucket(path, fsync=fsync, umask=umask)
     if os.path.exists(path):
         raise StorageError(f"bucket path {path} is not a directory")
     if not create:
@@ -46,4 +52,4 @@ def open_bucket(
         os.makedirs(path, exist_ok=True)
     except OSError as err:
         raise StorageError(f"cannot create bucket directory {path}: {err}") from err
-    return LocalBucket(path, fsync=fsync)
+    return LocalBucket(path, fsync=fsync, umask=umask)

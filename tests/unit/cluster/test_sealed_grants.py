@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_ais_etl.cluster.directput import PutTarget
 from airflow_ais_etl.cluster.gatewaypaths import Refusal
 from airflow_ais_etl.cluster.sealedgrants import (
     LIFETIME_SECONDS,
@@ -21,11 +22,11 @@ NOW = 1_900_000_000
 
 def test_a_sealed_token_opens_its_bucket_until_it_expires() -> None:
     token = seal(KEY, "b-1", "s3://data/out", NOW + 10)
-    assert open_token(KEY, token, "b-1", NOW) == "s3://data/out"
-    assert open_token(KEY, token, "b-1", NOW + 9.9) == "s3://data/out"
+    assert open_token(KEY, token, "b-1", NOW).url == "s3://data/out"
+    assert open_token(KEY, token, "b-1", NOW + 9.9).url == "s3://data/out"
     with pytest.raises(TokenRefused, match="expired 0 s ago by this node's clock"):
         open_token(KEY, token, "b-1", NOW + 10)
-    assert open_token(KEY, token, "b-1", None) == "s3://data/out"  # a commit: the start was checked
+    assert open_token(KEY, token, "b-1", None).url == "s3://data/out"  # a commit: the start was checked
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_the_gateway_side_answers_with_refusals_that_say_why() -> None:
     clock = [float(NOW)]
     grants = SealedGrants(KEY, clock=lambda: clock[0])
     query = f"uuid={seal(KEY, 'b-1', '/data/out', NOW + 5)}"
-    assert grants.url_of(query, "b-1") == "/data/out"
+    assert grants.url_of(query, "b-1").url == "/data/out"
     with pytest.raises(Refusal) as refused:
         grants.url_of(query, "b-9")
     assert refused.value.status == 403
@@ -75,7 +76,7 @@ def test_the_gateway_side_answers_with_refusals_that_say_why() -> None:
         grants.url_of(query, "b-1")
     assert expired.value.status == 403
     assert "expired" in expired.value.text
-    assert grants.at_commit(query, "b-1") == "/data/out"  # an upload begun in time is committed
+    assert grants.at_commit(query, "b-1").url == "/data/out"  # an upload begun in time is committed
     with pytest.raises(Refusal) as no_token:
         grants.url_of("other=1", "b-1")
     assert no_token.value.status == 403
@@ -92,10 +93,17 @@ def test_a_job_renews_its_token_and_every_token_lives_long_enough() -> None:
     second = tokens.current()
     assert second != first
     # each token outlives its successor's making by far: an object sent just before a renewal still lands
-    assert open_token(KEY, first, "b-1", clock[0] + LIFETIME_SECONDS - RENEW_SECONDS - 1) == "/data/out"
-    assert open_token(KEY, second, "b-1", clock[0] + LIFETIME_SECONDS - 1) == "/data/out"
+    assert open_token(KEY, first, "b-1", clock[0] + LIFETIME_SECONDS - RENEW_SECONDS - 1).url == "/data/out"
+    assert open_token(KEY, second, "b-1", clock[0] + LIFETIME_SECONDS - 1).url == "/data/out"
     with pytest.raises(TokenRefused, match="expired"):
         open_token(KEY, second, "b-1", clock[0] + LIFETIME_SECONDS)
+
+
+def test_a_token_carries_the_jobs_umask_for_what_the_gateway_creates() -> None:
+    assert open_token(KEY, seal(KEY, "b-1", "/x", NOW + 60, 0o027), "b-1", NOW) == PutTarget("/x", 0o027)
+    assert open_token(KEY, seal(KEY, "b-1", "/x", NOW + 60), "b-1", NOW) == PutTarget("/x", None)
+    tokens = SealedTokens(KEY, "b-1", "/x", 0o002, clock=lambda: float(NOW))
+    assert open_token(KEY, tokens.current(), "b-1", NOW).umask == 0o002
 
 
 def test_an_empty_key_makes_no_token() -> None:

@@ -8,9 +8,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from airflow_ais_etl.cluster.base import BucketRef, PodEndpoint
-from airflow_ais_etl.dataplane.filetransfer import process_umask, request_path
+from airflow_ais_etl.dataplane.filetransfer import request_path
 from airflow_ais_etl.dataplane.podrequest import build_request
 from airflow_ais_etl.etl.msg import InitMsg
+from airflow_ais_etl.runtime.bucketfiles import process_umask
 from airflow_ais_etl.runtime.filewire import (
     MAX_OBJECTS,
     Buckets,
