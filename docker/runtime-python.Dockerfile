@@ -1,4 +1,4 @@
-# Transformer runtime image for init-code ETLs: Python + airflow_ais_etl.runtime (+ the gateway).
+# Transformer runtime image for init-code ETLs: Python + airflow_ais_etl.runtime (+ the gateway sidecar).
 # Build all tags with docker/build-runtime-images.sh; the pod specs use
 # image airflow-ais-etl/runtime-python:<X.Y>v2 and command `python -m airflow_ais_etl.runtime`.
 ARG PYTHON_VERSION=3.11
@@ -15,9 +15,17 @@ ENV PYTHONUNBUFFERED=1 \
 COPY airflow_ais_etl/__init__.py /opt/airflow-ais-etl/airflow_ais_etl/__init__.py
 COPY airflow_ais_etl/etl/__init__.py airflow_ais_etl/etl/constants.py /opt/airflow-ais-etl/airflow_ais_etl/etl/
 COPY airflow_ais_etl/runtime/ /opt/airflow-ais-etl/airflow_ais_etl/runtime/
-# The gateway sidecar runs from this image too (python -m airflow_ais_etl.cluster.gateway): standard
-# library only for directory buckets; object-store buckets need airflow_ais_etl.dataplane, not here.
-COPY airflow_ais_etl/cluster/__init__.py airflow_ais_etl/cluster/gateway.py /opt/airflow-ais-etl/airflow_ais_etl/cluster/
+# The gateway sidecar runs from this image too (python -m airflow_ais_etl.cluster.gateway), with
+# every module it imports (tests/runtime/test_image.py checks the list): standard library only for
+# directory buckets. Object-store buckets also need Airflow's task SDK and the store's provider,
+# which this image does not install (set the connection's gateway_image to one that does).
+COPY airflow_ais_etl/etl/errors.py airflow_ais_etl/etl/naming.py /opt/airflow-ais-etl/airflow_ais_etl/etl/
+COPY airflow_ais_etl/cluster/__init__.py airflow_ais_etl/cluster/base.py airflow_ais_etl/cluster/bucketmap.py \
+     airflow_ais_etl/cluster/directput.py airflow_ais_etl/cluster/gateway.py airflow_ais_etl/cluster/gatewaybatch.py \
+     airflow_ais_etl/cluster/gatewaypaths.py airflow_ais_etl/cluster/grants.py airflow_ais_etl/cluster/private.py \
+     airflow_ais_etl/cluster/sealedgrants.py /opt/airflow-ais-etl/airflow_ais_etl/cluster/
+COPY airflow_ais_etl/dataplane/__init__.py /opt/airflow-ais-etl/airflow_ais_etl/dataplane/
+COPY airflow_ais_etl/dataplane/storage/ /opt/airflow-ais-etl/airflow_ais_etl/dataplane/storage/
 RUN python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'airflow-ais-etl-runtime.pth').write_text('/opt/airflow-ais-etl\n')" \
  && python -m compileall -q /opt/airflow-ais-etl \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin etl \

@@ -4,6 +4,7 @@ runtime's direct-put tests (``runtime.streamput``, ``runtime.connpool``)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -40,7 +41,16 @@ class GatewayTarget:
         return self.server.url + self.path(obj, token)
 
     def temp_files(self) -> list[str]:
-        return [p.name for p in self.root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+        """Temp files of objects being written in the bucket: named ones, and the unnamed ones
+        (``O_TMPFILE``) that the gateway, running in this process, holds open."""
+        named = [p.name for p in self.root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+        unnamed = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                path = os.readlink(f"/proc/self/fd/{fd}")
+                if path.startswith(f"{self.root}{os.sep}") and path.endswith(" (deleted)"):
+                    unnamed.append(path)
+        return named + unnamed
 
 
 @contextlib.contextmanager

@@ -7,7 +7,8 @@ worker's umask gives, as if the worker had written them. So the results' bytes g
 destination and never through the Airflow worker.
 
 The grant is offered only where the sidecar can write: an object store (with the credentials of
-the connection's ``gateway_secret_name``, or the node's workload identity), or a local directory
+the connection's ``gateway_secret_name``, or the node's workload identity; the sidecar's image must
+have Airflow's object storage, which the runtime image lacks: ``gateway_image``), or a local directory
 under a path mounted writable in every ETL pod (``shared_paths``, or a ``volume_claims`` entry with
 ``read_only: false``). Elsewhere, and for ETLs started before their Secret held a put key, the
 engine writes the results, and the job's stats count the bytes it carried.
