@@ -171,8 +171,9 @@ def test_two_concurrent_dag_runs_in_two_processes_share_the_etl_and_both_succeed
     # bigger, so run A's teardown comes while run B's job still transforms: B's job lasts about
     # 15 s (300 objects, 100 ms each, one at a time on each of 2 targets), which is how far apart
     # the two processes may reach their transforms (they start together; the second init waits
-    # for the first one's pods).
-    runs = {"a": 12, "b": 300}
+    # for the first one's pods). A's job lasts about 5 s, so that a loaded machine, where B's
+    # tasks start seconds after A's, still has B's job running before A's teardown.
+    runs = {"a": 100, "b": 300}
     procs = {}
     for run, objects in runs.items():
         conf = {
