@@ -94,8 +94,8 @@ def open_token(key: bytes, token: str, bucket: str, now: float | None) -> PutTar
     if not token:
         raise TokenRefused("the request carries no grant (query uuid)")
     payload, _, mac = token[len(_PREFIX) :].partition(".")
-    good = _mac(key, payload).encode() if key and payload else b"-"
-    if not token.startswith(_PREFIX) or not hmac.compare_digest(mac.encode("ascii", "replace"), good):
+    signed = token.startswith(_PREFIX) and token.isascii() and bool(key) and bool(payload)
+    if not signed or not hmac.compare_digest(mac.encode(), _mac(key, payload).encode()):
         raise TokenRefused("the grant was not made with this ETL's put key")
     try:
         data = json.loads(_unb64(payload))

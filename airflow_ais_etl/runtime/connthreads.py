@@ -93,16 +93,14 @@ class ConnectionRegistry:
             return True
 
 
-def answer(app: App, conn: Connection, req: Request, log: logging.Logger, *, inline: bool = False) -> bool:
-    """Answer one parsed request; True if the connection can carry the next one.
-
-    ``inline``: in the worker's event loop, not a connection thread (``App.handle``)."""
+def answer(app: App, conn: Connection, req: Request, log: logging.Logger) -> bool:
+    """Answer one parsed request; True if the connection can carry the next one."""
     if not req.keep_alive:
         conn.close_after = True
     conn.head_only = req.method == "HEAD"
     conn.announce_keep_alive = req.keep_alive and req.version == "HTTP/1.0"
     try:
-        app.handle(conn, req, inline=inline)
+        app.handle(conn, req)
     except (ClientGone, StreamAborted):
         return False
     except HttpError as exc:  # malformed body discovered while transforming

@@ -118,8 +118,7 @@ def _serve(conn: socket.socket, app: App, log: logging.Logger) -> None:
             except FileWireError as err:
                 log.error("file socket: %s; closing the connection", err)
                 return
-            with app.calls.call():  # a message is one call at the gate, as a request is
-                verdicts = _run(app, query, buckets, objects, lambda: bool(hangup.poll(0)))
+            verdicts = _run(app, query, buckets, objects, lambda: bool(hangup.poll(0)))
             try:
                 conn.sendall(encode_answer(verdicts))
             except OSError:

@@ -25,8 +25,6 @@ from airflow_ais_etl.runtime.aisproto import (
     object_path,
 )
 from airflow_ais_etl.runtime.batch import PULL_BATCH_BUDGET_SECONDS, batch_count, run_batch
-from airflow_ais_etl.runtime.callgate import CallGate, process_target
-from airflow_ais_etl.runtime.config import available_cpus
 from airflow_ais_etl.runtime.fdfiles import FileSink, SinkError, read_whole
 from airflow_ais_etl.runtime.filewire import FILE_HEADER, FILE_VERSION
 from airflow_ais_etl.runtime.http1.batchwire import (
@@ -87,8 +85,6 @@ class App:
         self.target_batches = TargetBatches(cfg.target_url) if cfg.target_url else None
         """Fetches and direct puts of pull batches, many per request when the target takes it."""
         self.gate = Gate.from_env(os.environ)
-        self.calls = CallGate(process_target(available_cpus(), cfg.workers))
-        """Lets in as many transform calls at once as keep this worker's CPUs busy (``runtime.callgate``)."""
         base = 2 if cfg.chunk_size else 1
         self.with_context = transform is not None and accepts_context(transform, base)
         """Call ``transform(..., path, etl_args)`` (AIS's convention) rather than ``transform(...)``."""
@@ -111,24 +107,15 @@ class App:
 
     # ------------------------------------------------------------------ dispatch
 
-    def handle(self, conn: Connection, req: Request, *, inline: bool = False) -> None:
-        """Answer ``req`` on ``conn``; raise :class:`StreamAborted` if the connection was reset.
-
-        A transform request waits at the call gate, unless it is answered ``inline`` in the event
-        loop (which must not block; it still counts as a running call), or is a health probe (never
-        held up by transforms).
-        """
+    def handle(self, conn: Connection, req: Request) -> None:
+        """Answer ``req`` on ``conn``; raise :class:`StreamAborted` if the connection was reset."""
+        method = req.method
         if req.path == "/health":
-            if req.method == "GET":
+            if method == "GET":
                 conn.send_response(200, b"Running", headers=self._health_headers)
             else:
-                conn.send_text(405, f"method {req.method} not allowed on /health", [("Allow", "GET")])
+                conn.send_text(405, f"method {method} not allowed on /health", [("Allow", "GET")])
             return
-        with self.calls.call(wait=not inline):
-            self._dispatch(conn, req)
-
-    def _dispatch(self, conn: Connection, req: Request) -> None:
-        method = req.method
         try:
             try:
                 self.gate.check(req.headers)

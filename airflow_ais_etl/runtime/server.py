@@ -295,7 +295,7 @@ class Worker:
             self.current = conn
             started = time.monotonic()
             try:
-                keep = answer(self.app, conn, req, self.log, inline=True)
+                keep = answer(self.app, conn, req, self.log)
             finally:
                 self.current = None
                 out, conn.out = conn.out, None

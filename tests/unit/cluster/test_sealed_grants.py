@@ -37,9 +37,10 @@ def test_a_sealed_token_opens_its_bucket_until_it_expires() -> None:
         (lambda t: t.replace("s1.", "s2.", 1), "not made with this ETL's put key"),
         (lambda t: "", "carries no grant"),
         (lambda t: "s1..", "not made with this ETL's put key"),
+        (lambda t: t + "ü", "not made with this ETL's put key"),  # a query decodes to any text
         (lambda t: seal(KEY, "b-2", "/data/out", NOW + 60), "is for bucket 'b-2', not 'b-1'"),
     ],
-    ids=["other-key", "changed-mac", "other-version", "empty", "no-payload", "other-bucket"],
+    ids=["other-key", "changed-mac", "other-version", "empty", "no-payload", "not-ascii", "other-bucket"],
 )
 def test_forged_or_foreign_tokens_open_nothing(mutate, why: str) -> None:
     token = mutate(seal(KEY, "b-1", "/data/out", NOW + 60))
