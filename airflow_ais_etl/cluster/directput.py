@@ -31,7 +31,7 @@ from airflow_ais_etl.cluster.gatewaypaths import Refusal
 from airflow_ais_etl.cluster.private import locked, write_private_json
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
     "DirectPutGrant",
@@ -82,6 +82,10 @@ class PutGrants(Protocol):
 
     def held(self) -> contextlib.AbstractContextManager[None]:
         """Keep the grants as they are while commits checked inside it happen."""
+        ...
+
+    def revoke(self, grant_id: str, proof: str) -> None:
+        """A job ends its grant here (signed grants); else a ``Refusal`` that says why not."""
         ...
 
 
@@ -177,8 +181,9 @@ class PutTokens(Protocol):
         """The token to send with the next object."""
         ...
 
-    def revoke(self) -> None:
-        """The job ended: later PUTs with its tokens should be refused (as far as the kind allows)."""
+    def revoke(self, gateways: Iterable[str]) -> None:
+        """The job ended: refuse later PUTs with its tokens at ``gateways`` (origins it sent pods to),
+        and return once none of its objects is being named there."""
         ...
 
 
@@ -192,7 +197,8 @@ class FileTokens:
     def current(self) -> str:
         return self.token
 
-    def revoke(self) -> None:
+    def revoke(self, gateways: Iterable[str]) -> None:
+        """Delete the grant from the file every gateway reads (``gateways`` need not be told)."""
         revoke(self.store, self.token)
 
 
@@ -218,6 +224,9 @@ class FileGrants:
         """Keep every grant as it is: an abort's revoke waits until the commits checked inside end."""
         return grants_held(self.store)
 
+    def revoke(self, grant_id: str, proof: str) -> None:
+        raise Refusal(405, "this gateway's grants end when their job deletes them from its grants file")
+
 
 class DirectPutGrant:
     """One job's permission to let pods deliver results into one destination bucket."""
@@ -242,7 +251,8 @@ class DirectPutGrant:
         return known[0]
 
     def revoke(self) -> None:
-        self.tokens.revoke()
+        """End the grant at every gateway that got one of its tokens."""
+        self.tokens.revoke([origin for origin, _ in self._gateways.values()])
 
 
 def read_body(rfile: Any, headers: Any) -> Iterator[bytes]:

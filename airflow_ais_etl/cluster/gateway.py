@@ -42,7 +42,7 @@ from airflow_ais_etl.cluster.gatewaypaths import Refusal as _Refusal
 from airflow_ais_etl.cluster.gatewaypaths import local_root as _local_root
 from airflow_ais_etl.cluster.gatewaypaths import split_uname as _split_uname
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
-from airflow_ais_etl.cluster.sealedgrants import PUT_KEY_ENV, SealedGrants
+from airflow_ais_etl.cluster.sealedgrants import GRANTS_PREFIX, PUT_KEY_ENV, REVOKE_HEADER, SealedGrants
 from airflow_ais_etl.runtime.http1.batchwire import (
     ALONE,
     BATCH_HEADER,
@@ -215,6 +215,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._reply(400 if isinstance(err, ValueError) else 500, f"direct put failed: {err}")
+
+    def do_DELETE(self) -> None:
+        """A job revokes its signed direct-put grant (``sealedgrants``); nothing else is deleted here."""
+        try:
+            if not self.path.startswith(GRANTS_PREFIX) or "/" in self.path[len(GRANTS_PREFIX) :]:
+                raise _Refusal(404, f"no such endpoint {self.path.split('?', 1)[0]!r}")
+            grant_id = self.path[len(GRANTS_PREFIX) :]
+            self.server.put_grants.revoke(grant_id, self.headers.get(REVOKE_HEADER, ""))
+        except _Refusal as refusal:
+            self.close_connection = True
+            self._reply(refusal.status, refusal.text)
+            return
+        self.send_response(204)
+        self.end_headers()
 
     def _store(self, path: str, chunks: Iterable[bytes]) -> None:
         """Write one object atomically if the request's token grants its bucket, before and at the commit."""

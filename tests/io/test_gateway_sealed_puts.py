@@ -18,13 +18,21 @@ import pytest
 from airflow_ais_etl.cluster.bucketmap import bucket_name
 from airflow_ais_etl.cluster.directput import grant, puts_store
 from airflow_ais_etl.cluster.gateway import GatewayServer
-from airflow_ais_etl.cluster.sealedgrants import seal
+from airflow_ais_etl.cluster.sealedgrants import (
+    GRANTS_PREFIX,
+    REVOKE_HEADER,
+    SealedTokens,
+    revocation_proof,
+    seal,
+)
 from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.naming import uname
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+pytestmark = pytest.mark.integration
 
 SECRET = "SeCrEtPaTh"
 KEY = "the-etl-put-key"
@@ -101,6 +109,49 @@ def test_forged_foreign_and_expired_grants_write_nothing(gateway: GatewayServer,
     assert "not made with this ETL's put key" in answers["a file grant"][1]
     assert list(root.iterdir()) == []
     assert list(other.iterdir()) == []
+
+
+def _delete(server: GatewayServer, path: str, proof: str | None) -> tuple[int, str]:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), port, timeout=10)
+    try:
+        conn.request("DELETE", path, headers={REVOKE_HEADER: proof} if proof is not None else {})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_job_revokes_its_grant_and_later_puts_store_nothing(gateway: GatewayServer, tmp_path: Path) -> None:
+    root = tmp_path / "dst"
+    root.mkdir()
+    bucket, norm = bucket_name(str(root))
+    tokens = SealedTokens(KEY.encode(), bucket, norm)
+    assert _put(gateway, bucket, "before.bin", tokens.current(), b"in time") == (200, "")
+    path = GRANTS_PREFIX + tokens.grant_id
+    assert _delete(gateway, path, None)[0] == 403
+    assert _delete(gateway, path, revocation_proof(b"guessed", tokens.grant_id))[0] == 403
+    assert _delete(gateway, "/v1/etl/_object/x", "y")[0] == 404
+    assert _put(gateway, bucket, "still.bin", tokens.current(), b"still granted") == (200, "")
+    tokens.revoke([gateway.url])  # the engine's side, over HTTP
+    status, text = _put(gateway, bucket, "after.bin", tokens.current(), b"too late")
+    assert status == 403
+    assert "the job ended (grant revoked)" in text
+    assert sorted(p.name for p in root.iterdir()) == ["before.bin", "still.bin"]
+
+
+def test_a_gateway_of_grant_files_refuses_revocations(tmp_path: Path) -> None:
+    server = GatewayServer(("127.0.0.1", 0), SECRET, str(tmp_path / "state" / "buckets.json"))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        status, text = _delete(server, GRANTS_PREFIX + "abc", revocation_proof(KEY.encode(), "abc"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert status == 405
+    assert "grants file" in text
 
 
 def test_a_destination_the_gateway_cannot_open_is_a_clear_error(

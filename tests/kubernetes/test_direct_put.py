@@ -9,16 +9,25 @@ destination the pods may not write is written by the engine, and the stats say s
 
 from __future__ import annotations
 
+import base64
 import stat
 from typing import TYPE_CHECKING
 
 import pytest
+import requests
 
-from airflow_ais_etl.cluster.kubernetes.gateway import GATEWAY_CONTAINER, PUT_KEY, gateway_secret_name
+from airflow_ais_etl.cluster.gateway import CALLBACK_PREFIX
+from airflow_ais_etl.cluster.kubernetes.gateway import (
+    GATEWAY_CONTAINER,
+    PUT_KEY,
+    SECRET_KEY,
+    gateway_secret_name,
+)
 from airflow_ais_etl.cluster.kubernetes.state import MD_CONFIGMAP
 from airflow_ais_etl.cluster.sealedgrants import PUT_KEY_ENV
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from airflow_ais_etl.dataplane.storage.base import RESERVED_PREFIX
+from airflow_ais_etl.runtime.aisproto import compose_direct_put_url
 from airflow_ais_etl.runtime.bucketfiles import process_umask
 from airflow_ais_etl.service import AisEtl
 from tests.kubernetes.conftest import make_bucket, validate_sent
@@ -126,4 +135,35 @@ def test_only_the_sidecar_gets_the_put_key(shared_backend: KubernetesBackend) ->
         for container in pod["spec"]["containers"]:
             assert PUT_KEY_ENV not in {e["name"] for e in container.get("env") or []}
             assert not container.get("envFrom")
+    api.stop("put-etl")
+
+
+def test_the_end_of_a_job_revokes_its_grant_at_the_sidecars(
+    shared_backend: KubernetesBackend, shared: Path
+) -> None:
+    """What a pod does with a grant, done by hand: PUT a result to its sidecar; after the job's
+    revoke, the same PUT stores nothing."""
+    api = AisEtl(shared_backend)
+    out = shared / "out"
+    out.mkdir()
+    api.init_code("put-etl", REVERSE, comm_type="hpull://", direct_put=True)
+    grant = shared_backend.direct_put_grant("put-etl", str(out))
+    assert grant is not None
+    secret = shared_backend.kube.read_secret(gateway_secret_name("put-etl"))
+    assert secret is not None
+    path_secret = base64.b64decode(secret["data"][SECRET_KEY]).decode()
+    target_url = f"http://pod{CALLBACK_PREFIX}{path_secret}"  # the pod's AIS_TARGET_URL, host aside
+    tid = shared_backend.targets()[0].id
+
+    def put(name: str) -> tuple[int, str]:
+        url = compose_direct_put_url(grant.url_for(tid, name), target_url, name, "")
+        resp = requests.put(url, data=b"by hand", timeout=30)
+        return resp.status_code, resp.text
+
+    assert put("in-time.bin")[0] == 200
+    grant.revoke()
+    status, text = put("too-late.bin")
+    assert status == 403
+    assert "the job ended (grant revoked)" in text
+    assert _objects(out) == {"in-time.bin": b"by hand"}
     api.stop("put-etl")

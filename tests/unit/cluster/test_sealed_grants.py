@@ -112,3 +112,39 @@ def test_an_empty_key_makes_no_token() -> None:
         seal(b"", "b-1", "/x", NOW)
     with pytest.raises(TokenRefused):
         open_token(b"", seal(KEY, "b-1", "/x", NOW + 60), "b-1", NOW)
+
+
+def test_a_revoked_grant_opens_nothing_and_a_revoke_waits_for_objects_being_named() -> None:
+    import threading
+
+    from airflow_ais_etl.cluster.sealedgrants import read_token, revocation_proof
+
+    grants = SealedGrants(KEY, clock=lambda: float(NOW))
+    tokens = SealedTokens(KEY, "b-1", "/x", clock=lambda: float(NOW))
+    query = f"uuid={tokens.current()}"
+    assert read_token(KEY, tokens.current(), "b-1", NOW)[1] == tokens.grant_id
+    with pytest.raises(Refusal) as forged:
+        grants.revoke(tokens.grant_id, revocation_proof(b"another key", tokens.grant_id))
+    assert forged.value.status == 403
+    assert grants.url_of(query, "b-1").url == "/x"  # a forged revocation changed nothing
+
+    revoked = threading.Event()
+    with grants.held():  # an object is being named: the revoke waits for it
+        grants.at_commit(query, "b-1")
+        revoker = threading.Thread(
+            target=lambda: (
+                grants.revoke(tokens.grant_id, revocation_proof(KEY, tokens.grant_id)),
+                revoked.set(),
+            )
+        )
+        revoker.start()
+        assert not revoked.wait(0.3)
+    assert revoked.wait(10)
+    revoker.join(10)
+    for check, status in ((grants.url_of, 403), (grants.at_commit, 409)):
+        with pytest.raises(Refusal) as refused:
+            check(query, "b-1")
+        assert refused.value.status == status
+        assert "the job ended (grant revoked)" in refused.value.text
+    other = SealedTokens(KEY, "b-1", "/x", clock=lambda: float(NOW))  # another job's grant still opens
+    assert grants.url_of(f"uuid={other.current()}", "b-1").url == "/x"
