@@ -62,8 +62,17 @@ def test_async_kubernetes_hook(
     async def scenario() -> tuple[str, list[str]]:
         hook = AsyncKubernetesHook(conn_id=kubernetes_conn_env)
         remote = await hook.get_pod("async-pod", k8s_namespace)
-        logs = await hook.read_logs("async-pod", k8s_namespace, container_name="main")
-        return remote.status.phase, logs
+        # Ready comes when the process starts; its first line may come a moment later (a loaded
+        # machine), as with a real kubelet: read again until it is there or 30 s have passed.
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            logs = await hook.read_logs("async-pod", k8s_namespace, container_name="main")
+            if (
+                any("async logs" in str(line) for line in logs)
+                or asyncio.get_running_loop().time() > deadline
+            ):
+                return remote.status.phase, logs
+            await asyncio.sleep(0.1)
 
     phase, logs = asyncio.run(scenario())
     assert phase == "Running"
