@@ -137,8 +137,9 @@ class ObjectTransformer:
         Pods that read and write the objects in place do (``dataplane.filetransfer``): no byte through the
         engine. With a direct-put grant the pod PUTs the result to the target itself and answers 204 (the
         engine carries no result bytes); a pod that cannot answers 200 with the result as usual.
-        A small answer is read whole and stored right in the event loop: a thread hop per object
-        costs more than writing a few KiB to the page cache (measured with bench/offline_bench.py).
+        A small answer is read whole and, in a local directory, stored right in the event loop: a
+        thread hop per object costs more than writing a few KiB to the page cache (measured with
+        bench/offline_bench.py). An object store's uploads run in threads, several at once.
         """
         files = self.files
         if files is not None and (files.known_to_serve(endpoint, dst) or await files.serves(endpoint, dst)):
@@ -156,7 +157,7 @@ class ObjectTransformer:
                     return _check_delivered(dst, dst_name, info.name, str(result)), True
                 return await asyncio.to_thread(_check_delivered, dst, dst_name, info.name, str(result)), True
             if isinstance(result, bytes):
-                dst.write_bytes(dst_name, result)
+                await _store(dst, dst_name, result)
                 return len(result), Route.ENGINE
             alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
         async with batcher.request_slot(endpoint):
@@ -231,17 +232,30 @@ class ObjectTransformer:
     async def _write(self, resp: Any, dst: Bucket, dst_name: str) -> int:
         if resp.content_length is not None and resp.content_length <= SMALL_OBJECT:
             data = await resp.read()
-            dst.write_bytes(dst_name, data)
+            await _store(dst, dst_name, data)
             return len(data)
         writer = dst.writer(dst_name)
         try:
-            written = await resp.drain_into(writer.write)  # straight from the socket buffer
-            writer.commit()
+            written = await resp.drain_into(writer.write)  # straight from the socket buffer (or a spool)
+            if isinstance(dst, LocalBucket):
+                writer.commit()
+            else:
+                await asyncio.to_thread(writer.commit)  # an object store's upload
         except BaseException:
             writer.discard()
             resp.close()
             raise
         return written
+
+
+async def _store(dst: Bucket, dst_name: str, data: bytes) -> None:
+    """Store a whole result: in the event loop for a local directory (a thread hop per object costs
+    more than a page-cache write), in a thread for an object store, whose upload would stop the loop
+    and every other object's with it."""
+    if isinstance(dst, LocalBucket):
+        dst.write_bytes(dst_name, data)
+    else:
+        await asyncio.to_thread(dst.write_bytes, dst_name, data)
 
 
 def _delivered(resp: Any, dst: Bucket, dst_name: str, obj: str) -> int:
