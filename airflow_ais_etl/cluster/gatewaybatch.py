@@ -11,6 +11,7 @@ batch were one request. Standard library only, like the gateway.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -95,6 +96,34 @@ def answer_gets(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
     return out
 
 
+UPLOADS_AT_ONCE = 8
+"""Objects of one batch a gateway uploads to an object store side by side (each waits on the network)."""
+
+
+def _commit_all(pending: list[tuple[int, Any, int]], out: list[Verdict | None]) -> None:
+    """Name every written object: those in a local directory one after another (a rename each),
+    those that go to an object store :data:`UPLOADS_AT_ONCE` at a time."""
+
+    def commit(entry: tuple[int, Any, int]) -> tuple[int, Verdict]:
+        i, writer, size = entry
+        try:
+            writer.commit()
+        except Exception as err:
+            return i, _refused(err)
+        return i, (DELIVERED, str(size).encode())
+
+    uploads = [entry for entry in pending if getattr(entry[1], "uploads", False)]
+    renames = [entry for entry in pending if not getattr(entry[1], "uploads", False)]
+    done = [commit(entry) for entry in renames]
+    if uploads:
+        with ThreadPoolExecutor(
+            min(UPLOADS_AT_ONCE, len(uploads)), thread_name_prefix="gateway-upload"
+        ) as pool:
+            done += pool.map(commit, uploads)
+    for i, verdict in done:
+        out[i] = verdict
+
+
 def answer_puts(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]) -> list[Verdict]:
     """Write every object to its temp file and commit it, all under one hold of the grants lock.
 
@@ -115,13 +144,7 @@ def answer_puts(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
                     writer.write(bytes(data))
                 except Exception as err:
                     out[i] = _refused(err)
-            for i, writer, size in pending:
-                if out[i] is None:
-                    try:
-                        writer.commit()
-                        out[i] = DELIVERED, str(size).encode()
-                    except Exception as err:
-                        out[i] = _refused(err)
+            _commit_all([entry for entry in pending if out[entry[0]] is None], out)
         finally:
             for i, writer, _ in pending:
                 if out[i] is None or out[i][0] != DELIVERED:  # type: ignore[index]

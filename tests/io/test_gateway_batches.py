@@ -16,6 +16,7 @@ from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.http1.batchwire import BATCH_HEADER, decode_results, encode_items
 from airflow_ais_etl.runtime.targetbatch import TargetBatches
+from tests.slowstore import slow_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -172,3 +173,31 @@ def test_a_batch_answer_is_framed_per_object(gw: _Gw) -> None:
     assert resp.status == 200
     assert resp.getheader(BATCH_HEADER) == "1"
     assert decode_results(resp.read(), 2) == [(200, b"aaa"), (200, b"aaa")]
+
+
+def test_a_batch_put_into_an_object_store_uploads_its_objects_side_by_side(tmp_path: Path) -> None:
+    """Each upload waits on the network; one after another, a batch of 16 would take 16 round trips."""
+    state = tmp_path / "state"
+    buckets_file = str(state / "buckets.json")
+    with slow_store() as (url, fs, counter):
+        dst = register_bucket(buckets_file, url)
+        token = grant(puts_store(str(state)), dst.name, dst.extra["url"])
+        server, thread = serve_gateway("127.0.0.1", 0, SECRET, buckets_file)
+        try:
+            batches = TargetBatches(f"{server.url}{PREFIX}{SECRET}", timeout=30.0)
+            items = [
+                (f"{quote(uname('ais', dst.name, f'o-{i}'), safe='')}?uuid={token}", b"%d" % i)
+                for i in range(16)
+            ]
+            got = batches.put(items)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+        assert got == [(204, b"%d" % len(b"%d" % i)) for i in range(16)]
+        root = url.removeprefix("slowmem://")
+        assert {p.rpartition("/")[2]: fs.cat_file(p) for p in fs.find(root)} == {
+            f"o-{i}": b"%d" % i for i in range(16)
+        }
+        assert counter.uploads == 16
+        assert counter.peak >= 2, "the batch's uploads ran one at a time"

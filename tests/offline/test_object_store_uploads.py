@@ -8,15 +8,14 @@ one at a time, and hold up every other object meanwhile.
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from tests.offline.conftest import make_tree, reverse
+from tests.slowstore import SlowStore
+from tests.slowstore import slow_store as _slow_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,64 +28,10 @@ pytestmark = pytest.mark.integration
 REVERSE = "def transform(data):\n    return data[::-1] + b'!'\n"
 
 
-class SlowStore:
-    """Counts the uploads in progress; each takes 50 ms, like a round trip to a remote store."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now = 0
-        self.peak = 0
-        self.uploads = 0
-
-    def upload(self, path: str, do: Any) -> Any:
-        if "/.ais-etl/" in path:  # the job's journal, not a result
-            return do()
-        with self.lock:
-            self.now += 1
-            self.uploads += 1
-            self.peak = max(self.peak, self.now)
-        try:
-            time.sleep(0.05)
-            return do()
-        finally:
-            with self.lock:
-                self.now -= 1
-
-
 @pytest.fixture
 def slow_store() -> Iterator[tuple[str, Any, SlowStore]]:
-    import fsspec
-    from airflow.sdk.io import attach
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    counter = SlowStore()
-
-    class SlowMemory(MemoryFileSystem):  # type: ignore[misc]
-        protocol = "slowmem"
-        store: ClassVar[dict[str, Any]] = {}
-        pseudo_dirs: ClassVar[list[str]] = [""]
-
-        @classmethod
-        def _strip_protocol(cls, path: str) -> str:  # (the parent strips only "memory://")
-            return super()._strip_protocol(path.removeprefix("slowmem://"))  # type: ignore[no-any-return]
-
-        def pipe_file(self, path: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
-            return counter.upload(
-                path, lambda: super(SlowMemory, self).pipe_file(path, value, *args, **kwargs)
-            )
-
-        def put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
-            return counter.upload(
-                rpath, lambda: super(SlowMemory, self).put_file(lpath, rpath, *args, **kwargs)
-            )
-
-    fsspec.register_implementation("slowmem", SlowMemory, clobber=True)
-    fs = SlowMemory()
-    attach("slowmem", fs=fs)
-    root = f"/u-{uuid.uuid4().hex[:12]}"
-    yield f"slowmem://{root}", fs, counter
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
+    with _slow_store() as store:
+        yield store
 
 
 def test_results_are_uploaded_several_at_once(api: AisEtl, tmp_path: Path, slow_store: Any) -> None:

@@ -55,6 +55,10 @@ class AtomicWriter(abc.ABC):
     An exception inside the block, or :meth:`discard`, throws everything away and leaves no object.
     """
 
+    uploads: bool = False
+    """Whether :meth:`commit` sends the object over the network (an object store): a caller with
+    several objects to commit runs such commits side by side."""
+
     def __init__(self, bucket_url: str, name: str) -> None:
         self.bucket_url = bucket_url
         self.name = name

@@ -57,6 +57,8 @@ def _make_parent(fs: Any, path: str) -> None:
 class _SpoolWriter(AtomicWriter):
     """Collect the object locally (memory, then a temp file) and upload it in one call on commit."""
 
+    uploads = True
+
     def __init__(self, bucket: ObjectStorageBucket, name: str, path: str) -> None:
         super().__init__(bucket.url, name)
         self._fs = bucket.fs
