@@ -11,6 +11,7 @@ batch were one request. Standard library only, like the gateway.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -97,7 +98,18 @@ def answer_gets(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
 
 
 UPLOADS_AT_ONCE = 8
-"""Objects of one batch a gateway uploads to an object store side by side (each waits on the network)."""
+"""Objects a gateway uploads to an object store side by side (each waits on the network)."""
+_uploaders: list[ThreadPoolExecutor] = []
+_uploaders_lock = threading.Lock()
+
+
+def _uploader() -> ThreadPoolExecutor:
+    """The gateway's threads for uploads, started on first use and shared by every batch (a pool
+    per batch cost 17 % of the throughput of 4 KiB objects into a store without latency)."""
+    with _uploaders_lock:
+        if not _uploaders:
+            _uploaders.append(ThreadPoolExecutor(UPLOADS_AT_ONCE, thread_name_prefix="gateway-upload"))
+        return _uploaders[0]
 
 
 def _commit_all(pending: list[tuple[int, Any, int]], out: list[Verdict | None]) -> None:
@@ -115,11 +127,10 @@ def _commit_all(pending: list[tuple[int, Any, int]], out: list[Verdict | None]) 
     uploads = [entry for entry in pending if getattr(entry[1], "uploads", False)]
     renames = [entry for entry in pending if not getattr(entry[1], "uploads", False)]
     done = [commit(entry) for entry in renames]
-    if uploads:
-        with ThreadPoolExecutor(
-            min(UPLOADS_AT_ONCE, len(uploads)), thread_name_prefix="gateway-upload"
-        ) as pool:
-            done += pool.map(commit, uploads)
+    if len(uploads) == 1:
+        done.append(commit(uploads[0]))
+    elif uploads:
+        done += _uploader().map(commit, uploads)
     for i, verdict in done:
         out[i] = verdict
 
