@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+UNTESTED_PROTOCOL = "ignore:UPath 'slowmem' filesystem not explicitly implemented:UserWarning"
+"""universal_pathlib warns that it knows no ``slowmem``; its default memory-like path serves it."""
+
 
 class SlowStore:
     """Counts the uploads in progress; each takes 50 ms, like a round trip to a remote store."""
@@ -38,38 +41,53 @@ class SlowStore:
                 self.now -= 1
 
 
-@contextlib.contextmanager
-def slow_store() -> Iterator[tuple[str, Any, SlowStore]]:
-    """Attach a fresh ``slowmem://`` bucket; yield its URL, the file system and the counter."""
+_counter: list[SlowStore] = [SlowStore()]
+"""The counter of the store in use (one class and one file system per process: fsspec and Airflow
+cache file systems by protocol, so a second class would not be the one an upload reaches)."""
+
+
+def _fs() -> Any:
+    """Register ``slowmem`` once per process and return its file system."""
     import fsspec
     from airflow.sdk.io import attach
     from fsspec.implementations.memory import MemoryFileSystem
 
-    counter = SlowStore()
+    cls = fsspec.registry.get("slowmem")
+    if cls is None:
 
-    class SlowMemory(MemoryFileSystem):  # type: ignore[misc]
-        protocol = "slowmem"
-        store: ClassVar[dict[str, Any]] = {}
-        pseudo_dirs: ClassVar[list[str]] = [""]
+        class SlowMemory(MemoryFileSystem):  # type: ignore[misc]
+            protocol = "slowmem"
+            store: ClassVar[dict[str, Any]] = {}
+            pseudo_dirs: ClassVar[list[str]] = [""]
 
-        @classmethod
-        def _strip_protocol(cls, path: str) -> str:  # (the parent strips only "memory://")
-            return super()._strip_protocol(path.removeprefix("slowmem://"))  # type: ignore[no-any-return]
+            @classmethod
+            def _strip_protocol(cls, path: str) -> str:  # (the parent strips only "memory://")
+                return super()._strip_protocol(path.removeprefix("slowmem://"))  # type: ignore[no-any-return]
 
-        def pipe_file(self, path: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
-            return counter.upload(
-                path, lambda: super(SlowMemory, self).pipe_file(path, value, *args, **kwargs)
-            )
+            def pipe_file(self, path: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+                return _counter[0].upload(
+                    path, lambda: super(SlowMemory, self).pipe_file(path, value, *args, **kwargs)
+                )
 
-        def put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
-            return counter.upload(
-                rpath, lambda: super(SlowMemory, self).put_file(lpath, rpath, *args, **kwargs)
-            )
+            def put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
+                return _counter[0].upload(
+                    rpath, lambda: super(SlowMemory, self).put_file(lpath, rpath, *args, **kwargs)
+                )
 
-    fsspec.register_implementation("slowmem", SlowMemory, clobber=True)
-    fs = SlowMemory()
-    attach("slowmem", fs=fs)
+        fsspec.register_implementation("slowmem", SlowMemory)
+        attach("slowmem", fs=SlowMemory())
+        cls = SlowMemory
+    return cls()
+
+
+@contextlib.contextmanager
+def slow_store() -> Iterator[tuple[str, Any, SlowStore]]:
+    """A fresh ``slowmem://`` bucket and a fresh counter; yield its URL, the file system and the counter."""
+    fs = _fs()
+    counter = _counter[0] = SlowStore()
     root = f"/u-{uuid.uuid4().hex[:12]}"
-    yield f"slowmem://{root}", fs, counter
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
+    try:
+        yield f"slowmem://{root}", fs, counter
+    finally:
+        if fs.exists(root):
+            fs.rm(root, recursive=True)

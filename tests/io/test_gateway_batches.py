@@ -16,7 +16,7 @@ from airflow_ais_etl.dataplane.storage.base import TEMP_PREFIX
 from airflow_ais_etl.etl.naming import uname
 from airflow_ais_etl.runtime.http1.batchwire import BATCH_HEADER, decode_results, encode_items
 from airflow_ais_etl.runtime.targetbatch import TargetBatches
-from tests.slowstore import slow_store
+from tests.slowstore import UNTESTED_PROTOCOL, slow_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -175,6 +175,7 @@ def test_a_batch_answer_is_framed_per_object(gw: _Gw) -> None:
     assert decode_results(resp.read(), 2) == [(200, b"aaa"), (200, b"aaa")]
 
 
+@pytest.mark.filterwarnings(UNTESTED_PROTOCOL)
 def test_a_batch_put_into_an_object_store_uploads_its_objects_side_by_side(tmp_path: Path) -> None:
     """Each upload waits on the network; one after another, a batch of 16 would take 16 round trips."""
     state = tmp_path / "state"

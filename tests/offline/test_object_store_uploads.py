@@ -14,7 +14,7 @@ import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
 from tests.offline.conftest import make_tree, reverse
-from tests.slowstore import SlowStore
+from tests.slowstore import UNTESTED_PROTOCOL, SlowStore
 from tests.slowstore import slow_store as _slow_store
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def slow_store() -> Iterator[tuple[str, Any, SlowStore]]:
         yield store
 
 
+@pytest.mark.filterwarnings(UNTESTED_PROTOCOL)
 def test_results_are_uploaded_several_at_once(api: AisEtl, tmp_path: Path, slow_store: Any) -> None:
     url, fs, counter = slow_store
     src = tmp_path / "src"
