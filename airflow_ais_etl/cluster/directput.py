@@ -46,6 +46,7 @@ __all__ = [
     "puts_store",
     "read_body",
     "revoke",
+    "token_of",
     "umask_of",
 ]
 
@@ -165,9 +166,14 @@ def grants_held(store: str) -> Iterator[None]:
         yield
 
 
+def token_of(query: str) -> str:
+    """The grant token a direct put's query carries (``uuid``, as AIS names it); empty if none."""
+    return next((v for k, v in parse_qsl(query) if k == _TOKEN_PARAM), "")
+
+
 def granted(store: str, query: str, bucket: str) -> PutTarget | None:
     """Return where ``bucket`` is when the request's token (query ``uuid``) grants writes into it."""
-    token = next((v for k, v in parse_qsl(query) if k == _TOKEN_PARAM), "")
+    token = token_of(query)
     entry = _read_current(_grants_file(store)).get(token) if token else None
     if not isinstance(entry, dict) or entry.get("bucket") != bucket or not entry.get("url"):
         return None

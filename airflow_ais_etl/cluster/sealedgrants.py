@@ -34,9 +34,9 @@ import secrets
 import threading
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from airflow_ais_etl.cluster.directput import PutTarget, umask_of
+from airflow_ais_etl.cluster.directput import PutTarget, token_of, umask_of
 from airflow_ais_etl.cluster.gatewaypaths import Refusal
 
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ LIFETIME_SECONDS = 300
 RENEW_SECONDS = 60.0
 """How often a job makes a new token (pods get the newest with each object)."""
 _PREFIX = "s1."
-_TOKEN_PARAM = "uuid"
 GRANTS_PREFIX = "/v1/etl/_grants/"
 """Where a job revokes its grant at a gateway: ``DELETE <prefix><grant id>``."""
 REVOKE_HEADER = "X-AIS-ETL-Revoke"
@@ -144,10 +143,6 @@ def read_token(key: bytes, token: str, bucket: str, now: float | None) -> tuple[
     return PutTarget(str(data["u"]), umask_of(data.get("m"))), str(data.get("j") or "")
 
 
-def _token_of(query: str) -> str:
-    return next((v for k, v in parse_qsl(query) if k == _TOKEN_PARAM), "")
-
-
 class SealedGrants:
     """The gateway's side: which buckets a PUT's token opens, and which grants jobs revoked."""
 
@@ -162,7 +157,7 @@ class SealedGrants:
 
     def _open(self, query: str, bucket: str, now: float | None, status: int) -> PutTarget:
         try:
-            target, grant_id = read_token(self.key, _token_of(query), bucket, now)
+            target, grant_id = read_token(self.key, token_of(query), bucket, now)
         except TokenRefused as err:
             raise Refusal(status, f"pods may not write into bucket {bucket!r}: {err}") from None
         if grant_id and grant_id in self._revoked:

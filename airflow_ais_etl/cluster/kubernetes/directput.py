@@ -27,7 +27,7 @@ from airflow_ais_etl.cluster.kubernetes.objects import is_deleting, label_of
 from airflow_ais_etl.cluster.sealedgrants import SealedTokens
 from airflow_ais_etl.etl.errors import EtlError
 from airflow_ais_etl.etl.podspec import POD_LABEL_TARGET
-from airflow_ais_etl.runtime.bucketfiles import process_umask
+from airflow_ais_etl.runtime.bucketfiles import is_inside, process_umask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -44,7 +44,7 @@ def writable_in_pods(shared_paths: Iterable[str], claims: Iterable[VolumeClaim])
 
 
 def _under(path: str, roots: Iterable[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    return any(is_inside(path, root.rstrip(os.sep) or os.sep) for root in roots)
 
 
 def signed_put_grant(
