@@ -91,6 +91,45 @@ class ByteBudget(Generic[T]):
         load.peak = max(load.peak, load.bytes)
         return self._targets[index]
 
+    def try_acquire_leading(self, sizes: Sequence[int]) -> tuple[T, int] | None:
+        """Take room now on the least-loaded target for the first of ``sizes`` and as many after it as fit.
+
+        Return that target and how many objects it took (release them with :meth:`release_many`),
+        or ``None`` when no target has room for the first one now (or somebody waits). A group of
+        small objects goes to one target in one admission: one message to one pod, one decision.
+        """
+        if self._waiting or not sizes:
+            return None
+        index = self._pick(max(sizes[0], 0))
+        if index < 0:
+            return None
+        return self._targets[index], self._take_leading(index, sizes)
+
+    async def acquire_leading(self, sizes: Sequence[int]) -> tuple[T, int]:
+        """:meth:`try_acquire_leading`, waiting (as :meth:`acquire` does) until the first object fits somewhere."""
+        taken = self.try_acquire_leading(sizes)
+        if taken is not None:
+            return taken
+        target = await self.acquire(sizes[0])
+        index = self._index[id(target)]
+        self._release_index(index, max(sizes[0], 0), admit=False)  # counted again below, with the rest
+        return target, self._take_leading(index, sizes)
+
+    def _take_leading(self, index: int, sizes: Sequence[int]) -> int:
+        """Add the first of ``sizes`` (always) and those after it that fit to target ``index``; return how many."""
+        load, limit = self._loads[index], self.limit
+        taken, total = 0, 0
+        for size in sizes:
+            size = max(size, 0)
+            if taken and load.bytes + total + size > limit:
+                break
+            taken += 1
+            total += size
+        load.bytes += total
+        load.objects += taken
+        load.peak = max(load.peak, load.bytes)
+        return taken
+
     def try_acquire(self, size: int) -> T | None:
         """Take room for ``size`` bytes now if a target has it and nobody waits; ``None``: no room now.
 
@@ -130,11 +169,16 @@ class ByteBudget(Generic[T]):
         """Give back what :meth:`acquire` admitted to ``target``, and admit whoever waits and now fits."""
         self._release_index(self._index[id(target)], max(size, 0))
 
-    def _release_index(self, index: int, size: int) -> None:
+    def release_many(self, target: T, total: int, count: int) -> None:
+        """Give back ``count`` objects of ``total`` bytes (never below 0 each) admitted to ``target``."""
+        self._release_index(self._index[id(target)], total, count)
+
+    def _release_index(self, index: int, size: int, count: int = 1, *, admit: bool = True) -> None:
         load = self._loads[index]
         load.bytes -= size
-        load.objects -= 1
-        self._admit()
+        load.objects -= count
+        if admit:
+            self._admit()
 
     def _admit(self) -> None:
         """Admit waiters in arrival order while the first one fits somewhere."""

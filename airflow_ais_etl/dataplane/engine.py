@@ -293,61 +293,81 @@ class _Job:
         self._note(run.journal, info, target_name)
 
     async def _many(self, infos: list[ObjInfo], run: _Run) -> None:
-        """:meth:`_one` for several objects: one wait per message of them, not one per object.
+        """:meth:`_one` for several objects: one admission per target and one wait per message of them.
 
-        It waits for budget only while it holds none (like :meth:`_one`): objects that do not fit
-        now go in the next round, after this round's objects gave theirs back.
+        Each round admits the objects left to the least-loaded target, as many as fit there, then
+        the rest to other targets while they have room now; it waits for budget only while it holds
+        none (like :meth:`_one`): objects that do not fit go in the next round, after this round's
+        objects gave theirs back.
         """
-        left = infos
-        while left and not run.stop.is_set():
-            groups: dict[str, tuple[PodEndpoint, list[ObjInfo], list[str]]] = {}
+        todo = [(info, name) for info in infos if (name := self._to_do(info, run)) is not None]
+        while todo and not run.stop.is_set():
+            groups: list[tuple[PodEndpoint, list[ObjInfo], list[str], int]] = []
             try:
-                left = await self._admit(left, run, groups)
+                todo = await self._admit(todo, run, groups)
                 sends = [
                     run.transformer.to_bucket_many(
                         ep, got, run.dst, names, self._reporter(run, ep, got, names)
                     )
-                    for ep, got, names in groups.values()
+                    for ep, got, names, _total in groups
                 ]
                 await (sends[0] if len(sends) == 1 else asyncio.gather(*sends))
             finally:
-                for endpoint, got, _ in groups.values():
+                for endpoint, got, _names, total in groups:
                     self.stats.targets[endpoint.target_id].in_flight -= len(got)
-                    for info in got:
-                        run.budget.release(endpoint, info.size)
+                    run.budget.release_many(endpoint, total, len(got))
 
     def _reporter(
         self, run: _Run, endpoint: PodEndpoint, infos: list[ObjInfo], names: list[str]
-    ) -> Callable[[int, tuple[int, int] | Exception], None]:
-        """Count (and note) each object of a batch the moment it is written, or record its error."""
+    ) -> Callable[[Sequence[tuple[int, int | Exception]], int], None]:
+        """Count and note the objects of a batch the moment they are written, or record their errors.
+
+        ``report(outcomes, route)``: each outcome is an object's index and its result's size (it
+        got there by ``route``) or its error; the written ones are counted and noted together.
+        """
         tstats = self.stats.targets[endpoint.target_id]
 
-        def report(i: int, outcome: tuple[int, int] | Exception) -> None:
-            if isinstance(outcome, Exception):
-                tstats.errors += 1
-                self._fail(infos[i].name, endpoint.target_id, str(outcome), run.stop, outcome)
-            else:
-                self.stats.record_done(tstats, infos[i].size, outcome[0], route=outcome[1])
-                self._note(run.journal, infos[i], names[i])
+        def report(outcomes: Sequence[tuple[int, int | Exception]], route: int) -> None:
+            notes: list[tuple[str, str, str]] = []
+            size_in = size_out = 0
+            for i, outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    tstats.errors += 1
+                    self._fail(infos[i].name, endpoint.target_id, str(outcome), run.stop, outcome)
+                    continue
+                info = infos[i]
+                size_in += info.size
+                size_out += outcome
+                notes.append((info.name, info.version, names[i]))
+            if notes:
+                self.stats.record_done(tstats, size_in, size_out, route=route, count=len(notes))
+                if run.journal.record_many(notes):
+                    self._start_flush(run.journal)
 
         return report
 
     async def _admit(
-        self, infos: list[ObjInfo], run: _Run, groups: dict[str, tuple[PodEndpoint, list[ObjInfo], list[str]]]
-    ) -> list[ObjInfo]:
-        """Give objects their targets into ``groups`` (or fail or skip them); return those left over."""
-        for i, info in enumerate(infos):
-            target_name = self._to_do(info, run)
-            if target_name is None:
-                continue
-            endpoint = run.budget.try_acquire(info.size) if groups else await run.budget.acquire(info.size)
-            if endpoint is None:
-                return infos[i:]
-            group = groups.setdefault(endpoint.target_id, (endpoint, [], []))
-            group[1].append(info)
-            group[2].append(target_name)
-            self.stats.targets[endpoint.target_id].in_flight += 1
-        return []
+        self,
+        todo: list[tuple[ObjInfo, str]],
+        run: _Run,
+        groups: list[tuple[PodEndpoint, list[ObjInfo], list[str], int]],
+    ) -> list[tuple[ObjInfo, str]]:
+        """Give objects their targets into ``groups`` (endpoint, objects, names, bytes); return those left over."""
+        while todo:
+            sizes = [info.size for info, _name in todo]
+            if groups:
+                taken = run.budget.try_acquire_leading(sizes)
+                if taken is None:
+                    return todo
+            else:
+                taken = await run.budget.acquire_leading(sizes)
+            endpoint, n = taken
+            admitted, todo = todo[:n], todo[n:]
+            groups.append(
+                (endpoint, [info for info, _ in admitted], [name for _, name in admitted], sum(sizes[:n]))
+            )
+            self.stats.targets[endpoint.target_id].in_flight += n
+        return todo
 
     def _to_do(self, info: ObjInfo, run: _Run) -> str | None:
         """Return ``info``'s destination name, or ``None`` once it is failed (missing) or skipped (done before)."""
@@ -362,8 +382,10 @@ class _Job:
 
     def _done_before(self, info: ObjInfo, run: _Run, target: str | None = None) -> bool:
         """Tell whether an earlier run wrote this object's result, and the result is still there."""
+        if not run.done or info.size < 0:
+            return False
         target = target or dest_name(info.name, self.options.ext, self.options.prepend)
-        return info.size >= 0 and run.done.has(info.name, info.version, target) and run.dst.exists(target)
+        return run.done.has(info.name, info.version, target) and run.dst.exists(target)
 
     def _note(self, journal: Journal, info: ObjInfo, target_name: str) -> None:
         """Note a written object; flush the journal in a thread when a batch is due (one at a time)."""

@@ -49,7 +49,7 @@ from airflow_ais_etl.runtime.filewire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
@@ -97,15 +97,15 @@ class _Item:
 class _Waiter:
     """One wait for one or several objects' verdicts: each message's answer wakes it once.
 
-    With ``settle``, final verdicts are settled (counted, noted) the moment they arrive, even once
-    nobody waits any more (an aborted job): a result a pod named is never left unnoted. Only the
-    objects to send again (alone, or over HTTP) go to :attr:`ready`.
+    With ``settle``, final verdicts are settled (counted, noted) the moment they arrive, a message's
+    worth at a time, even once nobody waits any more (an aborted job): a result a pod named is
+    never left unnoted. Only the objects to send again (alone, or over HTTP) go to :attr:`ready`.
     """
 
     __slots__ = ("bug", "items", "loop", "open", "ready", "settle", "wake")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, settle: Callable[[_Item], None] | None = None
+        self, loop: asyncio.AbstractEventLoop, settle: Callable[[list[_Item]], None] | None = None
     ) -> None:
         self.loop = loop
         self.settle = settle
@@ -117,19 +117,21 @@ class _Waiter:
         """What went wrong while settling a verdict (not an object's error): raised to the waiter."""
         self.wake: asyncio.Future[None] | None = None
 
-    def answer(self, item: _Item) -> None:
-        """Take ``item``'s verdict: settle it now, or keep it for :meth:`next`."""
-        if self.settle is None or item.verdict is _ALONE or item.verdict is _VIA_HTTP:
-            self.ready.append(item)
-            return
-        self.open -= 1
-        try:
-            self.settle(item)
-        except BaseException as exc:  # a bug: the waiter raises it
-            self.bug = self.bug or exc
-
-    def answered(self) -> None:
-        """Wake the wait: some of its objects have their verdicts (in :attr:`ready`)."""
+    def answer(self, items: list[_Item]) -> None:
+        """Take the verdicts of ``items`` (one message's): settle the final ones now, keep the rest
+        for :meth:`next`, and wake the wait."""
+        if self.settle is None:
+            self.ready += items
+        else:
+            final = [item for item in items if item.verdict is not _ALONE and item.verdict is not _VIA_HTTP]
+            if len(final) < len(items):
+                self.ready += [item for item in items if item.verdict is _ALONE or item.verdict is _VIA_HTTP]
+            if final:
+                self.open -= len(final)
+                try:
+                    self.settle(final)
+                except BaseException as exc:  # a bug: the waiter raises it
+                    self.bug = self.bug or exc
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
 
@@ -316,23 +318,19 @@ class FileTransfer:
         infos: list[ObjInfo],
         dst: LocalBucket,
         dst_names: list[str],
-        report: Callable[[int, int | Exception], None],
+        report: Callable[[Sequence[tuple[int, int | Exception]]], None],
     ) -> list[int]:
         """Transform several objects through ``endpoint``'s pod as :meth:`to_bucket` does each one.
 
-        One wait per message that carries some of them, not one per object. ``report(i, size or
-        error)`` runs for each object the moment its answer is in (the pod named its result before
-        it answered), also after this call was cancelled, while :meth:`aclose` drains; bugs are
-        raised. Returns the indexes of the objects to send over HTTP instead.
+        One wait per message that carries some of them, not one per object. ``report(outcomes)``
+        runs for a message's objects the moment its answer is in (the pod named their results
+        before it answered), also after this call was cancelled, while :meth:`aclose` drains: each
+        outcome is an object's index and its size or its error. Bugs are raised. Returns the
+        indexes of the objects to send over HTTP instead.
         """
 
-        def settle(item: _Item) -> None:
-            try:
-                size = self._conclude(endpoint, item, item.verdict)
-            except (AisEtlError, OSError) as exc:
-                report(item.index, exc)
-            else:
-                report(item.index, size)
+        def settle(items: list[_Item]) -> None:
+            report([(item.index, self._outcome(endpoint, item)) for item in items])
 
         waiter = _Waiter(self._running_loop(), settle)
         via_http: list[int] = []
@@ -341,7 +339,7 @@ class FileTransfer:
                 try:
                     self._begin(endpoint, info, dst, name, waiter, i, alone=False)
                 except (AisEtlError, OSError) as exc:
-                    report(i, exc)
+                    report([(i, exc)])
             while waiter.open:
                 for item in await waiter.next():
                     if item.verdict is _VIA_HTTP:
@@ -352,13 +350,23 @@ class FileTransfer:
                             endpoint, infos[item.index], dst, item.dst_name, waiter, item.index, alone=True
                         )
                     except (AisEtlError, OSError) as exc:
-                        report(item.index, exc)
+                        report([(item.index, exc)])
         except BaseException:
             waiter.cancel()
             raise
         if waiter.bug is not None:
             raise waiter.bug
         return via_http
+
+    def _outcome(self, endpoint: PodEndpoint, item: _Item) -> int | Exception:
+        """Return a settled object's size, or its own error."""
+        verdict = item.verdict
+        if type(verdict) is tuple and verdict[0] == 200:
+            return int(verdict[1])
+        try:
+            return int(self._conclude(endpoint, item, verdict))
+        except (AisEtlError, OSError) as exc:
+            return exc
 
     # ---------------------------------------------------------------- messages
     def _queue(self, endpoint: PodEndpoint, item: _Item, buckets: Buckets, alone: bool) -> None:
@@ -399,15 +407,13 @@ class FileTransfer:
         try:
             verdicts = await self._exchange(endpoint, pod, buckets, items)
         finally:
-            woken: list[_Waiter] = []
+            answered: dict[_Waiter, list[_Item]] = {}
             for item, verdict in zip(items, verdicts, strict=True):
                 if item.verdict is None and (verdict is not _ALONE or not item.cancelled):
                     item.verdict = verdict
-                    item.waiter.answer(item)
-                    if not woken or woken[-1] is not item.waiter:
-                        woken.append(item.waiter)
-            for waiter in woken:
-                waiter.answered()
+                    answered.setdefault(item.waiter, []).append(item)
+            for waiter, theirs in answered.items():
+                waiter.answer(theirs)
 
     async def _exchange(
         self, endpoint: PodEndpoint, pod: Pod, buckets: Buckets, items: list[_Item]
@@ -471,11 +477,3 @@ class FileTransfer:
                     await task
         for pod in self._pods.values():
             pod.close()
-
-
-async def _caught(attempt: Awaitable[Any]) -> Any:
-    """Return an object's own error instead of raising it (a bug is raised)."""
-    try:
-        return await attempt
-    except (AisEtlError, OSError) as exc:
-        return exc

@@ -86,19 +86,20 @@ class JobStats:
         self.errors.append(entry)
 
     def record_done(
-        self, target: TargetStats, size_in: int, size_out: int, *, route: int = Route.ENGINE
+        self, target: TargetStats, size_in: int, size_out: int, *, route: int = Route.ENGINE, count: int = 1
     ) -> None:
-        """Count one object written by ``target``'s pod; ``route``: how its result got there."""
+        """Count ``count`` objects (``size_in`` / ``size_out`` bytes in all) written by ``target``'s pod;
+        ``route``: how their results got there."""
         if route & Route.DIRECT:
-            self.direct_put_objects += 1
+            self.direct_put_objects += count
         if route & Route.FILE:
-            self.file_objects += 1
+            self.file_objects += count
         if not route:
             self.bytes_via_engine += size_out
-        target.objects += 1
+        target.objects += count
         target.bytes_in += size_in
         target.bytes_out += size_out
-        self.objects += 1
+        self.objects += count
         self.bytes_in += size_in
         self.bytes_out += size_out
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from airflow_ais_etl.dataplane.resumeindex import ResumeIndex
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from airflow_ais_etl.dataplane.storage.base import Bucket
 
@@ -43,7 +43,7 @@ class Journal:
         self.prefix = f".ais-etl/journal/{etl_name}/{fingerprint}/"
         self._run = f"{int(time.time())}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
         self._seq = 0
-        self._pending: list[list[str]] = []
+        self._pending: list[tuple[str, str, str]] = []
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
 
@@ -61,8 +61,12 @@ class Journal:
 
     def record(self, src: str, version: str, dst: str) -> bool:
         """Note a written object; return whether a flush is due (as :meth:`due`, without asking again)."""
+        return self.record_many(((src, version, dst),))
+
+    def record_many(self, notes: Iterable[tuple[str, str, str]]) -> bool:
+        """Note written objects ``(source, version, destination)``; return whether a flush is due."""
         with self._lock:
-            self._pending.append([src, version, dst])
+            self._pending.extend(notes)
             due = len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS
         if due and self.auto_flush:
             self.flush()

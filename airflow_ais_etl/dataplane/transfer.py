@@ -176,31 +176,33 @@ class ObjectTransformer:
         infos: list[ObjInfo],
         dst: Bucket,
         dst_names: list[str],
-        report: Callable[[int, tuple[int, int] | Exception], None],
+        report: Callable[[Sequence[tuple[int, int | Exception]], int], None],
     ) -> None:
         """:meth:`to_bucket` of each object, in one wait per message when the pod reads and writes them in place.
 
-        ``report(i, (size, route) or error)`` runs for each object as soon as it is written (or
-        failed), with no wait in between; a bug is raised.
+        ``report(outcomes, route)`` runs as soon as objects are written (or failed), with no wait
+        in between: each outcome is an object's index and its result's size, or its error;
+        ``route`` says how the written ones got there. A bug is raised.
         """
         files = self.files
         rest: Sequence[int] = range(len(infos))
         if files is not None and (files.known_to_serve(endpoint, dst) or await files.serves(endpoint, dst)):
             route = Route.FILE | (Route.DIRECT if self.direct_put else Route.ENGINE)
-
-            def sized(i: int, size: int | Exception) -> None:
-                report(i, size if isinstance(size, Exception) else (size, route))
-
-            rest = await files.to_bucket_many(endpoint, infos, dst, dst_names, sized)  # type: ignore[arg-type]
+            rest = await files.to_bucket_many(
+                endpoint,
+                infos,
+                dst,  # type: ignore[arg-type]
+                dst_names,
+                lambda outcomes: report(outcomes, route),
+            )
 
         async def one(i: int) -> None:  # over HTTP, each in its own request
             try:
-                result: tuple[int, int] | Exception = await self.to_bucket(
-                    endpoint, infos[i], dst, dst_names[i]
-                )
+                size, route = await self.to_bucket(endpoint, infos[i], dst, dst_names[i])
             except (AisEtlError, OSError) as exc:
-                result = exc
-            report(i, result)
+                report([(i, exc)], Route.ENGINE)
+            else:
+                report([(i, size)], route)
 
         if rest:
             await asyncio.gather(*(one(i) for i in rest))

@@ -133,3 +133,44 @@ async def test_try_acquire_takes_room_now_or_says_none_and_never_jumps_the_queue
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
+
+
+def test_a_group_goes_to_the_least_loaded_target_as_far_as_it_fits_there() -> None:
+    budget = ByteBudget(["t1", "t2"], 10 * MiB)
+    assert budget.try_acquire(3 * MiB) == "t1"
+    # t2 is idle: the group starts there and takes objects while t2 stays within its 10 MiB
+    assert budget.try_acquire_leading([4 * MiB, 4 * MiB, 4 * MiB, 1]) == ("t2", 2)
+    assert budget.in_flight("t2") == 8 * MiB
+    # the rest: t1 (3 MiB) is now the least loaded and has room for one 4 MiB object and the tiny one
+    assert budget.try_acquire_leading([4 * MiB, 4 * MiB]) == ("t1", 1)
+    assert budget.in_flight("t1") == 7 * MiB
+    budget.release_many("t2", 8 * MiB, 2)
+    budget.release("t1", 3 * MiB)
+    budget.release_many("t1", 4 * MiB, 1)
+    assert budget.in_flight("t1") == budget.in_flight("t2") == 0
+    assert budget.peak() == {"t1": 7 * MiB, "t2": 8 * MiB}
+
+
+def test_a_group_whose_first_object_fits_nowhere_is_not_admitted_now() -> None:
+    budget = ByteBudget(["t1"], 10 * MiB)
+    assert budget.try_acquire_leading([9 * MiB]) == ("t1", 1)
+    assert budget.try_acquire_leading([2 * MiB, 1]) is None  # the first comes first: no skipping ahead
+    assert budget.try_acquire_leading([]) is None
+    # an object larger than the budget goes alone on an idle target, and nothing joins it
+    budget.release_many("t1", 9 * MiB, 1)
+    assert budget.try_acquire_leading([50 * MiB, 1]) == ("t1", 1)
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_group_is_admitted_when_room_comes_back_and_takes_what_fits_then() -> None:
+    budget = ByteBudget(["t1"], 10 * MiB)
+    held = await budget.acquire(8 * MiB)
+    group = asyncio.ensure_future(budget.acquire_leading([5 * MiB, 5 * MiB, 5 * MiB]))
+    await asyncio.sleep(0)
+    assert not group.done()
+    assert budget.try_acquire_leading([1]) is None  # somebody waits: nobody jumps the queue
+    budget.release(held, 8 * MiB)
+    assert await group == ("t1", 2)
+    assert budget.in_flight("t1") == 10 * MiB
+    budget.release_many("t1", 10 * MiB, 2)
+    assert budget.in_flight("t1") == 0
