@@ -20,57 +20,87 @@ class LinkDown(Exception):
 
 
 class Link:
-    """One connection to a pod's file socket: one message out and its answer back at a time."""
+    """One connection to a pod's file socket: one message out and its answer back at a time.
 
-    def __init__(self, sock: socket.socket) -> None:
+    The socket stays registered with the event loop for its whole life (one registration, not two
+    per message), and an answer wakes the message's future straight from the loop's callback.
+    """
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
+        self.loop = loop
+        self._answer: asyncio.Future[bytes] | None = None
+        self._gone: BaseException | None = None
+        """Why the connection cannot carry another message (the pod closed it, or it broke)."""
+        loop.add_reader(sock.fileno(), self._readable)
 
     @classmethod
     async def open(cls, path: str) -> Link:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         sock.setblocking(False)
+        loop = asyncio.get_running_loop()
         try:
             with short_path(path) as name:
-                await asyncio.get_running_loop().sock_connect(sock, name)
+                await loop.sock_connect(sock, name)
         except OSError as err:
             sock.close()
             raise LinkDown(f"cannot connect to {path}: {err}") from err
-        return cls(sock)
+        return cls(sock, loop)
 
-    async def exchange(self, data: bytes) -> bytes:
-        """Send one message and return its answer."""
+    async def exchange(self, data: bytes, timeout: float | None = None) -> bytes:
+        """Send one message and return its answer; :class:`asyncio.TimeoutError` after ``timeout`` seconds."""
+        if self._gone is not None:
+            raise self._gone
+        answer = self._answer = self.loop.create_future()
         while True:
             try:
                 self.sock.send(data)
                 break
             except BlockingIOError:
-                await self._ready(write=True)
-        while True:
-            try:
-                answer, _, flags, _ = self.sock.recvmsg(MAX_MESSAGE)
-            except BlockingIOError:
-                await self._ready(write=False)
-                continue
-            if not answer:
-                raise ConnectionResetError("the pod closed the connection")
-            if flags & socket.MSG_TRUNC:
-                raise FileWireError("answer cut")
-            return answer
+                await self._writable()
+        timer = None if timeout is None else self.loop.call_later(timeout, _expire, answer)
+        try:
+            return await answer
+        finally:
+            self._answer = None
+            if timer is not None:
+                timer.cancel()
 
-    async def _ready(self, *, write: bool) -> None:
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
+    def _readable(self) -> None:
+        """Hand an answer (or the end of the connection) to the message waiting for it."""
+        try:
+            data, _, flags, _ = self.sock.recvmsg(MAX_MESSAGE)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            data, flags = b"", 0
+            self._gone = err
+        answer = self._answer
+        if not data:
+            self._gone = self._gone or ConnectionResetError("the pod closed the connection")
+            self.loop.remove_reader(self.sock.fileno())
+        if answer is None or answer.done():
+            return  # nobody waits (a message given up on closes its link; an idle pod's close)
+        if self._gone is not None:
+            answer.set_exception(self._gone)
+        elif flags & socket.MSG_TRUNC:
+            answer.set_exception(FileWireError("answer cut"))
+        else:
+            answer.set_result(data)
+
+    async def _writable(self) -> None:
+        ready = self.loop.create_future()
         fd = self.sock.fileno()
 
         def wake() -> None:
             if not ready.done():
                 ready.set_result(None)
 
-        (loop.add_writer if write else loop.add_reader)(fd, wake)
+        self.loop.add_writer(fd, wake)
         try:
             await ready
         finally:
-            (loop.remove_writer if write else loop.remove_reader)(fd)
+            self.loop.remove_writer(fd)
 
     def half_close(self) -> None:
         """Say no more messages come: the pod answers the one in flight and names nothing after."""
@@ -78,7 +108,14 @@ class Link:
             self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
+
+
+def _expire(answer: asyncio.Future[bytes]) -> None:
+    if not answer.done():
+        answer.set_exception(asyncio.TimeoutError())
 
 
 class Pod:

@@ -425,10 +425,8 @@ class FileTransfer:
                 live = [item for item in items if not item.cancelled]  # no await from here to the send
                 if not live:
                     return [_ALONE] * len(items)
-                request = encode_request(
-                    self.query, buckets, [(item.path, item.name, item.dst_name) for item in live]
-                )
-                answer = await asyncio.wait_for(link.exchange(request), self.timeout)
+                request = encode_request(self.query, buckets, [(i.path, i.name, i.dst_name) for i in live])
+                answer = await link.exchange(request, self.timeout)
             results = decode_answer(answer, len(live))
         except LinkDown as err:
             log.info(

@@ -94,7 +94,7 @@ class Buckets:
     (the pod itself runs with umask 077)."""
 
 
-def encode_request(query: str, buckets: Buckets, objects: Sequence[tuple[str, str, str]]) -> bytes:
+def encode_request(query: str, buckets: Buckets, objects: list[tuple[str, str, str]]) -> bytes:
     """Encode one message: ``objects`` are ``(request path, source name, destination name)``."""
     msg = {
         "q": query,
@@ -104,7 +104,7 @@ def encode_request(query: str, buckets: Buckets, objects: Sequence[tuple[str, st
         "u": buckets.dst_url,
         "f": int(buckets.fsync),
         "m": buckets.umask,
-        "o": [list(obj) for obj in objects],
+        "o": objects,
     }
     return json.dumps(msg, separators=(",", ":")).encode()
 
