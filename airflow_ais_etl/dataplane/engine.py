@@ -18,6 +18,13 @@ from airflow_ais_etl.dataplane.budget import ByteBudget
 from airflow_ais_etl.dataplane.chain import Chain, open_transformer
 from airflow_ais_etl.dataplane.firstcause import WatchCauses, cause_before
 from airflow_ais_etl.dataplane.jobcontrol import JobControl
+from airflow_ais_etl.dataplane.jobend import (
+    abort_error,
+    attach,
+    cancel_unfinished,
+    raise_worker_bug,
+    settle_state,
+)
 from airflow_ais_etl.dataplane.jobstats import JobState, JobStats, TargetStats
 from airflow_ais_etl.dataplane.journal import FLUSH_SECONDS, Journal
 from airflow_ais_etl.dataplane.options import OfflineOptions
@@ -245,7 +252,8 @@ class _Job:
         """Run ``num_workers`` workers per target over one feed until it is empty or the job aborts."""
 
         per_take = getattr(run.transformer, "objects_per_take", None)
-        take = per_take(run.dst) if per_take is not None else 1  # objects one worker handles as one unit
+        take = per_take(run.dst) if per_take is not None else 1  # objects per message
+        take *= len(run.endpoints) if take > 1 else 1  # a worker's unit: a message's worth per target
 
         async def worker() -> None:
             while not run.stop.is_set() and (info := await self._next(items, run.stop)) is not None:
@@ -264,13 +272,13 @@ class _Job:
         try:
             await asyncio.wait([all_done, abort_wait], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await _cancel_unfinished(workers, all_done)
+            await cancel_unfinished(workers, all_done)
             abort_wait.cancel()
             for task in (reporter, flusher):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        _raise_worker_bug(all_done)
+        raise_worker_bug(all_done)
 
     async def _one(self, info: ObjInfo, run: _Run) -> None:
         """Transform one object on the least-loaded target, or skip it, or record why it failed."""
@@ -352,9 +360,13 @@ class _Job:
         run: _Run,
         groups: list[tuple[PodEndpoint, list[ObjInfo], list[str], int]],
     ) -> list[tuple[ObjInfo, str]]:
-        """Give objects their targets into ``groups`` (endpoint, objects, names, bytes); return those left over."""
+        """Give objects their targets into ``groups`` (endpoint, objects, names, bytes); return those left over.
+
+        A target takes at most its share of the objects, so a job of a few objects still spreads.
+        """
+        share = -(-len(todo) // len(run.endpoints))
         while todo:
-            sizes = [info.size for info, _name in todo]
+            sizes = [info.size for info, _name in todo[:share]]
             if groups:
                 taken = run.budget.try_acquire_leading(sizes)
                 if taken is None:
@@ -425,26 +437,16 @@ class _Job:
     # ---------------------------------------------------------------- result
     def _conclude(self) -> dict[str, Any]:
         """Settle the final state, report it once more, and return it or raise what ended the job."""
-        self._settle_state()
+        settle_state(self.stats, self.failure, self.control.cause)
         snap = self.stats.snapshot()
         if self.progress is not None:
             self.progress(snap)
         if self.failure is not None:
-            _attach(self.failure, snap)
+            attach(self.failure, snap)
             raise self.failure
         if self.control.cause is not None:
             raise self._abort_error(self.control.cause, snap)
         return snap
-
-    def _settle_state(self) -> None:
-        if self.failure is not None:
-            self.stats.state = JobState.FAILED
-            self.stats.cause = str(self.failure)
-        elif self.control.cause is not None:
-            self.stats.state = JobState.ABORTED
-            self.stats.cause = self.control.cause
-        elif self.stats.state is JobState.RUNNING:
-            self.stats.state = JobState.DONE
 
     def _abort_error(self, cause: str, snap: dict[str, Any]) -> AbortError:
         """Stop the pods when membership changed, and say how far the job got and how to resume."""
@@ -452,36 +454,7 @@ class _Job:
             with contextlib.suppress(Exception):  # (a removal or a stop already ended them)
                 if self.backend.endpoints(name):
                     self.backend.abort(name, cause)
-        err = AbortError(
-            f"etl job aborted: {cause}; {snap['objects']} of {snap['planned_objects']} "
-            f"object(s) done, {snap['skipped']} skipped; no partial objects were left — "
-            "run again with skip_existing to resume",
-            etl_name=self.chain.label,
-            cause=cause,
-        )
-        _attach(err, snap)
-        return err
-
-
-async def _cancel_unfinished(workers: list[asyncio.Task[None]], all_done: asyncio.Future[Any]) -> None:
-    if not all_done.done():
-        for w in workers:
-            w.cancel()
-        with contextlib.suppress(BaseException):
-            await all_done
-
-
-def _raise_worker_bug(all_done: asyncio.Future[Any]) -> None:
-    """Re-raise what broke a worker: a bug, not an object error, which must never be swallowed."""
-    if all_done.done() and not all_done.cancelled():
-        error = all_done.exception()
-        if error is not None and not isinstance(error, asyncio.CancelledError):
-            raise error
-
-
-def _attach(exc: BaseException, stats: dict[str, Any]) -> None:
-    with contextlib.suppress(AttributeError):
-        exc.stats = stats  # type: ignore[attr-defined]
+        return abort_error(cause, snap, self.chain.label)
 
 
 def run_offline(

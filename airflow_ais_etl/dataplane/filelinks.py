@@ -1,18 +1,28 @@
-"""The engine's connections to the pods' file sockets (``dataplane.filetransfer``): one message at a time each."""
+"""The engine's connections to the pods' file sockets (``dataplane.filetransfer``): one message at a time each.
+
+A pod's worker processes share its socket, and each runs the messages of the connections it
+accepted. Every connection starts with the pod's hello naming that worker (``runtime.filewire``),
+and a message goes on an idle connection of the least busy worker, so two messages in flight run
+on two workers rather than queueing on one while the other idles.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 from typing import TYPE_CHECKING, Any
 
-from airflow_ais_etl.runtime.filewire import MAX_MESSAGE, FileWireError, short_path
+from airflow_ais_etl.runtime.filewire import MAX_MESSAGE, FileWireError, decode_hello, short_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ["Link", "LinkDown", "Pod"]
+__all__ = ["HELLO_SECONDS", "Link", "LinkDown", "Pod"]
+
+HELLO_SECONDS = 10.0
+"""How long a new connection waits for the pod's hello (a pod that never sends one is unusable)."""
 
 
 class LinkDown(Exception):
@@ -29,6 +39,10 @@ class Link:
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
         self.loop = loop
+        self.worker = 0
+        """The pod's worker process that runs this connection's messages (from its hello)."""
+        self.workers = 1
+        """How many worker processes the pod has."""
         self._answer: asyncio.Future[bytes] | None = None
         self._gone: BaseException | None = None
         """Why the connection cannot carry another message (the pod closed it, or it broke)."""
@@ -45,19 +59,29 @@ class Link:
         except OSError as err:
             sock.close()
             raise LinkDown(f"cannot connect to {path}: {err}") from err
-        return cls(sock, loop)
+        link = cls(sock, loop)
+        try:
+            link.worker, link.workers = decode_hello(await link._receive(HELLO_SECONDS))
+        except (OSError, asyncio.TimeoutError, FileWireError) as err:
+            link.close()
+            raise LinkDown(f"no hello from {path}: {err!r}") from err
+        return link
 
     async def exchange(self, data: bytes, timeout: float | None = None) -> bytes:
         """Send one message and return its answer; :class:`asyncio.TimeoutError` after ``timeout`` seconds."""
         if self._gone is not None:
             raise self._gone
-        answer = self._answer = self.loop.create_future()
         while True:
             try:
                 self.sock.send(data)
                 break
             except BlockingIOError:
                 await self._writable()
+        return await self._receive(timeout)
+
+    async def _receive(self, timeout: float | None) -> bytes:
+        """Wait for the next message from the pod."""
+        answer = self._answer = self.loop.create_future()
         timer = None if timeout is None else self.loop.call_later(timeout, _expire, answer)
         try:
             return await answer
@@ -123,6 +147,7 @@ class Pod:
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
+        self.size = size
         self.slots = asyncio.Semaphore(size)
         self.idle: list[Link] = []
         self.busy: set[Link] = set()
@@ -134,7 +159,9 @@ class Pod:
     @contextlib.asynccontextmanager
     async def link(self) -> AsyncIterator[Link]:
         async with self.slots:
-            link = self.idle.pop() if self.idle else await Link.open(self.path)
+            link = self._idle_link()
+            if link is None:
+                link = await Link.open(self.path)
             self.busy.add(link)
             try:
                 yield link
@@ -144,6 +171,23 @@ class Pod:
             finally:
                 self.busy.discard(link)
             self.idle.append(link)
+
+    def _idle_link(self) -> Link | None:
+        """Take the idle connection of the least busy worker; ``None``: open a new one.
+
+        A new one, too, while some worker has no connection yet and the busiest-free choice would
+        queue behind a message already running: the pod's next accept may reach the idle worker.
+        """
+        if not self.idle:
+            return None
+        busy = collections.Counter(link.worker for link in self.busy)
+        best = min(self.idle, key=lambda link: busy[link.worker])
+        if busy[best.worker]:
+            reached = {link.worker for link in (*self.idle, *self.busy)}
+            if len(reached) < best.workers and len(self.idle) + len(self.busy) < self.size:
+                return None
+        self.idle.remove(best)
+        return best
 
     def half_close_busy(self) -> None:
         """Half-close every connection with a message in flight (an ending job)."""

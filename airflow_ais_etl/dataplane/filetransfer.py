@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 from airflow_ais_etl.cluster.base import PodEndpoint
 from airflow_ais_etl.dataplane.batcher import (
     BATCH_OBJECT,
-    OBJECTS_IN_FLIGHT,
     SLOW_SPELL_SECONDS,
     object_error,
 )
@@ -58,9 +57,14 @@ if TYPE_CHECKING:
 
 __all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "request_path"]
 
-FILE_BATCH_OBJECTS = 32
-"""Objects per message: enough to pay one round trip per many small objects, few enough that one
-pod's objects in flight (:data:`OBJECTS_IN_FLIGHT`) fill several messages, run in parallel."""
+FILE_BATCH_OBJECTS = 96
+"""Objects per message. Each message costs both sides a wake-up across processes (tens of
+microseconds on these VMs); at 32 per message that was a fifth of the CPU per 4 KiB object, at 96
+it is well under a tenth (bench/offline_bench.py, 2026-12-02, fifth session)."""
+
+FILE_OBJECTS_IN_FLIGHT = 2 * FILE_BATCH_OBJECTS
+"""Objects per pod in flight: a message for each of a 2-CPU pod's workers. They cost the engine only
+their names; the byte budget still bounds the bytes."""
 
 MESSAGE_NAMES = 32 << 10
 """Characters of names per message at most: even escaped, a message stays below ``MAX_MESSAGE``."""
@@ -216,7 +220,7 @@ class FileTransfer:
     @property
     def objects_per_worker(self) -> int:
         """How many objects per ``num_workers`` slot the engine keeps in flight, so messages fill up."""
-        return max(1, OBJECTS_IN_FLIGHT // self.links_per_pod)
+        return max(1, FILE_OBJECTS_IN_FLIGHT // self.links_per_pod)
 
     def known_to_serve(self, endpoint: PodEndpoint, dst: Bucket) -> bool | None:
         """Tell without waiting whether :meth:`serves` says yes (``None``: the pod was not asked yet)."""

@@ -37,6 +37,7 @@ from airflow_ais_etl.runtime.filewire import (
     FileWireError,
     decode_request,
     encode_answer,
+    encode_hello,
     short_path,
 )
 
@@ -73,14 +74,19 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def serve_files(lsock: socket.socket, app: App, log: logging.Logger) -> threading.Thread:
-    """Accept engine connections on ``lsock`` in a daemon thread of this worker; return it."""
-    thread = threading.Thread(target=_accept_loop, args=(lsock, app, log), name="file-accept", daemon=True)
+def serve_files(
+    lsock: socket.socket, app: App, log: logging.Logger, worker: int = 0, workers: int = 1
+) -> threading.Thread:
+    """Accept engine connections on ``lsock`` in a daemon thread of worker ``worker`` (of ``workers``); return it."""
+    hello = encode_hello(worker, workers)
+    thread = threading.Thread(
+        target=_accept_loop, args=(lsock, app, log, hello), name="file-accept", daemon=True
+    )
     thread.start()
     return thread
 
 
-def _accept_loop(lsock: socket.socket, app: App, log: logging.Logger) -> None:
+def _accept_loop(lsock: socket.socket, app: App, log: logging.Logger, hello: bytes) -> None:
     lsock.setblocking(True)
     while True:
         try:
@@ -89,6 +95,11 @@ def _accept_loop(lsock: socket.socket, app: App, log: logging.Logger) -> None:
             return  # closed: the worker stops
         if not _same_user(conn):
             log.warning("file socket: refused a connection of another user")
+            conn.close()
+            continue
+        try:
+            conn.sendall(hello)  # which worker runs this connection's messages (runtime.filewire)
+        except OSError:
             conn.close()
             continue
         threading.Thread(target=_serve, args=(conn, app, log), name="file-conn", daemon=True).start()

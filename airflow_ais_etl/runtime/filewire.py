@@ -20,6 +20,11 @@ would have). The answer is JSON
 name, ``[NOT_RUN, 0]`` for an object left for a message of its own, ``[STORE_FAILED, message]``
 when the source could not be read or the result not stored, or ``[status, error message]`` with
 the status and text an HTTP request would have got.
+
+Each worker process of a pod accepts connections on the one socket and runs the messages of its
+own connections, so its first message on a new connection says which it is: JSON
+``{"w": worker slot, "n": workers}``. The engine then keeps each worker busy with its own
+messages instead of handing two to one worker while another idles (``dataplane.filelinks``).
 """
 
 from __future__ import annotations
@@ -45,20 +50,23 @@ __all__ = [
     "NOT_RUN",
     "FileWireError",
     "decode_answer",
+    "decode_hello",
     "decode_request",
     "encode_answer",
+    "encode_hello",
     "encode_request",
     "short_path",
 ]
 
 FILE_HEADER = "X-AIS-ETL-Files"
 """In a ``/health`` answer: the file transport version the pod serves on its socket."""
-FILE_VERSION = "2"
+FILE_VERSION = "3"
+"""2 had no hello on a new connection."""
 FILE_SOCKET_ENV = "AIS_ETL_FILE_SOCKET"
 """Where the pod listens (set by the local backend: a path in the pod's private 0700 directory)."""
 FILE_SOCKET_NAME = "files.sock"
 MAX_OBJECTS = 120
-"""Objects per message (the engine sends at most 32; names keep a message far below :data:`MAX_MESSAGE`)."""
+"""Objects per message (the engine sends at most 96; names keep a message far below :data:`MAX_MESSAGE`)."""
 MAX_MESSAGE = 1 << 18
 """The longest message either side reads (error messages are capped to keep answers below it)."""
 MESSAGE_CAP = 1024
@@ -131,6 +139,23 @@ def decode_request(data: bytes) -> tuple[str, Buckets, list[tuple[str, str, str]
     if not 1 <= len(objects) <= MAX_OBJECTS:
         raise FileWireError(f"{len(objects)} object(s) in a message: need 1..{MAX_OBJECTS}")
     return query, buckets, [(o[0], o[1], o[2]) for o in objects]
+
+
+def encode_hello(worker: int, workers: int) -> bytes:
+    """Encode the first message of a connection: which of the pod's ``workers`` accepted it."""
+    return json.dumps({"w": worker, "n": workers}).encode()
+
+
+def decode_hello(data: bytes) -> tuple[int, int]:
+    """Return ``(worker, workers)`` of a connection's first message; refuse anything else."""
+    try:
+        hello = json.loads(data)
+        worker, workers = hello["w"], hello["n"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise FileWireError(f"bad hello: {err!r}") from None
+    if not (type(worker) is int and type(workers) is int and 0 <= worker < workers):
+        raise FileWireError(f"bad hello: worker {worker!r} of {workers!r}")
+    return worker, workers
 
 
 def encode_answer(verdicts: Sequence[tuple[int, int | str]]) -> bytes:

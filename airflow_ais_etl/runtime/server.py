@@ -391,5 +391,5 @@ def run_worker(
     ``DEFER_LIMIT`` polls before accepting, so a less loaded worker gets the connection first.
     """
     if file_lsock is not None:
-        serve_files(file_lsock, app, log)
+        serve_files(file_lsock, app, log, slot, app.cfg.workers)
     return Worker(lsock, app, grace_seconds, log, board, slot).run()

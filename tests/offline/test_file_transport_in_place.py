@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
-from airflow_ais_etl.runtime.filewire import MAX_MESSAGE, STORE_FAILED, Buckets, decode_answer, encode_request
+from airflow_ais_etl.runtime.filewire import (
+    MAX_MESSAGE,
+    STORE_FAILED,
+    Buckets,
+    decode_answer,
+    decode_hello,
+    encode_request,
+)
 from tests.offline.conftest import REVERSE, objects, temp_files
 
 if TYPE_CHECKING:
@@ -36,9 +43,12 @@ def _file_socket(api: AisEtl, etl: str) -> str:
 
 
 def _connect(path: str) -> socket.socket:
+    """Connect as the engine does: the pod's first message names the worker that took the connection."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sock.settimeout(30)
     sock.connect(path)
+    worker, workers = decode_hello(sock.recv(MAX_MESSAGE))
+    assert 0 <= worker < workers
     return sock
 
 

@@ -17,8 +17,10 @@ from airflow_ais_etl.runtime.filewire import (
     Buckets,
     FileWireError,
     decode_answer,
+    decode_hello,
     decode_request,
     encode_answer,
+    encode_hello,
     encode_request,
     short_path,
 )
@@ -77,6 +79,13 @@ def test_requests_and_answers_round_trip_and_bad_ones_are_refused() -> None:
     assert verdicts[3] == (-1, "disk full")
     with pytest.raises(FileWireError, match="2 object"):
         decode_answer(answer, 2)
+
+
+def test_a_hello_names_the_worker_and_bad_ones_are_refused() -> None:
+    assert decode_hello(encode_hello(1, 4)) == (1, 4)
+    for bad in (b"", b"[]", b'{"w": 1}', b'{"w": 2, "n": 2}', b'{"w": -1, "n": 2}', b'{"w": true, "n": 2}'):
+        with pytest.raises(FileWireError, match="bad hello"):
+            decode_hello(bad)
 
 
 def test_a_long_socket_path_is_reached_through_its_directory(tmp_path: os.PathLike[str]) -> None:
