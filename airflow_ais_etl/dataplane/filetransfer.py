@@ -59,8 +59,8 @@ __all__ = ["FILE_BATCH_OBJECTS", "FileTransfer", "request_path"]
 
 FILE_BATCH_OBJECTS = 96
 """Objects per message. Each message costs both sides a wake-up across processes (tens of
-microseconds on these VMs); at 32 per message that was a fifth of the CPU per 4 KiB object, at 96
-it is well under a tenth (bench/offline_bench.py, 2026-12-02, fifth session)."""
+microseconds on these VMs): in one interleaved run on 4 KiB objects, 32 per message cost engine and
+pods 55 us of CPU per object, 64 and 120 per message 45 us (bench/README.md, fifth session)."""
 
 FILE_OBJECTS_IN_FLIGHT = 2 * FILE_BATCH_OBJECTS
 """Objects per pod in flight: a message for each of a 2-CPU pod's workers. They cost the engine only
