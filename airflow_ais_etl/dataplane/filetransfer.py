@@ -48,7 +48,7 @@ from airflow_ais_etl.runtime.filewire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
@@ -205,6 +205,8 @@ class FileTransfer:
             etl_args=etl_args,
         )
         self.query = urlsplit(url).query
+        self._path_prefix = request_path(msg, bucket_ref, "")
+        """Every object's request path is this followed by its name (:func:`request_path`)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._buckets: Buckets | None = None
         self._closing = False
@@ -272,7 +274,7 @@ class FileTransfer:
     ) -> Any:
         """Send ``info`` once: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
         waiter = _Waiter(self._running_loop())
-        item = self._begin(endpoint, info, dst, dst_name, waiter, -1, alone=alone)
+        (item,) = self._begin(endpoint, dst, waiter, [(-1, info, dst_name)], alone=alone)
         try:
             await waiter.next()
         except BaseException:
@@ -283,25 +285,38 @@ class FileTransfer:
     def _begin(
         self,
         endpoint: PodEndpoint,
-        info: ObjInfo,
         dst: LocalBucket,
-        dst_name: str,
         waiter: _Waiter,
-        index: int,
+        objects: Iterable[tuple[int, ObjInfo, str]],
         *,
         alone: bool,
-    ) -> _Item:
-        """Check ``info``'s result name as a write would, and queue it for ``endpoint``'s pod.
+        refused: Callable[[int, Exception], None] | None = None,
+    ) -> list[_Item]:
+        """Check each object's result name as a write would, and queue the objects for ``endpoint``'s pod.
 
-        Its source name was checked when the job planned it (``LocalBucket`` lists and stats only
-        names inside the bucket), and the pod follows a link only inside the source directory.
+        ``objects`` are ``(index, info, destination name)``. A refused name is raised, or with
+        ``refused`` given, handed to it and the object left out. Its source name was checked when
+        the job planned it (``LocalBucket`` lists and stats only names inside the bucket), and the
+        pod follows a link only inside the source directory.
         """
-        dst.write_target(dst_name)
-        item = _Item(info.name, request_path(self.msg, self.bucket_ref, info.name), dst_name, waiter, index)
-        waiter.items.append(item)
-        waiter.open += 1
-        self._queue(endpoint, item, self._buckets_for(dst), alone or not 0 <= info.size <= BATCH_OBJECT)
-        return item
+        write_target, prefix = dst.write_target, self._path_prefix
+        batched: list[_Item] = []
+        singles: list[_Item] = []
+        for index, info, dst_name in objects:
+            try:
+                write_target(dst_name)
+            except (AisEtlError, OSError) as exc:
+                if refused is None:
+                    raise
+                refused(index, exc)
+                continue
+            item = _Item(info.name, prefix + info.name, dst_name, waiter, index)
+            (singles if alone or not 0 <= info.size <= BATCH_OBJECT else batched).append(item)
+        items = batched + singles
+        waiter.items += items
+        waiter.open += len(items)
+        self._queue(endpoint, self._buckets_for(dst), batched, singles)
+        return items
 
     def _conclude(self, endpoint: PodEndpoint, item: _Item, verdict: Any) -> Any:
         """Settle an answered object: its size, or :data:`_ALONE` / :data:`_VIA_HTTP` to send it again."""
@@ -336,25 +351,22 @@ class FileTransfer:
         def settle(items: list[_Item]) -> None:
             report([(item.index, self._outcome(endpoint, item)) for item in items])
 
+        def refused(i: int, exc: Exception) -> None:
+            report([(i, exc)])
+
         waiter = _Waiter(self._running_loop(), settle)
         via_http: list[int] = []
         try:
-            for i, (info, name) in enumerate(zip(infos, dst_names, strict=True)):
-                try:
-                    self._begin(endpoint, info, dst, name, waiter, i, alone=False)
-                except (AisEtlError, OSError) as exc:
-                    report([(i, exc)])
+            objects = zip(range(len(infos)), infos, dst_names, strict=True)
+            self._begin(endpoint, dst, waiter, objects, alone=False, refused=refused)
             while waiter.open:
+                again = []
                 for item in await waiter.next():
                     if item.verdict is _VIA_HTTP:
                         via_http.append(item.index)
-                        continue
-                    try:  # its message failed as a whole, or left it undone: once more, alone
-                        self._begin(
-                            endpoint, infos[item.index], dst, item.dst_name, waiter, item.index, alone=True
-                        )
-                    except (AisEtlError, OSError) as exc:
-                        report([(item.index, exc)])
+                    else:  # its message failed as a whole, or left it undone: once more, alone
+                        again.append((item.index, infos[item.index], item.dst_name))
+                self._begin(endpoint, dst, waiter, again, alone=True, refused=refused)
         except BaseException:
             waiter.cancel()
             raise
@@ -373,13 +385,19 @@ class FileTransfer:
             return exc
 
     # ---------------------------------------------------------------- messages
-    def _queue(self, endpoint: PodEndpoint, item: _Item, buckets: Buckets, alone: bool) -> None:
+    def _queue(
+        self, endpoint: PodEndpoint, buckets: Buckets, batched: list[_Item], singles: list[_Item]
+    ) -> None:
+        """Send ``singles`` one per message now; ``batched`` join what waits for the pod this turn of the loop."""
         pod = self._pod(endpoint)
         loop = self._running_loop()
-        if alone or loop.time() < pod.singles_until:
+        if batched and loop.time() < pod.singles_until:  # messages of many failed lately: one each
+            singles, batched = batched + singles, []
+        for item in singles:
             self._start(endpoint, pod, buckets, [item])
+        if not batched:
             return
-        pod.waiting.append(item)
+        pod.waiting += batched
         if not pod.scheduled:
             pod.scheduled = True
             loop.call_soon(self._launch, endpoint, pod, buckets)

@@ -8,6 +8,7 @@ query ``etl_fqn`` when present (2025) and from the request path otherwise (Decem
 
 from __future__ import annotations
 
+import functools
 import http.client
 import inspect
 import os
@@ -61,8 +62,13 @@ def fqn_of_query(query: str) -> str | None:
     return os.path.normpath(os.path.join("/", unquote(value.strip()).lstrip("/")))
 
 
+@functools.lru_cache(maxsize=64)
 def etl_args_of(query: str) -> str:
-    """Return the per-request arguments (query ``etl_args``, trimmed as AIS's servers do)."""
+    """Return the per-request arguments (query ``etl_args``, trimmed as AIS's servers do).
+
+    Remembered per query: a job's objects all carry the same one, and parsing it cost a small
+    object's transform call more than a microsecond.
+    """
     return (_param(query, QPARAM_ETL_ARGS) or "").strip()
 
 

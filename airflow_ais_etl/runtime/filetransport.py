@@ -147,11 +147,14 @@ def _run(
     deadline = time.monotonic() + BUDGET_SECONDS
     out: list[tuple[int, int | str]] = []
     batched = len(objects) > 1
+    held_back = False  # the engine hung up: this object and the rest are not run
     for path, src_name, dst_name in objects:
-        if (out and time.monotonic() > deadline) or engine_gone():
+        if held_back or (out and time.monotonic() > deadline):
             out.append((NOT_RUN, 0))
         else:
-            out.append(_one(app, query, buckets, path, src_name, dst_name, batched, engine_gone))
+            verdict = _one(app, query, buckets, path, src_name, dst_name, batched, engine_gone)
+            held_back = verdict[0] == NOT_RUN
+            out.append(verdict)
     return out
 
 

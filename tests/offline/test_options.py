@@ -102,7 +102,7 @@ def test_dry_run_counts_without_calling_a_pod_or_writing(api: AisEtl, tmp_path: 
 @pytest.mark.integration
 def test_continue_on_error_reports_every_failure(api: AisEtl, tmp_path: Path) -> None:
     src = tmp_path / "src"
-    good = simple_tree(src, [f"good-{i:03d}" for i in range(300)])  # more than in flight
+    good = simple_tree(src, [f"good-{i:04d}" for i in range(1000)])  # more than in flight (2 x 192)
     simple_tree(src, ["bad-1", "bad-2", "z/bad-3"], b"BAD ")
     api.init_code("coer-etl", FAIL_ON_BAD)
     opts = OfflineOptions(continue_on_error=True, num_workers=2)
