@@ -9,8 +9,7 @@ Every write is atomic: a destination object is either complete or absent.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_ais_etl.etl.errors import StorageError
 from airflow_ais_etl.etl.naming import validate_prefix
@@ -40,9 +39,13 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
     """Report that an object does not exist (callers may skip vanished sources)."""
 
 
-@dataclass(frozen=True)
-class ObjInfo:
-    """One object: its name in the bucket, its size, and a cheap token that changes with its content."""
+class ObjInfo(NamedTuple):
+    """One object: its name in the bucket, its size, and a cheap token that changes with its content.
+
+    A named tuple, not a frozen dataclass: a listing makes one per object, and a tuple costs a
+    third of the dataclass's construction (0.2 against 0.7 us), a measurable share of the engine's
+    time per small object.
+    """
 
     name: str
     size: int

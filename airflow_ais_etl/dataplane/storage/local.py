@@ -164,17 +164,26 @@ class LocalBucket(Bucket):
         each file is stat'ed when its turn comes: a million-object bucket lists in bounded memory.
         """
         skip = len(rel)
-        for key in self._entries(directory, rel, prefix):
-            path = os.path.join(directory, key[skip:])
-            if key.endswith("/"):
-                yield from self._walk(path.rstrip("/"), key, prefix)
-                continue
-            try:
-                st = os.stat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if S_ISREG(st.st_mode):
-                yield self._info(key, st)
+        keys = self._entries(directory, rel, prefix)
+        try:  # files are stat'ed relative to their directory: a shorter lookup per file
+            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as err:
+            raise StorageError(f"bucket {self.url}: cannot list {directory}: {err}") from err
+        try:
+            for key in keys:
+                if key.endswith("/"):
+                    yield from self._walk(os.path.join(directory, key[skip:-1]), key, prefix)
+                    continue
+                try:
+                    st = os.stat(key[skip:], dir_fd=dir_fd)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                if S_ISREG(st.st_mode):
+                    yield self._info(key, st)
+        finally:
+            os.close(dir_fd)
 
     def _entries(self, directory: str, rel: str, prefix: str) -> list[str]:
         """Return the sorted keys of what the listing may show (a directory's key ends with ``/``)."""
