@@ -252,13 +252,12 @@ class _Job:
         """Run ``num_workers`` workers per target over one feed until it is empty or the job aborts."""
 
         per_take = getattr(run.transformer, "objects_per_take", None)
-        take = per_take(run.dst) if per_take is not None else 1  # objects per message
-        take *= len(run.endpoints) if take > 1 else 1  # a worker's unit: a message's worth per target
+        take = per_take(run.dst) if per_take is not None else 1  # a worker's unit: a message's worth
 
         async def worker() -> None:
             while not run.stop.is_set() and (info := await self._next(items, run.stop)) is not None:
                 if take > 1:
-                    await self._many([info, *items.take_ready(take - 1)], run)
+                    await self._many([info, *items.take_ready(take - 1)], run, take)
                 else:
                     await self._one(info, run)
 
@@ -300,7 +299,7 @@ class _Job:
         self.stats.record_done(tstats, info.size, written, route=route)
         self._note(run.journal, info, target_name)
 
-    async def _many(self, infos: list[ObjInfo], run: _Run) -> None:
+    async def _many(self, infos: list[ObjInfo], run: _Run, full: int) -> None:
         """:meth:`_one` for several objects: one admission per target and one wait per message of them.
 
         Each round admits the objects left to the least-loaded target, as many as fit there, then
@@ -312,7 +311,7 @@ class _Job:
         while todo and not run.stop.is_set():
             groups: list[tuple[PodEndpoint, list[ObjInfo], list[str], int]] = []
             try:
-                todo = await self._admit(todo, run, groups)
+                todo = await self._admit(todo, run, groups, full)
                 sends = [
                     run.transformer.to_bucket_many(
                         ep, got, run.dst, names, self._reporter(run, ep, got, names)
@@ -359,12 +358,14 @@ class _Job:
         todo: list[tuple[ObjInfo, str]],
         run: _Run,
         groups: list[tuple[PodEndpoint, list[ObjInfo], list[str], int]],
+        full: int,
     ) -> list[tuple[ObjInfo, str]]:
         """Give objects their targets into ``groups`` (endpoint, objects, names, bytes); return those left over.
 
-        A target takes at most its share of the objects, so a job of a few objects still spreads.
+        ``full`` objects make a message; fewer (a small job, the end of a listing) are shared out
+        over the targets, so a job of a few objects still spreads.
         """
-        share = -(-len(todo) // len(run.endpoints))
+        share = len(todo) if len(todo) >= full else -(-len(todo) // len(run.endpoints))
         while todo:
             sizes = [info.size for info, _name in todo[:share]]
             if groups:
