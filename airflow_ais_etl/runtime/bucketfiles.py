@@ -166,8 +166,8 @@ def _make_dirs(directory: str, umask: int | None) -> None:
             os.chmod(d, 0o777 & ~umask)
 
 
-def open_source(bucket_url: str, name: str, path: str, resolve: Callable[[], str]) -> int:
-    """Open object ``name`` (at ``path``) read-only; return the descriptor of a regular file.
+def open_source(bucket_url: str, name: str, path: str, resolve: Callable[[], str]) -> tuple[int, int]:
+    """Open object ``name`` (at ``path``) read-only; return the descriptor of a regular file and its size.
 
     ``path`` is opened without following a link; a link is followed only to where ``resolve()``
     says (it raises when the link leads outside the bucket).
@@ -186,10 +186,11 @@ def open_source(bucket_url: str, name: str, path: str, resolve: Callable[[], str
         raise
     except OSError as err:
         raise StoreError(f"bucket {bucket_url}: cannot read {name!r}: {err}") from err
-    if not S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not S_ISREG(st.st_mode):
         os.close(fd)
         raise NotFound(f"bucket {bucket_url}: object {name!r} is not a regular file")
-    return fd
+    return fd, st.st_size
 
 
 def is_inside(real: str, real_root: str) -> bool:
@@ -207,15 +208,15 @@ def resolve_inside(bucket_url: str, name: str, path: str, real_root: str) -> str
     return real
 
 
-def open_in(bucket_url: str, root: str, real_root: str, name: str) -> int:
-    """Open object ``name`` of the bucket directory ``root`` read-only (:func:`open_source`).
+def open_in(bucket_url: str, root: str, real_root: str, name: str) -> tuple[int, int]:
+    """Open object ``name`` of the bucket directory ``root`` read-only; its descriptor and size (:func:`open_source`).
 
     A link is followed only to a place under ``real_root`` (the real path of ``root``); for a name
     in a directory, the file the kernel actually opened must lie there too (``/proc/self/fd``: a
     directory link, even one swapped in after the job checked the name, leads nowhere else).
     """
     path = f"{root}/{name}"
-    fd = open_source(bucket_url, name, path, lambda: resolve_inside(bucket_url, name, path, real_root))
+    fd, size = open_source(bucket_url, name, path, lambda: resolve_inside(bucket_url, name, path, real_root))
     if "/" in name:
         try:
             opened = os.readlink(f"/proc/self/fd/{fd}")
@@ -224,7 +225,7 @@ def open_in(bucket_url: str, root: str, real_root: str, name: str) -> int:
         if not is_inside(opened, real_root):
             os.close(fd)
             raise StoreError(f"bucket {bucket_url}: object {name!r} resolves outside the bucket")
-    return fd
+    return fd, size
 
 
 _TMPFILE = getattr(os, "O_TMPFILE", 0)

@@ -14,10 +14,14 @@ class SinkError(Exception):
     """Writing the result failed (e.g. the file system is full): the object fails, never the transform's fault."""
 
 
-def read_whole(fd: int) -> bytes:
-    """Return every byte of the file behind ``fd`` with as few ``read`` calls as its size allows."""
-    st = os.fstat(fd)
-    size = st.st_size if S_ISREG(st.st_mode) else 0
+def read_whole(fd: int, size: int | None = None) -> bytes:
+    """Return every byte of the file behind ``fd`` with as few ``read`` calls as its size allows.
+
+    ``size``: the file's size as its opener found it (a regular file), saving an ``fstat``.
+    """
+    if size is None:
+        st = os.fstat(fd)
+        size = st.st_size if S_ISREG(st.st_mode) else 0
     first = os.read(fd, size + 1) if size else b""  # one byte more: a file that grew is read to its end
     if size and len(first) <= size:
         return first

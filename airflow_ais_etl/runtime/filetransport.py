@@ -170,7 +170,7 @@ def _one(
 ) -> tuple[int, int | str]:
     """Read, transform and store one object; return its verdict (``runtime.filewire``)."""
     try:
-        src = open_in(f"file://{buckets.src}", buckets.src, buckets.src_real, src_name)
+        src, size = open_in(f"file://{buckets.src}", buckets.src, buckets.src_real, src_name)
     except StoreError as err:  # missing (vanished since the listing), or a link out of the bucket
         return STORE_FAILED, str(err)
     try:
@@ -186,7 +186,7 @@ def _one(
         os.close(src)
         return STORE_FAILED, str(err)
     try:
-        verdict = app.transform_file(path, query, src, temp.fd, batched=batched)
+        verdict = app.transform_file(path, query, src, temp.fd, size=size, batched=batched)
     except BaseException:
         temp.discard()
         raise

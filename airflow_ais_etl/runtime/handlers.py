@@ -200,9 +200,11 @@ class App:
         return 200, result
 
     def transform_file(
-        self, path: str, query: str, src: int, dst: int, *, batched: bool = False
+        self, path: str, query: str, src: int, dst: int, *, size: int | None = None, batched: bool = False
     ) -> tuple[int, int | str]:
         """Transform one object from descriptor ``src`` into ``dst`` (the file transport, ``runtime.filetransport``).
+
+        ``size``: the source's size when the caller knows it (it stat'ed the file when it opened it).
 
         Return ``(200, result length)``, or the status and message an HTTP request would have got;
         never raise. The caller closes both descriptors.
@@ -211,7 +213,7 @@ class App:
         try:
             try:
                 if self.cfg.chunk_size == 0:
-                    result = self._call_at(path, query, read_whole(src))
+                    result = self._call_at(path, query, read_whole(src, size))
                     if not isinstance(result, (bytes, bytearray, memoryview)):
                         raise _Failure(
                             500, f"transform for {path!r} returned {type(result).__name__}, expected bytes"
