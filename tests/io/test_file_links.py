@@ -106,36 +106,28 @@ async def test_messages_in_flight_go_to_idle_links_of_different_workers(sock_pat
         fake.close()
 
 
+@pytest.mark.parametrize(
+    ("size", "accepts", "busy", "links"),
+    [
+        # a worker has no link yet: a new link is opened, and the pod's next accept reaches it
+        (8, [0, 0, 1], [0, 1], 3),
+        # no more links may be opened: the idle one, on busy worker 0, takes the message
+        (2, [0, 0], [0, 0], 2),
+    ],
+    ids=["opens-a-link-to-reach-an-idle-worker", "shares-a-busy-worker-when-no-link-is-left"],
+)
 @pytest.mark.asyncio
-async def test_a_new_link_is_opened_while_a_worker_has_none_and_the_idle_ones_are_on_busy_workers(
-    sock_path: str,
+async def test_a_message_while_the_idle_link_is_on_a_busy_worker(
+    sock_path: str, size: int, accepts: list[int], busy: list[int], links: int
 ) -> None:
-    fake = FakePod(sock_path, workers=[0, 0, 1])
-    pod = Pod(sock_path, size=8)
+    fake = FakePod(sock_path, workers=accepts)
+    pod = Pod(sock_path, size=size)
     try:
-        first, second = await hold(pod), await hold(pod)
+        first, second = await hold(pod), await hold(pod)  # both on worker 0
         await second.release()  # idle: a link to worker 0, which still runs the first message
         third = await hold(pod)
-        assert busy_workers(pod) == [0, 1]
-        assert len(fake.conns) == 3
-        assert [link.worker for link in pod.idle] == [0]
-        await first.release()
-        await third.release()
-    finally:
-        pod.close()
-        fake.close()
-
-
-@pytest.mark.asyncio
-async def test_a_busy_worker_gets_a_second_message_when_no_more_links_may_be_opened(sock_path: str) -> None:
-    fake = FakePod(sock_path, workers=[0, 0])
-    pod = Pod(sock_path, size=2)
-    try:
-        first, second = await hold(pod), await hold(pod)
-        await second.release()
-        third = await hold(pod)  # two links already: it takes the idle one, on busy worker 0
-        assert busy_workers(pod) == [0, 0]
-        assert len(fake.conns) == 2
+        assert busy_workers(pod) == busy
+        assert len(fake.conns) == links
         await first.release()
         await third.release()
     finally:
