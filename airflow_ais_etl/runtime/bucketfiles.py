@@ -231,6 +231,17 @@ def open_in(bucket_url: str, root: str, real_root: str, name: str) -> tuple[int,
 _TMPFILE = getattr(os, "O_TMPFILE", 0)
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
+_AT_EMPTY_PATH = 0x1000
+_REFUSED = (errno.ENOENT, errno.EPERM, errno.EINVAL)
+"""What ``linkat(AT_EMPTY_PATH)`` says where the kernel does not let this process use it."""
+
+_by_descriptor = True
+"""Whether to name files by their descriptor (``linkat(fd, "", ..., AT_EMPTY_PATH)``) first.
+
+Linux 6.10 and later let a process link a file it opened itself; older kernels want
+``CAP_DAC_READ_SEARCH`` and refuse. Through the descriptor is about 5 us cheaper per object
+than through ``/proc/self/fd`` (tmpfs, 4 KiB objects: bench/README.md); the first refusal
+switches this process to ``/proc`` for good."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -250,10 +261,19 @@ def _name_fd(fd: int, path: str) -> None:
     """Give the unnamed (``O_TMPFILE``) file behind ``fd`` the name ``path``."""
     import ctypes
 
-    source = f"/proc/self/fd/{fd}".encode()
-    if _linkat()(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) != 0:
+    global _by_descriptor
+    linkat, target = _linkat(), os.fsencode(path)
+    if _by_descriptor:
+        if linkat(fd, b"", _AT_FDCWD, target, _AT_EMPTY_PATH) == 0:
+            return
         errno_ = ctypes.get_errno()
-        raise OSError(errno_, os.strerror(errno_), path)  # (EEXIST comes out as FileExistsError)
+        if errno_ not in _REFUSED:
+            raise OSError(errno_, os.strerror(errno_), path)  # (EEXIST comes out as FileExistsError)
+        # refused, or the directory is gone: the /proc way tells which
+    if linkat(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD, target, _AT_SYMLINK_FOLLOW) != 0:
+        errno_ = ctypes.get_errno()
+        raise OSError(errno_, os.strerror(errno_), path)
+    _by_descriptor = False  # the /proc way works where the descriptor's was refused
 
 
 def _named_first(fd: int, path: str) -> bool:

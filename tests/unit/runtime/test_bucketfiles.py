@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import stat
 from typing import TYPE_CHECKING
@@ -20,18 +22,37 @@ def _temps(root: Path) -> list[str]:
     return [f for _d, _s, files in os.walk(root) for f in files if f.startswith(TEMP_PREFIX)]
 
 
-@pytest.fixture(params=["unnamed", "named"])
+def _kernel_refusing_links_by_descriptor(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make ``linkat(AT_EMPTY_PATH)`` fail as kernels before 6.10 do; return the flags of every call."""
+    real, calls = bucketfiles._linkat(), []
+
+    def linkat(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int) -> int:
+        calls.append(flags)
+        if flags & bucketfiles._AT_EMPTY_PATH:
+            ctypes.set_errno(errno.ENOENT)
+            return -1
+        return int(real(old_dir, old, new_dir, new, flags))
+
+    monkeypatch.setattr(bucketfiles, "_linkat", lambda: linkat)
+    return calls
+
+
+@pytest.fixture(params=["unnamed", "unnamed-old-kernel", "named"])
 def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both temp-file kinds: ``named`` is what a file system without ``O_TMPFILE`` gets."""
+    """Every temp-file kind: ``named`` is what a file system without ``O_TMPFILE`` gets; an
+    unnamed file is named through its descriptor, or through ``/proc`` where the kernel refuses that."""
+    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
     if request.param == "named":
         monkeypatch.setattr(bucketfiles, "open_unnamed", lambda directory: -1)
+    if request.param == "unnamed-old-kernel":
+        _kernel_refusing_links_by_descriptor(monkeypatch)
     return str(request.param)
 
 
 def test_a_result_appears_only_when_committed_and_replaces_an_old_one(tmp_path: Path, kind: str) -> None:
     target = tmp_path / "sub" / "dir" / "obj"
     temp = create_temp("file://b", "sub/dir/obj", str(target), anonymous=True, fsync=False)
-    assert (temp.tmp is None) == (kind == "unnamed")
+    assert (temp.tmp is None) == kind.startswith("unnamed")
     os.write(temp.fd, b"new")
     assert not target.exists()
     assert len(_temps(tmp_path)) == (1 if kind == "named" else 0)
@@ -43,6 +64,35 @@ def test_a_result_appears_only_when_committed_and_replaces_an_old_one(tmp_path: 
     again.commit()
     assert target.read_bytes() == b"newer"
     assert _temps(tmp_path) == []
+
+
+def test_a_kernel_that_refuses_links_by_descriptor_is_asked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
+    calls = _kernel_refusing_links_by_descriptor(monkeypatch)
+    for name in ("a", "b"):
+        temp = create_temp("file://b", name, str(tmp_path / name), anonymous=True, fsync=False)
+        os.write(temp.fd, name.encode())
+        temp.commit()
+    assert [(tmp_path / n).read_bytes() for n in ("a", "b")] == [b"a", b"b"]
+    empty_path = bucketfiles._AT_EMPTY_PATH
+    assert [bool(f & empty_path) for f in calls] == [True, False, False]  # then /proc only
+    assert bucketfiles._by_descriptor is False
+
+
+def test_a_directory_gone_before_the_commit_is_a_store_error_not_a_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
+    (tmp_path / "sub").mkdir()
+    temp = create_temp("file://b", "sub/obj", str(tmp_path / "sub" / "obj"), anonymous=True, fsync=False)
+    assert temp.tmp is None
+    (tmp_path / "sub").rmdir()  # an unnamed file leaves its directory empty
+    with pytest.raises(StoreError, match="cannot store 'sub/obj'"):
+        temp.commit()
+    assert bucketfiles._by_descriptor is True  # the kernel did not refuse: keep linking by descriptor
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_discarded_result_leaves_nothing(tmp_path: Path, kind: str) -> None:
