@@ -167,6 +167,12 @@ def test_skip_existing_redoes_nothing_but_a_changed_etl_redoes_all(api: AisEtl, 
     stats = api.transform_bucket("resume-etl", str(src), str(dst), OfflineOptions(skip_existing=True))
     assert (stats["skipped"], stats["objects"]) == (len(data) - 1, 1)
     assert (dst / "obj-0003.dat").read_bytes() == reverse(b"changed")
+    gone = ["obj-0007.dat", "p1/obj-0010.dat"]  # noted results that are gone are redone
+    for name in gone:
+        (dst / name).unlink()
+    stats = api.transform_bucket("resume-etl", str(src), str(dst), OfflineOptions(skip_existing=True))
+    assert (stats["skipped"], stats["objects"]) == (len(data) - 2, 2)
+    assert [(dst / name).read_bytes() for name in gone] == [reverse(data[name]) for name in gone]
     api.init_code("resume-etl", REVERSE.replace("b'!'", "b'?'"), replace=True)
     stats = api.transform_bucket("resume-etl", str(src), str(dst), OfflineOptions(skip_existing=True))
     assert (stats["skipped"], stats["objects"]) == (0, len(data))
