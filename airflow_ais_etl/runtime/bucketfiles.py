@@ -239,7 +239,7 @@ _by_descriptor = True
 """Whether to name files by their descriptor (``linkat(fd, "", ..., AT_EMPTY_PATH)``) first.
 
 Linux 6.10 and later let a process link a file it opened itself; older kernels want
-``CAP_DAC_READ_SEARCH`` and refuse. Through the descriptor is about 5 us cheaper per object
+``CAP_DAC_READ_SEARCH`` and refuse. Through the descriptor is 3-5 us cheaper per object
 than through ``/proc/self/fd`` (tmpfs, 4 KiB objects: bench/README.md); the first refusal
 switches this process to ``/proc`` for good."""
 
