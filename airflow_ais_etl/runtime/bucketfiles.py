@@ -266,14 +266,20 @@ def _name_fd(fd: int, path: str) -> None:
     if _by_descriptor:
         if linkat(fd, b"", _AT_FDCWD, target, _AT_EMPTY_PATH) == 0:
             return
-        errno_ = ctypes.get_errno()
-        if errno_ not in _REFUSED:
-            raise OSError(errno_, os.strerror(errno_), path)  # (EEXIST comes out as FileExistsError)
+        if ctypes.get_errno() not in _REFUSED:
+            raise _link_error(path)  # (EEXIST comes out as FileExistsError)
         # refused, or the directory is gone: the /proc way tells which
     if linkat(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD, target, _AT_SYMLINK_FOLLOW) != 0:
-        errno_ = ctypes.get_errno()
-        raise OSError(errno_, os.strerror(errno_), path)
+        raise _link_error(path)
     _by_descriptor = False  # the /proc way works where the descriptor's was refused
+
+
+def _link_error(path: str) -> OSError:
+    """The error of the ``linkat`` call just made (its ``errno`` picks the subclass)."""
+    import ctypes
+
+    errno_ = ctypes.get_errno()
+    return OSError(errno_, os.strerror(errno_), path)
 
 
 def _named_first(fd: int, path: str) -> bool:

@@ -37,11 +37,16 @@ def _kernel_refusing_links_by_descriptor(monkeypatch: pytest.MonkeyPatch) -> lis
     return calls
 
 
+@pytest.fixture(autouse=True)
+def _links_by_descriptor_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process does: no refusal of the descriptor link seen yet."""
+    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
+
+
 @pytest.fixture(params=["unnamed", "unnamed-old-kernel", "named"])
 def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every temp-file kind: ``named`` is what a file system without ``O_TMPFILE`` gets; an
     unnamed file is named through its descriptor, or through ``/proc`` where the kernel refuses that."""
-    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
     if request.param == "named":
         monkeypatch.setattr(bucketfiles, "open_unnamed", lambda directory: -1)
     if request.param == "unnamed-old-kernel":
@@ -69,7 +74,6 @@ def test_a_result_appears_only_when_committed_and_replaces_an_old_one(tmp_path: 
 def test_a_kernel_that_refuses_links_by_descriptor_is_asked_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
     calls = _kernel_refusing_links_by_descriptor(monkeypatch)
     for name in ("a", "b"):
         temp = create_temp("file://b", name, str(tmp_path / name), anonymous=True, fsync=False)
@@ -81,10 +85,7 @@ def test_a_kernel_that_refuses_links_by_descriptor_is_asked_once(
     assert bucketfiles._by_descriptor is False
 
 
-def test_a_directory_gone_before_the_commit_is_a_store_error_not_a_refusal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bucketfiles, "_by_descriptor", True)
+def test_a_directory_gone_before_the_commit_is_a_store_error_not_a_refusal(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     temp = create_temp("file://b", "sub/obj", str(tmp_path / "sub" / "obj"), anonymous=True, fsync=False)
     assert temp.tmp is None
