@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ais_etl.dataplane.budget import ByteBudget
 from airflow_ais_etl.dataplane.chain import Chain, open_transformer
 from airflow_ais_etl.dataplane.firstcause import WatchCauses, cause_before
+from airflow_ais_etl.dataplane.gcquiet import quiet_collector
 from airflow_ais_etl.dataplane.jobcontrol import JobControl
 from airflow_ais_etl.dataplane.jobend import (
     abort_error,
@@ -33,11 +34,7 @@ from airflow_ais_etl.dataplane.planning import Feed, in_shard, select
 from airflow_ais_etl.dataplane.resumeindex import ResumeIndex
 from airflow_ais_etl.dataplane.storage.opener import open_bucket
 from airflow_ais_etl.dataplane.storage.urls import normalize_url
-from airflow_ais_etl.etl.errors import (
-    AbortError,
-    AisEtlError,
-    TransformError,
-)
+from airflow_ais_etl.etl.errors import AbortError, AisEtlError, TransformError
 from airflow_ais_etl.etl.naming import dest_name
 
 if TYPE_CHECKING:
@@ -281,9 +278,9 @@ class _Job:
 
     async def _one(self, info: ObjInfo, run: _Run) -> None:
         """Transform one object on the least-loaded target, or skip it, or record why it failed."""
-        target_name = self._to_do(info, run)
-        if target_name is None:
+        if not (todo := self._to_do([info], run)):
             return
+        target_name = todo[0][1]
         endpoint = await run.budget.acquire(info.size)
         tstats = self.stats.targets[endpoint.target_id]
         tstats.in_flight += 1
@@ -307,7 +304,7 @@ class _Job:
         none (like :meth:`_one`): objects that do not fit go in the next round, after this round's
         objects gave theirs back.
         """
-        todo = [(info, name) for info in infos if (name := self._to_do(info, run)) is not None]
+        todo = self._to_do(infos, run)
         while todo and not run.stop.is_set():
             groups: list[tuple[PodEndpoint, list[ObjInfo], list[str], int]] = []
             try:
@@ -382,16 +379,22 @@ class _Job:
             self.stats.targets[endpoint.target_id].in_flight += n
         return todo
 
-    def _to_do(self, info: ObjInfo, run: _Run) -> str | None:
-        """Return ``info``'s destination name, or ``None`` once it is failed (missing) or skipped (done before)."""
-        target_name = dest_name(info.name, self.options.ext, self.options.prepend)
-        if info.size < 0:
-            self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
-            return None
-        if self._done_before(info, run, target_name):
-            self.stats.skipped += 1
-            return None
-        return target_name
+    def _to_do(self, infos: list[ObjInfo], run: _Run) -> list[tuple[ObjInfo, str]]:
+        """Pair ``infos`` with their destination names, leaving out the failed (missing) and the
+        skipped (done before) ones."""
+        ext, prepend = self.options.ext, self.options.prepend
+        if not (ext or prepend or run.done) and min(info.size for info in infos) >= 0:
+            return [(info, info.name) for info in infos]  # no renames, nothing to skip: a check per take
+        todo = []
+        for info in infos:
+            target_name = dest_name(info.name, ext, prepend)
+            if info.size < 0:
+                self._fail(info.name, "", f"object {info.name} does not exist in {self.src.url}", run.stop)
+            elif self._done_before(info, run, target_name):
+                self.stats.skipped += 1
+            else:
+                todo.append((info, target_name))
+        return todo
 
     def _done_before(self, info: ObjInfo, run: _Run, target: str | None = None) -> bool:
         """Tell whether an earlier run wrote this object's result, and the result is still there."""
@@ -490,4 +493,5 @@ def run_offline(
     job = _Job(
         backend, Chain.of(msg), src_bucket, dst_url, open_dst, options, progress, control or JobControl()
     )
-    return asyncio.run(job.run())
+    with quiet_collector():
+        return asyncio.run(job.run())

@@ -48,7 +48,7 @@ from airflow_ais_etl.runtime.filewire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow_ais_etl.cluster.base import BucketRef
     from airflow_ais_etl.dataplane.podcaps import PodCaps
@@ -287,7 +287,7 @@ class FileTransfer:
         endpoint: PodEndpoint,
         dst: LocalBucket,
         waiter: _Waiter,
-        objects: Iterable[tuple[int, ObjInfo, str]],
+        objects: Sequence[tuple[int, ObjInfo, str]],
         *,
         alone: bool,
         refused: Callable[[int, Exception], None] | None = None,
@@ -299,17 +299,17 @@ class FileTransfer:
         the job planned it (``LocalBucket`` lists and stats only names inside the bucket), and the
         pod follows a link only inside the source directory.
         """
-        write_target, prefix = dst.write_target, self._path_prefix
+        bad = dst.refused_writes([dst_name for _index, _info, dst_name in objects])
+        if bad:
+            if refused is None:
+                raise next(iter(bad.values()))
+            for k, exc in bad.items():
+                refused(objects[k][0], exc)
+            objects = [obj for k, obj in enumerate(objects) if k not in bad]
+        prefix = self._path_prefix
         batched: list[_Item] = []
         singles: list[_Item] = []
         for index, info, dst_name in objects:
-            try:
-                write_target(dst_name)
-            except (AisEtlError, OSError) as exc:
-                if refused is None:
-                    raise
-                refused(index, exc)
-                continue
             item = _Item(info.name, prefix + info.name, dst_name, waiter, index)
             (singles if alone or not 0 <= info.size <= BATCH_OBJECT else batched).append(item)
         items = batched + singles
@@ -357,7 +357,7 @@ class FileTransfer:
         waiter = _Waiter(self._running_loop(), settle)
         via_http: list[int] = []
         try:
-            objects = zip(range(len(infos)), infos, dst_names, strict=True)
+            objects = list(zip(range(len(infos)), infos, dst_names, strict=True))
             self._begin(endpoint, dst, waiter, objects, alone=False, refused=refused)
             while waiter.open:
                 again = []
@@ -462,9 +462,10 @@ class FileTransfer:
                 pod.singles_until = asyncio.get_running_loop().time() + SLOW_SPELL_SECONDS
                 return [_ALONE] * len(items)
             return [self._failed(endpoint, live[0].name, err)] * len(items)
-        by_item = dict(zip(map(id, live), results, strict=True))
-        verdicts = [by_item.get(id(item), (NOT_RUN, 0)) for item in items]
-        return [_ALONE if verdict[0] == NOT_RUN else verdict for verdict in verdicts]
+        if len(live) < len(items):  # some were cancelled before the send: they were not run
+            by_item = dict(zip(map(id, live), results, strict=True))
+            results = [by_item.get(id(item), (NOT_RUN, 0)) for item in items]
+        return [_ALONE if verdict[0] == NOT_RUN else verdict for verdict in results]
 
     def _failed(self, endpoint: PodEndpoint, name: str, err: BaseException) -> TransformError:
         if isinstance(err, asyncio.TimeoutError):

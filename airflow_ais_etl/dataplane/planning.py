@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import operator
 import threading
 import zlib
 from typing import TYPE_CHECKING, NamedTuple
@@ -158,7 +159,7 @@ class Feed:
         if skip is None:
             return _Batch(listed, last, 0, 0)
         kept = [info for info in listed if not skip(info)]
-        skipped_bytes = sum(max(i.size, 0) for i in listed) - sum(max(i.size, 0) for i in kept)
+        skipped_bytes = _bytes_of(listed) - _bytes_of(kept)
         return _Batch(kept, last, len(listed) - len(kept), skipped_bytes)
 
     def _put(self, item: _Batch | BaseException) -> bool:
@@ -195,7 +196,7 @@ class Feed:
                     raise got
                 self._current, self._pos = got.items, 0
                 self._stats.planned_objects += len(got.items) + got.skipped
-                self._stats.planned_bytes += sum(max(i.size, 0) for i in got.items) + got.skipped_bytes
+                self._stats.planned_bytes += _bytes_of(got.items) + got.skipped_bytes
                 self._stats.skipped += got.skipped
                 if got.last:
                     self.complete, self._stats.listing = True, False
@@ -213,3 +214,14 @@ class Feed:
         """Stop the listing thread (it may be waiting for room in the queue)."""
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+_SIZE = operator.attrgetter("size")
+
+
+def _bytes_of(infos: list[ObjInfo]) -> int:
+    """Return the bytes of ``infos`` (missing objects, size -1, count none): C loops, not a Python one per object."""
+    total = sum(map(_SIZE, infos))
+    if infos and min(map(_SIZE, infos)) < 0:
+        total = sum(size for size in map(_SIZE, infos) if size > 0)
+    return total

@@ -103,6 +103,20 @@ def test_feed_streams_counts_and_ends() -> None:
     asyncio.run(main())
 
 
+def test_planned_bytes_leave_out_missing_objects() -> None:
+    """An explicitly named object that does not exist (size -1) counts as an object, not as -1 bytes."""
+    items = [ObjInfo("a", 10, ""), ObjInfo("missing", -1, ""), ObjInfo("b", 0, ""), ObjInfo("c", 5, "")]
+
+    async def main() -> None:
+        stats = JobStats("e", "s", "d", dry_run=False)
+        feed = Feed(iter(items), stats, batch=2)
+        assert await drain(feed) == ["a", "missing", "b", "c"]
+        feed.close()
+        assert (stats.planned_objects, stats.planned_bytes) == (4, 15)
+
+    asyncio.run(main())
+
+
 def test_feed_raises_a_listing_error_and_stops_early_without_leaking() -> None:
     def broken() -> Iterator[ObjInfo]:
         yield ObjInfo("a", 1, "")

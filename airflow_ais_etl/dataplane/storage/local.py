@@ -25,13 +25,13 @@ from airflow_ais_etl.dataplane.storage.base import (
     ObjectNotFoundError,
     ObjInfo,
 )
-from airflow_ais_etl.etl.errors import StorageError
+from airflow_ais_etl.etl.errors import AisEtlError, StorageError
 from airflow_ais_etl.etl.naming import validate_object_name
 from airflow_ais_etl.runtime.bucketfiles import StoreError, TempFile, create_temp, is_inside
 from airflow_ais_etl.runtime.tempnames import abandoned
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["LocalBucket", "syncfs"]
 
@@ -173,15 +173,15 @@ class LocalBucket(Bucket):
             raise StorageError(f"bucket {self.url}: cannot list {directory}: {err}") from err
         try:
             for key in keys:
-                if key.endswith("/"):
+                if key[-1] == "/":
                     yield from self._walk(os.path.join(directory, key[skip:-1]), key, prefix)
                     continue
                 try:
                     st = os.stat(key[skip:], dir_fd=dir_fd)
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                if S_ISREG(st.st_mode):
-                    yield self._info(key, st)
+                if S_ISREG(st.st_mode):  # (the object's info, as _info makes it: inline, once per object)
+                    yield ObjInfo(key, st.st_size, f"{st.st_mtime_ns}-{st.st_size}")
         finally:
             os.close(dir_fd)
 
@@ -191,12 +191,17 @@ class LocalBucket(Bucket):
         try:
             with os.scandir(directory) as it:
                 for entry in it:
-                    if entry.name.startswith(TEMP_PREFIX):
+                    name = entry.name
+                    if name.startswith(TEMP_PREFIX):
+                        continue
+                    if entry.is_file(follow_symlinks=False):  # a plain file (from the directory entry)
+                        if (key := rel + name).startswith(prefix):
+                            keys.append(key)
                         continue
                     is_dir = self._entry_kind(entry)
                     if is_dir is None:
                         continue
-                    key = rel + entry.name + ("/" if is_dir else "")
+                    key = rel + name + ("/" if is_dir else "")
                     if self._selected(key, is_dir, prefix):
                         keys.append(key)
         except (FileNotFoundError, NotADirectoryError):
@@ -327,6 +332,31 @@ class LocalBucket(Bucket):
         if name.rpartition("/")[2].startswith(TEMP_PREFIX):
             raise StorageError(f"bucket {self.url}: object names may not start with {TEMP_PREFIX!r}")
         return self._write_path(name)
+
+    def refused_writes(self, names: Sequence[str]) -> dict[int, Exception]:
+        """Check many result names as :meth:`write_target` does; return the refused ones' errors by index.
+
+        A name that is plainly valid (as :func:`_plainly_valid` tells) in a directory known to be
+        inside the bucket costs string checks only, inline: a file transfer checks every name.
+        """
+        refused: dict[int, Exception] = {}
+        dirs = self._dirs_inside
+        for i, name in enumerate(names):
+            if (
+                name
+                and name[0] not in "/."
+                and name[-1] != "/"
+                and "//" not in name
+                and "/." not in name
+                and "\x00" not in name
+                and ((cut := name.rfind("/")) < 0 or name[:cut] in dirs)
+            ):
+                continue
+            try:
+                self.write_target(name)
+            except (AisEtlError, OSError) as exc:
+                refused[i] = exc
+        return refused
 
     @property
     def real_root(self) -> str:
