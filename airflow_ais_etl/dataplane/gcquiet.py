@@ -5,9 +5,9 @@ the verdict) and frees them by reference counting; the collector still counts ea
 every few hundred, walks the young ones, and now and then everything the process holds: an Airflow
 worker's imports, hundreds of thousands of objects (a 35 ms walk measured in a 20,000-object job
 here). While a job runs, what existed before it is frozen (``gc.freeze``: left out of every walk,
-as a forking server does), and the young generation is collected every :data:`YOUNG_THRESHOLD`
-allocations instead of 700. Both are undone when the last job of the process ends; cycles that
-arise meanwhile are still collected, only later.
+as a forking server does), and the young generation is collected every ``YOUNG_THRESHOLD``
+allocations instead of 700, as in the pods (``runtime.collector``). Both are undone when the last
+job of the process ends; cycles that arise meanwhile are still collected, only later.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ import gc
 import threading
 from typing import TYPE_CHECKING
 
+from airflow_ais_etl.runtime.collector import YOUNG_THRESHOLD
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = ["YOUNG_THRESHOLD", "quiet_collector"]
-
-YOUNG_THRESHOLD = 10_000
-"""Allocations between two collections of the youngest generation during a job (Python's default: 700).
-In 20,000-object jobs here the collector's share fell from 57-86 ms to 25-39 ms (bench/README.md)."""
 
 _lock = threading.Lock()
 _jobs = 0

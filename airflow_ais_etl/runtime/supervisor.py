@@ -19,6 +19,7 @@ import traceback
 from typing import TYPE_CHECKING
 
 from airflow_ais_etl.runtime.balance import LoadBoard
+from airflow_ais_etl.runtime.collector import quiet_before_fork
 from airflow_ais_etl.runtime.config import ConfigError, RuntimeConfig, load_config
 from airflow_ais_etl.runtime.filetransport import listen
 from airflow_ais_etl.runtime.filewire import FILE_SOCKET_ENV
@@ -93,6 +94,7 @@ def main() -> int:
         port,
     )
     app, file_sock = _with_file_socket(cfg, transform, log)
+    quiet_before_fork()  # (runtime.collector: the workers collect less often, never start-up's objects)
     return Supervisor(cfg, lsock, app, log, file_sock).run()
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from airflow_ais_etl.runtime.collector import YOUNG_THRESHOLD
 from tests.runtime.conftest import wait_for
 
 if TYPE_CHECKING:
@@ -134,3 +135,22 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_workers_collect_the_young_generation_less_often_and_never_walk_start_up(
+    runtime: RuntimeFactory,
+) -> None:
+    """``runtime.collector``: what the supervisor loaded is frozen before the fork, the threshold raised."""
+    code = """
+    import gc
+
+    LOADED = [object()]  # a container made when the user's module was imported
+
+    def transform(data):
+        young = gc.get_threshold()[0]
+        walked = any(o is LOADED for o in gc.get_objects())
+        return f"{young} {gc.get_freeze_count() > 0} {walked}".encode()
+    """
+    server = runtime.spawn(code, AIS_ETL_WORKERS="2")
+    status, body, _ = server.request("PUT", "/b/o", body=b"x")
+    assert (status, body) == (200, f"{YOUNG_THRESHOLD} True False".encode())

@@ -204,6 +204,7 @@ def test_dataplane_knows_no_airflow_and_no_backend() -> None:
         _pkg("runtime", "filewire"),  # the file transport's wire format, shared with the pods like http1
         _pkg("runtime", "bucketfiles"),  # reading and writing a bucket's files: the pods do it too
         _pkg("runtime", "tempnames"),
+        _pkg("runtime", "collector"),  # one tuning of Python's cycle collector, for pods and jobs alike
         _pkg("cluster", "base"),
     )
     assert _violations(_pkg("dataplane"), may_import=allowed, must_not=("airflow",)) == []

@@ -1,0 +1,27 @@
+"""Python's cycle collector, tuned for serving many small objects (the pods here, the engine's jobs).
+
+Serving an object makes several short-lived containers (the message's entry, the verdict, the
+transform's bytes) that reference counting frees; the collector still counts each allocation and
+walks the young ones every 700 by default, and now and then everything the process holds. The
+pods' workers collect the young generation every :data:`YOUNG_THRESHOLD` allocations instead, and
+never walk what start-up made (frozen before the workers are forked, as forking servers do: it
+also keeps a collection from copying those pages into every worker).
+"""
+
+from __future__ import annotations
+
+import gc
+
+__all__ = ["YOUNG_THRESHOLD", "quiet_before_fork"]
+
+YOUNG_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation (Python's default: 700). In
+20,000-object jobs of 4 KiB objects here, the pods' CPU per object fell from 49 to 45.5 us and the
+engine's collections from 57-86 ms to 25-39 ms a job (bench/README.md, seventh session)."""
+
+
+def quiet_before_fork() -> None:
+    """Freeze what exists now and raise the young generation's threshold (workers forked later inherit both)."""
+    gc.freeze()
+    first, *older = gc.get_threshold()
+    gc.set_threshold(max(first, YOUNG_THRESHOLD), *older)
