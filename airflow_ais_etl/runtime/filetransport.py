@@ -11,10 +11,11 @@ across threads and worker processes. Only a peer of this process's own user may 
 (``SO_PEERCRED``); such a peer could open these files itself.
 
 A result gets its name only while the engine still waits for more: once the engine has half-closed
-(or closed) the connection, as an ending job does, the pod names nothing more: it discards what it
-was writing, runs none of the message's other objects, and answers them "not run" at once. So the
-answer lists every result the pod named, the engine counts and notes each, and nothing appears in
-the destination after the job ended.
+(or closed) the connection, as an ending job does, the pod names nothing more once it notices (it
+asks at most every :data:`HANGUP_CHECK_SECONDS`): it discards what it was writing, runs none of the
+message's other objects, and answers them "not run" at once. So the answer lists every result the
+pod named, the engine counts and notes each, and nothing appears in the destination after the job
+ended.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ __all__ = ["BUDGET_SECONDS", "listen", "serve_files"]
 BUDGET_SECONDS = 0.05
 """A message's transform time after which its objects left are answered NOT_RUN: the engine sends them
 one per message, so a slow transform runs on every connection (thread, worker) in parallel."""
+
+HANGUP_CHECK_SECONDS = 0.002
+"""How long a result may be named after the engine last proved it still waits: one that the pod names
+after a half-close is still in the answer the engine waits for while its job ends (it is counted and
+noted); a message given up on (closed) is long past its objects' time, so its next result checks."""
 
 _CRED = struct.Struct("3i")
 
@@ -112,8 +118,7 @@ def _same_user(conn: socket.socket) -> bool:
 
 def _serve(conn: socket.socket, app: App, log: logging.Logger) -> None:
     """Answer one engine connection's messages until it closes (or sends something malformed)."""
-    hangup = select.poll()
-    hangup.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
+    engine_gone = _hangup_watch(conn)
     with conn:
         while True:
             try:
@@ -129,11 +134,29 @@ def _serve(conn: socket.socket, app: App, log: logging.Logger) -> None:
             except FileWireError as err:
                 log.error("file socket: %s; closing the connection", err)
                 return
-            verdicts = _run(app, query, buckets, objects, lambda: bool(hangup.poll(0)))
+            verdicts = _run(app, query, buckets, objects, engine_gone)
             try:
                 conn.sendall(encode_answer(verdicts))
             except OSError:
                 return
+
+
+def _hangup_watch(conn: socket.socket) -> Callable[[], bool]:
+    """Return a check whether the engine hung up on ``conn``, asking the kernel at most every
+    :data:`HANGUP_CHECK_SECONDS` (a ``poll`` per small object would be a tenth of its system calls)."""
+    hangup = select.poll()
+    hangup.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
+    asked = -HANGUP_CHECK_SECONDS
+
+    def engine_gone() -> bool:
+        nonlocal asked
+        now = time.monotonic()
+        if now - asked < HANGUP_CHECK_SECONDS:
+            return False
+        asked = now
+        return bool(hangup.poll(0))
+
+    return engine_gone
 
 
 def _run(
