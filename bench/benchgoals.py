@@ -36,7 +36,7 @@ def goals(fs: str, workload: str) -> list[tuple[str, str, float | None]]:
         ("project / serial loop", "project/serial", None) if workload != "small" else ("", "", None),
         ("direct put + hpull / hpush", "direct/project", 1.0),
         ("the same over HTTP (file transport off)", "direct-http/push-http", 1.0),
-        ("hpush: file transport / HTTP", "push-http/project", None),
+        ("hpush: file transport / HTTP", "project/push-http", None),
     ]
     return [r for r in rows if r[0]]
 
