@@ -33,12 +33,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urlsplit
 
 from airflow_ais_etl.cluster.bucketmap import read_buckets
 from airflow_ais_etl.cluster.directput import FileGrants, puts_store
 from airflow_ais_etl.cluster.gatewaybatch import answer_gets, answer_puts
 from airflow_ais_etl.cluster.gatewaypaths import Refusal as _Refusal
+from airflow_ais_etl.cluster.gatewaypaths import decode_uname, query_of
 from airflow_ais_etl.cluster.gatewaypaths import local_root as _local_root
 from airflow_ais_etl.cluster.gatewaypaths import split_uname as _split_uname
 from airflow_ais_etl.cluster.grants import GrantReader, live_buckets
@@ -233,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _store(self, path: str, chunks: Iterable[bytes]) -> None:
         """Write one object atomically if the request's token grants its bucket, before and at the commit."""
         _, bucket, obj = self._parse(path)
-        grants, query = self.server.put_grants, urlsplit(path).query
+        grants, query = self.server.put_grants, query_of(path)
         writer = self.writer_for(grants.url_of(query, bucket), obj)
         try:
             for chunk in chunks:
@@ -349,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not rest:
             raise _Refusal(400, "missing object uname after the secret")
         try:
-            uname = unquote_to_bytes(rest).decode("utf-8")
+            uname = decode_uname(rest)
         except UnicodeDecodeError:
             raise _Refusal(400, "object uname is not valid UTF-8 once decoded") from None
         return (secret, *_split_uname(uname))

@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
-from airflow_ais_etl.cluster.gatewaypaths import Refusal
+from airflow_ais_etl.cluster.gatewaypaths import Refusal, query_of
 from airflow_ais_etl.runtime.http1.batchwire import DELIVERED, NOT_RUN
 
 if TYPE_CHECKING:
@@ -150,7 +149,7 @@ def answer_puts(server: BatchServer, head: str, items: Sequence[tuple[str, Any]]
             for i, (path, data) in enumerate(items):
                 try:
                     _, bucket, obj = server.parse_item(head + path)
-                    writer = server.writer_for(allowed(urlsplit(path).query, bucket), obj)
+                    writer = server.writer_for(allowed(query_of(path), bucket), obj)
                     pending.append((i, writer, len(data)))
                     writer.write(bytes(data))
                 except Exception as err:

@@ -6,9 +6,9 @@ Standard library only, like the gateway.
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-__all__ = ["Refusal", "local_root", "split_uname"]
+__all__ = ["Refusal", "decode_uname", "local_root", "query_of", "split_uname"]
 
 
 class Refusal(Exception):
@@ -31,9 +31,27 @@ def split_uname(uname: str) -> tuple[str, str]:
         raise Refusal(400, f"invalid bucket name in uname {uname!r}")
     if not obj:
         raise Refusal(400, f'object name is missing (bucket={bucket}, uname="{uname}")')
-    if "\x00" in obj or obj.startswith("/") or any(seg in ("", ".", "..") for seg in obj.split("/")):
+    framed = f"/{obj}/"  # an empty, '.' or '..' segment shows as '//', '/./' or '/../' (no loop per segment)
+    if "\x00" in obj or "//" in framed or "/./" in framed or "/../" in framed:
         raise Refusal(400, f"invalid object name {obj!r}: no empty, '.' or '..' segments, not absolute")
     return bucket, obj
+
+
+def decode_uname(rest: str) -> str:
+    """Percent-decode the uname of a callback path (UTF-8); plain ASCII, the usual case, as it is.
+
+    Raises ``UnicodeDecodeError`` for bytes that are no UTF-8 once decoded.
+    """
+    if "%" not in rest and rest.isascii():
+        return rest
+    return unquote_to_bytes(rest).decode("utf-8")
+
+
+def query_of(path: str) -> str:
+    """The query of a request path, as ``urlsplit(path).query`` gives it (a plain path without a split)."""
+    if path.startswith("/") and not path.startswith("//") and "#" not in path and path.isprintable():
+        return path.partition("?")[2]  # no scheme, no host, no fragment, nothing urlsplit drops
+    return urlsplit(path).query
 
 
 def local_root(url: str) -> str | None:
