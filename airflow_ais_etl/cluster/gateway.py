@@ -363,11 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
         from airflow_ais_etl.dataplane.storage.base import ObjectNotFoundError, StorageError
 
         try:
-            store = self.server.remote_bucket(url)
-            info = store.stat(obj)
-            if info is None:
-                raise ObjectNotFoundError(obj)
-            return None if info.size > BATCH_OBJECT else store.read_bytes(obj)
+            return self.server.remote_bucket(url).read_small(obj, BATCH_OBJECT)
         except ObjectNotFoundError:
             raise _Refusal(404, f"object {bucket}/{obj} does not exist") from None
         except StorageError as err:

@@ -89,6 +89,35 @@ def test_stat_read_and_versions(bucket):
     assert bucket.stat("a/b").version != info.version or bucket.stat("a/b").size != info.size
 
 
+def test_read_small_reads_up_to_its_limit_and_says_none_above(bucket):
+    """What a gateway's batch GET answers: the bytes, ``None`` for a larger object, not-found otherwise."""
+    _fill(bucket)
+    content = b"content of dir/hash#tag?q=1"
+    assert bucket.read_small("dir/hash#tag?q=1", len(content)) == content
+    assert bucket.read_small("dir/hash#tag?q=1", len(content) - 1) is None
+    for name in ("missing", "a"):  # nothing there; a directory (or pseudo-directory)
+        with pytest.raises(ObjectNotFoundError):
+            bucket.read_small(name, 1 << 20)
+
+
+def test_local_read_small_refuses_links_out_and_non_files(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    root = tmp_path / "bkt"
+    root.mkdir()
+    (root / "inside").write_bytes(b"ok")
+    os.symlink(outside / "secret", root / "linkfile")
+    os.symlink(root / "inside", root / "alias")
+    os.mkfifo(root / "fifo")
+    bucket = open_bucket(str(root))
+    with pytest.raises(StorageError, match="outside the bucket"):
+        bucket.read_small("linkfile", 100)
+    assert bucket.read_small("alias", 100) == b"ok"
+    with pytest.raises(ObjectNotFoundError):  # a FIFO is no object: never opened for reading
+        bucket.read_small("fifo", 100)
+
+
 def test_read_chunks_streams_in_pieces(bucket):
     data = os.urandom(100_000)
     bucket.write_bytes("big.bin", data)

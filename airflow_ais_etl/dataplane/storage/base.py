@@ -155,6 +155,14 @@ class Bucket(abc.ABC):
     def read_bytes(self, name: str) -> bytes:
         """Return the whole object (for small objects)."""
 
+    def read_small(self, name: str, limit: int) -> bytes | None:
+        """Return the whole object, or ``None`` when it is larger than ``limit`` bytes (a gateway's
+        batch answers only small ones); raise :class:`ObjectNotFoundError` when there is none."""
+        info = self.stat(name)
+        if info is None:
+            raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist")
+        return None if info.size > limit else self.read_bytes(name)
+
     def local_path(self, name: str) -> str | None:
         """Return the object's file name on this machine (for ``fqn``), or ``None`` if it has none."""
         return None

@@ -267,10 +267,25 @@ class LocalBucket(Bucket):
                 yield chunk
 
     def read_bytes(self, name: str) -> bytes:
+        data = self._read_whole(name, None)
+        assert data is not None  # (no limit)
+        return data
+
+    def read_small(self, name: str, limit: int) -> bytes | None:
+        """:meth:`Bucket.read_small` with one lookup of the name: the size comes from the opened file."""
+        return self._read_whole(name, limit)
+
+    def _read_whole(self, name: str, limit: int | None) -> bytes | None:
+        """Read the object; ``None`` when it is a regular file of more than ``limit`` bytes.
+
+        With a ``limit``, anything but a regular file does not exist (as for :meth:`stat`), and a
+        FIFO is opened without waiting for a writer (never read).
+        """
         # Plain os calls: a buffered file object costs several extra system calls per small object.
         path = self._path(name)
+        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if limit is not None else 0)  # (FIFOs)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, flags)
         except (FileNotFoundError, NotADirectoryError) as err:
             raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
         except OSError as err:
@@ -278,9 +293,11 @@ class LocalBucket(Bucket):
         try:
             st = os.fstat(fd)
             if not S_ISREG(st.st_mode):
-                if S_ISDIR(st.st_mode):
+                if S_ISDIR(st.st_mode) or limit is not None:
                     raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist")
                 return _read_to_end(fd, [], DEFAULT_CHUNK)
+            if limit is not None and st.st_size > limit:
+                return None
             # A regular file returns less than asked only at its end; read one byte more than its
             # size so a file that grew meanwhile is read to its (new) end too.
             first = os.read(fd, st.st_size + 1)
