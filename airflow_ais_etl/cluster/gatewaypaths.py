@@ -48,9 +48,13 @@ def decode_uname(rest: str) -> str:
 
 
 def query_of(path: str) -> str:
-    """The query of a request path, as ``urlsplit(path).query`` gives it (a plain path without a split)."""
-    if path.startswith("/") and not path.startswith("//") and "#" not in path and path.isprintable():
-        return path.partition("?")[2]  # no scheme, no host, no fragment, nothing urlsplit drops
+    """The query of a request path or batch item path, as ``urlsplit(path).query`` gives it.
+
+    A plain path (no scheme, no host, no fragment, nothing ``urlsplit`` strips) is split here.
+    """
+    before, _, query = path.partition("?")
+    if ":" not in before and "#" not in path and not path.startswith(("//", " ")) and path.isprintable():
+        return query
     return urlsplit(path).query
 
 
