@@ -156,6 +156,9 @@ class GatewayServer(ThreadingHTTPServer):
 
     def remote_bucket(self, url: str, umask: int | None = None) -> Any:
         """Open (once) a bucket through the storage module; ``umask``: for what direct puts create in it."""
+        bucket = self._remote.get((url, umask))  # (a dict read: no lock for each batch item)
+        if bucket is not None:
+            return bucket
         with self._lock:
             bucket = self._remote.get((url, umask))
             if bucket is None:

@@ -38,12 +38,15 @@ def split_uname(uname: str) -> tuple[str, str]:
 
 
 def decode_uname(rest: str) -> str:
-    """Percent-decode the uname of a callback path (UTF-8); plain ASCII, the usual case, as it is.
+    """Percent-decode the uname of a callback path (UTF-8) as ``unquote_to_bytes`` would.
 
-    Raises ``UnicodeDecodeError`` for bytes that are no UTF-8 once decoded.
+    The usual uname is plain ASCII but for the namespace's ``#``, which comes as ``%23``: that one
+    is replaced directly. Raises ``UnicodeDecodeError`` for bytes that are no UTF-8 once decoded.
     """
-    if "%" not in rest and rest.isascii():
-        return rest
+    if rest.isascii():
+        plain = rest.replace("%23", "#")
+        if "%" not in plain:
+            return plain
     return unquote_to_bytes(rest).decode("utf-8")
 
 
