@@ -33,6 +33,15 @@ def counting_sendfile(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+async def _until_idle(http: HTTPClient, url: str, seconds: float = 10.0) -> None:
+    """Wait until a connection to ``url`` is idle in the client's pool."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not any(pool.idle for pool in http._pools.values()):
+        assert loop.time() < deadline, f"no connection to {url} came back to the pool"
+        await asyncio.sleep(0.01)
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -52,6 +61,9 @@ async def test_a_file_body_goes_by_sendfile_byte_exact(
                     "PUT", srv.url + "/o", body=FileBody(str(path), len(DATA)), size=len(DATA)
                 )
                 assert await resp.read() == DATA
+                # The answer can be in before the pump thread's end reaches the loop (a loaded
+                # machine): the connection is back in the pool only then, so wait for that.
+                await _until_idle(http, srv.url)
         finally:
             await http.close()
     # The first request, on a fresh connection, goes wholly by sendfile; the second one too unless
