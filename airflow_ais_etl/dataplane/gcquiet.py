@@ -17,7 +17,7 @@ import gc
 import threading
 from typing import TYPE_CHECKING
 
-from airflow_ais_etl.runtime.collector import YOUNG_THRESHOLD
+from airflow_ais_etl.runtime.collector import YOUNG_THRESHOLD, raise_young_threshold
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,12 +36,10 @@ def quiet_collector() -> Iterator[None]:
     global _jobs, _saved
     with _lock:
         if _jobs == 0:
-            thresholds = gc.get_threshold()
             froze = gc.get_freeze_count() == 0  # someone else's freeze (Airflow's, before a fork) is kept
             if froze:
                 gc.freeze()
-            gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])
-            _saved = (thresholds, froze)
+            _saved = (raise_young_threshold(), froze)
         _jobs += 1
     try:
         yield

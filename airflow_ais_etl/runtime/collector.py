@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["YOUNG_THRESHOLD", "quiet_before_fork"]
+__all__ = ["YOUNG_THRESHOLD", "quiet_before_fork", "raise_young_threshold"]
 
 YOUNG_THRESHOLD = 10_000
 """Allocations between two collections of the youngest generation (Python's default: 700). In
@@ -20,8 +20,16 @@ interleaved 20,000 x 4 KiB jobs here the pods' CPU per object fell from 49.0 to 
 engine's collections from 57-86 ms to 25-39 ms a job (bench/README.md, seventh session)."""
 
 
+def raise_young_threshold() -> tuple[int, int, int]:
+    """Collect the young generation at most every :data:`YOUNG_THRESHOLD` allocations; return the
+    thresholds before (a higher one already set is kept)."""
+    before = gc.get_threshold()
+    first, *older = before
+    gc.set_threshold(max(first, YOUNG_THRESHOLD), *older)
+    return before
+
+
 def quiet_before_fork() -> None:
     """Freeze what exists now and raise the young generation's threshold (workers forked later inherit both)."""
     gc.freeze()
-    first, *older = gc.get_threshold()
-    gc.set_threshold(max(first, YOUNG_THRESHOLD), *older)
+    raise_young_threshold()

@@ -138,11 +138,13 @@ class LocalBucket(Bucket):
         name, and a rename replaces a symbolic link there instead of following it; so in a
         directory known to be inside the bucket the object itself needs no check.
         """
-        if _plainly_valid(name):
-            parent = name.rpartition("/")[0]
-            if not parent or parent in self._dirs_inside:
-                return self._prefix + name
+        if self._writable_as_is(name):
+            return self._prefix + name
         return self._path(name)
+
+    def _writable_as_is(self, name: str) -> bool:
+        """Tell whether ``name`` is plainly valid in a directory known to be inside the bucket."""
+        return _plainly_valid(name) and ((cut := name.rfind("/")) < 0 or name[:cut] in self._dirs_inside)
 
     def _info(self, name: str, st: os.stat_result) -> ObjInfo:
         return ObjInfo(name, st.st_size, f"{st.st_mtime_ns}-{st.st_size}")
@@ -171,6 +173,7 @@ class LocalBucket(Bucket):
             return
         except OSError as err:
             raise StorageError(f"bucket {self.url}: cannot list {directory}: {err}") from err
+        info_of = self._info
         try:
             for key in keys:
                 if key[-1] == "/":
@@ -180,8 +183,8 @@ class LocalBucket(Bucket):
                     st = os.stat(key[skip:], dir_fd=dir_fd)
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                if S_ISREG(st.st_mode):  # (the object's info, as _info makes it: inline, once per object)
-                    yield ObjInfo(key, st.st_size, f"{st.st_mtime_ns}-{st.st_size}")
+                if S_ISREG(st.st_mode):
+                    yield info_of(key, st)
         finally:
             os.close(dir_fd)
 
@@ -194,11 +197,8 @@ class LocalBucket(Bucket):
                     name = entry.name
                     if name.startswith(TEMP_PREFIX):
                         continue
-                    if entry.is_file(follow_symlinks=False):  # a plain file (from the directory entry)
-                        if (key := rel + name).startswith(prefix):
-                            keys.append(key)
-                        continue
-                    is_dir = self._entry_kind(entry)
+                    # a plain file is told by its directory entry; anything else is looked at closer
+                    is_dir = False if entry.is_file(follow_symlinks=False) else self._entry_kind(entry)
                     if is_dir is None:
                         continue
                     key = rel + name + ("/" if is_dir else "")
@@ -354,13 +354,13 @@ class LocalBucket(Bucket):
         """Check many result names as :meth:`write_target` does; return the refused ones' errors by index.
 
         A name that is plainly valid in a directory known to be inside the bucket costs string
-        checks only (:meth:`write_target` would add three calls a name): a file transfer checks
+        checks only (:meth:`write_target` would add two calls a name): a file transfer checks
         every name.
         """
         refused: dict[int, Exception] = {}
-        dirs = self._dirs_inside
+        as_is = self._writable_as_is
         for i, name in enumerate(names):
-            if _plainly_valid(name) and ((cut := name.rfind("/")) < 0 or name[:cut] in dirs):
+            if as_is(name):
                 continue
             try:
                 self.write_target(name)
