@@ -239,14 +239,16 @@ class DirectPutGrant:
 
     def __init__(self, bucket: str, gateway_of: Callable[[str], str], tokens: PutTokens) -> None:
         self.bucket = bucket
+        self._escaped_dir = quote(f"ais/@#/{bucket}/", safe="")
+        """The uname's bucket part, escaped once (``quote`` goes byte by byte through text to escape)."""
         self._gateway_of = gateway_of
         self._gateways: dict[str, tuple[str, float]] = {}
         self.tokens = tokens
 
     def url_for(self, target_id: str, dst_name: str) -> str:
         """Return the ``Ais-Node-Url`` value for result ``dst_name`` of a pod on ``target_id``."""
-        uname = f"ais/@#/{self.bucket}/{dst_name}"
-        return f"{self._gateway(target_id)}/{quote(uname, safe='')}?{_TOKEN_PARAM}={self.tokens.current()}"
+        uname = self._escaped_dir + quote(dst_name, safe="")  # quote(f"ais/@#/{bucket}/{dst_name}")
+        return f"{self._gateway(target_id)}/{uname}?{_TOKEN_PARAM}={self.tokens.current()}"
 
     def _gateway(self, target_id: str) -> str:
         """The target's gateway URL, asked again after :data:`GATEWAY_SECONDS` (finding it reads state files)."""

@@ -153,7 +153,7 @@ class ObjectTransformer:
         if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
             result = await batcher.submit(endpoint, info.name, self._batched_data(endpoint, info, dst_name))
             if isinstance(result, Delivered):
-                if dst.local_path(dst_name) is not None:  # a local stat costs less than a thread hop
+                if isinstance(dst, LocalBucket):  # a local stat costs less than a thread hop
                     return _check_delivered(dst, dst_name, info.name, str(result)), True
                 return await asyncio.to_thread(_check_delivered, dst, dst_name, info.name, str(result)), True
             if isinstance(result, bytes):

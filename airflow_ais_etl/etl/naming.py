@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -235,9 +236,25 @@ def validate_object_name(name: str) -> str:
     return name
 
 
+_PATH_SAFE = "$&+:=@"
+
+
 def path_escape(text: str) -> str:
-    """Escape like Go's ``url.PathEscape`` (keeps ``A-Za-z0-9-_.~$&+:=@``)."""
-    return quote(text, safe="$&+:=@")
+    """Escape like Go's ``url.PathEscape`` (keeps ``A-Za-z0-9-_.~$&+:=@``).
+
+    What comes before the last ``/`` is escaped once per directory: ``quote`` goes byte by byte
+    through any text with something to escape, and every uname has its ``/`` and ``#`` (2 us an
+    object, in the engine's loop); a plain object name on its own takes ``quote``'s fast path.
+    """
+    head, sep, tail = text.rpartition("/")
+    if not sep:
+        return quote(text, safe=_PATH_SAFE)
+    return _escaped_directory(head) + quote(tail, safe=_PATH_SAFE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _escaped_directory(head: str) -> str:
+    return quote(head + "/", safe=_PATH_SAFE)
 
 
 def uname(provider: str, bucket: str, obj: str) -> str:

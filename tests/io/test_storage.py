@@ -140,6 +140,17 @@ def test_failing_writer_leaves_nothing(bucket):
     assert bucket.read_bytes("keep") == b"old"
 
 
+def test_local_writer_onto_a_directory_fails_at_commit_and_says_so(tmp_path):
+    bucket = LocalBucket(str(tmp_path / "bkt"))
+    bucket.write_bytes("dir/inside", b"x")
+    w = bucket.writer("dir")
+    w.write(b"result")
+    with pytest.raises(StorageError, match="cannot write 'dir': a directory has that name"):
+        w.commit()
+    assert sorted(os.listdir(tmp_path / "bkt")) == ["dir"]  # no temp file left next to it
+    assert os.listdir(tmp_path / "bkt" / "dir") == ["inside"]
+
+
 def test_discard(bucket):
     w = bucket.writer("gone")
     w.write(b"x")

@@ -383,11 +383,8 @@ class LocalBucket(Bucket):
 
     def writer(self, name: str) -> AtomicWriter:
         """Stream ``name`` into an unnamed temp file where the file system has them: a writer killed
-        midway then leaves nothing behind."""
-        path = self.write_target(name)
-        if os.path.isdir(path):
-            raise StorageError(f"bucket {self.url}: cannot write {name!r}: a directory has that name")
-        return _FileWriter(self.url, name, self._create_temp(name, path, anonymous=True))
+        midway then leaves nothing behind. A directory of that name fails the commit, which says so."""
+        return _FileWriter(self.url, name, self._create_temp(name, self.write_target(name), anonymous=True))
 
     def delete(self, name: str) -> bool:
         try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import string
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_ais_etl.cluster.directput import DirectPutGrant
 from airflow_ais_etl.cluster.gatewaypaths import Refusal, decode_uname, query_of, split_uname
 
 PATH_CHARS = st.sampled_from(
@@ -67,3 +68,22 @@ def test_decode_uname_is_unquote_to_bytes_then_utf8(rest: str) -> None:
 def test_query_of_is_urlsplits_query(path: str) -> None:
     assert _refusal_or(query_of, path) == _refusal_or(lambda p: urlsplit(p).query, path)
     assert _refusal_or(query_of, "/" + path) == _refusal_or(lambda p: urlsplit(p).query, "/" + path)
+
+
+class _Token:
+    def current(self) -> str:
+        return "tok"
+
+    def revoke(self, gateways: object) -> None:
+        raise AssertionError("not revoked here")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(list("ab/#@%?é $&+:=.-_~日")), min_size=1, max_size=20).map("".join))
+def test_a_direct_put_url_escapes_the_whole_uname_and_the_gateway_reads_it_back(name: str) -> None:
+    grant = DirectPutGrant("dst-b", lambda target: f"http://gw-{target}:1", _Token())
+    url = grant.url_for("t1", name)
+    head, _, rest = url.partition("?")
+    assert rest == "uuid=tok"
+    assert head == "http://gw-t1:1/" + quote(f"ais/@#/dst-b/{name}", safe="")
+    assert decode_uname(head.rsplit("/", 1)[1]) == f"ais/@#/dst-b/{name}"

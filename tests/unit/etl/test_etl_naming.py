@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_ais_etl.etl.errors import ValidationError
 from airflow_ais_etl.etl.naming import (
@@ -190,6 +194,18 @@ def test_path_escape_like_go() -> None:
     assert path_escape("$&+:=@-_.~") == "$&+:=@-_.~"
     assert path_escape(";,?!*'()%") == "%3B%2C%3F%21%2A%27%28%29%25"
     assert path_escape("é") == "%C3%A9"
+
+
+_NAME_CHARS = st.sampled_from(list("ab/#@%?é $&+:=.-_~") + ["日", "\x7f"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(_NAME_CHARS, max_size=24), st.text(_NAME_CHARS, max_size=12))
+def test_path_escape_is_quote_with_go_s_safe_set(directory: str, name: str) -> None:
+    """Escaping a directory once and the rest after it gives what ``quote`` gives for the whole."""
+    for text in (name, f"{directory}/{name}", f"ais/@#/{directory}/{name}"):
+        assert path_escape(text) == quote(text, safe="$&+:=@")
+    assert path_escape(f"{directory}/{name}") == path_escape(f"{directory}/{name}")  # a cached directory
 
 
 def test_callback_path_vector() -> None:
