@@ -34,6 +34,7 @@ from airflow_ais_etl.runtime.filetransport import serve_files
 from airflow_ais_etl.runtime.handlers import BATCH_KEY
 from airflow_ais_etl.runtime.http1.batchwire import ALONE
 from airflow_ais_etl.runtime.httpserver import RECV_SIZE, Connection
+from airflow_ais_etl.runtime.threadreuse import ReusedThreads
 
 if TYPE_CHECKING:
     import logging
@@ -92,6 +93,7 @@ class Worker:
         self.threaded_until = 0.0  # PUTs go to threads until then (the transform proved slow)
         on_count = (lambda n: board.set(slot, n)) if board is not None else None
         self.registry = ConnectionRegistry(on_count)
+        self.threads = ReusedThreads("ais-etl-conn")
         self.stop = threading.Event()
         self.sel = selectors.DefaultSelector()
         self.slots: dict[Connection, _Slot] = {}
@@ -366,11 +368,7 @@ class Worker:
         del self.slots[conn]
         self.sel.unregister(conn.sock)
         self.registry.to_thread(conn)
-        threading.Thread(
-            target=serve_in_thread,
-            args=(self.app, conn, req, self.registry, self.log, self.give_back),
-            daemon=True,
-        ).start()
+        self.threads.run(serve_in_thread, self.app, conn, req, self.registry, self.log, self.give_back)
 
 
 def run_worker(
