@@ -23,6 +23,7 @@ from airflow_ais_etl.runtime.aisproto import (
     fqn_of_query,
     node_url_of,
     object_path,
+    unquote_path,
 )
 from airflow_ais_etl.runtime.batch import PULL_BATCH_BUDGET_SECONDS, batch_count, run_batch
 from airflow_ais_etl.runtime.fdfiles import FileSink, SinkError, read_whole
@@ -142,7 +143,7 @@ class App:
             self._fail(conn, req, fail)
 
     def _fail(self, conn: Connection, req: Request, fail: _Failure) -> None:
-        obj = unquote(req.path)
+        obj = unquote_path(req.path)
         if fail.log_traceback:
             self.log.error(
                 "%s %s -> %d: %s", req.method, obj, fail.status, fail.message, exc_info=fail.__cause__
@@ -161,7 +162,7 @@ class App:
         expected = self.cfg.expected_io_query
         if commands != expected:
             raise _Failure(403, f"command {commands!r} is not the ETL's command {expected!r}")
-        run_io_command(commands, req.body, conn, self.log, unquote(req.path))
+        run_io_command(commands, req.body, conn, self.log, unquote_path(req.path))
 
     # ------------------------------------------------------------------ hpush
 
@@ -307,7 +308,7 @@ class App:
         self._stream(conn, req, lambda writer: self._apply(req, url, writer))
 
     def _apply(self, req: Request, *args: object) -> object:
-        return self._apply_at(unquote(req.path), req.query, *args)
+        return self._apply_at(unquote_path(req.path), req.query, *args)
 
     def _apply_at(self, path: str, query: str, *args: object) -> object:
         """Call the transform with ``args``, plus ``path, etl_args`` when it takes them (AIS's convention).
@@ -328,7 +329,7 @@ class App:
         return transform(*args)
 
     def _call(self, req: Request, data: object) -> object:
-        return self._call_at(unquote(req.path), req.query, data)
+        return self._call_at(unquote_path(req.path), req.query, data)
 
     def _call_at(self, path: str, query: str, *args: object) -> object:
         try:
@@ -342,7 +343,7 @@ class App:
         if not isinstance(result, (bytes, bytearray, memoryview)):
             raise _Failure(
                 500,
-                f"transform for {unquote(req.path)!r} returned {type(result).__name__}, expected bytes",
+                f"transform for {unquote_path(req.path)!r} returned {type(result).__name__}, expected bytes",
             )
         node_url, rest = node_url_of(req.headers)
         if node_url and self.cfg.target_url:
@@ -414,7 +415,7 @@ class App:
         self.log.error(
             "%s %s -> aborted after streaming began: %s: %s",
             req.method,
-            unquote(req.path),
+            unquote_path(req.path),
             type(exc).__name__,
             exc,
             exc_info=exc,
@@ -424,7 +425,7 @@ class App:
 
     @staticmethod
     def _transform_failure(req: Request, exc: Exception) -> _Failure:
-        return _failure_of(unquote(req.path), exc)
+        return _failure_of(unquote_path(req.path), exc)
 
 
 def _failure_of(path: str, exc: Exception) -> _Failure:
@@ -457,10 +458,10 @@ class _PullSteps:
             self.callback.release(resp)
 
     def transform_one(self, path: str, query: str, data: bytes) -> bytes | bytearray | memoryview:
-        result = self.app._call_at(unquote(path), query, data)
+        result = self.app._call_at(unquote_path(path), query, data)
         if not isinstance(result, (bytes, bytearray, memoryview)):
             raise _Failure(
-                500, f"transform for {unquote(path)!r} returned {type(result).__name__}, expected bytes"
+                500, f"transform for {unquote_path(path)!r} returned {type(result).__name__}, expected bytes"
             )
         return result
 
@@ -484,6 +485,6 @@ class _PullSteps:
         else:
             fail = _Failure(500, f"{type(exc).__name__}: {exc}", log_traceback=True)
         self.app.log.error(
-            "GET %s (batched) -> %d: %s", unquote(path), fail.status, fail.message, exc_info=fail.__cause__
+            "GET %s (batched) -> %d: %s", unquote_path(path), fail.status, fail.message, exc_info=fail.__cause__
         )
         return fail.status, fail.message.encode("utf-8", "replace")

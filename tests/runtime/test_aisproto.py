@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import pytest
 from aistore.sdk.etl.webserver.utils import compose_etl_direct_put_url
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_ais_etl.cluster.directput import PutTarget, grant, granted, puts_store, read_body, revoke
 from airflow_ais_etl.runtime.aisproto import (
@@ -16,6 +19,7 @@ from airflow_ais_etl.runtime.aisproto import (
     fqn_of_query,
     node_url_of,
     object_path,
+    unquote_path,
 )
 
 if TYPE_CHECKING:
@@ -91,3 +95,19 @@ def test_grants_cover_one_bucket_until_revoked(tmp_path: Path) -> None:
     assert (tmp_path / "grants").stat().st_mode & 0o777 == 0o700
     revoke(store, token)
     assert granted(store, f"uuid={token}", "b-dst") is None
+
+
+_ESCAPED = st.lists(
+    st.sampled_from(
+        ["%2F", "%2f", "%23", "%40", "%C3", "%A9", "%E6", "%97", "%", "%2", "/", "@", "a", "Z", "9", "é", " "]
+    ),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_ESCAPED)
+def test_unquote_path_decodes_as_unquote_does(path: str) -> None:
+    """Decoding before and after the last ``%2F`` apart is decoding the whole (broken UTF-8 and stray ``%`` too)."""
+    assert unquote_path(path) == unquote(path)
+    assert unquote_path("/ais%2F@%23%2Fb%2F" + path) == unquote("/ais%2F@%23%2Fb%2F" + path)
