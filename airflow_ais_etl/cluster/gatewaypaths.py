@@ -40,11 +40,13 @@ def split_uname(uname: str) -> tuple[str, str]:
 def decode_uname(rest: str) -> str:
     """Percent-decode the uname of a callback path (UTF-8) as ``unquote_to_bytes`` would.
 
-    The usual uname is plain ASCII but for the namespace's ``#``, which comes as ``%23``: that one
-    is replaced directly. Raises ``UnicodeDecodeError`` for bytes that are no UTF-8 once decoded.
+    The usual uname is plain ASCII but for its escaped ``/``, the namespace's ``#`` and, in a direct
+    put's, ``@``: those are replaced directly (an escape's ``%`` is never produced by a replacement,
+    so once no ``%`` is left each one was an escape). Raises ``UnicodeDecodeError`` for bytes that
+    are no UTF-8 once decoded.
     """
     if rest.isascii():
-        plain = rest.replace("%23", "#")
+        plain = rest.replace("%2F", "/").replace("%23", "#").replace("%40", "@")
         if "%" not in plain:
             return plain
     return unquote_to_bytes(rest).decode("utf-8")

@@ -13,7 +13,7 @@ from airflow_ais_etl.cluster.directput import DirectPutGrant
 from airflow_ais_etl.cluster.gatewaypaths import Refusal, decode_uname, query_of, split_uname
 
 PATH_CHARS = st.sampled_from(
-    [*"/?#%.:@[]= \t\r\n\x00\x01", *string.ascii_letters[:6], *"012359", "é", "€", "%23"]
+    [*"/?#%.:@[]= \t\r\n\x00\x01", *string.ascii_letters[:6], *"0123459F", "é", "€", "%23", "%2F", "%40"]
 )
 paths = st.lists(PATH_CHARS, max_size=24).map("".join)
 
