@@ -10,10 +10,10 @@ transform runs in parallel (threads, worker processes) and never holds up an eve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from airflow_ais_etl.runtime.http1.batchwire import NOT_RUN, BatchFormatError, decode_items
+from airflow_ais_etl.runtime.timebudget import TimeBudget
 
 __all__ = [
     "BATCH_BUDGET_SECONDS",
@@ -27,8 +27,9 @@ BATCH_OUTPUT_BYTES = 4 << 20
 """Result bytes after which a batch's remaining objects are left for requests of their own, so a
 transform that inflates small objects never makes one answer (held whole by pod and engine) huge."""
 BATCH_BUDGET_SECONDS = 0.002
-"""Transform time after which a batch's remaining objects are left for requests of their own
-(below the server's ``SLOW_INLINE_SECONDS``, so a batch of fast objects never counts as slow)."""
+"""Transform time after which a batch's remaining objects are left for requests of their own (below
+the server's ``SLOW_INLINE_SECONDS``, so a batch of fast objects never counts as slow); the batch's
+waits for a CPU do not count (``runtime.timebudget``)."""
 
 PULL_BATCH_BUDGET_SECONDS = 0.5
 """The budget of a pull batch: it runs in a connection thread (never the event loop), and each of its
@@ -56,11 +57,11 @@ def run_batch(
         the objects left are answered ``NOT_RUN`` (the first object always runs)
     """
     items = decode_items(body, batch_count(count_header))
-    deadline = time.monotonic() + budget
+    clock = TimeBudget(budget)
     out: list[tuple[int, bytes | bytearray | memoryview]] = []
     produced = 0
     for path, data in items:
-        if out and (produced > output_bytes or time.monotonic() > deadline):
+        if out and (produced > output_bytes or clock.spent()):
             out.append((NOT_RUN, b""))
             continue
         status, payload = transform_item(path, query, bytes(data))

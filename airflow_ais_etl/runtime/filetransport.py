@@ -41,6 +41,7 @@ from airflow_ais_etl.runtime.filewire import (
     encode_hello,
     short_path,
 )
+from airflow_ais_etl.runtime.timebudget import TimeBudget
 
 if TYPE_CHECKING:
     import logging
@@ -167,12 +168,12 @@ def _run(
     engine_gone: Callable[[], bool],
 ) -> list[tuple[int, int | str]]:
     """Transform each object of a message in order; leave the rest NOT_RUN once its time is up."""
-    deadline = time.monotonic() + BUDGET_SECONDS
+    clock = TimeBudget(BUDGET_SECONDS)
     out: list[tuple[int, int | str]] = []
     batched = len(objects) > 1
     held_back = False  # the engine hung up: this object and the rest are not run
     for path, src_name, dst_name in objects:
-        if held_back or (out and time.monotonic() > deadline):
+        if held_back or (out and clock.spent()):
             out.append((NOT_RUN, 0))
         else:
             verdict = _one(app, query, buckets, path, src_name, dst_name, batched, engine_gone)

@@ -9,11 +9,11 @@ own. Every object ends with the verdict its own ``GET`` would have got.
 from __future__ import annotations
 
 import http
-import time
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_ais_etl.runtime.aisproto import DirectPutError
 from airflow_ais_etl.runtime.http1.batchwire import DELIVERED, NOT_RUN
+from airflow_ais_etl.runtime.timebudget import TimeBudget
 from airflow_ais_etl.runtime.upstream import CallbackError
 
 if TYPE_CHECKING:
@@ -85,10 +85,10 @@ def run_pull_batch(
     fetched = batches.fetch([steps.item_path(path, query) for path, _ in items]) if batches else None
     out: list[Verdict | None] = [None] * len(items)
     puts: list[tuple[int, str, bytes, str]] = []  # index, item path, result, url
-    deadline = time.monotonic() + budget
+    clock = TimeBudget(budget)
     held = 0
     for i, (path, node) in enumerate(items):
-        if i and (time.monotonic() > deadline or held > PULL_OUTPUT_BYTES):
+        if i and (held > PULL_OUTPUT_BYTES or clock.spent()):
             out[i] = (NOT_RUN, b"")
             continue
         try:

@@ -219,6 +219,16 @@ def test_local_symlinks_leading_outside_are_refused(tmp_path):
         bucket.writer("linkdir/new")
     assert not (outside / "new").exists()
     assert bucket.read_bytes("alias") == b"ok"
+    (root / "sub").mkdir()
+    (root / "sub" / "plain").write_bytes(b"plain")
+    assert bucket.read_bytes("sub/plain") == b"plain"  # now a directory known to be inside
+    os.symlink(outside / "secret", root / "sub" / "out")
+    os.symlink(root / "inside", root / "sub" / "in")
+    with pytest.raises(StorageError, match="outside the bucket"):
+        bucket.read_bytes("sub/out")
+    with pytest.raises(StorageError, match="outside the bucket"):
+        bucket.read_small("sub/out", 100)
+    assert bucket.read_small("sub/in", 100) == b"ok"
 
 
 def test_a_source_opened_in_place_follows_only_links_that_stay_inside(tmp_path):

@@ -8,6 +8,7 @@ outside the bucket's directory.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -138,11 +139,11 @@ class LocalBucket(Bucket):
         name, and a rename replaces a symbolic link there instead of following it; so in a
         directory known to be inside the bucket the object itself needs no check.
         """
-        if self._writable_as_is(name):
+        if self._plainly_inside(name):
             return self._prefix + name
         return self._path(name)
 
-    def _writable_as_is(self, name: str) -> bool:
+    def _plainly_inside(self, name: str) -> bool:
         """Tell whether ``name`` is plainly valid in a directory known to be inside the bucket."""
         return _plainly_valid(name) and ((cut := name.rfind("/")) < 0 or name[:cut] in self._dirs_inside)
 
@@ -282,10 +283,17 @@ class LocalBucket(Bucket):
         FIFO is opened without waiting for a writer (never read).
         """
         # Plain os calls: a buffered file object costs several extra system calls per small object.
-        path = self._path(name)
         flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if limit is not None else 0)  # (FIFOs)
         try:
-            fd = os.open(path, flags)
+            if self._plainly_inside(name):  # no lstat first: only a link there needs checking
+                try:
+                    fd = os.open(self._prefix + name, flags | os.O_NOFOLLOW)
+                except OSError as err:
+                    if err.errno != errno.ELOOP:
+                        raise
+                    fd = os.open(self._path(name), flags)
+            else:
+                fd = os.open(self._path(name), flags)
         except (FileNotFoundError, NotADirectoryError) as err:
             raise ObjectNotFoundError(f"bucket {self.url}: object {name!r} does not exist") from err
         except OSError as err:
@@ -358,7 +366,7 @@ class LocalBucket(Bucket):
         every name.
         """
         refused: dict[int, Exception] = {}
-        as_is = self._writable_as_is
+        as_is = self._plainly_inside
         for i, name in enumerate(names):
             if as_is(name):
                 continue

@@ -1,0 +1,78 @@
+"""A batch's time budget leaves out the time its thread waited for a CPU, and only that."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+
+import pytest
+
+from airflow_ais_etl.runtime import timebudget
+from airflow_ais_etl.runtime.timebudget import TimeBudget, cpu_wait
+
+
+class _Clocks:
+    def __init__(self) -> None:
+        self.wall = 100.0
+        self.waited = 0.0
+
+
+@pytest.fixture
+def clocks(monkeypatch: pytest.MonkeyPatch) -> _Clocks:
+    fake = _Clocks()
+    monkeypatch.setattr(timebudget.time, "monotonic", lambda: fake.wall)
+    monkeypatch.setattr(timebudget, "cpu_wait", lambda: fake.waited)
+    return fake
+
+
+def test_a_wait_for_a_cpu_moves_the_deadline(clocks: _Clocks) -> None:
+    budget = TimeBudget(0.002)
+    clocks.wall += 0.001
+    assert not budget.spent()
+    clocks.wall += 0.004  # 5 ms in, 4 of them waiting for a CPU: 1 ms of the budget used
+    clocks.waited += 0.004
+    assert not budget.spent()
+    clocks.wall += 0.0009
+    assert not budget.spent()
+    clocks.wall += 0.0002  # 2.1 ms of own time
+    assert budget.spent()
+
+
+def test_time_not_spent_waiting_for_a_cpu_counts(clocks: _Clocks) -> None:
+    """A transform that sleeps or waits on the network is slow: its waits are no run-queue waits."""
+    budget = TimeBudget(0.002)
+    clocks.wall += 0.003
+    assert budget.spent()
+
+
+def test_a_wait_counted_once(clocks: _Clocks) -> None:
+    budget = TimeBudget(0.002)
+    clocks.wall += 0.003
+    clocks.waited += 0.002
+    assert not budget.spent()  # deadline moved by 2 ms, to 4 ms
+    assert not budget.spent()  # asked again: the same wait does not move it again
+    clocks.wall += 0.0011
+    assert budget.spent()
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="run-queue waits are read from Linux's /proc"
+)
+def test_cpu_wait_is_the_calling_thread_s_and_its_file_closes_with_it() -> None:
+    with open("/proc/thread-self/schedstat") as f:
+        own = int(f.read().split()[1]) / 1e9
+    mine = cpu_wait()
+    assert own <= mine < own + 0.5
+    assert cpu_wait() >= mine
+    fds_before = len(os.listdir("/proc/self/fd"))
+    seen: list[float] = []
+    for _ in range(20):
+        thread = threading.Thread(target=lambda: seen.append(cpu_wait()))
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(seen) == 20
+    assert min(seen) >= 0.0
+    assert len(os.listdir("/proc/self/fd")) <= fds_before  # each thread's schedstat closed when it ended
