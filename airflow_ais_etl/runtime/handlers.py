@@ -485,6 +485,10 @@ class _PullSteps:
         else:
             fail = _Failure(500, f"{type(exc).__name__}: {exc}", log_traceback=True)
         self.app.log.error(
-            "GET %s (batched) -> %d: %s", unquote_path(path), fail.status, fail.message, exc_info=fail.__cause__
+            "GET %s (batched) -> %d: %s",
+            unquote_path(path),
+            fail.status,
+            fail.message,
+            exc_info=fail.__cause__,
         )
         return fail.status, fail.message.encode("utf-8", "replace")
