@@ -263,8 +263,14 @@ class DirectPutGrant:
         self.tokens.revoke([origin for origin, _ in self._gateways.values()])
 
 
-def read_body(rfile: Any, headers: Any) -> Iterator[bytes]:
-    """Yield a request body framed by ``Content-Length`` or chunked encoding; raise ``EOFError`` if cut."""
+def read_body(rfile: Any, headers: Any) -> Iterator[memoryview]:
+    """Yield a request body framed by ``Content-Length`` or chunked encoding; raise ``EOFError`` if cut.
+
+    The pieces are views of one buffer, read into again for the next piece: use (or copy) each
+    before asking for the next. Receiving 64 MiB took the reading thread 11-24 ms of CPU with a
+    new 1 MiB object per piece, 10-17 ms this way (bench/README, eighth session).
+    """
+    buffer = memoryview(bytearray(_CHUNK))
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
         while True:
             line = rfile.readline(1024)
@@ -275,19 +281,19 @@ def read_body(rfile: Any, headers: Any) -> Iterator[bytes]:
                 while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
                 return
-            yield from _exactly(rfile, size)
+            yield from _exactly(rfile, size, buffer)
             rfile.readline(4)
         return
     length = headers.get("Content-Length")
     if length is None:
         raise ValueError("a direct put needs Content-Length or chunked encoding")
-    yield from _exactly(rfile, int(length))
+    yield from _exactly(rfile, int(length), buffer)
 
 
-def _exactly(rfile: Any, size: int) -> Iterator[bytes]:
+def _exactly(rfile: Any, size: int, buffer: memoryview) -> Iterator[memoryview]:
     while size > 0:
-        chunk = rfile.read(min(size, _CHUNK))
-        if not chunk:
+        got = rfile.readinto(buffer[: min(size, len(buffer))])
+        if not got:
             raise EOFError(f"body ended {size} byte(s) early")
-        size -= len(chunk)
-        yield chunk
+        size -= got
+        yield buffer[:got]

@@ -233,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def _store(self, path: str, chunks: Iterable[bytes]) -> None:
+    def _store(self, path: str, chunks: Iterable[memoryview]) -> None:
         """Write one object atomically if the request's token grants its bucket, before and at the commit."""
         _, bucket, obj = self._parse(path)
         grants, query = self.server.put_grants, query_of(path)

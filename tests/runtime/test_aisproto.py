@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -70,16 +71,32 @@ def test_calling_convention() -> None:
     assert not accepts_context(three, 2)
 
 
+def _body(rfile: io.BytesIO, headers: dict[str, str]) -> bytes:
+    return b"".join(bytes(piece) for piece in read_body(rfile, headers))  # each piece before the next
+
+
 def test_body_framing() -> None:
-    assert b"".join(read_body(io.BytesIO(b"abcdefXX"), {"Content-Length": "6"})) == b"abcdef"
+    assert _body(io.BytesIO(b"abcdefXX"), {"Content-Length": "6"}) == b"abcdef"
     chunked = io.BytesIO(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n")
-    assert b"".join(read_body(chunked, {"Transfer-Encoding": "chunked"})) == b"abcde"
+    assert _body(chunked, {"Transfer-Encoding": "chunked"}) == b"abcde"
     with pytest.raises(EOFError):
-        b"".join(read_body(io.BytesIO(b"abc"), {"Content-Length": "6"}))
+        _body(io.BytesIO(b"abc"), {"Content-Length": "6"})
     with pytest.raises(EOFError):
-        b"".join(read_body(io.BytesIO(b"5\r\nab"), {"Transfer-Encoding": "chunked"}))
+        _body(io.BytesIO(b"5\r\nab"), {"Transfer-Encoding": "chunked"})
     with pytest.raises(ValueError, match="Content-Length"):
-        b"".join(read_body(io.BytesIO(b""), {}))
+        _body(io.BytesIO(b""), {})
+
+
+def test_a_large_body_comes_in_pieces_of_one_reused_buffer() -> None:
+    data = os.urandom(3 * (1 << 20) + 5)
+    pieces = read_body(io.BytesIO(data), {"Content-Length": str(len(data))})
+    first = next(pieces)
+    buffer = first.obj
+    got = bytes(first)
+    for piece in pieces:
+        assert piece.obj is buffer  # no new object per piece
+        got += bytes(piece)
+    assert got == data
 
 
 def test_grants_cover_one_bucket_until_revoked(tmp_path: Path) -> None:
