@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SMALL_OBJECT", "STREAM_CHUNK", "ObjectTransformer"]
 
+_Outcome = tuple[int, "int | Exception"]
+"""An object's place in a take and its result's size, or its error (as ``to_bucket_many`` reports it)."""
+
+BATCH_TAKE = 32
+"""Objects the engine hands :meth:`ObjectTransformer.to_bucket_many` at once for pods that take
+batches: they are sent together, with one wait, and batches from several takes fill up."""
+
 SMALL_OBJECT = 1 << 20
 """Objects up to this size are read and written whole; larger ones are streamed in chunks."""
 STREAM_CHUNK = 1 << 20
@@ -149,26 +156,87 @@ class ObjectTransformer:
         batcher = self.batcher
         if batcher is None:
             return await self._alone(endpoint, info, dst, dst_name)
-        alone = ""
         if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
-            result = await batcher.submit(endpoint, info.name, self._batched_data(endpoint, info, dst_name))
-            if isinstance(result, Delivered):
-                if isinstance(dst, LocalBucket):  # a local stat costs less than a thread hop
-                    return _check_delivered(dst, dst_name, info.name, str(result)), True
-                return await asyncio.to_thread(_check_delivered, dst, dst_name, info.name, str(result)), True
-            if isinstance(result, bytes):
-                await _store(dst, dst_name, result)
-                return len(result), Route.ENGINE
-            alone = ALONE_HEADER  # its batch failed as a whole: this object's own request decides
+            by_engine, by_pod, _alone = await self._through_batches(endpoint, [info], dst, [dst_name], [0])
+            for outcomes, route in ((by_engine, Route.ENGINE), (by_pod, Route.DIRECT)):
+                for _i, outcome in outcomes:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    return outcome, route
+            return await self._on_its_own(endpoint, info, dst, dst_name)  # its batch failed as a whole
         async with batcher.request_slot(endpoint):
-            return await self._alone(endpoint, info, dst, dst_name, alone)
+            return await self._alone(endpoint, info, dst, dst_name)
+
+    async def _through_batches(
+        self,
+        endpoint: PodEndpoint,
+        infos: list[ObjInfo],
+        dst: Bucket,
+        dst_names: list[str],
+        indices: list[int],
+    ) -> tuple[list[_Outcome], list[_Outcome], list[int]]:
+        """Send objects ``indices`` in the pod's batches, all at once (no task per object).
+
+        Return the outcomes of those the engine wrote, of those the pod delivered by direct put, and
+        the indices of those whose batch failed as a whole (each then goes on its own). A small
+        answer is stored right in the event loop for a local directory: a thread hop per object
+        costs more than writing a few KiB to the page cache (bench/offline_bench.py).
+        """
+        batcher = self.batcher
+        assert batcher is not None
+        by_engine: list[_Outcome] = []
+        by_pod: list[_Outcome] = []
+        alone: list[int] = []
+        sent: list[tuple[int, asyncio.Future[object]]] = []
+        for i in indices:
+            try:
+                data = self._batched_data(endpoint, infos[i], dst_names[i])
+            except (AisEtlError, OSError) as exc:  # e.g. the source vanished since the listing
+                by_engine.append((i, exc))
+                continue
+            sent.append((i, batcher.submit(endpoint, infos[i].name, data)))
+        verdicts = await asyncio.gather(*(fut for _, fut in sent), return_exceptions=True)
+        local = isinstance(dst, LocalBucket)
+        for (i, _), verdict in zip(sent, verdicts, strict=True):
+            outcomes = by_pod if isinstance(verdict, Delivered) else by_engine
+            try:
+                if isinstance(verdict, Delivered):
+                    check = (dst, dst_names[i], infos[i].name, str(verdict))
+                    size = (
+                        _check_delivered(*check)
+                        if local
+                        else await asyncio.to_thread(_check_delivered, *check)
+                    )
+                elif isinstance(verdict, bytes):
+                    await _store(dst, dst_names[i], verdict)
+                    size = len(verdict)
+                elif isinstance(verdict, BaseException):
+                    raise verdict  # the object's own error (a bug goes on up)
+                else:
+                    alone.append(i)
+                    continue
+            except (AisEtlError, OSError) as exc:
+                outcomes.append((i, exc))
+            else:
+                outcomes.append((i, size))
+        return by_engine, by_pod, alone
+
+    async def _on_its_own(
+        self, endpoint: PodEndpoint, info: ObjInfo, dst: Bucket, dst_name: str
+    ) -> tuple[int, int]:
+        """Send an object whose batch failed as a whole in a request of its own, which decides it."""
+        assert self.batcher is not None
+        async with self.batcher.request_slot(endpoint):
+            return await self._alone(endpoint, info, dst, dst_name, ALONE_HEADER)
 
     def objects_per_take(self, dst: Bucket) -> int:
         """How many objects the engine hands :meth:`to_bucket_many` at once (1: one at a time).
 
         Only where the file transport may carry them: they then share messages, and one wait.
         """
-        return FILE_BATCH_OBJECTS if self.files is not None and isinstance(dst, LocalBucket) else 1
+        if self.files is not None and isinstance(dst, LocalBucket):
+            return FILE_BATCH_OBJECTS
+        return BATCH_TAKE if self.batcher is not None else 1
 
     async def to_bucket_many(
         self,
@@ -196,16 +264,30 @@ class ObjectTransformer:
                 lambda outcomes: report(outcomes, route),
             )
 
-        async def one(i: int) -> None:  # over HTTP, each in its own request
+        alone: list[int] = []
+        batcher = self.batcher
+        if rest and batcher is not None and await batcher.accepts(endpoint):
+            small = [i for i in rest if 0 <= infos[i].size <= BATCH_OBJECT]
+            if small:
+                by_engine, by_pod, alone = await self._through_batches(endpoint, infos, dst, dst_names, small)
+                for outcomes, route in ((by_engine, Route.ENGINE), (by_pod, Route.DIRECT)):
+                    if outcomes:
+                        report(outcomes, route)
+                rest = [i for i in rest if not 0 <= infos[i].size <= BATCH_OBJECT]
+
+        async def one(i: int, on_its_own: bool) -> None:  # over HTTP, in a request of its own
             try:
-                size, route = await self.to_bucket(endpoint, infos[i], dst, dst_names[i])
+                if on_its_own:
+                    size, route = await self._on_its_own(endpoint, infos[i], dst, dst_names[i])
+                else:
+                    size, route = await self.to_bucket(endpoint, infos[i], dst, dst_names[i])
             except (AisEtlError, OSError) as exc:
                 report([(i, exc)], Route.ENGINE)
             else:
                 report([(i, size)], route)
 
-        if rest:
-            await asyncio.gather(*(one(i) for i in rest))
+        if rest or alone:
+            await asyncio.gather(*(one(i, False) for i in rest), *(one(i, True) for i in alone))
 
     def _batched_data(self, endpoint: PodEndpoint, info: ObjInfo, dst_name: str) -> bytes:
         """An object's data in a batch: its bytes, or for a pull batch where its result goes (``Ais-Node-Url``)."""

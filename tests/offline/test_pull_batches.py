@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_ais_etl.dataplane.engine import OfflineOptions
-from tests.offline.conftest import mixed_objects, objects, temp_files
+from tests.offline.conftest import mixed_objects, objects, simple_tree_upper, temp_files
 from tests.offline.test_batches import FAST_THEN_SLOW, REVERSE_OR_REFUSE, abort_midway_then_resume
 
 if TYPE_CHECKING:
@@ -62,3 +62,37 @@ def test_an_abort_while_pull_batches_are_in_flight_leaves_only_complete_objects(
 ) -> None:
     api.init_code("pull-batch-abort", FAST_THEN_SLOW, comm_type="hpull://", direct_put=True, env=HTTP_ONLY)
     abort_midway_then_resume(api, "pull-batch-abort", tmp_path)
+
+
+SLOW_FOR_SOME = (
+    "import time\n\n"
+    "def transform(data):\n"
+    "    if data.startswith(b'payload 1'):\n"  # past a batch's 2 ms budget: the rest go on their own
+    "        time.sleep(0.003)\n"
+    "    if data.startswith(b'payload 17 '):\n"
+    "        raise ValueError('refused')\n"
+    "    return data.upper()\n"
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("comm_type", "direct_put"), [("hpush://", False), ("hpull://", True)], ids=["push", "pull-direct"]
+)
+def test_objects_a_batch_left_undone_go_on_their_own_and_every_object_ends_right(
+    api: AisEtl, tmp_path: Path, comm_type: str, direct_put: bool
+) -> None:
+    """Takes of many objects over HTTP: each ends written byte-exact or with its own error, whichever
+    way it went (in a batch, left undone by its batch and sent alone, or refused inside a batch)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = simple_tree_upper(src, 300)
+    etl = f"undone-{int(direct_put)}"
+    api.init_code(etl, SLOW_FOR_SOME, comm_type=comm_type, direct_put=direct_put, env=HTTP_ONLY)
+    stats = api.transform_bucket(etl, str(src), str(dst), OfflineOptions(continue_on_error=True))
+    assert [e["object"] for e in stats["errors"]] == ["o-0017.dat"]
+    assert objects(dst) == {n: p.upper() for n, p in data.items() if n != "o-0017.dat"}
+    assert temp_files(dst) == []
+    assert stats["objects"] == len(data) - 1
+    assert stats["file_objects"] == 0
+    assert stats["direct_put_objects"] == (len(data) - 1 if direct_put else 0)
+    api.stop(etl)
