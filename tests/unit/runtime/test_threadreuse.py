@@ -6,15 +6,7 @@ import threading
 import time
 
 from airflow_ais_etl.runtime.threadreuse import ReusedThreads
-
-
-def _until(check: object, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.002)
-    return False
+from tests.runtime.conftest import wait_for
 
 
 def test_a_call_after_one_that_ended_runs_on_the_same_thread() -> None:
@@ -28,7 +20,7 @@ def test_a_call_after_one_that_ended_runs_on_the_same_thread() -> None:
 
     threads.run(note)
     assert done.wait(5)
-    assert _until(lambda: threads.idle == 1)
+    assert wait_for(lambda: threads.idle == 1)
     before = threading.active_count()
     done.clear()
     threads.run(note)
@@ -50,7 +42,7 @@ def test_calls_at_once_get_threads_of_their_own() -> None:
     threads.run(meet)
     both_in.wait()  # would time out (BrokenBarrierError) if the second call waited for the first
     assert names == ["t-parallel", "t-parallel"]
-    assert _until(lambda: threads.idle == 2)
+    assert wait_for(lambda: threads.idle == 2)
 
 
 def test_an_idle_thread_ends_after_its_idle_time() -> None:
@@ -58,7 +50,7 @@ def test_an_idle_thread_ends_after_its_idle_time() -> None:
     ran = threading.Event()
     threads.run(ran.set)
     assert ran.wait(5)
-    assert _until(lambda: not any(t.name == "t-idle" for t in threading.enumerate()))
+    assert wait_for(lambda: not any(t.name == "t-idle" for t in threading.enumerate()))
     assert threads.idle == 0
 
 
@@ -76,6 +68,6 @@ def test_every_call_runs_exactly_once_while_threads_come_and_go() -> None:
         threads.run(bump, i)
         if i % 7 == 0:
             time.sleep(0.0005)  # let some threads reach their idle time
-    assert _until(lambda: sum(counts) == len(counts))
+    assert wait_for(lambda: sum(counts) == len(counts))
     assert set(counts) == {1}
-    assert _until(lambda: threads.idle == 0)
+    assert wait_for(lambda: threads.idle == 0)
