@@ -159,7 +159,8 @@ class ObjectTransformer:
         if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
             by_engine, by_pod, _alone = await self._through_batches(endpoint, [info], dst, [dst_name], [0])
             for outcomes, route in ((by_engine, Route.ENGINE), (by_pod, Route.DIRECT)):
-                for _i, outcome in outcomes:
+                if outcomes:
+                    outcome = outcomes[0][1]
                     if isinstance(outcome, Exception):
                         raise outcome
                     return outcome, route
@@ -197,7 +198,8 @@ class ObjectTransformer:
             sent.append((i, batcher.submit(endpoint, infos[i].name, data)))
         verdicts = await asyncio.gather(*(fut for _, fut in sent), return_exceptions=True)
         local = isinstance(dst, LocalBucket)
-        for (i, _), verdict in zip(sent, verdicts, strict=True):
+
+        async def finish(i: int, verdict: object) -> None:
             outcomes = by_pod if isinstance(verdict, Delivered) else by_engine
             try:
                 if isinstance(verdict, Delivered):
@@ -214,11 +216,18 @@ class ObjectTransformer:
                     raise verdict  # the object's own error (a bug goes on up)
                 else:
                     alone.append(i)
-                    continue
+                    return
             except (AisEtlError, OSError) as exc:
                 outcomes.append((i, exc))
             else:
                 outcomes.append((i, size))
+
+        answered = [(i, verdict) for (i, _), verdict in zip(sent, verdicts, strict=True)]
+        if local:  # nothing to wait for: one after another, no task each
+            for i, verdict in answered:
+                await finish(i, verdict)
+        else:  # an object store's checks and uploads wait on the network: side by side
+            await asyncio.gather(*(finish(i, verdict) for i, verdict in answered))
         return by_engine, by_pod, alone
 
     async def _on_its_own(
