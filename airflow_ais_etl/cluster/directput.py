@@ -270,8 +270,8 @@ def read_body(rfile: Any, headers: Any) -> Iterator[memoryview]:
     before asking for the next. Receiving 64 MiB took the reading thread 11-24 ms of CPU with a
     new 1 MiB object per piece, 10-17 ms this way (bench/README, eighth session).
     """
-    buffer = memoryview(bytearray(_CHUNK))
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        buffer = None
         while True:
             line = rfile.readline(1024)
             if not line.endswith(b"\n"):
@@ -281,13 +281,24 @@ def read_body(rfile: Any, headers: Any) -> Iterator[memoryview]:
                 while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
                 return
+            buffer = buffer or _buffer_for(max(size, _CHUNKED_PIECE))  # (a sender's chunks: one size)
             yield from _exactly(rfile, size, buffer)
             rfile.readline(4)
         return
     length = headers.get("Content-Length")
     if length is None:
         raise ValueError("a direct put needs Content-Length or chunked encoding")
-    yield from _exactly(rfile, int(length), buffer)
+    yield from _exactly(rfile, int(length), _buffer_for(int(length)))
+
+
+_CHUNKED_PIECE = 64 << 10
+"""The smallest buffer for a chunked body: a small first chunk must not make every later piece small."""
+
+
+def _buffer_for(size: int) -> memoryview:
+    """A buffer for pieces of a body of ``size`` bytes: no larger than it (a small object's PUT
+    zeroes no 1 MiB), at most :data:`_CHUNK`."""
+    return memoryview(bytearray(max(1, min(size, _CHUNK))))
 
 
 def _exactly(rfile: Any, size: int, buffer: memoryview) -> Iterator[memoryview]:

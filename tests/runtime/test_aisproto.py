@@ -97,6 +97,11 @@ def test_a_large_body_comes_in_pieces_of_one_reused_buffer() -> None:
         assert piece.obj is buffer  # no new object per piece
         got += bytes(piece)
     assert got == data
+    assert len(next(read_body(io.BytesIO(b"abc"), {"Content-Length": "3"})).obj) == 3  # no 1 MiB for 3 bytes
+    chunked = b"3\r\nabc\r\n" + f"{1 << 20:x}\r\n".encode() + data[: 1 << 20] + b"\r\n0\r\n\r\n"
+    pieces = [bytes(piece) for piece in read_body(io.BytesIO(chunked), {"Transfer-Encoding": "chunked"})]
+    assert b"".join(pieces) == b"abc" + data[: 1 << 20]
+    assert len(pieces) <= 1 + 16  # a small first chunk: later pieces still 64 KiB or more
 
 
 def test_grants_cover_one_bucket_until_revoked(tmp_path: Path) -> None:
