@@ -156,7 +156,7 @@ class ObjectTransformer:
         batcher = self.batcher
         if batcher is None:
             return await self._alone(endpoint, info, dst, dst_name)
-        if 0 <= info.size <= BATCH_OBJECT and await batcher.accepts(endpoint):
+        if _batchable(info) and await batcher.accepts(endpoint):
             by_engine, by_pod, _alone = await self._through_batches(endpoint, [info], dst, [dst_name], [0])
             for outcomes, route in ((by_engine, Route.ENGINE), (by_pod, Route.DIRECT)):
                 if outcomes:
@@ -241,7 +241,8 @@ class ObjectTransformer:
     def objects_per_take(self, dst: Bucket) -> int:
         """How many objects the engine hands :meth:`to_bucket_many` at once (1: one at a time).
 
-        Only where the file transport may carry them: they then share messages, and one wait.
+        Only where the file transport or the pods' batches may carry them: they then share
+        messages, and one wait.
         """
         if self.files is not None and isinstance(dst, LocalBucket):
             return FILE_BATCH_OBJECTS
@@ -276,13 +277,13 @@ class ObjectTransformer:
         alone: list[int] = []
         batcher = self.batcher
         if rest and batcher is not None and await batcher.accepts(endpoint):
-            small = [i for i in rest if 0 <= infos[i].size <= BATCH_OBJECT]
+            small = [i for i in rest if _batchable(infos[i])]
             if small:
                 by_engine, by_pod, alone = await self._through_batches(endpoint, infos, dst, dst_names, small)
                 for outcomes, route in ((by_engine, Route.ENGINE), (by_pod, Route.DIRECT)):
                     if outcomes:
                         report(outcomes, route)
-                rest = [i for i in rest if not 0 <= infos[i].size <= BATCH_OBJECT]
+                rest = [i for i in rest if not _batchable(infos[i])]
 
         async def one(i: int, on_its_own: bool) -> None:  # over HTTP, in a request of its own
             try:
@@ -339,6 +340,11 @@ class ObjectTransformer:
             resp.close()
             raise
         return written
+
+
+def _batchable(info: ObjInfo) -> bool:
+    """Whether an object may travel in a batch (its size known and small)."""
+    return 0 <= info.size <= BATCH_OBJECT
 
 
 async def _store(dst: Bucket, dst_name: str, data: bytes) -> None:
