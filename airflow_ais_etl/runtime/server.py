@@ -35,6 +35,7 @@ from airflow_ais_etl.runtime.handlers import BATCH_KEY
 from airflow_ais_etl.runtime.http1.batchwire import ALONE
 from airflow_ais_etl.runtime.httpserver import RECV_SIZE, Connection
 from airflow_ais_etl.runtime.threadreuse import ReusedThreads
+from airflow_ais_etl.runtime.timebudget import cpu_wait
 
 if TYPE_CHECKING:
     import logging
@@ -48,8 +49,11 @@ DEFER_LIMIT = 5
 DEFER_SECONDS = 0.002
 INLINE_BODY_LIMIT = 256 * 1024  # larger bodies are read by a connection thread
 IDLE_SWEEP_SECONDS = 10.0
-SLOW_INLINE_SECONDS = 0.005  # an inline answer this slow sends PUTs to threads for a while
+SLOW_INLINE_SECONDS = 0.005
+"""An inline answer this slow, not counting the loop's waits for a CPU, sends PUTs to threads for a while."""
 THREADED_SPELL_SECONDS = 1.0
+"""How long PUTs go to threads after a slow answer, and how long answers are measured after one that
+took as long but may have waited for a CPU."""
 _NO_WAIT = socket.MSG_DONTWAIT
 
 
@@ -91,6 +95,7 @@ class Worker:
         self.board_slot = slot
         self.inline_put = inline_capable(app)
         self.threaded_until = 0.0  # PUTs go to threads until then (the transform proved slow)
+        self.measured_until = 0.0  # inline answers leave out the loop's waits for a CPU until then
         on_count = (lambda n: board.set(slot, n)) if board is not None else None
         self.registry = ConnectionRegistry(on_count)
         self.threads = ReusedThreads("ais-etl-conn")
@@ -296,6 +301,7 @@ class Worker:
             conn.out = []
             self.current = conn
             started = time.monotonic()
+            waited = cpu_wait() if started < self.measured_until else None
             try:
                 keep = answer(self.app, conn, req, self.log)
             finally:
@@ -303,13 +309,28 @@ class Worker:
                 out, conn.out = conn.out, None
             took = time.monotonic() - started
             if took > SLOW_INLINE_SECONDS:
-                # A slow transform would hold up every other connection of this worker.
-                self.threaded_until = started + took + THREADED_SPELL_SECONDS
+                self._took_long(started, took, waited)
             slot.pending = [memoryview(b) for b in out if len(b)]
             if not keep:
                 conn.close_after = True
             if not self._finish(slot):
                 return
+
+    def _took_long(self, started: float, took: float, waited: float | None) -> None:
+        """Send PUTs to threads for a while if an answer was slow by itself: a slow transform would
+        hold up every other connection of this worker.
+
+        ``waited``: the loop's CPU wait before the answer, if it was measured. The first long answer
+        only starts a spell of measured ones: on a busy machine a scheduler slice in the middle of a
+        20 us echo took as long, and sent a worker's PUTs to threads for a second, a third slower
+        (bench/README, ninth session); measuring every answer costs a system call each.
+        """
+        until = started + took + THREADED_SPELL_SECONDS
+        if waited is None:
+            self.measured_until = until
+        elif took - (cpu_wait() - waited) > SLOW_INLINE_SECONDS:
+            self.threaded_until = until
+            self.measured_until = 0.0
 
     def _put_inline(self, req: Request) -> bool:
         batch = req.headers.get(BATCH_KEY)
