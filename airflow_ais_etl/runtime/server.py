@@ -322,7 +322,7 @@ class Worker:
 
         ``waited``: the loop's CPU wait before the answer, if it was measured. The first long answer
         only starts a spell of measured ones: on a busy machine a scheduler slice in the middle of a
-        20 us echo took as long, and sent a worker's PUTs to threads for a second, a third slower
+        20 us echo took as long, and sent a worker's PUTs to threads for a second, up to a quarter slower
         (bench/README, ninth session); measuring every answer costs a system call each.
         """
         until = started + took + THREADED_SPELL_SECONDS
