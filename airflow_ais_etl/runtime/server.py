@@ -35,7 +35,7 @@ from airflow_ais_etl.runtime.handlers import BATCH_KEY
 from airflow_ais_etl.runtime.http1.batchwire import ALONE
 from airflow_ais_etl.runtime.httpserver import RECV_SIZE, Connection
 from airflow_ais_etl.runtime.threadreuse import ReusedThreads
-from airflow_ais_etl.runtime.timebudget import cpu_wait
+from airflow_ais_etl.runtime.timebudget import TimeBudget
 
 if TYPE_CHECKING:
     import logging
@@ -301,7 +301,7 @@ class Worker:
             conn.out = []
             self.current = conn
             started = time.monotonic()
-            waited = cpu_wait() if started < self.measured_until else None
+            measured = TimeBudget(SLOW_INLINE_SECONDS) if started < self.measured_until else None
             try:
                 keep = answer(self.app, conn, req, self.log)
             finally:
@@ -309,26 +309,27 @@ class Worker:
                 out, conn.out = conn.out, None
             took = time.monotonic() - started
             if took > SLOW_INLINE_SECONDS:
-                self._took_long(started, took, waited)
+                self._took_long(started + took, measured)
             slot.pending = [memoryview(b) for b in out if len(b)]
             if not keep:
                 conn.close_after = True
             if not self._finish(slot):
                 return
 
-    def _took_long(self, started: float, took: float, waited: float | None) -> None:
-        """Send PUTs to threads for a while if an answer was slow by itself: a slow transform would
-        hold up every other connection of this worker.
+    def _took_long(self, ended: float, measured: TimeBudget | None) -> None:
+        """Send PUTs to threads for a while if an answer that ended at ``ended`` was slow by itself:
+        a slow transform would hold up every other connection of this worker.
 
-        ``waited``: the loop's CPU wait before the answer, if it was measured. The first long answer
-        only starts a spell of measured ones: on a busy machine a scheduler slice in the middle of a
-        20 us echo took as long, and sent a worker's PUTs to threads for a second, up to a quarter slower
-        (bench/README, ninth session); measuring every answer costs a system call each.
+        ``measured``: the answer's budget of :data:`SLOW_INLINE_SECONDS` without the loop's waits for
+        a CPU, if it was measured. The first long answer only starts a spell of measured ones: on a
+        busy machine a scheduler slice in the middle of a 20 us echo took as long, and sent a worker's
+        PUTs to threads for a second, up to a quarter slower (bench/README, ninth session);
+        measuring every answer costs a system call each.
         """
-        until = started + took + THREADED_SPELL_SECONDS
-        if waited is None:
+        until = ended + THREADED_SPELL_SECONDS
+        if measured is None:
             self.measured_until = until
-        elif took - (cpu_wait() - waited) > SLOW_INLINE_SECONDS:
+        elif measured.spent():
             self.threaded_until = until
             self.measured_until = 0.0
 

@@ -1,12 +1,12 @@
-"""A batch's time budget that does not count the time its thread waited for a CPU.
+"""A time budget that does not count the time its thread waited for a CPU.
 
 Why: a batch stops after its budget so that a slow transform's objects go one per request, in
 parallel; the engine then sends that pod single objects for a while. On a busy machine a thread
 can wait a scheduler slice or more for a CPU in the middle of a batch of fast objects: that wait
 says nothing about the transform, yet it used to end batches of 4 KiB echo objects within their
-2 ms and halve a job's throughput (bench/README, eighth session). Linux tells each thread how
-long it waited on a run queue (``/proc/thread-self/schedstat``); elsewhere the budget is plain
-wall time, as before.
+2 ms and halve a job's throughput (bench/README, eighth session). The pods' event loops measure
+a long inline answer the same way (``runtime.server``). Linux tells each thread how long it waited
+on a run queue (``/proc/thread-self/schedstat``); elsewhere the budget is plain wall time.
 """
 
 from __future__ import annotations

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ais_etl.runtime import server
+from airflow_ais_etl.runtime import timebudget
 from airflow_ais_etl.runtime.server import SLOW_INLINE_SECONDS, THREADED_SPELL_SECONDS, Worker
+from airflow_ais_etl.runtime.timebudget import TimeBudget
 
 
-class _Waits:
-    """The loop thread's CPU wait so far (``timebudget.cpu_wait``), set by the test."""
+class _Clocks:
+    """The loop thread's wall clock and its CPU wait so far (``timebudget.cpu_wait``), set by the test."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.wall = 100.0
+        self.waited = 2.0
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> _Waits:
-    fake = _Waits()
-    monkeypatch.setattr(server, "cpu_wait", lambda: fake.seconds)
+def clocks(monkeypatch: pytest.MonkeyPatch) -> _Clocks:
+    fake = _Clocks()
+    monkeypatch.setattr(timebudget.time, "monotonic", lambda: fake.wall)
+    monkeypatch.setattr(timebudget, "cpu_wait", lambda: fake.waited)
     return fake
 
 
@@ -29,32 +32,41 @@ def _worker() -> Worker:
     return worker
 
 
-def test_a_first_long_answer_only_starts_measuring(waits: _Waits) -> None:
+def _measured_answer(clocks: _Clocks, took: float, waited: float) -> TimeBudget:
+    """The budget of an answer that took ``took`` seconds, ``waited`` of them waiting for a CPU."""
+    budget = TimeBudget(SLOW_INLINE_SECONDS)
+    clocks.wall += took
+    clocks.waited += waited
+    return budget
+
+
+def test_a_first_long_answer_only_starts_measuring(clocks: _Clocks) -> None:
     worker = _worker()
-    worker._took_long(100.0, 0.010, None)
+    worker._took_long(100.010, None)
     assert worker.threaded_until == 0.0  # PUTs stay inline
     assert worker.measured_until == pytest.approx(100.010 + THREADED_SPELL_SECONDS)
 
 
-def test_a_measured_answer_held_up_by_a_wait_for_a_cpu_is_not_slow(waits: _Waits) -> None:
+def test_a_measured_answer_held_up_by_a_wait_for_a_cpu_is_not_slow(clocks: _Clocks) -> None:
     worker = _worker()
-    worker._took_long(100.0, 0.010, None)
-    waits.seconds = 2.008  # 8 ms of waiting for a CPU during the next long answer
-    worker._took_long(100.5, 0.010, 2.000)  # 10 ms, 2 of them its own
-    worker._took_long(100.6, 0.0079 + SLOW_INLINE_SECONDS, 2.000)  # just under the limit of its own
+    worker._took_long(100.010, None)
+    worker._took_long(clocks.wall, _measured_answer(clocks, 0.010, 0.008))  # 10 ms, 2 of them its own
+    # just under the limit of its own
+    worker._took_long(clocks.wall, _measured_answer(clocks, 0.0079 + SLOW_INLINE_SECONDS, 0.008))
     assert worker.threaded_until == 0.0
     assert worker.measured_until == pytest.approx(100.010 + THREADED_SPELL_SECONDS)
 
 
-def test_a_measured_answer_slow_by_itself_sends_puts_to_threads(waits: _Waits) -> None:
+def test_a_measured_answer_slow_by_itself_sends_puts_to_threads(clocks: _Clocks) -> None:
     worker = _worker()
-    worker._took_long(100.0, 0.300, None)
-    waits.seconds = 2.001  # 1 ms of waiting: a transform that computes or sleeps
-    worker._took_long(100.5, 0.300, 2.000)
+    worker._took_long(100.300, None)
+    clocks.wall = 100.5
+    measured = _measured_answer(clocks, 0.300, 0.001)  # a transform that computes or sleeps
+    worker._took_long(clocks.wall, measured)
     assert worker.threaded_until == pytest.approx(100.8 + THREADED_SPELL_SECONDS)
     assert worker.measured_until == 0.0  # the next long answer after the spell starts over
 
 
 def test_the_real_wait_is_the_calling_threads_and_only_grows() -> None:
-    first = server.cpu_wait()
-    assert 0.0 <= first <= server.cpu_wait()
+    first = timebudget.cpu_wait()
+    assert 0.0 <= first <= timebudget.cpu_wait()
