@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
+from time import monotonic
 
 __all__ = ["TimeBudget", "cpu_wait"]
 
@@ -60,12 +60,12 @@ class TimeBudget:
     """
 
     def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
+        self.deadline = monotonic() + seconds
         self._waited = cpu_wait()
 
     def spent(self) -> bool:
         """Whether the budget is used up."""
-        now = time.monotonic()
+        now = monotonic()
         if now <= self.deadline:
             return False
         waited = cpu_wait()

@@ -20,7 +20,7 @@ class _Clocks:
 @pytest.fixture
 def clocks(monkeypatch: pytest.MonkeyPatch) -> _Clocks:
     fake = _Clocks()
-    monkeypatch.setattr(timebudget.time, "monotonic", lambda: fake.wall)
+    monkeypatch.setattr(timebudget, "monotonic", lambda: fake.wall)  # this module's clock only
     monkeypatch.setattr(timebudget, "cpu_wait", lambda: fake.waited)
     return fake
 
