@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from airflow_ais_etl.runtime import timebudget
 from airflow_ais_etl.runtime.server import SLOW_INLINE_SECONDS, THREADED_SPELL_SECONDS, Worker
 from airflow_ais_etl.runtime.timebudget import TimeBudget
 
-
-class _Clocks:
-    """The loop thread's wall clock and its CPU wait so far (``timebudget.cpu_wait``), set by the test."""
-
-    def __init__(self) -> None:
-        self.wall = 100.0
-        self.waited = 2.0
-
-
-@pytest.fixture
-def clocks(monkeypatch: pytest.MonkeyPatch) -> _Clocks:
-    fake = _Clocks()
-    monkeypatch.setattr(timebudget, "monotonic", lambda: fake.wall)  # this module's clock only
-    monkeypatch.setattr(timebudget, "cpu_wait", lambda: fake.waited)
-    return fake
+if TYPE_CHECKING:
+    from tests.unit.runtime.conftest import FakeClocks
 
 
 def _worker() -> Worker:
@@ -32,7 +21,7 @@ def _worker() -> Worker:
     return worker
 
 
-def _measured_answer(clocks: _Clocks, took: float, waited: float) -> TimeBudget:
+def _measured_answer(clocks: FakeClocks, took: float, waited: float) -> TimeBudget:
     """The budget of an answer that took ``took`` seconds, ``waited`` of them waiting for a CPU."""
     budget = TimeBudget(SLOW_INLINE_SECONDS)
     clocks.wall += took
@@ -40,14 +29,14 @@ def _measured_answer(clocks: _Clocks, took: float, waited: float) -> TimeBudget:
     return budget
 
 
-def test_a_first_long_answer_only_starts_measuring(clocks: _Clocks) -> None:
+def test_a_first_long_answer_only_starts_measuring(clocks: FakeClocks) -> None:
     worker = _worker()
     worker._took_long(100.010, None)
     assert worker.threaded_until == 0.0  # PUTs stay inline
     assert worker.measured_until == pytest.approx(100.010 + THREADED_SPELL_SECONDS)
 
 
-def test_a_measured_answer_held_up_by_a_wait_for_a_cpu_is_not_slow(clocks: _Clocks) -> None:
+def test_a_measured_answer_held_up_by_a_wait_for_a_cpu_is_not_slow(clocks: FakeClocks) -> None:
     worker = _worker()
     worker._took_long(100.010, None)
     worker._took_long(clocks.wall, _measured_answer(clocks, 0.010, 0.008))  # 10 ms, 2 of them its own
@@ -57,7 +46,7 @@ def test_a_measured_answer_held_up_by_a_wait_for_a_cpu_is_not_slow(clocks: _Cloc
     assert worker.measured_until == pytest.approx(100.010 + THREADED_SPELL_SECONDS)
 
 
-def test_a_measured_answer_slow_by_itself_sends_puts_to_threads(clocks: _Clocks) -> None:
+def test_a_measured_answer_slow_by_itself_sends_puts_to_threads(clocks: FakeClocks) -> None:
     worker = _worker()
     worker._took_long(100.300, None)
     clocks.wall = 100.5

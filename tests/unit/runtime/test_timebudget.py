@@ -6,28 +6,18 @@ import gc
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_ais_etl.runtime import timebudget
 from airflow_ais_etl.runtime.timebudget import TimeBudget, cpu_wait
 
-
-class _Clocks:
-    def __init__(self) -> None:
-        self.wall = 100.0
-        self.waited = 0.0
+if TYPE_CHECKING:
+    from tests.unit.runtime.conftest import FakeClocks
 
 
-@pytest.fixture
-def clocks(monkeypatch: pytest.MonkeyPatch) -> _Clocks:
-    fake = _Clocks()
-    monkeypatch.setattr(timebudget, "monotonic", lambda: fake.wall)  # this module's clock only
-    monkeypatch.setattr(timebudget, "cpu_wait", lambda: fake.waited)
-    return fake
-
-
-def test_a_wait_for_a_cpu_moves_the_deadline(clocks: _Clocks) -> None:
+def test_a_wait_for_a_cpu_moves_the_deadline(clocks: FakeClocks) -> None:
     budget = TimeBudget(0.002)
     clocks.wall += 0.001
     assert not budget.spent()
@@ -40,14 +30,14 @@ def test_a_wait_for_a_cpu_moves_the_deadline(clocks: _Clocks) -> None:
     assert budget.spent()
 
 
-def test_time_not_spent_waiting_for_a_cpu_counts(clocks: _Clocks) -> None:
+def test_time_not_spent_waiting_for_a_cpu_counts(clocks: FakeClocks) -> None:
     """A transform that sleeps or waits on the network is slow: its waits are no run-queue waits."""
     budget = TimeBudget(0.002)
     clocks.wall += 0.003
     assert budget.spent()
 
 
-def test_a_wait_counted_once(clocks: _Clocks) -> None:
+def test_a_wait_counted_once(clocks: FakeClocks) -> None:
     budget = TimeBudget(0.002)
     clocks.wall += 0.003
     clocks.waited += 0.002
